@@ -1,0 +1,112 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using ModelAsData.Core.Onnx;
+
+namespace ModelAsData.Core;
+
+/// <summary>
+/// Which column feeds each feature slot of a model (see <see cref="ModelScorer"/>). Written by users as JSON: each
+/// model input to a column, or to a list of columns for an <c>[N, k]</c> input:
+/// <c>{"float_input": ["sepal_length", "sepal_width", "petal_length", "petal_width"]}</c>.
+/// </summary>
+public sealed class FeatureMapping
+{
+    private FeatureMapping(IReadOnlyList<string> slotColumns, JsonObject json)
+    {
+        SlotColumns = slotColumns;
+        Json = json;
+    }
+
+    /// <summary>The source column of each slot, as the table spells it.</summary>
+    public IReadOnlyList<string> SlotColumns { get; }
+
+    /// <summary>The mapping in its JSON form, with the table's spelling of every column.</summary>
+    public JsonObject Json { get; }
+
+    /// <summary>
+    /// Maps a model's inputs to a table's columns: by <paramref name="mapping"/> when given, else by the model's
+    /// metadata key <c>features</c> (same form), else each input to the column of its own name. Column names match
+    /// case-insensitively. A mismatch throws a message that names the input, what it needs and what the table has.
+    /// </summary>
+    public static FeatureMapping Resolve(ModelSignature signature, string model, JsonObject? mapping, IReadOnlyList<string> tableColumns)
+    {
+        var byName = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var column in tableColumns)
+        {
+            byName.TryAdd(column, column);
+        }
+
+        var slots = new List<string>(signature.FeatureCount);
+        var json = new JsonObject();
+        foreach (var input in signature.Inputs)
+        {
+            var wanted = Wanted(input, mapping);
+            if (wanted.Count != input.Width)
+            {
+                var how = mapping?.ContainsKey(input.Name) == true
+                    ? $"the mapping gives {wanted.Count} column(s)"
+                    : $"the table has no column '{input.Name}'";
+                throw new ModelAsDataException(ErrorCode.FeatureMismatch,
+                    $"Model '{model}' input {ModelSignature.Describe(input)} takes {input.Width} value(s) per row, but {how}. " +
+                    $"Map it with features => '{{\"{input.Name}\": [{(input.Width == 1 ? "\"column\"" : "\"column1\", \"column2\", ...")}]}}'. " +
+                    $"Columns: {string.Join(", ", tableColumns)}.");
+            }
+
+            var resolved = new JsonArray();
+            foreach (var column in wanted)
+            {
+                if (!byName.TryGetValue(column, out var actual))
+                {
+                    throw new ModelAsDataException(ErrorCode.FeatureMismatch,
+                        $"Model '{model}' input '{input.Name}' is mapped to column '{column}', which the table does not have. Columns: {string.Join(", ", tableColumns)}.");
+                }
+
+                slots.Add(actual);
+                resolved.Add(actual);
+            }
+
+            json[input.Name] = resolved;
+        }
+
+        var unknown = mapping?.Select(p => p.Key).Where(k => signature.Inputs.All(i => i.Name != k)).ToList();
+        if (unknown is { Count: > 0 })
+        {
+            throw new ModelAsDataException(ErrorCode.FeatureMismatch,
+                $"The mapping names {string.Join(", ", unknown.Select(u => $"'{u}'"))}, which model '{model}' does not take; its inputs: {signature.DescribeInputs()}.");
+        }
+
+        return new FeatureMapping(slots, json);
+    }
+
+    /// <summary>Parses a mapping given as JSON text; null or blank means none.</summary>
+    public static JsonObject? Parse(string? json)
+    {
+        if (string.IsNullOrWhiteSpace(json))
+        {
+            return null;
+        }
+
+        try
+        {
+            return JsonNode.Parse(json) as JsonObject
+                ?? throw new ModelAsDataException(ErrorCode.InvalidArgument, $"Features must be a JSON object such as {{\"float_input\": [\"a\", \"b\"]}}; got {json}.");
+        }
+        catch (JsonException e)
+        {
+            throw new ModelAsDataException(ErrorCode.InvalidArgument, $"Features are not valid JSON ({e.Message}): {json}", e);
+        }
+    }
+
+    private static List<string> Wanted(InputSpec input, JsonObject? mapping)
+    {
+        var node = mapping?[input.Name];
+        return node switch
+        {
+            null when mapping?.ContainsKey(input.Name) != true => [input.Name],
+            JsonValue value when value.TryGetValue<string>(out var column) => [column],
+            JsonArray array => array.Select(e => e?.GetValue<string>() ?? "").ToList(),
+            _ => throw new ModelAsDataException(ErrorCode.InvalidArgument,
+                $"The mapping of input '{input.Name}' must be a column name or a list of column names; got {node?.ToJsonString() ?? "null"}."),
+        };
+    }
+}

@@ -1,0 +1,98 @@
+using System.Security.Cryptography;
+using Microsoft.ML.OnnxRuntime;
+
+namespace ModelAsData.Core.Onnx;
+
+/// <summary>
+/// One model version loaded into ONNX Runtime, with its signature and the columns its predictions decode into.
+/// Thread-safe: many <see cref="ModelScorer"/>s, one per thread, may score with it at once. Owns the native session;
+/// dispose it when no scorer uses it any more.
+/// </summary>
+public sealed class OnnxModel : IDisposable
+{
+    private OnnxModel(InferenceSession session, string sha256, ModelSignature signature, int maxBatch)
+    {
+        Session = session;
+        Sha256 = sha256;
+        Signature = signature;
+        MaxBatchSize = maxBatch;
+    }
+
+    /// <summary>Lower-case hex sha256 of the bytes as pushed (before any rewrite).</summary>
+    public string Sha256 { get; }
+
+    public ModelSignature Signature { get; }
+
+    /// <summary>The most rows one call may score: 1 for a model whose inputs fix the batch to 1.</summary>
+    public int MaxBatchSize { get; }
+
+    internal InferenceSession Session { get; }
+
+    /// <summary>
+    /// Loads a model from its bytes. A model ONNX Runtime cannot load throws <see cref="ErrorCode.InvalidModel"/>
+    /// with ONNX Runtime's reason.
+    /// </summary>
+    public static OnnxModel Load(byte[] onnx, ScoringOptions? options = null)
+    {
+        options ??= ScoringOptions.Default;
+        var sha256 = Convert.ToHexStringLower(SHA256.HashData(onnx));
+        if (onnx.Length == 0)
+        {
+            throw new ModelAsDataException(ErrorCode.InvalidModel, "The model is empty (0 bytes): give the path of an .onnx file.");
+        }
+
+        if (onnx.LongLength > options.MaxModelBytes)
+        {
+            throw new ModelAsDataException(ErrorCode.InvalidModel,
+                $"The model is {onnx.LongLength:N0} bytes; the limit is {options.MaxModelBytes:N0}. Raise it with MAD_MAX_MODEL_BYTES if this is intended.");
+        }
+
+        var (bytes, classes) = ZipMapRemover.Rewrite(onnx);
+        OnnxRuntimeSetup.EnsureInitialised();
+        InferenceSession session;
+        using (var sessionOptions = CreateSessionOptions(options))
+        {
+            try
+            {
+                session = new InferenceSession(bytes, sessionOptions);
+            }
+            catch (OnnxRuntimeException e)
+            {
+                throw new ModelAsDataException(ErrorCode.InvalidModel, $"ONNX Runtime cannot load the model: {e.Message}", e);
+            }
+        }
+
+        try
+        {
+            var (signature, maxBatch) = SignatureReader.Read(session, classes);
+            return new OnnxModel(session, sha256, signature, maxBatch);
+        }
+        catch
+        {
+            session.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>A scorer with buffers for up to <paramref name="capacity"/> rows (capped at <see cref="MaxBatchSize"/>).</summary>
+    public ModelScorer CreateScorer(int capacity) => new(this, Math.Clamp(capacity, 1, MaxBatchSize));
+
+    /// <summary>A batch size that suits the model: wide inputs (images) score best in small batches, tabular ones in large.</summary>
+    public int PreferredBatchSize => Math.Min(MaxBatchSize, Math.Clamp(65_536 / Math.Max(1, Signature.FeatureCount), 16, 1024));
+
+    public void Dispose() => Session.Dispose();
+
+    private static SessionOptions CreateSessionOptions(ScoringOptions options)
+    {
+        var sessionOptions = new SessionOptions
+        {
+            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+            IntraOpNumThreads = options.IntraOpThreads,
+            InterOpNumThreads = 1,
+            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+        };
+        // Spinning intra-op threads take CPU from the database on a shared machine (see shared/LIMITS.md).
+        sessionOptions.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
+        return sessionOptions;
+    }
+}
