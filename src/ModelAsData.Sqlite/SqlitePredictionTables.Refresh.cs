@@ -15,8 +15,6 @@ namespace ModelAsData.Sqlite;
 /// </summary>
 public sealed partial class SqlitePredictionTables
 {
-    private const int ProgressEvery = 16_384;
-
     public async Task<RefreshResult> RefreshAsync(string name, IProgress<RefreshProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         var started = Stopwatch.GetTimestamp();
@@ -35,7 +33,7 @@ public sealed partial class SqlitePredictionTables
 
         using var transaction = Connection.BeginTransaction(deferred: false);
         await Connection.ExecuteAsync(new CommandDefinition($"DELETE FROM {SqliteDatabase.Quote(table.OutputTable)}", transaction: transaction, cancellationToken: cancellationToken));
-        var (rows, failed) = ScoreInto(table, model, version.Version, mapping, transaction, total, progress, cancellationToken);
+        var (rows, failed) = await ScoreIntoAsync(table, model, version.Version, mapping, transaction, total, progress, cancellationToken);
         await Connection.ExecuteAsync(new CommandDefinition(SqliteTableSql.Refreshed,
             new { name, at = SqliteTime.Now(), version = version.Version, rows, failed }, transaction, cancellationToken: cancellationToken));
         transaction.Commit();
@@ -43,7 +41,11 @@ public sealed partial class SqlitePredictionTables
         return new RefreshResult(name, version, rows, failed, Stopwatch.GetElapsedTime(started));
     }
 
-    private (long Rows, long Failed) ScoreInto(PredictionTable table, OnnxModel model, int version, FeatureMapping mapping,
+    /// <summary>
+    /// Reads, scores and writes in batches. Scoring a batch runs on the thread pool while this thread writes the
+    /// previous batch and reads the next, so the model and SQLite work at the same time; two scorers take turns.
+    /// </summary>
+    private async Task<(long Rows, long Failed)> ScoreIntoAsync(PredictionTable table, OnnxModel model, int version, FeatureMapping mapping,
         SqliteTransaction transaction, long total, IProgress<RefreshProgress>? progress, CancellationToken cancellationToken)
     {
         var featureColumns = mapping.SlotColumns.Distinct(StringComparer.Ordinal).ToList();
@@ -52,45 +54,63 @@ public sealed partial class SqlitePredictionTables
         select.Transaction = transaction;
         select.CommandText = $"SELECT {string.Join(", ", table.Key.Concat(featureColumns).Select(SqliteDatabase.Quote))} FROM {SqliteDatabase.Quote(table.Source)}";
         using var writer = new OutputWriter(Connection, transaction, table, version);
-        using var scorer = model.CreateScorer(model.PreferredBatchSize);
-        var batch = new PendingRows(scorer.Capacity, table.Key.Count);
+        using var first = model.CreateScorer(model.PreferredBatchSize);
+        using var second = model.CreateScorer(model.PreferredBatchSize);
+        (ModelScorer Scorer, PendingRows Rows)[] turns = [(first, new PendingRows(first.Capacity, table.Key.Count)), (second, new PendingRows(second.Capacity, table.Key.Count))];
         long rows = 0, failed = 0;
+        Task<ScoredBatch>? scoring = null;
+        PendingRows? scoringRows = null;
         using var reader = select.ExecuteReader();
-        while (true)
+        for (var turn = 0; ; turn ^= 1)
         {
-            var more = reader.Read();
-            if (more)
+            var (scorer, batch) = turns[turn];
+            scorer.Clear();
+            batch.Clear();
+            var more = ReadBatch(reader, scorer, batch, slotOrdinal, mapping);
+            if (scoring is not null)
             {
-                var row = batch.Add(reader);
-                if (FillRow(scorer, reader, slotOrdinal, mapping) is { } error)
-                {
-                    batch.Fail(row, error);
-                }
-                else
-                {
-                    batch.Scored(row, scorer.Count);
-                    scorer.EndRow();
-                }
+                failed += writer.Write(scoringRows!, await scoring);
+                rows += scoringRows!.Count;
+                progress?.Report(new RefreshProgress(rows, Math.Max(total, rows)));
             }
 
-            if (scorer.IsFull || batch.IsFull || (!more && batch.Count > 0))
-            {
-                var scored = scorer.Score(cancellationToken);
-                failed += writer.Write(batch, scored);
-                rows += batch.Count;
-                batch.Clear();
-                scorer.Clear();
-                if (rows % ProgressEvery < scorer.Capacity)
-                {
-                    progress?.Report(new RefreshProgress(rows, Math.Max(total, rows)));
-                }
-            }
-
+            (scoring, scoringRows) = batch.Count > 0 ? (Task.Run(() => scorer.Score(cancellationToken), cancellationToken), batch) : (null, null);
             if (!more)
             {
+                if (scoring is not null)
+                {
+                    failed += writer.Write(scoringRows!, await scoring);
+                    rows += scoringRows!.Count;
+                }
+
                 return (rows, failed);
             }
         }
+    }
+
+    /// <summary>Reads rows until the scorer or the batch is full; returns whether the source may have more.</summary>
+    private static bool ReadBatch(SqliteDataReader reader, ModelScorer scorer, PendingRows batch, int[] slotOrdinal, FeatureMapping mapping)
+    {
+        while (!scorer.IsFull && !batch.IsFull)
+        {
+            if (!reader.Read())
+            {
+                return false;
+            }
+
+            var row = batch.Add(reader);
+            if (FillRow(scorer, reader, slotOrdinal, mapping) is { } error)
+            {
+                batch.Fail(row, error);
+            }
+            else
+            {
+                batch.Scored(row, scorer.Count);
+                scorer.EndRow();
+            }
+        }
+
+        return true;
     }
 
     /// <summary>Puts one source row's features into the scorer; returns the error that stops it, naming the column.</summary>
