@@ -165,8 +165,8 @@ public sealed partial class SqliteModelRegistry : IModelRegistry
     private Task<int> Execute(string sql, object parameters, SqliteTransaction transaction, CancellationToken cancellationToken) =>
         Connection.ExecuteAsync(Command(sql, parameters, transaction, cancellationToken));
 
-    private static CommandDefinition Command(string sql, object? parameters, SqliteTransaction? transaction, CancellationToken cancellationToken) =>
-        new(sql, parameters, transaction, cancellationToken: cancellationToken);
+    private CommandDefinition Command(string sql, object? parameters, SqliteTransaction? transaction, CancellationToken cancellationToken) =>
+        new(sql, parameters, transaction ?? SqliteDatabase.OpenTransaction(Connection), cancellationToken: cancellationToken);
 
     private sealed record AliasRow(string Model, string Alias, long Version);
 
