@@ -37,6 +37,15 @@ public sealed class SqliteModelRegistryTests
     }
 
     [Fact]
+    public async Task List_of_an_empty_registry_is_empty()
+    {
+        await using var db = await TempDatabase.CreateAsync();
+        Assert.Empty(await db.Registry.ListAsync());
+        await db.PushAsync("iris", RandomForest);
+        Assert.Equal(["iris"], (await db.Registry.ListAsync()).Select(m => m.Model));
+    }
+
+    [Fact]
     public async Task Versions_increment_per_model()
     {
         await using var db = await TempDatabase.CreateAsync();
