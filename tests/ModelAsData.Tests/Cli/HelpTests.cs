@@ -20,6 +20,11 @@ public sealed class HelpTests
         // The root command is named after the process (mad in production, the test host here): check the verb path.
         var usage = result.Output[result.Output.IndexOf("Usage:", StringComparison.Ordinal)..].Split('\n')[1];
         Assert.Contains(verb, usage);
+        if (verb.Length == 0)
+        {
+            Assert.Contains("Commands:", result.Output);
+            Assert.Contains("demo", result.Output);
+        }
         Assert.Contains("--db", result.Output);
         Assert.DoesNotContain("error:", result.Output);
     }

@@ -49,6 +49,22 @@ public sealed class SqlitePredictFunctionsTests
     }
 
     [Fact]
+    public async Task Predict_works_on_an_in_memory_connection_whose_registry_the_user_migrated()
+    {
+        await using var connection = new SqliteConnection("Data Source=:memory:");
+        await connection.OpenAsync();
+        await using var registry = new SqliteModelRegistry(connection);
+        await registry.MigrateAsync();
+        await registry.PushAsync("gbr", TestModels.ExternalBytes("skl2onnx_2018_gbr_batch1.onnx"), []);
+        SqlitePredictFunctions.Register(connection);
+
+        var values = Row(connection, "SELECT predict('gbr', 0, 1), predict('gbr@1', 1, 1), predict('gbr', 2, 0)");
+        Assert.Equal(61.120003, (double)values[0]!, 1e-4);
+        Assert.Equal(31.310001, (double)values[1]!, 1e-4);
+        Assert.Equal(47.57, (double)values[2]!, 1e-4);
+    }
+
+    [Fact]
     public async Task Predict_works_inside_the_users_transaction()
     {
         await using var db = await TempDatabase.CreateAsync();

@@ -374,6 +374,22 @@ public sealed class SqlitePredictionTablesTests
         Assert.Equal(["region", "n"], db.Rows("SELECT name FROM pragma_table_info('mad_out_obs_scores') WHERE pk > 0 ORDER BY pk").Select(r => r["name"]));
     }
 
+    [Fact]
+    public async Task Decoded_columns_that_clash_with_a_key_column_are_renamed()
+    {
+        await using var db = await TempDatabase.CreateAsync();
+        await db.PushAsync("iris", "skl2onnx_rf_iris.onnx");
+        db.Execute("CREATE TABLE labelled (label TEXT PRIMARY KEY, a REAL, b REAL, c REAL, d REAL)");
+        db.Execute("INSERT INTO labelled VALUES ('x', 5.1, 3.5, 1.4, 0.2), ('y', 6.3, 3.3, 6.0, 2.5)");
+        var tables = new SqlitePredictionTables(db.Registry);
+        var table = await tables.CreateAsync(new PredictionTableSpec("labelled_scores", "labelled", ["label"], "iris", FeatureMapping.Parse("""{"float_input": ["a", "b", "c", "d"]}""")));
+        Assert.Equal(["predicted_label", "probability_0", "probability_1", "probability_2"], table.Columns.Select(c => c.Name));
+
+        await tables.RefreshAsync("labelled_scores");
+
+        Assert.Equal(["x:0", "y:2"], db.Rows("SELECT label, predicted_label FROM mad_out_labelled_scores ORDER BY label").Select(r => $"{r["label"]}:{r["predicted_label"]}"));
+    }
+
     /// <summary>flowers(id, four features, expected): the MANIFEST rows in turn, with the label the forest gives each.</summary>
     private static void CreateFlowers(TempDatabase db, int rows)
     {
