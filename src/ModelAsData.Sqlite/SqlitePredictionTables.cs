@@ -35,7 +35,9 @@ public sealed partial class SqlitePredictionTables : IPredictionTables
     {
         Names.Validate(spec.Name, "prediction table");
         var reference = ModelReference.Parse(spec.Model);
-        var sourceColumns = await SourceColumnsAsync(spec.Source, cancellationToken);
+        var source = await TableNameAsync(spec.Source, cancellationToken)
+            ?? throw new ModelAsDataException(ErrorCode.NotFound, $"No table or view '{spec.Source}' in {Connection.DataSource}.");
+        var sourceColumns = await SourceColumnsAsync(source, cancellationToken);
         if (spec.Key.Count == 0)
         {
             throw new ModelAsDataException(ErrorCode.InvalidArgument, $"Give the key column(s) that identify a row of {spec.Source}, e.g. --key id.");
@@ -46,7 +48,7 @@ public sealed partial class SqlitePredictionTables : IPredictionTables
         var signature = version.Signature
             ?? throw new ModelAsDataException(ErrorCode.NotReady, $"{version} is {version.Status.ToString().ToLowerInvariant()}: only a ready version can be bound.");
         var mapping = FeatureMapping.Resolve(signature, spec.Model, spec.Features ?? version.Metadata["features"] as JsonObject, sourceColumns.Select(c => c.Name).ToList());
-        if (await ExistsAsync(OutputTableOf(spec.Name), cancellationToken) || await FindAsync(spec.Name, cancellationToken) is not null)
+        if (await TableNameAsync(OutputTableOf(spec.Name), cancellationToken) is not null || await FindAsync(spec.Name, cancellationToken) is not null)
         {
             throw new ModelAsDataException(ErrorCode.Conflict, $"Prediction table '{spec.Name}' already exists; refresh it with: mad tables refresh {spec.Name}");
         }
@@ -57,7 +59,7 @@ public sealed partial class SqlitePredictionTables : IPredictionTables
         await Connection.ExecuteAsync(new CommandDefinition(SqliteTableSql.Insert, new
         {
             name = spec.Name,
-            source = spec.Source,
+            source,
             key = JsonSerializer.Serialize(key.Select(k => k.Name)),
             model = reference.ToString(),
             features = mapping.Json.ToJsonString(),
@@ -127,16 +129,16 @@ public sealed partial class SqlitePredictionTables : IPredictionTables
 
     private async Task<List<SourceColumn>> SourceColumnsAsync(string source, CancellationToken cancellationToken)
     {
-        if (!await ExistsAsync(source, cancellationToken))
+        if (await TableNameAsync(source, cancellationToken) is null)
         {
-            throw new ModelAsDataException(ErrorCode.NotFound, $"No table or view '{source}' in {Connection.DataSource}.");
+            throw new ModelAsDataException(ErrorCode.NotFound, $"No table or view '{source}' in {Connection.DataSource}: it was dropped or renamed after the prediction table was created.");
         }
 
         return (await Connection.QueryAsync<SourceColumn>(new CommandDefinition(SqliteTableSql.TableColumns, new { table = source }, cancellationToken: cancellationToken))).ToList();
     }
 
-    private async Task<bool> ExistsAsync(string table, CancellationToken cancellationToken) =>
-        await Connection.ExecuteScalarAsync<long>(new CommandDefinition(SqliteTableSql.TableExists, new { table }, cancellationToken: cancellationToken)) > 0;
+    private Task<string?> TableNameAsync(string table, CancellationToken cancellationToken) =>
+        Connection.QueryFirstOrDefaultAsync<string?>(new CommandDefinition(SqliteTableSql.TableName, new { table }, cancellationToken: cancellationToken));
 
     private static SourceColumn Column(List<SourceColumn> columns, string name, string source) =>
         columns.FirstOrDefault(c => string.Equals(c.Name, name, StringComparison.OrdinalIgnoreCase))

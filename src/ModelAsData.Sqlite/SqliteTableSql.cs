@@ -5,7 +5,8 @@ internal static class SqliteTableSql
 {
     public const string TableColumns = "SELECT name AS Name, type AS Type FROM pragma_table_info(@table) ORDER BY cid";
 
-    public const string TableExists = "SELECT count(*) FROM sqlite_master WHERE type IN ('table', 'view') AND name = @table";
+    /// <summary>The catalog's spelling of a table or view, matched as SQLite matches names: without case.</summary>
+    public const string TableName = "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name = @table COLLATE NOCASE";
 
     public const string Insert = """
         INSERT INTO mad_prediction_tables (name, source, key_columns, model_ref, features, columns, created_by, created_at)

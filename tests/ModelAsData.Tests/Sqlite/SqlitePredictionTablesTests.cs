@@ -42,6 +42,20 @@ public sealed class SqlitePredictionTablesTests
     }
 
     [Fact]
+    public async Task Source_table_names_match_without_case_as_in_sqlite()
+    {
+        await using var db = await TempDatabase.CreateAsync();
+        await db.PushAsync("iris", "skl2onnx_rf_iris.onnx");
+        CreateFlowers(db, 3);
+        var tables = new SqlitePredictionTables(db.Registry);
+
+        var table = await tables.CreateAsync(new PredictionTableSpec("flower_scores", "FLOWERS", ["id"], "iris", FeatureMapping.Parse(IrisFeatures)));
+
+        Assert.Equal("flowers", table.Source);
+        Assert.Equal(3L, (await tables.RefreshAsync("flower_scores")).Rows);
+    }
+
+    [Fact]
     public async Task Output_table_has_typed_columns_key_version_time_and_error()
     {
         await using var db = await TempDatabase.CreateAsync();
