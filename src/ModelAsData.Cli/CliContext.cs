@@ -5,9 +5,26 @@ using Spectre.Console;
 namespace ModelAsData.Cli;
 
 /// <summary>What every verb shares: the console, and one way to run an action that turns domain errors into a message and an exit code.</summary>
-public sealed class CliContext(IAnsiConsole console)
+public sealed class CliContext(IAnsiConsole console, TextReader input)
 {
     public IAnsiConsole Console { get; } = console;
+
+    /// <summary>Where interactive verbs read lines from.</summary>
+    public TextReader Input { get; } = input;
+
+    /// <summary>Where the registry lives: a SQLite file path or a PostgreSQL connection string.</summary>
+    public Option<string?> Db { get; } = new("--db")
+    {
+        Description = "A SQLite file path or a PostgreSQL connection string (Host=...;Database=...). Default: $MAD_DB.",
+        Recursive = true,
+        DefaultValueFactory = _ => Environment.GetEnvironmentVariable("MAD_DB"),
+    };
+
+    public Option<bool> Verbose { get; } = new("--verbose")
+    {
+        Description = "Show the full exception behind an error.",
+        Recursive = true,
+    };
 
     /// <summary>Runs a verb: a <see cref="ModelAsDataException"/> prints its message (with the stack under --verbose) and exits with its code.</summary>
     public void SetAction(Command command, Func<ParseResult, CancellationToken, Task<int>> action) =>
@@ -33,8 +50,8 @@ public sealed class CliContext(IAnsiConsole console)
         });
 
     /// <summary>The --db value, or a message that says how to give one.</summary>
-    public static string RequireDb(ParseResult parseResult) =>
-        parseResult.GetValue(MadCommand.Db) is { Length: > 0 } db
+    public string RequireDb(ParseResult parseResult) =>
+        parseResult.GetValue(Db) is { Length: > 0 } db
             ? db
             : throw new ModelAsDataException(ErrorCode.InvalidArgument,
                 "No database given: pass --db demo.db (a SQLite file) or --db \"Host=localhost;Database=app;Username=me\" (PostgreSQL), or set MAD_DB. Try `mad demo` first.");
@@ -42,7 +59,7 @@ public sealed class CliContext(IAnsiConsole console)
     private int Fail(ParseResult parseResult, Exception e, int exitCode)
     {
         Console.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
-        if (parseResult.GetValue(MadCommand.Verbose))
+        if (parseResult.GetValue(Verbose))
         {
             Console.WriteException(e);
         }

@@ -11,7 +11,7 @@ internal static class DbCommand
         var migrate = new Command("migrate", "Create or upgrade the registry's schema; safe to run again.");
         cli.SetAction(migrate, async (parse, ct) =>
         {
-            await using var store = await MadStore.OpenAsync(CliContext.RequireDb(parse), ct);
+            await using var store = await MadStore.OpenAsync(cli.RequireDb(parse), ct);
             await store.Registry.MigrateAsync(ct);
             cli.Console.MarkupLineInterpolated($"The {store.Registry.Kind} registry is up to date.");
             return 0;

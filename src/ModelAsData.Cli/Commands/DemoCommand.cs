@@ -50,7 +50,7 @@ internal static class DemoCommand
         var command = new Command("demo", "Make a SQLite file with sample rows and real models, score it, and show the SQL that joins predictions to rows.") { rows };
         cli.SetAction(command, async (parse, ct) =>
         {
-            var db = parse.GetValue(MadCommand.Db) is { Length: > 0 } given && !MadStore.IsPostgres(given) ? given : "demo.db";
+            var db = parse.GetValue(cli.Db) is { Length: > 0 } given && !MadStore.IsPostgres(given) ? given : "demo.db";
             await RunAsync(cli.Console, db, parse.GetValue(rows), ct);
             return 0;
         });

@@ -40,7 +40,7 @@ internal static class ModelsCommand
             var bytes = await File.ReadAllBytesAsync(path.FullName, ct);
             // Fail fast with ONNX Runtime's reason, whichever store validates later: nothing is registered.
             var signature = MadStore.Cache.GetOrLoad(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes)), () => bytes).Signature;
-            await using var store = await MadStore.OpenAsync(CliContext.RequireDb(parse), ct);
+            await using var store = await MadStore.OpenAsync(cli.RequireDb(parse), ct);
             var version = await store.Registry.PushAsync(parse.GetValue(name)!, bytes, Metadata(parse.GetValue(meta) ?? []), ct);
             cli.Console.MarkupLineInterpolated($"Pushed [bold]{version}[/] ({version.SizeBytes:N0} bytes, sha256 {version.Sha256[..12]}…): {version.Status.ToString().ToLowerInvariant()}.");
             cli.Console.MarkupLineInterpolated($"  inputs:  {signature.DescribeInputs()}");
@@ -67,7 +67,7 @@ internal static class ModelsCommand
         var command = new Command("list", "List models with their versions and aliases.");
         cli.SetAction(command, async (parse, ct) =>
         {
-            await using var store = await MadStore.OpenAsync(CliContext.RequireDb(parse), ct);
+            await using var store = await MadStore.OpenAsync(cli.RequireDb(parse), ct);
             var models = await store.Registry.ListAsync(ct);
             if (models.Count == 0)
             {
@@ -98,7 +98,7 @@ internal static class ModelsCommand
         var command = new Command("show", "Show one version: status, signature, sha256, size, metadata and aliases.") { reference };
         cli.SetAction(command, async (parse, ct) =>
         {
-            await using var store = await MadStore.OpenAsync(CliContext.RequireDb(parse), ct);
+            await using var store = await MadStore.OpenAsync(cli.RequireDb(parse), ct);
             var version = await store.Registry.ResolveAsync(ModelReference.Parse(parse.GetValue(reference)), ct);
             var aliases = (await store.Registry.AliasesAsync(version.Model, ct)).Where(a => a.Value == version.Version).Select(a => a.Key);
             var grid = new Grid().AddColumn().AddColumn();
@@ -131,7 +131,7 @@ internal static class ModelsCommand
         var command = new Command("alias", "Point an alias at a version (creating it if needed); the move is kept in its history.") { name, alias, version, reason };
         cli.SetAction(command, async (parse, ct) =>
         {
-            await using var store = await MadStore.OpenAsync(CliContext.RequireDb(parse), ct);
+            await using var store = await MadStore.OpenAsync(cli.RequireDb(parse), ct);
             var move = await store.Registry.SetAliasAsync(parse.GetValue(name)!, parse.GetValue(alias)!, parse.GetValue(version), parse.GetValue(reason), ct);
             cli.Console.MarkupLineInterpolated($"{move.Model}@{move.Alias} → {move.To}{(move.From is { } from ? $" (was {from})" : " (new alias)")}");
             return 0;
@@ -146,7 +146,7 @@ internal static class ModelsCommand
         var command = new Command("rollback", "Move an alias back to its previous version.") { name, alias };
         cli.SetAction(command, async (parse, ct) =>
         {
-            await using var store = await MadStore.OpenAsync(CliContext.RequireDb(parse), ct);
+            await using var store = await MadStore.OpenAsync(cli.RequireDb(parse), ct);
             var move = await store.Registry.RollbackAliasAsync(parse.GetValue(name)!, parse.GetValue(alias)!, ct);
             cli.Console.MarkupLineInterpolated($"{move.Model}@{move.Alias} → {move.To} (rolled back from {move.From})");
             return 0;
@@ -161,7 +161,7 @@ internal static class ModelsCommand
         var command = new Command("history", "Every move of an alias: who, when, from, to and why.") { name, alias };
         cli.SetAction(command, async (parse, ct) =>
         {
-            await using var store = await MadStore.OpenAsync(CliContext.RequireDb(parse), ct);
+            await using var store = await MadStore.OpenAsync(cli.RequireDb(parse), ct);
             var table = new Table().AddColumns("when", "from", "to", "who", "why");
             foreach (var move in await store.Registry.AliasHistoryAsync(parse.GetValue(name)!, parse.GetValue(alias)!, ct))
             {

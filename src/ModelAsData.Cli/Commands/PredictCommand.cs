@@ -19,7 +19,7 @@ internal static class PredictCommand
         var command = new Command("predict", "Score one row of features given as JSON; prints the prediction as JSON.") { reference, json };
         cli.SetAction(command, async (parse, ct) =>
         {
-            await using var store = await MadStore.OpenAsync(CliContext.RequireDb(parse), ct);
+            await using var store = await MadStore.OpenAsync(cli.RequireDb(parse), ct);
             var predictor = new OnlinePredictor(store.Registry, MadStore.Cache);
             var answer = await predictor.PredictAsync(ModelReference.Parse(parse.GetValue(reference)), JsonFeatures.Parse(parse.GetValue(json)!), ct);
             cli.Console.WriteLine(answer.ToJsonString());

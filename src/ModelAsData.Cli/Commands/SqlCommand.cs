@@ -16,7 +16,7 @@ internal static class SqlCommand
         var command = new Command("sql", "Run SQL on the database, with predict(), predict_proba() and predict_version() on SQLite.") { statement, maxRows };
         cli.SetAction(command, async (parse, ct) =>
         {
-            await using var store = await MadStore.OpenAsync(CliContext.RequireDb(parse), ct);
+            await using var store = await MadStore.OpenAsync(cli.RequireDb(parse), ct);
             var connection = store.Sqlite
                 ?? throw new ModelAsDataException(ErrorCode.InvalidArgument, "mad sql runs on the embedded SQLite store; on PostgreSQL use psql, where mad.* functions are in the database itself.");
             if (parse.GetValue(statement) is { Length: > 0 } sql)
@@ -30,7 +30,7 @@ internal static class SqlCommand
             while (true)
             {
                 cli.Console.Markup(buffer.Length == 0 ? "mad> " : "  -> ");
-                var line = Console.In.ReadLine();
+                var line = cli.Input.ReadLine();
                 if (line is null || (line.Length == 0 && buffer.Length == 0))
                 {
                     return 0;

@@ -28,7 +28,7 @@ internal static class TablesCommand
         var command = new Command("create", "Bind a model to a source table and create its output table.") { name, model, source, key, features };
         cli.SetAction(command, async (parse, ct) =>
         {
-            await using var store = await MadStore.OpenAsync(CliContext.RequireDb(parse), ct);
+            await using var store = await MadStore.OpenAsync(cli.RequireDb(parse), ct);
             var keys = parse.GetValue(key)!.SelectMany(k => k.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToList();
             var table = await store.RequireTables().CreateAsync(
                 new PredictionTableSpec(parse.GetValue(name)!, parse.GetValue(source)!, keys, parse.GetValue(model)!, FeatureMapping.Parse(parse.GetValue(features))), ct);
@@ -47,7 +47,7 @@ internal static class TablesCommand
         var command = new Command("refresh", "Score every source row with the version the model reference means now.") { name, wait };
         cli.SetAction(command, async (parse, ct) =>
         {
-            await using var store = await MadStore.OpenAsync(CliContext.RequireDb(parse), ct);
+            await using var store = await MadStore.OpenAsync(cli.RequireDb(parse), ct);
             var result = await RefreshWithProgressAsync(cli.Console, store.RequireTables(), parse.GetValue(name)!, ct);
             cli.Console.MarkupLineInterpolated(
                 $"Scored {result.Rows:N0} rows of {result.Name} with [bold]{result.Version}[/] in {result.Elapsed.TotalSeconds:F2}s ({result.Rows / Math.Max(result.Elapsed.TotalSeconds, 1e-9):N0} rows/s); {result.Failed:N0} with an error.");
@@ -77,7 +77,7 @@ internal static class TablesCommand
         var command = new Command("list", "List prediction tables and their last refresh.");
         cli.SetAction(command, async (parse, ct) =>
         {
-            await using var store = await MadStore.OpenAsync(CliContext.RequireDb(parse), ct);
+            await using var store = await MadStore.OpenAsync(cli.RequireDb(parse), ct);
             Print(cli.Console, await store.RequireTables().ListAsync(ct));
             return 0;
         });
@@ -90,7 +90,7 @@ internal static class TablesCommand
         var command = new Command("status", "Show a prediction table's binding and last refresh.") { name };
         cli.SetAction(command, async (parse, ct) =>
         {
-            await using var store = await MadStore.OpenAsync(CliContext.RequireDb(parse), ct);
+            await using var store = await MadStore.OpenAsync(cli.RequireDb(parse), ct);
             var table = await store.RequireTables().GetAsync(parse.GetValue(name)!, ct);
             Print(cli.Console, [table]);
             cli.Console.MarkupLineInterpolated($"features: {table.Features.ToJsonString()}");

@@ -13,13 +13,16 @@ internal sealed record MadResult(int ExitCode, string Output)
 /// <summary>Runs the real `mad` parser and verbs against a test console, as Program.cs does against the terminal.</summary>
 internal static class MadRunner
 {
-    public static async Task<MadResult> RunAsync(params string[] args)
+    public static Task<MadResult> RunAsync(params string[] args) => RunWithInputAsync("", args);
+
+    /// <summary>Runs a verb that reads lines (the SQL prompt) with <paramref name="input"/> as what the user types.</summary>
+    public static async Task<MadResult> RunWithInputAsync(string input, params string[] args)
     {
         using var console = new TestConsole();
         console.Profile.Width = 240;
         using var output = new StringWriter();
         using var error = new StringWriter();
-        var exitCode = await MadCommand.Create(console).Parse(args).InvokeAsync(new InvocationConfiguration { Output = output, Error = error });
+        var exitCode = await MadCommand.Create(console, new StringReader(input)).Parse(args).InvokeAsync(new InvocationConfiguration { Output = output, Error = error });
         return new MadResult(exitCode, console.Output + output + error);
     }
 }

@@ -74,6 +74,23 @@ public sealed class ScoringCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Sql_prompt_runs_statements_until_an_empty_line_and_survives_an_error()
+    {
+        await PushIrisAsync();
+        var typed = "SELECT predict('iris',\n 6.3, 3.3, 6.0, 2.5) AS label;\nSELEC 1;\nSELECT predict_version('iris') AS v;\n\nSELECT 'not run';\n";
+
+        var result = await MadRunner.RunWithInputAsync(typed, "sql", "--db", Db);
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Contains("mad> ", result.Output);
+        Assert.Contains("  -> ", result.Output);
+        Assert.Matches(@"label\s*│[\s\S]*│ 2 ", result.Output);
+        Assert.Contains("syntax error", result.Output);
+        Assert.Matches(@"v\s*│[\s\S]*│ 1 ", result.Output);
+        Assert.DoesNotContain("not run", result.Output);
+    }
+
+    [Fact]
     public async Task Sql_errors_exit_1_with_sqlites_message_and_predict_errors_name_the_feature()
     {
         await PushIrisAsync();
