@@ -9,7 +9,8 @@ namespace ModelAsData.Core.Onnx;
 /// </summary>
 public sealed record ModelSignature(IReadOnlyList<InputSpec> Inputs, IReadOnlyList<OutputSpec> Outputs, IReadOnlyList<OutputColumn> Columns)
 {
-    private static readonly JsonSerializerOptions s_json = new()
+    /// <summary>The JSON form signatures and columns are stored in: snake_case names and enums.</summary>
+    public static JsonSerializerOptions JsonOptions { get; } = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
@@ -20,10 +21,10 @@ public sealed record ModelSignature(IReadOnlyList<InputSpec> Inputs, IReadOnlyLi
     [JsonIgnore]
     public int FeatureCount => Inputs.Sum(i => i.Width);
 
-    public string ToJson() => JsonSerializer.Serialize(this, s_json);
+    public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
 
     public static ModelSignature FromJson(string json) =>
-        JsonSerializer.Deserialize<ModelSignature>(json, s_json)
+        JsonSerializer.Deserialize<ModelSignature>(json, JsonOptions)
         ?? throw new InvalidDataException("A stored model signature is empty.");
 
     /// <summary>Reads as <c>float_input float[-1,4]</c>: for messages and listings.</summary>

@@ -1,0 +1,91 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using Microsoft.ML.OnnxRuntime;
+using ModelAsData.Cli.Bench;
+using Spectre.Console;
+
+namespace ModelAsData.Cli.Commands;
+
+/// <summary><c>mad bench</c>: the benchmarks behind docs/BENCHMARKS.md, each with its reference measured in the same run.</summary>
+internal static class BenchCommand
+{
+    /// <summary>Each figure's reference and the ratio the project aims for.</summary>
+    private static readonly (string Figure, string Reference, double Goal)[] s_ratios =
+    [
+        ("predict() in SQLite, 1 row per call", "raw ONNX Runtime, 1 row per call", 0.5),
+        ("tables refresh", "bare read + write, no scoring", 0.6),
+        ("tables refresh", "raw ONNX Runtime, {batch} rows per call", 0),
+    ];
+
+    public static Command Create(CliContext cli)
+    {
+        var rows = new Option<int>("--rows") { Description = "Rows per measurement.", DefaultValueFactory = _ => 200_000 };
+        var rounds = new Option<int>("--rounds") { Description = "Rounds; the median is reported.", DefaultValueFactory = _ => 5 };
+        var markdown = new Option<bool>("--markdown") { Description = "Also print the results as a Markdown table for docs/BENCHMARKS.md." };
+        var command = new Command("bench", "Measure scoring speed against references measured in the same run (raw ONNX Runtime, bare read + write).") { rows, rounds, markdown };
+        cli.SetAction(command, async (parse, ct) =>
+        {
+            var console = cli.Console;
+            console.MarkupLineInterpolated($"[bold]Embedded (SQLite)[/]: {parse.GetValue(rows):N0} rows of {EmbeddedBench.Model}, {parse.GetValue(rounds)} rounds, median rows/s.");
+            var bench = new EmbeddedBench(parse.GetValue(rows), parse.GetValue(rounds), line => console.MarkupLineInterpolated($"[grey]{line}[/]"));
+            var measurements = await bench.RunAsync(ct);
+            Print(console, measurements, parse.GetValue(markdown));
+            return 0;
+        });
+        return command;
+    }
+
+    private static void Print(IAnsiConsole console, IReadOnlyList<Measurement> measurements, bool markdown)
+    {
+        var table = new Table().AddColumns("measurement", "median rows/s", "min", "max");
+        foreach (var m in measurements)
+        {
+            table.AddRow(Markup.Escape(m.Name), Rate(m.Median), Rate(m.Min), Rate(m.Max));
+        }
+
+        console.Write(table);
+        var ratios = new Table().AddColumns("figure", "reference", "ratio (medians)", "goal");
+        var lines = new List<string>();
+        foreach (var (figure, referencePattern, goal) in s_ratios)
+        {
+            var f = measurements.First(m => m.Name == figure);
+            var r = measurements.First(m => referencePattern.Contains("{batch}", StringComparison.Ordinal)
+                ? m.Name.StartsWith("raw ONNX Runtime", StringComparison.Ordinal) && !m.Name.Contains(", 1 row", StringComparison.Ordinal)
+                : m.Name == referencePattern);
+            var ratio = f.Median / r.Median;
+            var goalText = goal > 0 ? $"≥ {goal:0.0}× ({(ratio >= goal ? "met" : "missed")})" : "-";
+            ratios.AddRow(Markup.Escape(figure), Markup.Escape(r.Name), $"{ratio:0.00}×", goalText);
+            lines.Add($"| {figure} | {Rate(f.Median)} | {r.Name} | {Rate(r.Median)} | {ratio:0.00}× | {goalText} |");
+        }
+
+        console.Write(ratios);
+        if (markdown)
+        {
+            console.WriteLine();
+            console.WriteLine($"Machine: {Machine()}");
+            console.WriteLine("| measurement | median rows/s | min | max |");
+            console.WriteLine("|---|---:|---:|---:|");
+            foreach (var m in measurements)
+            {
+                console.WriteLine($"| {m.Name} | {Rate(m.Median)} | {Rate(m.Min)} | {Rate(m.Max)} |");
+            }
+
+            console.WriteLine();
+            console.WriteLine("| figure | rows/s | reference | rows/s | ratio | goal |");
+            console.WriteLine("|---|---:|---|---:|---:|---|");
+            lines.ForEach(console.WriteLine);
+        }
+    }
+
+    private static string Rate(double rowsPerSecond) => rowsPerSecond.ToString("N0", CultureInfo.InvariantCulture);
+
+    private static string Machine()
+    {
+        var cpu = File.Exists("/proc/cpuinfo")
+            ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim()
+            : null;
+        return $"{cpu ?? RuntimeInformation.ProcessArchitecture.ToString()}, {Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, " +
+               $".NET {Environment.Version}, ONNX Runtime {OrtEnv.Instance().GetVersionString()}";
+    }
+}

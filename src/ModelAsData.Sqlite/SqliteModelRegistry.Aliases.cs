@@ -1,0 +1,75 @@
+using Dapper;
+using Microsoft.Data.Sqlite;
+using ModelAsData.Core;
+using ModelAsData.Core.Registry;
+
+namespace ModelAsData.Sqlite;
+
+/// <summary>Alias moves: each one a row change and a history row in one transaction.</summary>
+public sealed partial class SqliteModelRegistry
+{
+    public async Task<AliasMove> SetAliasAsync(string model, string alias, int version, string? reason = null, CancellationToken cancellationToken = default)
+    {
+        Names.Validate(model, "model");
+        Names.Validate(alias, "alias");
+        if (int.TryParse(alias, out _))
+        {
+            throw new ModelAsDataException(ErrorCode.InvalidName, $"Alias '{alias}' would read as a version number in '{model}@{alias}': choose a name with a letter.");
+        }
+
+        var target = await GetVersionAsync(model, version, cancellationToken);
+        if (target.Status != VersionStatus.Ready)
+        {
+            throw new ModelAsDataException(ErrorCode.NotReady,
+                $"{target} is {target.Status.ToString().ToLowerInvariant()}{(target.Reason is null ? "" : $" ({target.Reason})")}: an alias can only point at a ready version.");
+        }
+
+        return await MoveAsync(model, alias, version, reason, cancellationToken);
+    }
+
+    public async Task<AliasMove> RollbackAliasAsync(string model, string alias, CancellationToken cancellationToken = default)
+    {
+        var last = (await AliasHistoryAsync(model, alias, cancellationToken)).FirstOrDefault();
+        if (last is null)
+        {
+            await EnsureModelExistsAsync(model, cancellationToken);
+            throw new ModelAsDataException(ErrorCode.NotFound, $"Model '{model}' has no alias '{alias}' to roll back.");
+        }
+
+        if (last.From is not { } previous)
+        {
+            throw new ModelAsDataException(ErrorCode.Conflict,
+                $"{model}@{alias} has pointed only at version {last.To} since it was created: there is no earlier version to roll back to.");
+        }
+
+        return await MoveAsync(model, alias, previous, $"rollback from version {last.To}", cancellationToken);
+    }
+
+    public async Task<IReadOnlyList<AliasMove>> AliasHistoryAsync(string model, string alias, CancellationToken cancellationToken = default)
+    {
+        var rows = await Connection.QueryAsync<HistoryRow>(Command(SqliteRegistrySql.History, new { model, alias }, null, cancellationToken));
+        return rows.Select(r => r.ToAliasMove()).ToList();
+    }
+
+    public async Task<int?> AliasAtAsync(string model, string alias, DateTimeOffset at, CancellationToken cancellationToken = default)
+    {
+        var version = await Connection.ExecuteScalarAsync<long?>(Command(SqliteRegistrySql.AliasAt, new { model, alias, at = SqliteTime.ToText(at) }, null, cancellationToken));
+        return (int?)version;
+    }
+
+    private async Task<AliasMove> MoveAsync(string model, string alias, int version, string? reason, CancellationToken cancellationToken)
+    {
+        var now = SqliteTime.Now();
+        using var transaction = Connection.BeginTransaction(deferred: false);
+        var from = await Connection.ExecuteScalarAsync<long?>(Command(SqliteRegistrySql.AliasTarget, new { model, alias }, transaction, cancellationToken));
+        await Execute(SqliteRegistrySql.UpsertAlias, new { model, alias, version, at = now }, transaction, cancellationToken);
+        await Execute(SqliteRegistrySql.InsertHistory, new { model, alias, from, to = version, by = Environment.UserName, at = now, reason }, transaction, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return new AliasMove(model, alias, (int?)from, version, Environment.UserName, SqliteTime.Parse(now), reason);
+    }
+
+    private sealed record HistoryRow(string Model, string Alias, long? FromVersion, long ToVersion, string MovedBy, string MovedAt, string? Reason)
+    {
+        public AliasMove ToAliasMove() => new(Model, Alias, (int?)FromVersion, (int)ToVersion, MovedBy, SqliteTime.Parse(MovedAt), Reason);
+    }
+}

@@ -1,0 +1,189 @@
+using System.Security.Cryptography;
+using System.Text.Json.Nodes;
+using Dapper;
+using Microsoft.Data.Sqlite;
+using ModelAsData.Core;
+using ModelAsData.Core.Onnx;
+using ModelAsData.Core.Registry;
+
+namespace ModelAsData.Sqlite;
+
+/// <summary>
+/// The registry in one SQLite file. Versions are validated in-process as they are pushed: ONNX Runtime must load them,
+/// so a pushed version is <c>ready</c>, and a model it refuses is never stored. Use from one thread at a time.
+/// </summary>
+public sealed partial class SqliteModelRegistry : IModelRegistry
+{
+    private readonly bool _ownsConnection;
+    private readonly ModelCache _cache;
+
+    /// <summary>Uses a connection the caller opened and keeps owning; call <see cref="MigrateAsync"/> once first.</summary>
+    public SqliteModelRegistry(SqliteConnection connection, ModelCache? cache = null)
+        : this(connection, cache, ownsConnection: false)
+    {
+    }
+
+    private SqliteModelRegistry(SqliteConnection connection, ModelCache? cache, bool ownsConnection)
+    {
+        Connection = connection;
+        _cache = cache ?? ModelCache.Shared;
+        _ownsConnection = ownsConnection;
+    }
+
+    public string Kind => "sqlite";
+
+    /// <summary>The connection the registry works on; <c>predict()</c> can be registered on it too.</summary>
+    public SqliteConnection Connection { get; }
+
+    /// <summary>Opens (creating and migrating) the registry in the file at <paramref name="path"/>.</summary>
+    public static async Task<SqliteModelRegistry> OpenAsync(string path, CancellationToken cancellationToken = default)
+    {
+        var connection = await SqliteDatabase.OpenAsync(path, cancellationToken);
+        try
+        {
+            await SqliteMigrator.MigrateAsync(connection, cancellationToken);
+            return new SqliteModelRegistry(connection, null, ownsConnection: true);
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+
+    public Task MigrateAsync(CancellationToken cancellationToken = default) => SqliteMigrator.MigrateAsync(Connection, cancellationToken);
+
+    public async Task<ModelVersion> PushAsync(string model, byte[] onnx, JsonObject metadata, CancellationToken cancellationToken = default)
+    {
+        Names.Validate(model, "model");
+        var sha256 = Convert.ToHexStringLower(SHA256.HashData(onnx));
+        var signature = _cache.GetOrLoad(sha256, () => onnx).Signature; // Throws ONNX Runtime's reason; nothing is stored.
+        var now = SqliteTime.Now();
+        using var transaction = Connection.BeginTransaction(deferred: false);
+        await Execute(SqliteRegistrySql.InsertModel, new { model, at = now }, transaction, cancellationToken);
+        var version = await Connection.ExecuteScalarAsync<long>(Command(SqliteRegistrySql.NextVersion, new { model }, transaction, cancellationToken));
+        await Execute(SqliteRegistrySql.InsertVersion, new
+        {
+            model,
+            version,
+            onnx,
+            sha256,
+            size = onnx.LongLength,
+            status = "ready",
+            reason = (string?)null,
+            signature = signature.ToJson(),
+            metadata = metadata.ToJsonString(),
+            by = Environment.UserName,
+            at = now,
+        }, transaction, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return await GetVersionAsync(model, (int)version, cancellationToken);
+    }
+
+    public async Task<IReadOnlyList<ModelSummary>> ListAsync(CancellationToken cancellationToken = default)
+    {
+        var aliases = (await Connection.QueryAsync<AliasRow>(Command(SqliteRegistrySql.AllAliases, null, null, cancellationToken)))
+            .GroupBy(a => a.Model)
+            .ToDictionary(g => g.Key, g => (IReadOnlyDictionary<string, int>)g.ToDictionary(a => a.Alias, a => (int)a.Version));
+        var models = await Connection.QueryAsync<SummaryRow>(Command(SqliteRegistrySql.Models, null, null, cancellationToken));
+        return models.Select(m => new ModelSummary(
+            m.Model,
+            (int)m.Versions,
+            (int?)m.LatestReady,
+            aliases.GetValueOrDefault(m.Model) ?? new Dictionary<string, int>(),
+            SqliteTime.Parse(m.UpdatedAt))).ToList();
+    }
+
+    public async Task<ModelVersion> ResolveAsync(ModelReference reference, CancellationToken cancellationToken = default)
+    {
+        if (reference.Version is { } version)
+        {
+            return await GetVersionAsync(reference.Model, version, cancellationToken);
+        }
+
+        var alias = reference.Alias ?? ModelReference.DefaultAlias;
+        var target = await Connection.ExecuteScalarAsync<long?>(Command(SqliteRegistrySql.AliasTarget, new { model = reference.Model, alias }, null, cancellationToken));
+        if (target is { } aliased)
+        {
+            return await GetVersionAsync(reference.Model, (int)aliased, cancellationToken);
+        }
+
+        if (reference.Alias is not null)
+        {
+            await EnsureModelExistsAsync(reference.Model, cancellationToken);
+            var aliases = await AliasesAsync(reference.Model, cancellationToken);
+            var known = aliases.Count == 0 ? "it has no aliases" : "its aliases are " + string.Join(", ", aliases.Select(a => $"{a.Key} → {a.Value}"));
+            throw new ModelAsDataException(ErrorCode.NotFound,
+                $"Model '{reference.Model}' has no alias '{reference.Alias}': {known}. Create it with: mad models alias {reference.Model} {reference.Alias} VERSION");
+        }
+
+        var newest = await Connection.QuerySingleOrDefaultAsync<VersionRow>(Command(SqliteRegistrySql.NewestReady, new { model = reference.Model }, null, cancellationToken));
+        if (newest is null)
+        {
+            await EnsureModelExistsAsync(reference.Model, cancellationToken);
+            throw new ModelAsDataException(ErrorCode.NotReady, $"Model '{reference.Model}' has no ready version yet: push one with mad models push {reference.Model} FILE.onnx");
+        }
+
+        return newest.ToModelVersion();
+    }
+
+    public async Task<byte[]> LoadBytesAsync(string model, int version, CancellationToken cancellationToken = default) =>
+        await Connection.ExecuteScalarAsync<byte[]>(Command(SqliteRegistrySql.Bytes, new { model, version }, null, cancellationToken))
+        ?? throw await VersionNotFoundAsync(model, version, cancellationToken);
+
+    public async Task<IReadOnlyDictionary<string, int>> AliasesAsync(string model, CancellationToken cancellationToken = default)
+    {
+        var rows = await Connection.QueryAsync<(string Alias, long Version)>(Command(SqliteRegistrySql.Aliases, new { model }, null, cancellationToken));
+        return rows.ToDictionary(r => r.Alias, r => (int)r.Version);
+    }
+
+    public ValueTask DisposeAsync() => _ownsConnection ? Connection.DisposeAsync() : ValueTask.CompletedTask;
+
+    private async Task<ModelVersion> GetVersionAsync(string model, int version, CancellationToken cancellationToken)
+    {
+        var row = await Connection.QuerySingleOrDefaultAsync<VersionRow>(Command(SqliteRegistrySql.Version, new { model, version }, null, cancellationToken));
+        return row?.ToModelVersion() ?? throw await VersionNotFoundAsync(model, version, cancellationToken);
+    }
+
+    private async Task<ModelAsDataException> VersionNotFoundAsync(string model, int version, CancellationToken cancellationToken)
+    {
+        await EnsureModelExistsAsync(model, cancellationToken);
+        var versions = await Connection.QueryAsync<long>(Command(SqliteRegistrySql.VersionNumbers, new { model }, null, cancellationToken));
+        return new ModelAsDataException(ErrorCode.NotFound, $"Model '{model}' has no version {version}; its versions are {string.Join(", ", versions)}.");
+    }
+
+    private async Task EnsureModelExistsAsync(string model, CancellationToken cancellationToken)
+    {
+        var models = (await Connection.QueryAsync<string>(Command(SqliteRegistrySql.ModelNames, null, null, cancellationToken))).ToList();
+        if (!models.Contains(model))
+        {
+            var known = models.Count == 0 ? "the registry is empty" : "models: " + string.Join(", ", models);
+            throw new ModelAsDataException(ErrorCode.NotFound, $"No model '{model}' in {Connection.DataSource} ({known}). Push one with: mad models push {model} FILE.onnx");
+        }
+    }
+
+    private Task<int> Execute(string sql, object parameters, SqliteTransaction transaction, CancellationToken cancellationToken) =>
+        Connection.ExecuteAsync(Command(sql, parameters, transaction, cancellationToken));
+
+    private static CommandDefinition Command(string sql, object? parameters, SqliteTransaction? transaction, CancellationToken cancellationToken) =>
+        new(sql, parameters, transaction, cancellationToken: cancellationToken);
+
+    private sealed record AliasRow(string Model, string Alias, long Version);
+
+    private sealed record SummaryRow(string Model, long Versions, long? LatestReady, string UpdatedAt);
+
+    private sealed record VersionRow(string Model, long Version, string Sha256, long SizeBytes, string Status, string? Reason, string? Signature, string Metadata, string CreatedBy, string CreatedAt)
+    {
+        public ModelVersion ToModelVersion() => new(
+            Model,
+            (int)Version,
+            Sha256,
+            SizeBytes,
+            Enum.Parse<VersionStatus>(Status, ignoreCase: true),
+            Reason,
+            Signature is null ? null : ModelSignature.FromJson(Signature),
+            JsonNode.Parse(Metadata) as JsonObject ?? [],
+            CreatedBy,
+            SqliteTime.Parse(CreatedAt));
+    }
+}

@@ -1,0 +1,113 @@
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.Data.Sqlite;
+using ModelAsData.Core;
+using ModelAsData.Core.Onnx;
+
+namespace ModelAsData.Sqlite;
+
+/// <summary>
+/// The SQL functions of the embedded mode, registered on a connection with one call:
+/// <c>predict(ref, feature, ...)</c> returns the label or value, <c>predict_proba(ref, class, feature, ...)</c> one
+/// class's probability, <c>predict_version(ref)</c> the version a reference resolves to. Features are given in the
+/// model's input order; a single JSON array may stand for all of them.
+/// </summary>
+public static class SqlitePredictFunctions
+{
+    /// <summary>Registers the functions on an open connection whose file holds a migrated registry.</summary>
+    public static void Register(SqliteConnection connection, ModelCache? cache = null)
+    {
+        var resolver = new SqliteModelResolver(connection, cache ?? ModelCache.Shared);
+        connection.Disposed += (_, _) => resolver.Dispose();
+        connection.CreateFunction("predict", (object?[] args) => Predict(resolver, args));
+        connection.CreateFunction("predict_proba", (object?[] args) => PredictProbability(resolver, args));
+        connection.CreateFunction("predict_version", (string reference) => (long)resolver.Get(reference).Version.Version);
+    }
+
+    private static object Predict(SqliteModelResolver resolver, object?[] args)
+    {
+        if (args.Length < 1 || args[0] is not string reference)
+        {
+            throw new ArgumentException("predict(model, feature, ...) takes a model reference such as 'iris' or 'iris@2', then the features in the model's input order.");
+        }
+
+        var resolved = resolver.Get(reference);
+        return Score(resolved, reference, args, 1).GetPrediction(0);
+    }
+
+    private static object PredictProbability(SqliteModelResolver resolver, object?[] args)
+    {
+        if (args.Length < 2 || args[0] is not string reference || args[1] is null or DBNull)
+        {
+            throw new ArgumentException("predict_proba(model, class, feature, ...) takes a model reference, a class label such as 'virginica' or 1, then the features.");
+        }
+
+        var resolved = resolver.Get(reference);
+        var className = Convert.ToString(args[1], CultureInfo.InvariantCulture)!;
+        var column = resolved.Model.Signature.FindProbabilityColumn(className, reference);
+        return Score(resolved, reference, args, 2).GetDouble(0, column);
+    }
+
+    private static ScoredBatch Score(SqliteModelResolver.ResolvedModel resolved, string reference, object?[] args, int first)
+    {
+        var scorer = resolved.Scorer;
+        var given = args.Length - first;
+        scorer.Clear();
+        scorer.BeginRow();
+        if (given == 1 && scorer.SlotCount > 1 && args[first] is string json && json.StartsWith('['))
+        {
+            SetFromJsonArray(scorer, reference, json);
+        }
+        else
+        {
+            if (given != scorer.SlotCount)
+            {
+                scorer.CancelRow();
+                throw new ModelAsDataException(ErrorCode.FeatureMismatch,
+                    $"Model '{reference}' takes {scorer.SlotCount} feature(s) ({resolved.Model.Signature.DescribeInputs()}); predict() was given {given}.");
+            }
+
+            for (var slot = 0; slot < given; slot++)
+            {
+                var value = args[first + slot];
+                if (scorer.Set(slot, value is DBNull ? null : value) is { } error)
+                {
+                    scorer.CancelRow();
+                    throw new ModelAsDataException(ErrorCode.FeatureMismatch, $"Model '{reference}', feature {slot + 1}: {error}.");
+                }
+            }
+        }
+
+        scorer.EndRow();
+        return scorer.Score();
+    }
+
+    private static void SetFromJsonArray(ModelScorer scorer, string reference, string json)
+    {
+        double[]? values;
+        try
+        {
+            values = JsonSerializer.Deserialize<double[]>(json);
+        }
+        catch (JsonException e)
+        {
+            scorer.CancelRow();
+            throw new ModelAsDataException(ErrorCode.FeatureMismatch, $"Model '{reference}': the feature array is not a JSON array of numbers ({e.Message}).", e);
+        }
+
+        if (values is null || values.Length != scorer.SlotCount)
+        {
+            scorer.CancelRow();
+            throw new ModelAsDataException(ErrorCode.FeatureMismatch, $"Model '{reference}' takes {scorer.SlotCount} features; the JSON array holds {values?.Length ?? 0}.");
+        }
+
+        for (var slot = 0; slot < values.Length; slot++)
+        {
+            if (scorer.Set(slot, values[slot]) is { } error)
+            {
+                scorer.CancelRow();
+                throw new ModelAsDataException(ErrorCode.FeatureMismatch, $"Model '{reference}', feature {slot + 1}: {error}.");
+            }
+        }
+    }
+}

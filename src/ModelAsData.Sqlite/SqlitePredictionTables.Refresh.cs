@@ -1,0 +1,253 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Dapper;
+using Microsoft.Data.Sqlite;
+using ModelAsData.Core;
+using ModelAsData.Core.Onnx;
+using ModelAsData.Core.Registry;
+
+namespace ModelAsData.Sqlite;
+
+/// <summary>
+/// A refresh reads every source row, scores in batches and replaces the output table's rows in one transaction, so a
+/// reader sees the old predictions or the new ones, never a mix. A row whose features cannot be converted gets its
+/// error in its output row; the rest of its batch is scored.
+/// </summary>
+public sealed partial class SqlitePredictionTables
+{
+    public async Task<RefreshResult> RefreshAsync(string name, IProgress<RefreshProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var table = await GetAsync(name, cancellationToken);
+        var version = await _registry.ResolveAsync(ModelReference.Parse(table.Model), cancellationToken);
+        if (version.Status != VersionStatus.Ready)
+        {
+            throw new ModelAsDataException(ErrorCode.NotReady, $"{version} is {version.Status.ToString().ToLowerInvariant()}: only ready versions can score.");
+        }
+
+        var model = _cache.GetOrLoad(version.Sha256, () => _registry.LoadBytesAsync(version.Model, version.Version, cancellationToken).GetAwaiter().GetResult());
+        EnsureSameColumns(table, model.Signature, version);
+        var sourceColumns = await SourceColumnsAsync(table.Source, cancellationToken);
+        var mapping = FeatureMapping.Resolve(model.Signature, table.Model, table.Features, sourceColumns.Select(c => c.Name).ToList());
+        var total = await Connection.ExecuteScalarAsync<long>(new CommandDefinition($"SELECT count(*) FROM {SqliteDatabase.Quote(table.Source)}", cancellationToken: cancellationToken));
+
+        using var transaction = Connection.BeginTransaction(deferred: false);
+        await Connection.ExecuteAsync(new CommandDefinition($"DELETE FROM {SqliteDatabase.Quote(table.OutputTable)}", transaction: transaction, cancellationToken: cancellationToken));
+        var (rows, failed) = await ScoreIntoAsync(table, model, version.Version, mapping, transaction, total, progress, cancellationToken);
+        await Connection.ExecuteAsync(new CommandDefinition(SqliteTableSql.Refreshed,
+            new { name, at = SqliteTime.Now(), version = version.Version, rows, failed }, transaction, cancellationToken: cancellationToken));
+        transaction.Commit();
+        progress?.Report(new RefreshProgress(rows, rows));
+        return new RefreshResult(name, version, rows, failed, Stopwatch.GetElapsedTime(started));
+    }
+
+    /// <summary>
+    /// Reads, scores and writes in batches. Scoring a batch runs on the thread pool while this thread writes the
+    /// previous batch and reads the next, so the model and SQLite work at the same time; two scorers take turns.
+    /// </summary>
+    private async Task<(long Rows, long Failed)> ScoreIntoAsync(PredictionTable table, OnnxModel model, int version, FeatureMapping mapping,
+        SqliteTransaction transaction, long total, IProgress<RefreshProgress>? progress, CancellationToken cancellationToken)
+    {
+        var featureColumns = mapping.SlotColumns.Distinct(StringComparer.Ordinal).ToList();
+        var slotOrdinal = mapping.SlotColumns.Select(c => table.Key.Count + featureColumns.IndexOf(c)).ToArray();
+        using var select = Connection.CreateCommand();
+        select.Transaction = transaction;
+        select.CommandText = $"SELECT {string.Join(", ", table.Key.Concat(featureColumns).Select(SqliteDatabase.Quote))} FROM {SqliteDatabase.Quote(table.Source)}";
+        using var writer = new OutputWriter(Connection, transaction, table, version);
+        using var first = model.CreateScorer(model.PreferredBatchSize);
+        using var second = model.CreateScorer(model.PreferredBatchSize);
+        (ModelScorer Scorer, PendingRows Rows)[] turns = [(first, new PendingRows(first.Capacity, table.Key.Count)), (second, new PendingRows(second.Capacity, table.Key.Count))];
+        long rows = 0, failed = 0;
+        Task<ScoredBatch>? scoring = null;
+        PendingRows? scoringRows = null;
+        using var reader = select.ExecuteReader();
+        for (var turn = 0; ; turn ^= 1)
+        {
+            var (scorer, batch) = turns[turn];
+            scorer.Clear();
+            batch.Clear();
+            var more = ReadBatch(reader, scorer, batch, slotOrdinal, mapping);
+            if (scoring is not null)
+            {
+                failed += writer.Write(scoringRows!, await scoring);
+                rows += scoringRows!.Count;
+                progress?.Report(new RefreshProgress(rows, Math.Max(total, rows)));
+            }
+
+            (scoring, scoringRows) = batch.Count > 0 ? (Task.Run(() => scorer.Score(cancellationToken), cancellationToken), batch) : (null, null);
+            if (!more)
+            {
+                if (scoring is not null)
+                {
+                    failed += writer.Write(scoringRows!, await scoring);
+                    rows += scoringRows!.Count;
+                }
+
+                return (rows, failed);
+            }
+        }
+    }
+
+    /// <summary>Reads rows until the scorer or the batch is full; returns whether the source may have more.</summary>
+    private static bool ReadBatch(SqliteDataReader reader, ModelScorer scorer, PendingRows batch, int[] slotOrdinal, FeatureMapping mapping)
+    {
+        while (!scorer.IsFull && !batch.IsFull)
+        {
+            if (!reader.Read())
+            {
+                return false;
+            }
+
+            var row = batch.Add(reader);
+            if (FillRow(scorer, reader, slotOrdinal, mapping) is { } error)
+            {
+                batch.Fail(row, error);
+            }
+            else
+            {
+                batch.Scored(row, scorer.Count);
+                scorer.EndRow();
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>Puts one source row's features into the scorer; returns the error that stops it, naming the column.</summary>
+    private static string? FillRow(ModelScorer scorer, SqliteDataReader reader, int[] slotOrdinal, FeatureMapping mapping)
+    {
+        scorer.BeginRow();
+        for (var slot = 0; slot < slotOrdinal.Length; slot++)
+        {
+            var ordinal = slotOrdinal[slot];
+            var error = reader.IsDBNull(ordinal) ? scorer.Set(slot, (object?)null) : reader.GetFieldType(ordinal) switch
+            {
+                var t when t == typeof(double) => scorer.Set(slot, reader.GetDouble(ordinal)),
+                var t when t == typeof(long) => scorer.Set(slot, reader.GetInt64(ordinal)),
+                var t when t == typeof(string) => scorer.Set(slot, reader.GetString(ordinal)),
+                _ => scorer.Set(slot, reader.GetValue(ordinal)),
+            };
+            if (error is not null)
+            {
+                scorer.CancelRow();
+                return $"column {mapping.SlotColumns[slot]}: {error}";
+            }
+        }
+
+        return null;
+    }
+
+    private static void EnsureSameColumns(PredictionTable table, ModelSignature signature, ModelVersion version)
+    {
+        var expected = table.Columns.Select(c => (c.Type, c.Output, c.Offset)).ToList();
+        var actual = signature.Columns.Select(c => (c.Type, c.Output, c.Offset)).ToList();
+        if (!expected.SequenceEqual(actual))
+        {
+            throw new ModelAsDataException(ErrorCode.FeatureMismatch,
+                $"{version} decodes into columns ({string.Join(", ", signature.Columns.Select(c => c.Name))}) that differ from {table.OutputTable}'s " +
+                $"({string.Join(", ", table.Columns.Select(c => c.Name))}): create a new prediction table for it.");
+        }
+    }
+
+    /// <summary>The rows of a batch as read: their keys, and either their row in the scorer or their error.</summary>
+    internal sealed class PendingRows(int capacity, int keyCount)
+    {
+        private readonly object[][] _keys = Enumerable.Range(0, capacity * 2).Select(_ => new object[keyCount]).ToArray();
+        private readonly int[] _scorerRow = new int[capacity * 2];
+        private readonly string?[] _errors = new string?[capacity * 2];
+
+        public int Count { get; private set; }
+
+        public bool IsFull => Count == _keys.Length;
+
+        public object[] Keys(int row) => _keys[row];
+
+        public int ScorerRow(int row) => _scorerRow[row];
+
+        public string? Error(int row) => _errors[row];
+
+        public int Add(SqliteDataReader reader)
+        {
+            var keys = _keys[Count];
+            for (var k = 0; k < keys.Length; k++)
+            {
+                keys[k] = reader.GetValue(k);
+            }
+
+            return Count++;
+        }
+
+        public void Scored(int row, int scorerRow)
+        {
+            _scorerRow[row] = scorerRow;
+            _errors[row] = null;
+        }
+
+        public void Fail(int row, string error)
+        {
+            _scorerRow[row] = -1;
+            _errors[row] = error;
+        }
+
+        public void Clear() => Count = 0;
+    }
+
+    /// <summary>One prepared INSERT into the output table, its parameters reused for every row.</summary>
+    private sealed class OutputWriter : IDisposable
+    {
+        private readonly SqliteCommand _insert;
+        private readonly SqliteParameter[] _keys;
+        private readonly SqliteParameter[] _outputs;
+        private readonly SqliteParameter _error;
+        private readonly IReadOnlyList<OutputColumn> _columns;
+
+        public OutputWriter(SqliteConnection connection, SqliteTransaction transaction, PredictionTable table, int version)
+        {
+            _columns = table.Columns;
+            var names = table.Key.Concat(table.Columns.Select(c => c.Name)).Concat(TrailingColumns).Select(SqliteDatabase.Quote);
+            var count = table.Key.Count + table.Columns.Count;
+            _insert = connection.CreateCommand();
+            _insert.Transaction = transaction;
+            _insert.CommandText = $"INSERT INTO {SqliteDatabase.Quote(table.OutputTable)} ({string.Join(", ", names)}) VALUES ({string.Join(", ", Enumerable.Range(0, count).Select(i => $"$p{i}"))}, $version, $at, $error)";
+            var parameters = Enumerable.Range(0, count).Select(i => _insert.Parameters.Add(new SqliteParameter($"$p{i}", null))).ToArray();
+            _keys = parameters[..table.Key.Count];
+            _outputs = parameters[table.Key.Count..];
+            _insert.Parameters.AddWithValue("$version", version);
+            _insert.Parameters.AddWithValue("$at", SqliteTime.Now());
+            _error = _insert.Parameters.Add(new SqliteParameter("$error", null));
+            _insert.Prepare();
+        }
+
+        /// <summary>Writes a batch; returns how many of its rows carry an error.</summary>
+        public int Write(PendingRows batch, ScoredBatch scored)
+        {
+            var failed = 0;
+            for (var row = 0; row < batch.Count; row++)
+            {
+                var keys = batch.Keys(row);
+                for (var k = 0; k < keys.Length; k++)
+                {
+                    _keys[k].Value = keys[k];
+                }
+
+                var scorerRow = batch.ScorerRow(row);
+                for (var c = 0; c < _outputs.Length; c++)
+                {
+                    _outputs[c].Value = scorerRow < 0 ? DBNull.Value : ToSql(scored.GetValue(scorerRow, c), _columns[c].Type);
+                }
+
+                _error.Value = (object?)batch.Error(row) ?? DBNull.Value;
+                failed += scorerRow < 0 ? 1 : 0;
+                _insert.ExecuteNonQuery();
+            }
+
+            return failed;
+        }
+
+        public void Dispose() => _insert.Dispose();
+
+        private static object ToSql(object value, ColumnType type) => type == ColumnType.RealArray
+            ? JsonSerializer.Serialize((double[])value)
+            : value is double d && double.IsNaN(d) ? DBNull.Value : value;
+    }
+}
