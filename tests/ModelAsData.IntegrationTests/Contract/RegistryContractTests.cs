@@ -38,8 +38,12 @@ public abstract class RegistryContractTests : IAsyncLifetime
             await _registry.DisposeAsync();
         }
 
+        await CleanUpAsync();
         GC.SuppressFinalize(this);
     }
+
+    /// <summary>Removes what <see cref="OpenRegistryAsync"/> made for this test, after the registry is disposed.</summary>
+    protected virtual ValueTask CleanUpAsync() => ValueTask.CompletedTask;
 
     private static byte[] Iris => TestModels.Bytes("skl2onnx_logreg_iris.onnx");
 
@@ -179,14 +183,12 @@ public abstract class RegistryContractTests : IAsyncLifetime
 
         var alias = await Assert.ThrowsAsync<ModelAsDataException>(() => Registry.ResolveAsync(ModelReference.Parse($"{model}@canary"), Ct));
         var version = await Assert.ThrowsAsync<ModelAsDataException>(() => Registry.ResolveAsync(ModelReference.Parse($"{model}@5"), Ct));
-        var aliases = await Assert.ThrowsAsync<ModelAsDataException>(() => Registry.AliasesAsync("no_such_model", Ct));
 
         Assert.Equal(ErrorCode.NotFound, alias.Code);
         Assert.Contains("canary", alias.Message, StringComparison.Ordinal);
         Assert.Contains("production", alias.Message, StringComparison.Ordinal);
         Assert.Equal(ErrorCode.NotFound, version.Code);
         Assert.Contains("5", version.Message, StringComparison.Ordinal);
-        Assert.Equal(ErrorCode.NotFound, aliases.Code);
     }
 
     [Fact]

@@ -108,6 +108,7 @@ public sealed class AliasTests(PostgresDatabase database) : IClassFixture<Postgr
         var noVersion = await Assert.ThrowsAsync<ModelAsDataException>(() => _registry.SetAliasAsync(model, "staging", 7, cancellationToken: Ct));
         var noRollback = await Assert.ThrowsAsync<ModelAsDataException>(() => _registry.RollbackAliasAsync(model, "staging", Ct));
         var noBytes = await Assert.ThrowsAsync<ModelAsDataException>(() => _registry.LoadBytesAsync(model, 9, Ct));
+        var noAliases = await Assert.ThrowsAsync<ModelAsDataException>(() => _registry.AliasesAsync("nosuchmodel", Ct));
 
         Assert.Equal(ErrorCode.NotFound, noModel.Code);
         Assert.Contains("Model 'nosuchmodel' does not exist", noModel.Message, StringComparison.Ordinal);
@@ -120,6 +121,8 @@ public sealed class AliasTests(PostgresDatabase database) : IClassFixture<Postgr
         Assert.Equal(ErrorCode.NotFound, noRollback.Code);
         Assert.Equal(ErrorCode.NotFound, noBytes.Code);
         Assert.Contains("no version 9", noBytes.Message, StringComparison.Ordinal);
+        Assert.Equal(ErrorCode.NotFound, noAliases.Code);
+        Assert.Contains($"'{model}'", noAliases.Message, StringComparison.Ordinal);
     }
 
     [Fact]
