@@ -7,22 +7,12 @@ namespace ModelAsData.Postgres;
 public static class PostgresDataSource
 {
     /// <summary>
-    /// A data source for <paramref name="connectionString"/>; the caller owns and disposes it. A string that is not a
-    /// PostgreSQL connection string throws <see cref="ErrorCode.InvalidArgument"/>.
+    /// A data source for <paramref name="connectionString"/> (a connection string or a postgres:// URI); the caller
+    /// owns and disposes it. A string that is neither throws <see cref="ErrorCode.InvalidArgument"/>.
     /// </summary>
     public static NpgsqlDataSource Create(string connectionString, string applicationName = "mad")
     {
-        NpgsqlConnectionStringBuilder builder;
-        try
-        {
-            builder = new NpgsqlConnectionStringBuilder(connectionString);
-        }
-        catch (ArgumentException e)
-        {
-            throw new ModelAsDataException(ErrorCode.InvalidArgument,
-                $"Not a PostgreSQL connection string ({e.Message}): write it as \"Host=localhost;Port=5432;Database=mydb;Username=me\".", e);
-        }
-
+        var builder = PostgresConnectionString.Parse(connectionString);
         if (string.IsNullOrEmpty(builder.ApplicationName))
         {
             builder.ApplicationName = applicationName;

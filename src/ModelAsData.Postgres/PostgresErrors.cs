@@ -14,7 +14,7 @@ internal static class PostgresErrors
     /// <summary>SQLSTATE the <c>mad</c> functions raise for a version that exists but is not ready.</summary>
     public const string NotReadyState = "55M01";
 
-    public static bool CanMap(Exception e) => e is NpgsqlException or TimeoutException && e is not ModelAsDataException;
+    public static bool CanMap(Exception e) => e is NpgsqlException or TimeoutException;
 
     public static ModelAsDataException Map(Exception e, NpgsqlDataSource dataSource) => Map(e, dataSource.ConnectionString);
 
@@ -76,12 +76,12 @@ internal static class PostgresErrors
     {
         try
         {
-            var builder = new NpgsqlConnectionStringBuilder(connectionString);
+            var builder = PostgresConnectionString.Parse(connectionString);
             return $"{builder.Host ?? "localhost"}:{builder.Port}/{builder.Database ?? builder.Username ?? "(default database)"}";
         }
-        catch (ArgumentException)
+        catch (ModelAsDataException)
         {
-            return "(unparsable connection string)";
+            return "(unreadable connection string)";
         }
     }
 

@@ -33,14 +33,12 @@ public sealed partial class PostgresListener
             throw new ArgumentException("Give at least one channel to listen on.", nameof(channels));
         }
 
-        var builder = new NpgsqlConnectionStringBuilder(connectionString)
-        {
-            // A dedicated session: a pooled one would be reset (UNLISTEN) or shared.
-            Pooling = false,
-            KeepAlive = (int)Math.Ceiling(_options.KeepAliveInterval.TotalSeconds),
-            TcpKeepAlive = true,
-            ApplicationName = _options.ApplicationName,
-        };
+        var builder = PostgresConnectionString.Parse(connectionString);
+        // A dedicated session: a pooled one would be reset (UNLISTEN) or shared.
+        builder.Pooling = false;
+        builder.KeepAlive = (int)Math.Ceiling(_options.KeepAliveInterval.TotalSeconds);
+        builder.TcpKeepAlive = true;
+        builder.ApplicationName = _options.ApplicationName;
         _connectionString = builder.ConnectionString;
         _logger = logger ?? NullLogger.Instance;
     }
@@ -77,7 +75,7 @@ public sealed partial class PostgresListener
                 _processId = connection.ProcessID;
                 attempt = 0;
                 LogListening(_logger, string.Join(", ", _channels), connection.ProcessID);
-                Connected?.Invoke(this, EventArgs.Empty);
+                Raise(() => Connected?.Invoke(this, EventArgs.Empty), "Connected");
                 while (true)
                 {
                     await connection.WaitAsync(cancellationToken);
@@ -93,7 +91,7 @@ public sealed partial class PostgresListener
                 attempt++;
                 var delay = Backoff(attempt);
                 LogDisconnected(_logger, e, attempt, (long)delay.TotalMilliseconds);
-                Disconnected?.Invoke(this, e);
+                Raise(() => Disconnected?.Invoke(this, e), "Disconnected");
                 try
                 {
                     await Task.Delay(delay, cancellationToken);
@@ -109,7 +107,20 @@ public sealed partial class PostgresListener
     }
 
     private void OnNotification(object sender, NpgsqlNotificationEventArgs e) =>
-        Notified?.Invoke(this, new PostgresNotification(e.Channel, e.Payload, e.PID));
+        Raise(() => Notified?.Invoke(this, new PostgresNotification(e.Channel, e.Payload, e.PID)), "Notified");
+
+    /// <summary>A failing handler is logged, never allowed to end the loop that every other handler relies on.</summary>
+    private void Raise(Action raise, string eventName)
+    {
+        try
+        {
+            raise();
+        }
+        catch (Exception e)
+        {
+            LogHandlerFailed(_logger, e, eventName);
+        }
+    }
 
     /// <summary>Doubling from the minimum, capped, with ±20% jitter so several sidecars do not reconnect in step.</summary>
     private TimeSpan Backoff(int attempt)
@@ -124,4 +135,7 @@ public sealed partial class PostgresListener
 
     [LoggerMessage(EventId = 1102, Level = LogLevel.Warning, Message = "Listener connection lost or refused (attempt {Attempt}); reconnecting in {DelayMs} ms")]
     private static partial void LogDisconnected(ILogger logger, Exception exception, int attempt, long delayMs);
+
+    [LoggerMessage(EventId = 1103, Level = LogLevel.Error, Message = "A handler of the listener's {Event} event failed")]
+    private static partial void LogHandlerFailed(ILogger logger, Exception exception, string @event);
 }

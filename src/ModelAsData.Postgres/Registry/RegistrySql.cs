@@ -34,6 +34,11 @@ internal static class RegistrySql
         ORDER BY m.name
         """;
 
+    public const string ListenModels = "LISTEN mad_models";
+
+    /// <summary>Sidecars that stamped a heartbeat in the last minute and have not stopped.</summary>
+    public const string LiveSidecars = "SELECT count(*)::int FROM mad.sidecars s WHERE s.stopped_at IS NULL AND s.heartbeat_at > now() - interval '1 minute'";
+
     public const string RequireModel = "SELECT mad.require_model(@model)";
 
     public const string Aliases = "SELECT a.alias AS Alias, a.version AS Version FROM mad.aliases a WHERE a.model = @model ORDER BY a.alias";

@@ -66,6 +66,19 @@ public sealed class ConnectionFailureTests(PostgresServer server)
         Assert.Contains("Host=", error.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_postgres_uri_works_like_a_connection_string()
+    {
+        var settings = new NpgsqlConnectionStringBuilder(await server.CreateDatabaseAsync("uri"));
+        var password = string.IsNullOrEmpty(settings.Password) ? "" : ":" + Uri.EscapeDataString(settings.Password);
+        var uri = $"postgresql://{Uri.EscapeDataString(settings.Username!)}{password}@{settings.Host}:{settings.Port}/{settings.Database}?application_name=uri_test";
+
+        await using var registry = await PostgresModelRegistry.OpenAsync(uri, Ct);
+        await registry.MigrateAsync(Ct);
+
+        Assert.Empty(await registry.ListAsync(Ct));
+    }
+
     private static int PortWithNothingListening()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);

@@ -131,6 +131,34 @@ public sealed class SidecarValidationTests(PostgresDatabase database) : IClassFi
         Assert.All(mine, o => Assert.Equal(VersionStatus.Ready, o.Status));
     }
 
+    [Fact]
+    public async Task Waiting_for_validation_returns_the_version_once_a_running_sidecar_decided()
+    {
+        await using var sidecar = await RunningSidecar.StartAsync(database.ConnectionString);
+        var good = await _registry.PushAsync(Sql.UniqueName("wait"), TestModels.Bytes("skl2onnx_rf_iris.onnx"), [], Ct);
+        var bad = await _registry.PushAsync(Sql.UniqueName("wait"), TestModels.Bytes(TestModels.CustomOp), [], Ct);
+
+        var ready = await _registry.WaitForValidationAsync(good.Model, good.Version, TimeSpan.FromSeconds(20), Ct);
+        var rejected = await _registry.WaitForValidationAsync(bad.Model, bad.Version, TimeSpan.FromSeconds(20), Ct);
+
+        Assert.Equal(VersionStatus.Ready, ready.Status);
+        Assert.Equal(VersionStatus.Rejected, rejected.Status);
+    }
+
+    [Fact]
+    public async Task Waiting_for_validation_with_no_sidecar_running_times_out_saying_to_start_mad_serve()
+    {
+        var pushed = await _registry.PushAsync(Sql.UniqueName("nobody"), TestModels.Bytes("skl2onnx_logreg_iris.onnx"), [], Ct);
+
+        var error = await Assert.ThrowsAsync<ModelAsDataException>(() => _registry.WaitForValidationAsync(pushed.Model, pushed.Version, TimeSpan.FromMilliseconds(300), Ct));
+        var missing = await Assert.ThrowsAsync<ModelAsDataException>(() => _registry.WaitForValidationAsync(pushed.Model, 42, TimeSpan.FromSeconds(1), Ct));
+
+        Assert.Equal(ErrorCode.Timeout, error.Code);
+        Assert.Contains("no sidecar is running", error.Message, StringComparison.Ordinal);
+        Assert.Contains("mad serve", error.Message, StringComparison.Ordinal);
+        Assert.Equal(ErrorCode.NotFound, missing.Code);
+    }
+
     private Task<ModelVersion> ReadAsync(ModelVersion version) =>
         _registry.ResolveAsync(ModelReference.Parse($"{version.Model}@{version.Version}"), Ct);
 
