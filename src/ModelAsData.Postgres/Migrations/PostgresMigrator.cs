@@ -67,7 +67,17 @@ public sealed partial class PostgresMigrator
                 continue;
             }
 
-            await connection.ExecuteAsync(new CommandDefinition(script.Sql, transaction: transaction, commandTimeout: 0, cancellationToken: cancellationToken));
+            try
+            {
+                await connection.ExecuteAsync(new CommandDefinition(script.Sql, transaction: transaction, commandTimeout: 0, cancellationToken: cancellationToken));
+            }
+            catch (PostgresException e)
+            {
+                var error = PostgresErrors.Map(e, _dataSource);
+                throw new ModelAsDataException(error.Code,
+                    $"Migration {script.Name} failed and was rolled back; the database keeps the migrations before it. {error.Message}", e);
+            }
+
             await connection.ExecuteAsync(new CommandDefinition(MigrationSql.Record, new { name = script.Name, checksum = script.Checksum }, transaction, cancellationToken: cancellationToken));
             await transaction.CommitAsync(cancellationToken);
             LogApplied(_logger, script.Name);

@@ -99,7 +99,10 @@ public sealed class MigrationTests(PostgresServer server)
         await using var dataSource = PostgresDataSource.Create(await server.CreateDatabaseAsync("failing"));
         var scripts = MigrationScript.LoadEmbedded().Append(MigrationScript.FromText("999_broken.sql", "CREATE TABLE mad.half_done (id int); SELECT 1/0;")).ToList();
 
-        await Assert.ThrowsAsync<ModelAsDataException>(() => new PostgresMigrator(dataSource, scripts: scripts).MigrateAsync(TestContext.Current.CancellationToken));
+        var error = await Assert.ThrowsAsync<ModelAsDataException>(() => new PostgresMigrator(dataSource, scripts: scripts).MigrateAsync(TestContext.Current.CancellationToken));
+
+        Assert.Contains("Migration 999_broken.sql failed and was rolled back", error.Message, StringComparison.Ordinal);
+        Assert.Contains("division by zero", error.Message, StringComparison.Ordinal);
 
         Assert.Null(await dataSource.ScalarAsync<string?>("SELECT to_regclass('mad.half_done')::text"));
         Assert.Equal(0, await dataSource.ScalarAsync<int>("SELECT count(*) FROM mad.schema_migrations WHERE name = '999_broken.sql'"));
