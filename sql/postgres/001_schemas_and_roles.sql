@@ -29,3 +29,6 @@ REVOKE ALL ON SCHEMA mad FROM PUBLIC;
 REVOKE ALL ON SCHEMA mad_out FROM PUBLIC;
 GRANT USAGE ON SCHEMA mad TO mad_admin, mad_user, mad_sidecar;
 GRANT USAGE ON SCHEMA mad_out TO mad_admin, mad_user, mad_sidecar;
+
+-- Prediction tables are created later by the migrating owner's functions: readers can see them without a grant each.
+ALTER DEFAULT PRIVILEGES IN SCHEMA mad_out GRANT SELECT ON TABLES TO mad_admin, mad_user;
