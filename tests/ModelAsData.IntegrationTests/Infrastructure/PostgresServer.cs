@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using Npgsql;
 using Testcontainers.PostgreSql;
@@ -16,6 +17,7 @@ public sealed class PostgresServer : IAsyncLifetime
 {
     public const string EnvironmentVariable = "MAD_TEST_PG";
 
+    private readonly ConcurrentDictionary<string, bool> _databases = new(StringComparer.Ordinal);
     private ThrowawayCluster? _cluster;
     private PostgreSqlContainer? _container;
     private string? _adminConnectionString;
@@ -68,6 +70,8 @@ public sealed class PostgresServer : IAsyncLifetime
             await create.ExecuteNonQueryAsync();
         }
 
+        _databases[name] = true;
+
         return new NpgsqlConnectionStringBuilder(AdminConnectionString) { Database = name }.ConnectionString;
     }
 
@@ -79,11 +83,21 @@ public sealed class PostgresServer : IAsyncLifetime
         await connection.OpenAsync();
         await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS \"{name.Replace("\"", "\"\"", StringComparison.Ordinal)}\" WITH (FORCE)", connection);
         await drop.ExecuteNonQueryAsync();
+        _databases.TryRemove(name, out _);
     }
 
     public async ValueTask DisposeAsync()
     {
         NpgsqlConnection.ClearAllPools();
+        if (_cluster is null && _adminConnectionString is not null)
+        {
+            // A server we do not own keeps nothing of ours: drop what the tests created and did not drop.
+            foreach (var name in _databases.Keys)
+            {
+                await DropDatabaseAsync(new NpgsqlConnectionStringBuilder(AdminConnectionString) { Database = name }.ConnectionString);
+            }
+        }
+
         if (_cluster is not null)
         {
             await _cluster.DisposeAsync();
