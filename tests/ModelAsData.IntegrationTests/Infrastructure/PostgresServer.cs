@@ -111,14 +111,20 @@ public sealed class PostgresServer : IAsyncLifetime
 
     private async Task<string> StartContainerAsync()
     {
-        var container = new PostgreSqlBuilder("postgres:15-alpine").Build();
+        PostgreSqlContainer? container = null;
         try
         {
+            // Build() already fails when no Docker endpoint is configured; StartAsync when the engine does not answer.
+            container = new PostgreSqlBuilder("postgres:15-alpine").Build();
             await container.StartAsync();
         }
         catch (Exception e)
         {
-            await container.DisposeAsync();
+            if (container is not null)
+            {
+                await container.DisposeAsync();
+            }
+
             throw new InvalidOperationException(
                 "No PostgreSQL for the integration tests: MAD_TEST_PG is not set, no PostgreSQL server binaries were found " +
                 "(looked in /usr/lib/postgresql/*/bin and on PATH), and no Docker engine answered " +

@@ -31,9 +31,22 @@ internal sealed class ThrowawayCluster : IAsyncDisposable
     public string ConnectionString =>
         $"Host=127.0.0.1;Port={Port.ToString(CultureInfo.InvariantCulture)};Username={ServerUser};Database=postgres;Pooling=true;Timeout=10";
 
-    /// <summary>The newest <c>bin</c> folder with initdb and pg_ctl, or null when PostgreSQL's server is not installed.</summary>
+    /// <summary>Picks the server binaries: <c>MAD_TEST_PG_BIN</c> (a folder, or <c>none</c> to use none) overrides the search.</summary>
+    public const string BinEnvironmentVariable = "MAD_TEST_PG_BIN";
+
+    /// <summary>
+    /// The <c>bin</c> folder with initdb and pg_ctl: <c>MAD_TEST_PG_BIN</c> when set (to test another major version),
+    /// else the newest installed; null when PostgreSQL's server is not installed.
+    /// </summary>
     public static string? FindBinaries()
     {
+        if (Environment.GetEnvironmentVariable(BinEnvironmentVariable) is { Length: > 0 } chosen)
+        {
+            return chosen == "none" ? null
+                : File.Exists(Path.Combine(chosen, "initdb")) ? chosen
+                : throw new InvalidOperationException($"{BinEnvironmentVariable}={chosen} has no initdb: point it at a PostgreSQL bin folder, e.g. /usr/lib/postgresql/15/bin.");
+        }
+
         const string root = "/usr/lib/postgresql";
         if (Directory.Exists(root))
         {
