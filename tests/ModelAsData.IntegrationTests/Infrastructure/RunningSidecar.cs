@@ -1,4 +1,6 @@
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using ModelAsData.Postgres.Listening;
 using ModelAsData.Sidecar;
 
 namespace ModelAsData.IntegrationTests.Infrastructure;
@@ -15,6 +17,9 @@ public sealed class RunningSidecar : IAsyncDisposable
     }
 
     public SidecarOptions Options { get; }
+
+    /// <summary>The sidecar's LISTEN connection.</summary>
+    public PostgresListener Listener => _host.Services.GetRequiredService<PostgresListener>();
 
     public static async Task<RunningSidecar> StartAsync(string connectionString, SidecarOptions? options = null)
     {

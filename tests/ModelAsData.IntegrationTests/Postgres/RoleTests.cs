@@ -73,6 +73,20 @@ public sealed class RoleTests(PostgresDatabase database) : IClassFixture<Postgre
         Assert.Contains("needs role mad_sidecar", error.MessageText, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_sidecar_logged_in_with_only_mad_sidecar_validates_versions()
+    {
+        var registry = new PostgresModelRegistry(database.DataSource);
+        await using var login = await LoginAsync("mad_sidecar");
+        await using var sidecar = await RunningSidecar.StartAsync(login.ConnectionString);
+
+        var pushed = await registry.PushAsync(Sql.UniqueName("least"), TestModels.Bytes("skl2onnx_rf_iris.onnx"), [], Ct);
+        var validated = await registry.WaitForValidationAsync(pushed.Model, pushed.Version, TimeSpan.FromSeconds(20), Ct);
+
+        Assert.Equal(Core.Registry.VersionStatus.Ready, validated.Status);
+        Assert.Equal(login.Name, await database.DataSource.ScalarAsync<string>("SELECT login FROM mad.sidecars WHERE id = @id", new { id = sidecar.Options.SidecarId }));
+    }
+
     private async Task<Login> LoginAsync(string groupRole)
     {
         var name = Sql.UniqueName("login");

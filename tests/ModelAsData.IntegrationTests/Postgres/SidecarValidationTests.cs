@@ -89,10 +89,10 @@ public sealed class SidecarValidationTests(PostgresDatabase database) : IClassFi
     public async Task After_its_connection_is_terminated_the_listener_reconnects_and_validates_later_pushes()
     {
         await using var sidecar = await RunningSidecar.StartAsync(database.ConnectionString);
-        var first = await WaitForListenerAsync(previous: 0);
+        var first = await WaitForListenerAsync(sidecar, previous: 0);
 
         Assert.True(await database.DataSource.ScalarAsync<bool>("SELECT pg_terminate_backend(@pid)", new { pid = first }));
-        var second = await WaitForListenerAsync(previous: first);
+        var second = await WaitForListenerAsync(sidecar, previous: first);
         var version = await _registry.PushAsync(Sql.UniqueName("reconnect"), TestModels.Bytes("onnxmltools_xgboost_regressor.onnx"), [], Ct);
 
         Assert.NotEqual(first, second);
@@ -165,11 +165,7 @@ public sealed class SidecarValidationTests(PostgresDatabase database) : IClassFi
     private Task<ModelVersion> WaitUntilValidatedAsync(ModelVersion version) =>
         Eventually.WaitForAsync(() => ReadAsync(version), v => v.Status != VersionStatus.Pending, $"a sidecar to validate {version}");
 
-    /// <summary>The backend pid of the sidecar's LISTEN session, once it is a different one from <paramref name="previous"/>.</summary>
-    private Task<int> WaitForListenerAsync(int previous) =>
-        Eventually.WaitForAsync(
-            () => database.DataSource.ScalarAsync<int>(
-                "SELECT coalesce(max(pid), 0) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'mad listener' AND query ILIKE 'LISTEN%'"),
-            pid => pid != 0 && pid != previous,
-            "the sidecar's listener to connect");
+    /// <summary>The backend pid of the sidecar's LISTEN session, once it is connected and not <paramref name="previous"/>.</summary>
+    private static Task<int> WaitForListenerAsync(RunningSidecar sidecar, int previous) =>
+        Eventually.WaitForAsync(() => Task.FromResult(sidecar.Listener.ProcessId), pid => pid != 0 && pid != previous, "the sidecar's listener to connect");
 }
