@@ -104,7 +104,7 @@ public sealed class FeatureMapping
         {
             null when mapping?.ContainsKey(input.Name) != true => [input.Name],
             JsonValue value when value.TryGetValue<string>(out var column) => [column],
-            JsonArray array => array.Select(e => e?.GetValue<string>() ?? "").ToList(),
+            JsonArray array when array.All(e => e is JsonValue v && v.GetValueKind() == JsonValueKind.String) => array.Select(e => e!.GetValue<string>()).ToList(),
             _ => throw new ModelAsDataException(ErrorCode.InvalidArgument,
                 $"The mapping of input '{input.Name}' must be a column name or a list of column names; got {node?.ToJsonString() ?? "null"}."),
         };

@@ -8,7 +8,8 @@ public static partial class Names
     /// <summary>The longest identifier PostgreSQL keeps without truncating it.</summary>
     public const int MaxLength = 63;
 
-    [GeneratedRegex("^[a-z_][a-z0-9_]*$")]
+    // \z, not $: $ also matches before a final newline, which would let "iris\n" through.
+    [GeneratedRegex(@"^[a-z_][a-z0-9_]*\z")]
     private static partial Regex IdentifierPattern();
 
     public static bool IsValid(string? name) =>

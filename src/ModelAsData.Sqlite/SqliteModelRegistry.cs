@@ -165,12 +165,25 @@ public sealed partial class SqliteModelRegistry : IModelRegistry
     private Task<int> Execute(string sql, object parameters, SqliteTransaction transaction, CancellationToken cancellationToken) =>
         Connection.ExecuteAsync(Command(sql, parameters, transaction, cancellationToken));
 
-    private static CommandDefinition Command(string sql, object? parameters, SqliteTransaction? transaction, CancellationToken cancellationToken) =>
-        new(sql, parameters, transaction, cancellationToken: cancellationToken);
+    private CommandDefinition Command(string sql, object? parameters, SqliteTransaction? transaction, CancellationToken cancellationToken) =>
+        new(sql, parameters, transaction ?? SqliteDatabase.OpenTransaction(Connection), cancellationToken: cancellationToken);
 
     private sealed record AliasRow(string Model, string Alias, long Version);
 
-    private sealed record SummaryRow(string Model, long Versions, long? LatestReady, string UpdatedAt);
+    /// <summary>
+    /// Settable properties, not a positional record: with no rows, SQLite reports the computed columns as BLOBs, and
+    /// Dapper, which picks a constructor by the reported types before reading, would find none.
+    /// </summary>
+    private sealed class SummaryRow
+    {
+        public string Model { get; init; } = "";
+
+        public long Versions { get; init; }
+
+        public long? LatestReady { get; init; }
+
+        public string UpdatedAt { get; init; } = "";
+    }
 
     private sealed record VersionRow(string Model, long Version, string Sha256, long SizeBytes, string Status, string? Reason, string? Signature, string Metadata, string CreatedBy, string CreatedAt)
     {

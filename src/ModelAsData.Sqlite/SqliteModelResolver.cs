@@ -80,6 +80,7 @@ internal sealed class SqliteModelResolver : IDisposable
         if (now - _checkedAt > s_recheckTicks)
         {
             _checkedAt = now;
+            _dataVersion.Transaction = SqliteDatabase.OpenTransaction(_registry.Connection);
             var version = (long)_dataVersion.ExecuteScalar()!;
             if (version != _version)
             {

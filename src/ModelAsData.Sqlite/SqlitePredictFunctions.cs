@@ -17,6 +17,16 @@ public static class SqlitePredictFunctions
     /// <summary>Registers the functions on an open connection whose file holds a migrated registry.</summary>
     public static void Register(SqliteConnection connection, ModelCache? cache = null)
     {
+        using (var check = connection.CreateCommand())
+        {
+            check.CommandText = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'mad_model_versions'";
+            if ((long)check.ExecuteScalar()! == 0)
+            {
+                throw new ModelAsDataException(ErrorCode.NotFound,
+                    $"{connection.DataSource} has no ModelAsData registry: create it with `mad db migrate --db {connection.DataSource}` or SqliteModelRegistry.OpenAsync, then push a model.");
+            }
+        }
+
         var resolver = new SqliteModelResolver(connection, cache ?? ModelCache.Shared);
         connection.Disposed += (_, _) => resolver.Dispose();
         connection.CreateFunction("predict", (object?[] args) => Predict(resolver, args));

@@ -5,6 +5,7 @@ using Microsoft.Data.Sqlite;
 using ModelAsData.Core;
 using ModelAsData.Core.Onnx;
 using ModelAsData.Core.Registry;
+using SQLitePCL;
 
 namespace ModelAsData.Sqlite;
 
@@ -33,7 +34,7 @@ public sealed partial class SqlitePredictionTables
 
         using var transaction = Connection.BeginTransaction(deferred: false);
         await Connection.ExecuteAsync(new CommandDefinition($"DELETE FROM {SqliteDatabase.Quote(table.OutputTable)}", transaction: transaction, cancellationToken: cancellationToken));
-        var (rows, failed) = await ScoreIntoAsync(table, model, version.Version, mapping, transaction, total, progress, cancellationToken);
+        var (rows, failed) = await ScoreIntoAsync(table, model, version.Version, mapping, total, progress, cancellationToken);
         await Connection.ExecuteAsync(new CommandDefinition(SqliteTableSql.Refreshed,
             new { name, at = SqliteTime.Now(), version = version.Version, rows, failed }, transaction, cancellationToken: cancellationToken));
         transaction.Commit();
@@ -46,21 +47,18 @@ public sealed partial class SqlitePredictionTables
     /// previous batch and reads the next, so the model and SQLite work at the same time; two scorers take turns.
     /// </summary>
     private async Task<(long Rows, long Failed)> ScoreIntoAsync(PredictionTable table, OnnxModel model, int version, FeatureMapping mapping,
-        SqliteTransaction transaction, long total, IProgress<RefreshProgress>? progress, CancellationToken cancellationToken)
+        long total, IProgress<RefreshProgress>? progress, CancellationToken cancellationToken)
     {
         var featureColumns = mapping.SlotColumns.Distinct(StringComparer.Ordinal).ToList();
         var slotOrdinal = mapping.SlotColumns.Select(c => table.Key.Count + featureColumns.IndexOf(c)).ToArray();
-        using var select = Connection.CreateCommand();
-        select.Transaction = transaction;
-        select.CommandText = $"SELECT {string.Join(", ", table.Key.Concat(featureColumns).Select(SqliteDatabase.Quote))} FROM {SqliteDatabase.Quote(table.Source)}";
-        using var writer = new OutputWriter(Connection, transaction, table, version);
+        using var reader = new SqliteRawStatement(Connection, $"SELECT {string.Join(", ", table.Key.Concat(featureColumns).Select(SqliteDatabase.Quote))} FROM {SqliteDatabase.Quote(table.Source)}");
+        using var writer = new OutputWriter(Connection, table, version);
         using var first = model.CreateScorer(model.PreferredBatchSize);
         using var second = model.CreateScorer(model.PreferredBatchSize);
         (ModelScorer Scorer, PendingRows Rows)[] turns = [(first, new PendingRows(first.Capacity, table.Key.Count)), (second, new PendingRows(second.Capacity, table.Key.Count))];
         long rows = 0, failed = 0;
         Task<ScoredBatch>? scoring = null;
         PendingRows? scoringRows = null;
-        using var reader = select.ExecuteReader();
         for (var turn = 0; ; turn ^= 1)
         {
             var (scorer, batch) = turns[turn];
@@ -89,7 +87,7 @@ public sealed partial class SqlitePredictionTables
     }
 
     /// <summary>Reads rows until the scorer or the batch is full; returns whether the source may have more.</summary>
-    private static bool ReadBatch(SqliteDataReader reader, ModelScorer scorer, PendingRows batch, int[] slotOrdinal, FeatureMapping mapping)
+    private static bool ReadBatch(SqliteRawStatement reader, ModelScorer scorer, PendingRows batch, int[] slotOrdinal, FeatureMapping mapping)
     {
         while (!scorer.IsFull && !batch.IsFull)
         {
@@ -114,17 +112,17 @@ public sealed partial class SqlitePredictionTables
     }
 
     /// <summary>Puts one source row's features into the scorer; returns the error that stops it, naming the column.</summary>
-    private static string? FillRow(ModelScorer scorer, SqliteDataReader reader, int[] slotOrdinal, FeatureMapping mapping)
+    private static string? FillRow(ModelScorer scorer, SqliteRawStatement reader, int[] slotOrdinal, FeatureMapping mapping)
     {
         scorer.BeginRow();
         for (var slot = 0; slot < slotOrdinal.Length; slot++)
         {
             var ordinal = slotOrdinal[slot];
-            var error = reader.IsDBNull(ordinal) ? scorer.Set(slot, (object?)null) : reader.GetFieldType(ordinal) switch
+            var error = reader.ColumnType(ordinal) switch
             {
-                var t when t == typeof(double) => scorer.Set(slot, reader.GetDouble(ordinal)),
-                var t when t == typeof(long) => scorer.Set(slot, reader.GetInt64(ordinal)),
-                var t when t == typeof(string) => scorer.Set(slot, reader.GetString(ordinal)),
+                raw.SQLITE_FLOAT => scorer.Set(slot, reader.GetDouble(ordinal)),
+                raw.SQLITE_INTEGER => scorer.Set(slot, reader.GetInt64(ordinal)),
+                raw.SQLITE_TEXT => scorer.Set(slot, reader.GetString(ordinal)),
                 _ => scorer.Set(slot, reader.GetValue(ordinal)),
             };
             if (error is not null)
@@ -166,12 +164,12 @@ public sealed partial class SqlitePredictionTables
 
         public string? Error(int row) => _errors[row];
 
-        public int Add(SqliteDataReader reader)
+        public int Add(SqliteRawStatement reader)
         {
             var keys = _keys[Count];
             for (var k = 0; k < keys.Length; k++)
             {
-                keys[k] = reader.GetValue(k);
+                keys[k] = reader.GetValue(k)!;
             }
 
             return Count++;
@@ -192,62 +190,60 @@ public sealed partial class SqlitePredictionTables
         public void Clear() => Count = 0;
     }
 
-    /// <summary>One prepared INSERT into the output table, its parameters reused for every row.</summary>
+    /// <summary>One prepared INSERT into the output table, bound value by value for every row.</summary>
     private sealed class OutputWriter : IDisposable
     {
-        private readonly SqliteCommand _insert;
-        private readonly SqliteParameter[] _keys;
-        private readonly SqliteParameter[] _outputs;
-        private readonly SqliteParameter _error;
+        private readonly SqliteRawStatement _insert;
         private readonly IReadOnlyList<OutputColumn> _columns;
+        private readonly int _keyCount;
 
-        public OutputWriter(SqliteConnection connection, SqliteTransaction transaction, PredictionTable table, int version)
+        public OutputWriter(SqliteConnection connection, PredictionTable table, int version)
         {
             _columns = table.Columns;
+            _keyCount = table.Key.Count;
             var names = table.Key.Concat(table.Columns.Select(c => c.Name)).Concat(TrailingColumns).Select(SqliteDatabase.Quote);
-            var count = table.Key.Count + table.Columns.Count;
-            _insert = connection.CreateCommand();
-            _insert.Transaction = transaction;
-            _insert.CommandText = $"INSERT INTO {SqliteDatabase.Quote(table.OutputTable)} ({string.Join(", ", names)}) VALUES ({string.Join(", ", Enumerable.Range(0, count).Select(i => $"$p{i}"))}, $version, $at, $error)";
-            var parameters = Enumerable.Range(0, count).Select(i => _insert.Parameters.Add(new SqliteParameter($"$p{i}", null))).ToArray();
-            _keys = parameters[..table.Key.Count];
-            _outputs = parameters[table.Key.Count..];
-            _insert.Parameters.AddWithValue("$version", version);
-            _insert.Parameters.AddWithValue("$at", SqliteTime.Now());
-            _error = _insert.Parameters.Add(new SqliteParameter("$error", null));
-            _insert.Prepare();
+            var values = Enumerable.Range(1, _keyCount + _columns.Count + TrailingColumns.Count).Select(i => $"?{i}");
+            _insert = new SqliteRawStatement(connection, $"INSERT INTO {SqliteDatabase.Quote(table.OutputTable)} ({string.Join(", ", names)}) VALUES ({string.Join(", ", values)})");
+            var trailing = _keyCount + _columns.Count + 1;
+            _insert.Bind(trailing, (long)version);
+            _insert.Bind(trailing + 1, SqliteTime.Now());
         }
 
         /// <summary>Writes a batch; returns how many of its rows carry an error.</summary>
         public int Write(PendingRows batch, ScoredBatch scored)
         {
             var failed = 0;
+            var error = _keyCount + _columns.Count + 3;
             for (var row = 0; row < batch.Count; row++)
             {
                 var keys = batch.Keys(row);
                 for (var k = 0; k < keys.Length; k++)
                 {
-                    _keys[k].Value = keys[k];
+                    _insert.Bind(k + 1, keys[k]);
                 }
 
                 var scorerRow = batch.ScorerRow(row);
-                for (var c = 0; c < _outputs.Length; c++)
+                for (var c = 0; c < _columns.Count; c++)
                 {
-                    _outputs[c].Value = scorerRow < 0 ? DBNull.Value : ToSql(scored.GetValue(scorerRow, c), _columns[c].Type);
+                    var index = _keyCount + c + 1;
+                    switch (scorerRow < 0 ? (ColumnType?)null : _columns[c].Type)
+                    {
+                        case null: _insert.Bind(index, (object?)null); break;
+                        case ColumnType.Real: _insert.Bind(index, scored.GetDouble(scorerRow, c)); break;
+                        case ColumnType.Integer: _insert.Bind(index, (long)scored.GetDouble(scorerRow, c)); break;
+                        case ColumnType.RealArray: _insert.Bind(index, JsonSerializer.Serialize(scored.GetArray(scorerRow, c))); break;
+                        default: _insert.Bind(index, scored.GetValue(scorerRow, c)); break;
+                    }
                 }
 
-                _error.Value = (object?)batch.Error(row) ?? DBNull.Value;
+                _insert.Bind(error, batch.Error(row));
                 failed += scorerRow < 0 ? 1 : 0;
-                _insert.ExecuteNonQuery();
+                _insert.Execute();
             }
 
             return failed;
         }
 
         public void Dispose() => _insert.Dispose();
-
-        private static object ToSql(object value, ColumnType type) => type == ColumnType.RealArray
-            ? JsonSerializer.Serialize((double[])value)
-            : value is double d && double.IsNaN(d) ? DBNull.Value : value;
     }
 }

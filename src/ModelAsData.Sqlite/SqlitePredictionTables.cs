@@ -94,11 +94,28 @@ public sealed partial class SqlitePredictionTables : IPredictionTables
 
     private static string CreateOutputSql(string name, List<SourceColumn> key, List<OutputColumn> columns)
     {
-        var definitions = key.Select(k => $"{SqliteDatabase.Quote(k.Name)} {k.Type}")
+        var definitions = key.Select(k => $"{SqliteDatabase.Quote(k.Name)} {Affinity(k.Type)}")
             .Concat(columns.Select(c => $"{SqliteDatabase.Quote(c.Name)} {SqlType(c.Type)}"))
             .Concat(["model_version INTEGER NOT NULL", "scored_at TEXT NOT NULL", "error TEXT"]);
         var primaryKey = string.Join(", ", key.Select(k => SqliteDatabase.Quote(k.Name)));
         return $"CREATE TABLE {SqliteDatabase.Quote(OutputTableOf(name))} ({string.Join(", ", definitions)}, PRIMARY KEY ({primaryKey}))";
+    }
+
+    /// <summary>
+    /// The affinity of a source column's declared type, by SQLite's rules (datatype3.html, 3.1). The declared type is
+    /// text from the source table's DDL, which may hold anything, so it never reaches SQL itself.
+    /// </summary>
+    private static string Affinity(string declared)
+    {
+        var type = declared.ToUpperInvariant();
+        return type switch
+        {
+            _ when type.Contains("INT", StringComparison.Ordinal) => "INTEGER",
+            _ when type.Contains("CHAR", StringComparison.Ordinal) || type.Contains("CLOB", StringComparison.Ordinal) || type.Contains("TEXT", StringComparison.Ordinal) => "TEXT",
+            _ when type.Length == 0 || type.Contains("BLOB", StringComparison.Ordinal) => "BLOB",
+            _ when type.Contains("REAL", StringComparison.Ordinal) || type.Contains("FLOA", StringComparison.Ordinal) || type.Contains("DOUB", StringComparison.Ordinal) => "REAL",
+            _ => "NUMERIC",
+        };
     }
 
     private static string SqlType(ColumnType type) => type switch

@@ -95,30 +95,27 @@ internal sealed class EmbeddedBench(int rows, int rounds, Action<string> log)
         transaction.Commit();
     }
 
-    /// <summary>What a refresh does without the model: read the same rows, write rows as wide into a keyed table, in one transaction.</summary>
+    /// <summary>
+    /// What a refresh does without the model: read the same rows, write rows as wide into a keyed table through the
+    /// same raw prepared statements, in one transaction.
+    /// </summary>
     private static void BareReadWrite(SqliteConnection connection)
     {
         using var transaction = connection.BeginTransaction();
         connection.Execute("DELETE FROM bare_out", transaction: transaction);
-        using var select = connection.CreateCommand();
-        select.Transaction = transaction;
-        select.CommandText = "SELECT id, sepal_length, sepal_width, petal_length, petal_width FROM bench_flowers";
-        using var insert = connection.CreateCommand();
-        insert.Transaction = transaction;
-        insert.CommandText = "INSERT INTO bare_out VALUES ($id, $label, $p0, $p1, $p2, 1, $at, $error)";
-        var parameters = new[] { "$id", "$label", "$p0", "$p1", "$p2", "$at", "$error" }.Select(p => insert.Parameters.Add(new SqliteParameter(p, null))).ToArray();
-        parameters[5].Value = DateTime.UtcNow.ToString("O");
-        parameters[6].Value = DBNull.Value;
-        insert.Prepare();
-        using var reader = select.ExecuteReader();
+        using var reader = new SqliteRawStatement(connection, "SELECT id, sepal_length, sepal_width, petal_length, petal_width FROM bench_flowers");
+        using var insert = new SqliteRawStatement(connection, "INSERT INTO bare_out VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+        insert.Bind(6, 1L);
+        insert.Bind(7, DateTime.UtcNow.ToString("O"));
+        insert.Bind(8, (object?)null);
         while (reader.Read())
         {
-            parameters[0].Value = reader.GetInt64(0);
-            parameters[1].Value = (long)reader.GetDouble(1);
-            parameters[2].Value = reader.GetDouble(2);
-            parameters[3].Value = reader.GetDouble(3);
-            parameters[4].Value = reader.GetDouble(4);
-            insert.ExecuteNonQuery();
+            insert.Bind(1, reader.GetInt64(0));
+            insert.Bind(2, (long)reader.GetDouble(1));
+            insert.Bind(3, reader.GetDouble(2));
+            insert.Bind(4, reader.GetDouble(3));
+            insert.Bind(5, reader.GetDouble(4));
+            insert.Execute();
         }
 
         transaction.Commit();
