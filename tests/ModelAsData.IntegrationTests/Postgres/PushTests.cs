@@ -110,6 +110,7 @@ public sealed class PushTests(PostgresDatabase database) : IClassFixture<Postgre
     [InlineData("Churn")]
     [InlineData("two words")]
     [InlineData("9lives")]
+    [InlineData("iris\n")]
     [InlineData("")]
     [InlineData("a_name_that_is_far_too_long_to_be_a_postgresql_identifier_at_all_x")]
     public async Task Names_that_are_not_lower_case_identifiers_are_refused_before_any_statement_uses_them(string name)
