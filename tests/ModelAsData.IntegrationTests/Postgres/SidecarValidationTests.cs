@@ -113,6 +113,21 @@ public sealed class SidecarValidationTests(PostgresDatabase database) : IClassFi
     }
 
     [Fact]
+    public async Task Run_async_as_mad_serve_calls_it_validates_and_returns_when_cancelled()
+    {
+        var options = new SidecarOptions { PollInterval = TimeSpan.FromMinutes(5) };
+        using var ctrlC = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        var serve = SidecarHost.RunAsync(database.ConnectionString, options, ctrlC.Token);
+        var version = await _registry.PushAsync(Sql.UniqueName("serve"), TestModels.Bytes("skl2onnx_logreg_iris.onnx"), [], Ct);
+        Assert.Equal(VersionStatus.Ready, (await WaitUntilValidatedAsync(version)).Status);
+
+        await ctrlC.CancelAsync();
+        await serve.WaitAsync(TimeSpan.FromSeconds(10), Ct);
+
+        Assert.True(await database.DataSource.ScalarAsync<bool>("SELECT stopped_at IS NOT NULL FROM mad.sidecars WHERE id = @id", new { id = options.SidecarId }));
+    }
+
+    [Fact]
     public async Task Two_validators_never_validate_the_same_version_twice()
     {
         var versions = new List<ModelVersion>();
