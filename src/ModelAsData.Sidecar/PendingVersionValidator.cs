@@ -1,0 +1,122 @@
+using Dapper;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using ModelAsData.Core;
+using ModelAsData.Core.Onnx;
+using ModelAsData.Core.Registry;
+using ModelAsData.Postgres;
+using Npgsql;
+
+namespace ModelAsData.Sidecar;
+
+/// <summary>
+/// Validates pending versions: claims one with <c>FOR UPDATE SKIP LOCKED</c> (so several sidecars never validate the
+/// same version), loads it into ONNX Runtime and, in the same transaction, marks it <c>ready</c> with its signature or
+/// <c>rejected</c> with ONNX Runtime's reason. A sidecar that dies mid-way rolls back, leaving the version pending for
+/// the next. Thread-safe; does not own the data source.
+/// </summary>
+public sealed partial class PendingVersionValidator
+{
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly SidecarOptions _options;
+    private readonly ILogger _logger;
+
+    public PendingVersionValidator(NpgsqlDataSource dataSource, SidecarOptions options, ILogger<PendingVersionValidator>? logger = null)
+    {
+        _dataSource = dataSource;
+        _options = options;
+        _logger = (ILogger?)logger ?? NullLogger.Instance;
+    }
+
+    /// <summary>Validates pending versions until none is left unclaimed; returns what it decided, oldest first.</summary>
+    public async Task<IReadOnlyList<ValidationOutcome>> ValidatePendingAsync(CancellationToken cancellationToken = default)
+    {
+        var outcomes = new List<ValidationOutcome>();
+        while (await ValidateNextAsync(cancellationToken) is { } outcome)
+        {
+            outcomes.Add(outcome);
+        }
+
+        return outcomes;
+    }
+
+    /// <summary>Validates the oldest pending version no other sidecar holds; null when there is none.</summary>
+    public async Task<ValidationOutcome?> ValidateNextAsync(CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+            var claimed = await connection.QuerySingleOrDefaultAsync<ClaimedVersion>(
+                new CommandDefinition(SidecarSql.Claim, transaction: transaction, cancellationToken: cancellationToken));
+            if (claimed is null)
+            {
+                await transaction.CommitAsync(cancellationToken);
+                return null;
+            }
+
+            var outcome = Validate(claimed, out var signature);
+            await connection.ExecuteAsync(new CommandDefinition(SidecarSql.Mark, new
+            {
+                model = claimed.Model,
+                version = claimed.Version,
+                status = outcome.Status == VersionStatus.Ready ? "ready" : "rejected",
+                reason = outcome.Reason,
+                signature,
+                sidecar = _options.SidecarId,
+            }, transaction, cancellationToken: cancellationToken));
+            await transaction.CommitAsync(cancellationToken);
+
+            if (outcome.Status == VersionStatus.Ready)
+            {
+                LogReady(_logger, claimed.Model, claimed.Version);
+            }
+            else
+            {
+                LogRejected(_logger, claimed.Model, claimed.Version, outcome.Reason);
+            }
+
+            return outcome;
+        }
+        catch (Exception e) when (PostgresErrors.CanMap(e))
+        {
+            throw PostgresErrors.Map(e, _dataSource);
+        }
+    }
+
+    private ValidationOutcome Validate(ClaimedVersion claimed, out string? signature)
+    {
+        signature = null;
+        try
+        {
+            using var model = OnnxModel.Load(claimed.Onnx, _options.Scoring);
+            signature = model.Signature.ToJson();
+            return new ValidationOutcome(claimed.Model, claimed.Version, VersionStatus.Ready, null);
+        }
+        catch (ModelAsDataException e)
+        {
+            return new ValidationOutcome(claimed.Model, claimed.Version, VersionStatus.Rejected, e.Message);
+        }
+        catch (Exception e) when (e is not OperationCanceledException and not OutOfMemoryException)
+        {
+            // Loading works on the bytes alone: any other failure is about this model, and leaving it pending would
+            // make every sidecar retry it for ever.
+            return new ValidationOutcome(claimed.Model, claimed.Version, VersionStatus.Rejected, $"The model cannot be read: {e.Message}");
+        }
+    }
+
+    [LoggerMessage(EventId = 2001, Level = LogLevel.Information, Message = "Model {Model} v{Version} is ready")]
+    private static partial void LogReady(ILogger logger, string model, int version);
+
+    [LoggerMessage(EventId = 2002, Level = LogLevel.Warning, Message = "Model {Model} v{Version} is rejected: {Reason}")]
+    private static partial void LogRejected(ILogger logger, string model, int version, string? reason);
+
+    private sealed class ClaimedVersion
+    {
+        public string Model { get; set; } = "";
+
+        public int Version { get; set; }
+
+        public byte[] Onnx { get; set; } = [];
+    }
+}

@@ -1,0 +1,48 @@
+using System.Globalization;
+using ModelAsData.Core.Onnx;
+using ModelAsData.Postgres.Listening;
+
+namespace ModelAsData.Sidecar;
+
+/// <summary>Settings of one sidecar (<c>mad serve</c>), validated once at start by <see cref="Validate"/>.</summary>
+public sealed record SidecarOptions
+{
+    /// <summary>This sidecar's name in <c>mad.sidecars</c> and in <c>validated_by</c>: host, process id and a random suffix by default.</summary>
+    public string SidecarId { get; init; } = DefaultId();
+
+    /// <summary>How often the sidecar stamps <c>mad.sidecars.heartbeat_at</c>, on its own timer.</summary>
+    public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>The floor under NOTIFY: pending versions are scanned for at least this often even without a notification.</summary>
+    public TimeSpan PollInterval { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Keepalive and reconnect backoff of the LISTEN connection.</summary>
+    public PostgresListenerOptions Listener { get; init; } = new();
+
+    /// <summary>How models are loaded; <see cref="ScoringOptions.MaxModelBytes"/> also bounds what the sidecar accepts.</summary>
+    public ScoringOptions Scoring { get; init; } = ScoringOptions.Default;
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the setting and its value when one makes no sense.</summary>
+    public void Validate()
+    {
+        if (string.IsNullOrWhiteSpace(SidecarId) || SidecarId.Length > 200)
+        {
+            throw new ArgumentException($"SidecarId must be 1 to 200 characters, not '{SidecarId}'.", nameof(SidecarId));
+        }
+
+        if (HeartbeatInterval < TimeSpan.FromMilliseconds(100))
+        {
+            throw new ArgumentOutOfRangeException(nameof(HeartbeatInterval), HeartbeatInterval, "HeartbeatInterval must be at least 100 ms.");
+        }
+
+        if (PollInterval < TimeSpan.FromMilliseconds(100))
+        {
+            throw new ArgumentOutOfRangeException(nameof(PollInterval), PollInterval, "PollInterval must be at least 100 ms.");
+        }
+
+        Listener.Validate();
+    }
+
+    private static string DefaultId() =>
+        string.Create(CultureInfo.InvariantCulture, $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid().ToString("N")[..8]}");
+}

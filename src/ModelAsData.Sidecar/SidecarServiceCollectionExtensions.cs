@@ -1,0 +1,29 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using ModelAsData.Postgres;
+using ModelAsData.Postgres.Listening;
+
+namespace ModelAsData.Sidecar;
+
+/// <summary>Registers the sidecar's services in a host.</summary>
+public static class SidecarServiceCollectionExtensions
+{
+    /// <summary>
+    /// Adds the sidecar's hosted services (model validation, heartbeat), its <see cref="PendingVersionValidator"/> and
+    /// one <see cref="Npgsql.NpgsqlDataSource"/> for <paramref name="connectionString"/>, owned by the container.
+    /// </summary>
+    public static IServiceCollection AddModelAsDataSidecar(this IServiceCollection services, string connectionString, SidecarOptions? options = null)
+    {
+        options ??= new SidecarOptions();
+        options.Validate();
+        var dataSource = PostgresDataSource.Create(connectionString, "mad serve");
+        services.AddSingleton(options);
+        services.AddSingleton(dataSource);
+        services.AddSingleton(provider => new PostgresListener(connectionString, [SidecarSql.ModelsChannel], options.Listener,
+            provider.GetRequiredService<ILogger<PostgresListener>>()));
+        services.AddSingleton<PendingVersionValidator>();
+        services.AddHostedService<SidecarHeartbeatService>();
+        services.AddHostedService<ModelValidationService>();
+        return services;
+    }
+}

@@ -1,0 +1,20 @@
+namespace ModelAsData.Sidecar;
+
+/// <summary>The sidecar's runtime statements; the protocol itself lives in the <c>mad</c> SQL functions.</summary>
+internal static class SidecarSql
+{
+    public const string ModelsChannel = "mad_models";
+
+    public const string Claim = "SELECT c.model AS Model, c.version AS Version, c.onnx AS Onnx FROM mad.claim_pending_version() c";
+
+    public const string Mark = "SELECT mad.mark_version(@model, @version, @status, @reason, @signature::jsonb, @sidecar)";
+
+    public const string Register = "SELECT mad.register_sidecar(@id, @host, @pid, @info::jsonb)";
+
+    public const string Heartbeat = "SELECT mad.sidecar_heartbeat(@id)";
+
+    public const string Stopped = "SELECT mad.sidecar_stopped(@id)";
+
+    /// <summary>Null when the database has not been migrated.</summary>
+    public const string SchemaReady = "SELECT to_regprocedure('mad.claim_pending_version()') IS NOT NULL";
+}
