@@ -2,6 +2,7 @@ using Microsoft.Data.Sqlite;
 using ModelAsData.Core;
 using ModelAsData.Core.Onnx;
 using ModelAsData.Core.Registry;
+using ModelAsData.Postgres.Registry;
 using ModelAsData.Sqlite;
 
 namespace ModelAsData.Cli;
@@ -51,10 +52,6 @@ public sealed class MadStore : IAsyncDisposable
 
     public ValueTask DisposeAsync() => Registry.DisposeAsync();
 
-    private static Task<MadStore> OpenPostgresAsync(string db, CancellationToken cancellationToken)
-    {
-        _ = db;
-        _ = cancellationToken;
-        throw new ModelAsDataException(ErrorCode.InvalidArgument, "PostgreSQL is not wired into the CLI yet.");
-    }
+    private static async Task<MadStore> OpenPostgresAsync(string db, CancellationToken cancellationToken) =>
+        new(await PostgresModelRegistry.OpenAsync(db, cancellationToken), tables: null, sqlite: null);
 }

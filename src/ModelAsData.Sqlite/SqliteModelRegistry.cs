@@ -80,6 +80,10 @@ public sealed partial class SqliteModelRegistry : IModelRegistry
         return await GetVersionAsync(model, (int)version, cancellationToken);
     }
 
+    /// <summary>Versions are validated as they are pushed: this returns the version as it is.</summary>
+    public Task<ModelVersion> WaitForValidationAsync(string model, int version, TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        GetVersionAsync(model, version, cancellationToken);
+
     public async Task<IReadOnlyList<ModelSummary>> ListAsync(CancellationToken cancellationToken = default)
     {
         var aliases = (await Connection.QueryAsync<AliasRow>(Command(SqliteRegistrySql.AllAliases, null, null, cancellationToken)))

@@ -28,7 +28,8 @@ internal static class ModelsCommand
         var file = new Argument<FileInfo>("file") { Description = "The .onnx file to store as the model's next version." };
         var alias = new Option<string?>("--alias") { Description = "Point this alias (e.g. production) at the new version." };
         var meta = new Option<string[]>("--meta") { Description = "Metadata as key=value, repeatable; a value that is JSON is kept as JSON.", AllowMultipleArgumentsPerToken = false };
-        var command = new Command("push", "Store an ONNX file as a new version of a model.") { name, file, alias, meta };
+        var wait = new Option<TimeSpan>("--wait") { Description = "With --alias on PostgreSQL: how long to wait for a sidecar to validate the version.", DefaultValueFactory = _ => TimeSpan.FromSeconds(60) };
+        var command = new Command("push", "Store an ONNX file as a new version of a model.") { name, file, alias, meta, wait };
         cli.SetAction(command, async (parse, ct) =>
         {
             var path = parse.GetValue(file)!;
@@ -47,10 +48,15 @@ internal static class ModelsCommand
             cli.Console.MarkupLineInterpolated($"  columns: {string.Join(", ", signature.Columns.Select(c => c.Name))}");
             if (parse.GetValue(alias) is { } target)
             {
+                if (version.Status == VersionStatus.Pending)
+                {
+                    cli.Console.MarkupLineInterpolated($"Waiting for a sidecar (mad serve) to validate {version} before moving {version.Model}@{target}…");
+                    version = await store.Registry.WaitForValidationAsync(version.Model, version.Version, parse.GetValue(wait), ct);
+                }
+
                 if (version.Status != VersionStatus.Ready)
                 {
-                    cli.Console.MarkupLineInterpolated($"[yellow]{version} is pending until a sidecar (mad serve) validates it; then run: mad models alias {version.Model} {target} {version.Version}[/]");
-                    return 0;
+                    throw new ModelAsDataException(ErrorCode.InvalidModel, $"{version} was rejected ({version.Reason}); {version.Model}@{target} was not moved.");
                 }
 
                 var move = await store.Registry.SetAliasAsync(version.Model, target, version.Version, "pushed with --alias", ct);

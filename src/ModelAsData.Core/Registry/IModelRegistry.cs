@@ -21,6 +21,13 @@ public interface IModelRegistry : IAsyncDisposable
     /// </summary>
     Task<ModelVersion> PushAsync(string model, byte[] onnx, JsonObject metadata, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Waits until a version is validated and returns it <c>ready</c> or <c>rejected</c>. A store that validates as it
+    /// pushes returns at once; one validated by a sidecar throws <see cref="ErrorCode.Timeout"/> after
+    /// <paramref name="timeout"/>, saying whether any sidecar runs.
+    /// </summary>
+    Task<ModelVersion> WaitForValidationAsync(string model, int version, TimeSpan timeout, CancellationToken cancellationToken = default);
+
     Task<IReadOnlyList<ModelSummary>> ListAsync(CancellationToken cancellationToken = default);
 
     /// <summary>
