@@ -20,6 +20,7 @@ public static class MadCommand
         root.Subcommands.Add(PredictCommand.Create(cli));
         root.Subcommands.Add(SqlCommand.Create(cli));
         root.Subcommands.Add(TablesCommand.Create(cli));
+        root.Subcommands.Add(JobsCommand.Create(cli));
         root.Subcommands.Add(ServeCommand.Create(cli));
         root.Subcommands.Add(BenchCommand.Create(cli));
         return root;

@@ -2,6 +2,7 @@ using Microsoft.Data.Sqlite;
 using ModelAsData.Core;
 using ModelAsData.Core.Onnx;
 using ModelAsData.Core.Registry;
+using ModelAsData.Postgres.Jobs;
 using ModelAsData.Postgres.Registry;
 using ModelAsData.Sqlite;
 
@@ -52,6 +53,9 @@ public sealed class MadStore : IAsyncDisposable
 
     public ValueTask DisposeAsync() => Registry.DisposeAsync();
 
-    private static async Task<MadStore> OpenPostgresAsync(string db, CancellationToken cancellationToken) =>
-        new(await PostgresModelRegistry.OpenAsync(db, cancellationToken), tables: null, sqlite: null);
+    private static async Task<MadStore> OpenPostgresAsync(string db, CancellationToken cancellationToken)
+    {
+        var registry = await PostgresModelRegistry.OpenAsync(db, cancellationToken);
+        return new(registry, new PostgresPredictionTables(registry), sqlite: null);
+    }
 }

@@ -16,6 +16,12 @@ public sealed record SidecarOptions
     /// <summary>The floor under NOTIFY: pending versions are scanned for at least this often even without a notification.</summary>
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>How long a claimed refresh task stays this sidecar's without a renewal (renewed every third of it). <c>MAD_TASK_LEASE_SECONDS</c>.</summary>
+    public TimeSpan TaskLease { get; init; } = TimeSpan.FromSeconds(EnvironmentInt("MAD_TASK_LEASE_SECONDS") ?? 30);
+
+    /// <summary>Rows per ONNX Runtime call in refreshes; null: the model's preferred size. <c>MAD_BATCH_SIZE</c>.</summary>
+    public int? BatchSize { get; init; } = EnvironmentInt("MAD_BATCH_SIZE");
+
     /// <summary>Keepalive and reconnect backoff of the LISTEN connection.</summary>
     public PostgresListenerOptions Listener { get; init; } = new();
 
@@ -40,8 +46,21 @@ public sealed record SidecarOptions
             throw new ArgumentOutOfRangeException(nameof(PollInterval), PollInterval, "PollInterval must be at least 100 ms.");
         }
 
+        if (TaskLease < TimeSpan.FromMilliseconds(300))
+        {
+            throw new ArgumentOutOfRangeException(nameof(TaskLease), TaskLease, "TaskLease must be at least 300 ms.");
+        }
+
+        if (BatchSize is < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, "BatchSize must be at least 1.");
+        }
+
         Listener.Validate();
     }
+
+    private static int? EnvironmentInt(string name) =>
+        int.TryParse(Environment.GetEnvironmentVariable(name), NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) ? value : null;
 
     private static string DefaultId() =>
         string.Create(CultureInfo.InvariantCulture, $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid().ToString("N")[..8]}");

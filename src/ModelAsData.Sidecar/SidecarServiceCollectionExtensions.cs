@@ -1,6 +1,9 @@
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
+using ModelAsData.Core.Onnx;
 using ModelAsData.Postgres;
+using ModelAsData.Postgres.Jobs;
 using ModelAsData.Postgres.Listening;
 
 namespace ModelAsData.Sidecar;
@@ -19,11 +22,13 @@ public static class SidecarServiceCollectionExtensions
         var dataSource = PostgresDataSource.Create(connectionString, "mad serve");
         services.AddSingleton(options);
         services.AddSingleton(dataSource);
-        services.AddSingleton(provider => new PostgresListener(connectionString, [SidecarSql.ModelsChannel], options.Listener,
+        services.AddSingleton(provider => new PostgresListener(connectionString, [SidecarSql.ModelsChannel, TableSql.JobsChannel], options.Listener,
             provider.GetRequiredService<ILogger<PostgresListener>>()));
         services.AddSingleton<PendingVersionValidator>();
         services.AddHostedService<SidecarHeartbeatService>();
         services.AddHostedService<ModelValidationService>();
+        services.TryAddSingleton(_ => new ModelCache(options.Scoring));
+        services.AddHostedService<RefreshWorkerService>();
         return services;
     }
 }

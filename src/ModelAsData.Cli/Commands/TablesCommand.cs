@@ -48,6 +48,21 @@ internal static class TablesCommand
         cli.SetAction(command, async (parse, ct) =>
         {
             await using var store = await MadStore.OpenAsync(cli.RequireDb(parse), ct);
+            if (store.Tables is IRefreshJobs jobs)
+            {
+                var id = await jobs.StartRefreshAsync(parse.GetValue(name)!, ct);
+                if (!parse.GetValue(wait))
+                {
+                    cli.Console.MarkupLineInterpolated($"Started job [bold]{id}[/]: running sidecars (mad serve) score it. Follow it with: mad jobs watch {id}");
+                    return 0;
+                }
+
+                var job = await JobsCommand.WatchAsync(cli.Console, jobs, id, ct);
+                cli.Console.MarkupLineInterpolated(
+                    $"Job {job.Id}: scored {job.RowsDone:N0} rows of {job.Table} with [bold]{job.Model}@{job.Version}[/] ({job.RowsPerSecond(DateTimeOffset.UtcNow):N0} rows/s); {job.RowsFailed:N0} with an error.");
+                return 0;
+            }
+
             var result = await RefreshWithProgressAsync(cli.Console, store.RequireTables(), parse.GetValue(name)!, ct);
             cli.Console.MarkupLineInterpolated(
                 $"Scored {result.Rows:N0} rows of {result.Name} with [bold]{result.Version}[/] in {result.Elapsed.TotalSeconds:F2}s ({result.Rows / Math.Max(result.Elapsed.TotalSeconds, 1e-9):N0} rows/s); {result.Failed:N0} with an error.");

@@ -1,0 +1,79 @@
+using System.CommandLine;
+using System.Globalization;
+using ModelAsData.Core;
+using ModelAsData.Core.Registry;
+using Spectre.Console;
+
+namespace ModelAsData.Cli.Commands;
+
+/// <summary><c>mad jobs [watch ID]</c>: refresh jobs on PostgreSQL and their progress.</summary>
+internal static class JobsCommand
+{
+    public static Command Create(CliContext cli)
+    {
+        var limit = new Option<int>("--limit") { Description = "How many of the newest jobs to list.", DefaultValueFactory = _ => 20 };
+        var jobs = new Command("jobs", "List refresh jobs with their state and progress (PostgreSQL).") { limit };
+        cli.SetAction(jobs, async (parse, ct) =>
+        {
+            await using var store = await MadStore.OpenAsync(cli.RequireDb(parse), ct);
+            Print(cli.Console, await RequireJobs(store).ListJobsAsync(parse.GetValue(limit), ct));
+            return 0;
+        });
+        jobs.Subcommands.Add(Watch(cli));
+        return jobs;
+    }
+
+    private static Command Watch(CliContext cli)
+    {
+        var id = new Argument<long>("id") { Description = "The job id (from mad tables refresh or mad jobs)." };
+        var command = new Command("watch", "Follow a job with a progress bar until it finishes.") { id };
+        cli.SetAction(command, async (parse, ct) =>
+        {
+            await using var store = await MadStore.OpenAsync(cli.RequireDb(parse), ct);
+            var job = await WatchAsync(cli.Console, RequireJobs(store), parse.GetValue(id), ct);
+            Print(cli.Console, [job]);
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary>A progress bar of rows done / total and rows/s until the job finishes; a failed job throws with its error.</summary>
+    internal static Task<RefreshJob> WatchAsync(IAnsiConsole console, IRefreshJobs jobs, long id, CancellationToken cancellationToken) =>
+        console.Progress()
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+            .StartAsync(async context =>
+            {
+                var task = context.AddTask($"job {id}");
+                var progress = new Progress<RefreshJob>(j =>
+                {
+                    task.Description = Markup.Escape(string.Create(CultureInfo.InvariantCulture,
+                        $"job {j.Id} {j.Table}: {j.RowsDone:N0}/{j.RowsTotal:N0} rows, {j.RowsPerSecond(DateTimeOffset.UtcNow):N0} rows/s"));
+                    task.MaxValue = Math.Max(1, Math.Max(j.RowsTotal, j.RowsDone));
+                    task.Value = j.RowsDone;
+                });
+                var job = await jobs.WaitForJobAsync(id, progress, cancellationToken);
+                task.Value = task.MaxValue;
+                return job;
+            });
+
+    private static IRefreshJobs RequireJobs(MadStore store) => store.Tables as IRefreshJobs
+        ?? throw new ModelAsDataException(ErrorCode.InvalidArgument, $"Jobs run on PostgreSQL, where sidecars refresh tables; the {store.Registry.Kind} store refreshes in-process (mad tables refresh).");
+
+    private static void Print(IAnsiConsole console, IReadOnlyList<RefreshJob> jobs)
+    {
+        var view = new Table().AddColumns("id", "table", "model", "state", "tasks", "rows", "errors", "rows/s", "created", "by", "error");
+        var now = DateTimeOffset.UtcNow;
+        foreach (var j in jobs)
+        {
+            view.AddRow(
+                j.Id.ToString(CultureInfo.InvariantCulture), Markup.Escape(j.Table), Markup.Escape($"{j.Model}@{j.Version}"), Markup.Escape(j.State),
+                $"{j.TasksDone}/{j.TasksTotal}",
+                string.Create(CultureInfo.InvariantCulture, $"{j.RowsDone:N0}/{j.RowsTotal:N0}"),
+                j.RowsFailed.ToString("N0", CultureInfo.InvariantCulture),
+                j.RowsPerSecond(now).ToString("N0", CultureInfo.InvariantCulture),
+                j.CreatedAt.ToString("u", CultureInfo.InvariantCulture), Markup.Escape(j.CreatedBy), Markup.Escape(j.Error ?? ""));
+        }
+
+        console.Write(view);
+    }
+}

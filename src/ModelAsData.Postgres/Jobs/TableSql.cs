@@ -1,0 +1,56 @@
+namespace ModelAsData.Postgres.Jobs;
+
+/// <summary>
+/// Runtime statements of prediction tables and refresh jobs. The rules (names, privileges, mapping, splitting,
+/// leases) live in the <c>mad</c> SQL functions of migrations 010–011; these only call them or read their tables.
+/// </summary>
+internal static class TableSql
+{
+    public const string JobsChannel = "mad_jobs";
+
+    public const string Create = "SELECT mad.create_prediction_table(@name, @source::regclass, @key, @model, @features::jsonb)::text";
+
+    /// <summary>The source as the caller's search_path resolves it; null when there is no such table.</summary>
+    public const string ResolveSource = "SELECT to_regclass(@source)::text";
+
+    private const string TableColumns = """
+        p.name AS Name, p.source::text AS Source, p.key_columns AS KeyColumns, p.model AS Model, p.features::text AS Features,
+        p.columns::text AS Columns, p.refreshed_at AS RefreshedAt, p.refreshed_version AS RefreshedVersion,
+        p.rows_scored AS RowsScored, p.rows_failed AS RowsFailed
+        """;
+
+    public const string Get = $"SELECT {TableColumns} FROM mad.prediction_tables p WHERE p.name = @name";
+
+    public const string List = $"SELECT {TableColumns} FROM mad.prediction_tables p ORDER BY p.name";
+
+    public const string Refresh = "SELECT mad.refresh(@name)";
+
+    private const string JobColumns = """
+        j.id AS Id, j.prediction_table AS "Table", j.model AS Model, j.version AS Version, j.state AS State,
+        j.tasks_done AS TasksDone, j.tasks_total AS TasksTotal, j.rows_done AS RowsDone, j.rows_total AS RowsTotal,
+        j.rows_failed AS RowsFailed, j.error AS Error, j.created_by AS CreatedBy, j.created_at AS CreatedAt, j.finished_at AS FinishedAt
+        """;
+
+    public const string Job = $"SELECT {JobColumns} FROM mad.jobs j WHERE j.id = @id";
+
+    public const string Jobs = $"SELECT {JobColumns} FROM mad.jobs j ORDER BY j.id DESC LIMIT @limit";
+
+    public const string Claim = """
+        SELECT c.task_id AS TaskId, c.job_id AS JobId, c.lease_token AS LeaseToken, c.prediction_table AS "Table",
+               c.model AS Model, c.version AS Version, c.sha256 AS Sha256
+        FROM mad.claim_task(@sidecar, @lease) c
+        """;
+
+    public const string Renew = "SELECT mad.renew_task(@task, @token, @lease)";
+
+    public const string Plan = "SELECT mad.task_plan(@task)::text";
+
+    public const string Complete = "SELECT mad.complete_task(@task, @token, @rows, @failed)";
+
+    public const string Fail = "SELECT mad.fail_task(@task, @token, @error, @retry)";
+
+    public const string Bytes = "SELECT v.onnx FROM mad.model_versions v WHERE v.model = @model AND v.version = @version";
+
+    /// <summary>SQLSTATE of <c>mad.complete_task</c> when the lease was lost: the task's rows roll back.</summary>
+    public const string LeaseLostState = "55M02";
+}
