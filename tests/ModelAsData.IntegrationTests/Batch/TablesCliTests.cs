@@ -1,0 +1,52 @@
+using System.CommandLine;
+using ModelAsData.Cli;
+using ModelAsData.IntegrationTests.Infrastructure;
+using Spectre.Console.Testing;
+
+namespace ModelAsData.IntegrationTests.Batch;
+
+/// <summary><c>mad tables</c> and <c>mad jobs</c> on PostgreSQL through the real parser.</summary>
+public sealed class TablesCliTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>
+{
+    [Fact(Timeout = 60_000)]
+    public async Task Tables_create_refresh_status_list_and_jobs_work_on_postgres()
+    {
+        await using var sidecar = await RunningSidecar.StartAsync(database.ConnectionString);
+        var (model, _) = await BatchTables.ReadyModelAsync(database);
+        var source = await BatchTables.CreateFlowersAsync(database.DataSource, 3_000);
+        var name = Sql.UniqueName("cli");
+
+        var create = await RunAsync("tables", "create", name, "--model", model, "--source", source, "--key", "id", "--features", BatchTables.IrisFeatures);
+        var started = await RunAsync("tables", "refresh", name);
+        var jobId = await database.DataSource.ScalarAsync<long>("SELECT max(id) FROM mad.jobs WHERE prediction_table = @name", new { name });
+        var watched = await RunAsync("jobs", "watch", jobId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        var waited = await RunAsync("tables", "refresh", name, "--wait");
+        var status = await RunAsync("tables", "status", name);
+        var list = await RunAsync("tables", "list");
+        var jobs = await RunAsync("jobs");
+
+        Assert.True(create.ExitCode == 0, create.Output);
+        Assert.Contains($"mad_out.{name}", create.Output, StringComparison.Ordinal);
+        Assert.True(started.ExitCode == 0, started.Output);
+        Assert.Contains($"Started job {jobId}", started.Output, StringComparison.Ordinal);
+        Assert.True(watched.ExitCode == 0, watched.Output);
+        Assert.Contains("done", watched.Output, StringComparison.Ordinal);
+        Assert.True(waited.ExitCode == 0, waited.Output);
+        Assert.Contains("scored 3,000 rows", waited.Output, StringComparison.Ordinal);
+        Assert.Contains("rows/s", waited.Output, StringComparison.Ordinal);
+        Assert.Contains("3,000", status.Output, StringComparison.Ordinal);
+        Assert.Contains(name, list.Output, StringComparison.Ordinal);
+        Assert.Contains("3,000/3,000", jobs.Output, StringComparison.Ordinal);
+        await BatchTables.AssertOnePredictionPerRowAsync(database.DataSource, source, name);
+    }
+
+    private async Task<(int ExitCode, string Output)> RunAsync(params string[] args)
+    {
+        using var console = new TestConsole();
+        console.Profile.Width = 240;
+        using var output = new StringWriter();
+        var exitCode = await MadCommand.Create(console).Parse([.. args, "--db", database.ConnectionString])
+            .InvokeAsync(new InvocationConfiguration { Output = output, Error = output }, TestContext.Current.CancellationToken);
+        return (exitCode, console.Output + output);
+    }
+}
