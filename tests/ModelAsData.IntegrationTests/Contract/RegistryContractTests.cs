@@ -201,6 +201,8 @@ public abstract class RegistryContractTests : IAsyncLifetime
 
         Assert.Equal(ErrorCode.NotFound, error.Code);
         Assert.Empty(await Registry.AliasesAsync(model, Ct));
+        var noModel = await Assert.ThrowsAsync<ModelAsDataException>(() => Registry.AliasesAsync(Sql.UniqueName("nosuch"), Ct));
+        Assert.Equal(ErrorCode.NotFound, noModel.Code);
     }
 
     [Fact(Timeout = 90_000)]
