@@ -24,6 +24,9 @@ public sealed class PostgresPredictionTables : IPredictionTables, IRefreshJobs
         _pollInterval = pollInterval ?? TimeSpan.FromMilliseconds(100);
     }
 
+    /// <summary>How long a job may show no progress before the wait checks that a sidecar is alive at all.</summary>
+    public static TimeSpan StallCheck { get; } = TimeSpan.FromSeconds(5);
+
     private NpgsqlDataSource DataSource => _registry.DataSource;
 
     public Task<PredictionTable> CreateAsync(PredictionTableSpec spec, CancellationToken cancellationToken = default)
@@ -92,13 +95,33 @@ public sealed class PostgresPredictionTables : IPredictionTables, IRefreshJobs
         RunAsync<IReadOnlyList<RefreshJob>>(async connection =>
             (await connection.QueryAsync<JobRow>(Command(TableSql.Jobs, new { limit }, cancellationToken))).Select(r => r.ToJob()).ToList(), cancellationToken);
 
-    /// <summary>Polls the job until it has finished; a failed job throws with its error.</summary>
+    /// <summary>
+    /// Polls the job until it has finished; a failed job throws with its error. When the job has made no progress for
+    /// <see cref="StallCheck"/> and no sidecar is alive, throws <see cref="ErrorCode.Timeout"/> saying to start one.
+    /// </summary>
     public async Task<RefreshJob> WaitForJobAsync(long id, IProgress<RefreshJob>? progress = null, CancellationToken cancellationToken = default)
     {
+        var lastDone = -1L;
+        var lastChange = System.Diagnostics.Stopwatch.GetTimestamp();
         while (true)
         {
             var job = await GetJobAsync(id, cancellationToken);
             progress?.Report(job);
+            if (job.RowsDone != lastDone || job.TasksDone > 0 && job.IsFinished)
+            {
+                lastDone = job.RowsDone;
+                lastChange = System.Diagnostics.Stopwatch.GetTimestamp();
+            }
+            else if (System.Diagnostics.Stopwatch.GetElapsedTime(lastChange) > StallCheck)
+            {
+                lastChange = System.Diagnostics.Stopwatch.GetTimestamp();
+                if (await RunAsync(c => c.ExecuteScalarAsync<int>(Command(RegistrySql.LiveSidecars, null, cancellationToken)), cancellationToken) == 0)
+                {
+                    throw new ModelAsDataException(ErrorCode.Timeout,
+                        $"Job {id} (refresh of {job.Table}) is waiting for a sidecar, and none is running: start one with `mad serve --db ...`. The job stays queued; follow it with: mad jobs watch {id}");
+                }
+            }
+
             if (job.State == "failed")
             {
                 throw new ModelAsDataException(ErrorCode.Conflict, $"Job {id} (refresh of {job.Table} with {job.Model}@{job.Version}) failed: {job.Error}");

@@ -40,6 +40,21 @@ public sealed class TablesCliTests(PostgresDatabase database) : IClassFixture<Po
         await BatchTables.AssertOnePredictionPerRowAsync(database.DataSource, source, name);
     }
 
+    [Fact(Timeout = 60_000)]
+    public async Task Refresh_wait_with_no_sidecar_running_says_to_start_one()
+    {
+        var (model, _) = await BatchTables.ReadyModelAsync(database);
+        var source = await BatchTables.CreateFlowersAsync(database.DataSource, 10);
+        var name = Sql.UniqueName("lonely");
+        await RunAsync("tables", "create", name, "--model", model, "--source", source, "--key", "id", "--features", BatchTables.IrisFeatures);
+
+        var result = await RunAsync("tables", "refresh", name, "--wait");
+
+        Assert.Equal(19, result.ExitCode);
+        Assert.Contains("none is running: start one with `mad serve", result.Output, StringComparison.Ordinal);
+        Assert.Contains("running", await database.DataSource.ScalarAsync<string>("SELECT state FROM mad.jobs WHERE prediction_table = @name", new { name }), StringComparison.Ordinal);
+    }
+
     private async Task<(int ExitCode, string Output)> RunAsync(params string[] args)
     {
         using var console = new TestConsole();
