@@ -2,8 +2,8 @@
 -- with FOR UPDATE SKIP LOCKED under a lease (a random token and an expiry). A task's rows are written into the job's
 -- build table mad_build.job_<id> by binary COPY in the same transaction that completes the task, and completion is
 -- fenced on the lease token: a sidecar that lost its lease rolls its rows back, so each task's rows land exactly once.
--- The task that completes the job adds the primary key and swaps the build table in as mad_out.<name> in one
--- transaction: readers see the old predictions or the new ones, never a mix, and rows deleted from the source are gone.
+-- The build table has the output's primary key, so a key written twice is refused. The task that completes the job
+-- swaps the build table in as mad_out.<name> in one transaction: readers see the old predictions or the new ones, never a mix, and rows deleted from the source are gone.
 --
 -- Lock order, to keep sidecars from deadlocking: a job row before its task rows (complete, fail); claim, renew and
 -- release touch only the task row.
@@ -137,7 +137,9 @@ BEGIN
   INSERT INTO mad.jobs (prediction_table, model, version, build_table, tasks_total, rows_total)
   VALUES (binding.name, model_name, model_version, '', 0, total) RETURNING id INTO new_job;
   build := format('mad_build.%I', 'job_' || new_job);
-  EXECUTE format('CREATE TABLE %s (LIKE mad_out.%I)', build, binding.name);
+  -- With the primary key from the start: tasks maintain it as they write, overlapped with scoring, instead of one
+  -- index build after the last task; it also refuses a key written twice at once.
+  EXECUTE format('CREATE TABLE %s (LIKE mad_out.%I INCLUDING INDEXES)', build, binding.name);
   EXECUTE format('GRANT SELECT, INSERT ON %s TO mad_sidecar', build);
 
   -- Key ranges from a sample of the key in key order: each task covers [previous bound, next bound).
@@ -299,8 +301,8 @@ BEGIN
   SELECT * INTO binding FROM mad.prediction_tables p WHERE p.name = job.prediction_table FOR UPDATE;
   keys := (SELECT string_agg(format('%I', k), ', ' ORDER BY n) FROM unnest(binding.key_columns) WITH ORDINALITY u(k, n));
   BEGIN
-    EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I PRIMARY KEY (%s)', job.build_table, left(binding.name, 58) || '_pkey', keys);
     EXECUTE format('DROP TABLE IF EXISTS mad_out.%I', binding.name);
+    EXECUTE format('ALTER TABLE %s RENAME CONSTRAINT %I TO %I', job.build_table, 'job_' || job.id || '_pkey', left(binding.name, 58) || '_pkey');
     EXECUTE format('ALTER TABLE %s RENAME TO %I', job.build_table, binding.name);
     EXECUTE format('ALTER TABLE mad_build.%I SET SCHEMA mad_out', binding.name);
     EXECUTE format('REVOKE INSERT ON mad_out.%I FROM mad_sidecar', binding.name);
@@ -311,11 +313,6 @@ BEGIN
     state := 'done';
     UPDATE mad.jobs j SET state = 'done', finished_at = clock_timestamp() WHERE j.id = job.id;
   EXCEPTION
-    WHEN unique_violation OR not_null_violation THEN
-      state := 'failed';
-      UPDATE mad.jobs j SET state = 'failed', finished_at = clock_timestamp(),
-        error = format('The key (%s) of %s is not unique or has NULLs, so rows cannot be told apart: %s', keys, binding.source, SQLERRM)
-      WHERE j.id = job.id;
     WHEN dependent_objects_still_exist THEN
       state := 'failed';
       UPDATE mad.jobs j SET state = 'failed', finished_at = clock_timestamp(),

@@ -119,7 +119,7 @@ internal sealed partial class RefreshWorkerService : BackgroundService
         {
             // Bad data or a model that cannot load: a model error fails the job now, anything else is retried a few times.
             LogTaskFailed(_logger, e, task.TaskId, task.JobId);
-            await FailAsync(task, e.Message, retry: e is not ModelAsDataException { Code: ErrorCode.InvalidModel or ErrorCode.FeatureMismatch or ErrorCode.InvalidArgument });
+            await FailAsync(task, Describe(e), retry: !IsPermanent(e));
         }
         finally
         {
@@ -173,6 +173,15 @@ internal sealed partial class RefreshWorkerService : BackgroundService
             LogRenewFailed(_logger, e, task.TaskId); // its lease will expire instead
         }
     }
+
+    /// <summary>Failures that another attempt would meet again: the model, or keys that repeat or are NULL.</summary>
+    private static bool IsPermanent(Exception e) =>
+        e is ModelAsDataException { Code: ErrorCode.InvalidModel or ErrorCode.FeatureMismatch or ErrorCode.InvalidArgument }
+        || (e is PostgresException pg && pg.SqlState is PostgresErrorCodes.UniqueViolation or PostgresErrorCodes.NotNullViolation);
+
+    private static string Describe(Exception e) => e is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation or PostgresErrorCodes.NotNullViolation } pg
+        ? $"the key of the source is not unique or has NULLs, so its rows cannot be told apart ({pg.MessageText}{(pg.Detail is { } d ? ": " + d : "")})"
+        : e.Message;
 
     private static bool IsConnectionFailure(Exception e) =>
         e is NpgsqlException { IsTransient: true } or IOException or TimeoutException

@@ -31,7 +31,9 @@ internal static class BatchTables
     {
         var registry = new PostgresModelRegistry(database.DataSource);
         var model = Sql.UniqueName("iris");
-        await registry.PushReadyAsync(model, file);
+        var pushed = await registry.PushReadyAsync(model, file);
+        // A running sidecar may have claimed the version first (SKIP LOCKED): wait for its verdict.
+        await registry.WaitForValidationAsync(model, pushed.Version, TimeSpan.FromSeconds(30), Ct);
         return (model, new PostgresPredictionTables(registry, TimeSpan.FromMilliseconds(50)));
     }
 

@@ -48,7 +48,8 @@ public sealed class RefreshTests(PostgresDatabase database) : IClassFixture<Post
         await using var sidecar = await RunningSidecar.StartAsync(database.ConnectionString);
         var registry = new PostgresModelRegistry(database.DataSource);
         var (model, tables) = await BatchTables.ReadyModelAsync(database);
-        await Postgres.ReadyModels.PushReadyAsync(registry, model, "skl2onnx_rf_iris.onnx");
+        var second = await Postgres.ReadyModels.PushReadyAsync(registry, model, "skl2onnx_rf_iris.onnx");
+        await registry.WaitForValidationAsync(model, second.Version, TimeSpan.FromSeconds(30), Ct);
         await registry.SetAliasAsync(model, "production", 1, cancellationToken: Ct);
         var source = await BatchTables.CreateFlowersAsync(database.DataSource, 2_000);
         var name = Sql.UniqueName("scores");
@@ -57,11 +58,11 @@ public sealed class RefreshTests(PostgresDatabase database) : IClassFixture<Post
         var first = await tables.RefreshAsync(name, cancellationToken: Ct);
         await registry.SetAliasAsync(model, "production", 2, cancellationToken: Ct);
         await database.DataSource.ExecuteAsync($"DELETE FROM public.{source} WHERE id > 1500; INSERT INTO public.{source} VALUES (9999, 5.1, 3.5, 1.4, 0.2)");
-        var second = await tables.RefreshAsync(name, cancellationToken: Ct);
+        var again = await tables.RefreshAsync(name, cancellationToken: Ct);
 
         Assert.Equal(1, first.Version.Version);
-        Assert.Equal(2, second.Version.Version);
-        Assert.Equal(1_501, second.Rows);
+        Assert.Equal(2, again.Version.Version);
+        Assert.Equal(1_501, again.Rows);
         await BatchTables.AssertOnePredictionPerRowAsync(database.DataSource, source, name);
         Assert.Equal([2], await database.DataSource.QueryAsync<int>($"SELECT DISTINCT model_version FROM mad_out.{name}"));
     }
@@ -93,6 +94,30 @@ public sealed class RefreshTests(PostgresDatabase database) : IClassFixture<Post
         Assert.Equal(0L, rows[1].Label);
         Assert.Null(rows[1].Error);
         Assert.Contains("column sepal_length: null", rows[2].Error, StringComparison.Ordinal);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task A_key_that_repeats_in_the_source_fails_the_job_and_keeps_the_previous_predictions()
+    {
+        await using var sidecar = await RunningSidecar.StartAsync(database.ConnectionString);
+        var (model, tables) = await BatchTables.ReadyModelAsync(database);
+        var source = Sql.UniqueName("nokey");
+        await database.DataSource.ExecuteAsync($"""
+            CREATE TABLE public.{source} (id bigint, sepal_length real, sepal_width real, petal_length real, petal_width real);
+            INSERT INTO public.{source} SELECT g, 5.1, 3.5, 1.4, 0.2 FROM generate_series(1, 100) g;
+            """);
+        var name = Sql.UniqueName("scores");
+        await BatchTables.CreateAsync(tables, name, source, model);
+        await tables.RefreshAsync(name, cancellationToken: Ct);
+        await database.DataSource.ExecuteAsync($"INSERT INTO public.{source} VALUES (42, 5.0, 3.0, 1.0, 0.1)");
+
+        var failed = await Assert.ThrowsAsync<ModelAsDataException>(() => tables.RefreshAsync(name, cancellationToken: Ct));
+
+        Assert.Equal(ErrorCode.Conflict, failed.Code);
+        Assert.Contains("not unique or has NULLs", failed.Message, StringComparison.Ordinal);
+        Assert.Equal(100, await database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad_out.{name}"));
+        Assert.Equal(1, await database.DataSource.ScalarAsync<long>(
+            "SELECT count(*) FROM mad.tasks t JOIN mad.jobs j ON j.id = t.job_id WHERE j.prediction_table = @name AND j.state = 'failed' AND t.attempts = 1", new { name }));
     }
 
     [Fact(Timeout = 60_000)]
