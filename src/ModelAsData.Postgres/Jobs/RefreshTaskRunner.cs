@@ -100,6 +100,7 @@ public sealed class RefreshTaskRunner
         private readonly int _version;
         private readonly CancellationTokenSource _stop;
         private readonly DateTime _scoredAt = DateTime.UtcNow;
+        private readonly bool[] _slotTakesFloat;
 
         public Pipeline(OnnxModel model, int batchSize, KeyColumn[] keys, FeatureColumn[] features, TaskPlan plan, int version, CancellationTokenSource stop)
         {
@@ -109,6 +110,7 @@ public sealed class RefreshTaskRunner
             _version = version;
             _stop = stop;
             _batches = Enumerable.Range(0, BatchesInFlight).Select(_ => new Batch(model.CreateScorer(batchSize), keys.Length, features.Length)).ToArray();
+            _slotTakesFloat = model.Signature.Inputs.SelectMany(i => Enumerable.Repeat(i.Type == FeatureType.Float, i.Width)).ToArray();
         }
 
         public async Task<(long Rows, long Failed)> RunAsync(NpgsqlBinaryExporter exporter, NpgsqlBinaryImporter importer)
@@ -222,7 +224,7 @@ public sealed class RefreshTaskRunner
                 var row = batch.Count;
                 for (var k = 0; k < _keys.Length; k++)
                 {
-                    batch.Keys[k][row] = _keys[k].Read(exporter);
+                    _keys[k].Read(exporter, batch, k, row);
                 }
 
                 for (var f = 0; f < _features.Length; f++)
@@ -236,6 +238,12 @@ public sealed class RefreshTaskRunner
                 {
                     var f = slots[slot];
                     var column = _features[f];
+                    if (_slotTakesFloat[slot] && !batch.IsNull[f] && batch.Text[f] is null)
+                    {
+                        scorer.SetFloat(slot, (float)batch.Number[f]); // the fast path: a number into a float input
+                        continue;
+                    }
+
                     error = batch.IsNull[f] ? $"null cannot feed {scorer.SlotName(slot)}"
                         : batch.Text[f] is { } text ? SetText(scorer, slot, text)
                         : scorer.Set(slot, batch.Number[f]);
@@ -286,7 +294,7 @@ public sealed class RefreshTaskRunner
                 importer.StartRow();
                 for (var k = 0; k < _keys.Length; k++)
                 {
-                    _keys[k].Write(importer, batch.Keys[k][row]);
+                    _keys[k].Write(importer, batch, k, row);
                 }
 
                 var scorerRow = batch.ScorerRow[row];
@@ -332,6 +340,7 @@ public sealed class RefreshTaskRunner
             Scorer = scorer;
             Capacity = scorer.Capacity * 2; // rows with an error take no place in the scorer
             Keys = Enumerable.Range(0, keyCount).Select(_ => new object?[Capacity]).ToArray();
+            LongKeys = Enumerable.Range(0, keyCount).Select(_ => new long[Capacity]).ToArray();
             ScorerRow = new int[Capacity];
             Errors = new string?[Capacity];
             Number = new double[featureCount];
@@ -348,6 +357,9 @@ public sealed class RefreshTaskRunner
         public bool IsFull => Count == Capacity || Scorer.IsFull;
 
         public object?[][] Keys { get; }
+
+        /// <summary>Keys of bigint columns, unboxed (the common case).</summary>
+        public long[][] LongKeys { get; }
 
         public int[] ScorerRow { get; }
 
@@ -403,34 +415,46 @@ public sealed class RefreshTaskRunner
             return new KeyColumn(name, type);
         }
 
-        public object? Read(NpgsqlBinaryExporter exporter)
+        /// <summary>Reads the row's key into the batch: bigint unboxed, anything else as an object (null stays null and the output's NOT NULL refuses it).</summary>
+        public void Read(NpgsqlBinaryExporter exporter, Batch batch, int key, int row)
         {
             if (exporter.IsNull)
             {
                 exporter.Skip();
-                return null;
+                batch.Keys[key][row] = null;
+                batch.LongKeys[key][row] = long.MinValue;
+                return;
             }
 
-            return type switch
+            batch.Keys[key][row] = type switch
             {
-                NpgsqlDbType.Bigint => exporter.Read<long>(type),
+                NpgsqlDbType.Bigint => s_unboxed,
                 NpgsqlDbType.Integer => exporter.Read<int>(type),
                 NpgsqlDbType.Text or NpgsqlDbType.Varchar => exporter.Read<string>(type),
                 _ => exporter.Read<object>(type),
             };
-        }
-
-        public void Write(NpgsqlBinaryImporter importer, object? value)
-        {
-            switch (value)
+            if (type == NpgsqlDbType.Bigint)
             {
-                case null: importer.WriteNull(); break;
-                case long l: importer.Write(l, type); break;
-                case int i: importer.Write(i, type); break;
-                case string s: importer.Write(s, type); break;
-                default: importer.Write(value, type); break;
+                batch.LongKeys[key][row] = exporter.Read<long>(type);
             }
         }
+
+        public void Write(NpgsqlBinaryImporter importer, Batch batch, int key, int row)
+        {
+            switch (batch.Keys[key][row])
+            {
+                case null: importer.WriteNull(); break;
+                case Unboxed: importer.Write(batch.LongKeys[key][row], type); break;
+                case int i: importer.Write(i, type); break;
+                case string s: importer.Write(s, type); break;
+                case { } value: importer.Write(value, type); break;
+            }
+        }
+
+        private static readonly Unboxed s_unboxed = new();
+
+        /// <summary>Marks a key whose value is in <see cref="Batch.LongKeys"/>.</summary>
+        private sealed class Unboxed;
     }
 
     /// <summary>A feature column in the type <c>mad.task_plan</c> reads it in: a number, a boolean or text.</summary>
