@@ -1,0 +1,166 @@
+using ModelAsData.Core;
+using ModelAsData.Core.Onnx;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace ModelAsData.Postgres.Jobs;
+
+/// <summary>What the pipeline hands round: batches of rows, and how each key and feature column is read and written.</summary>
+public sealed partial class RefreshTaskRunner
+{
+    /// <summary>One batch in flight: its rows' keys and features as read, its scorer, and each row's scorer row or error.</summary>
+    private sealed class Batch
+    {
+        public Batch(ModelScorer scorer, int keyCount, int featureCount)
+        {
+            Scorer = scorer;
+            Capacity = scorer.Capacity * 2; // rows with an error take no place in the scorer
+            Keys = Enumerable.Range(0, keyCount).Select(_ => new object?[Capacity]).ToArray();
+            LongKeys = Enumerable.Range(0, keyCount).Select(_ => new long[Capacity]).ToArray();
+            ScorerRow = new int[Capacity];
+            Errors = new string?[Capacity];
+            Number = new double[featureCount];
+            Text = new string?[featureCount];
+            IsNull = new bool[featureCount];
+        }
+
+        public ModelScorer Scorer { get; }
+
+        public int Capacity { get; }
+
+        public int Count { get; set; }
+
+        public bool IsFull => Count == Capacity || Scorer.IsFull;
+
+        public object?[][] Keys { get; }
+
+        /// <summary>Keys of bigint columns, unboxed (the common case).</summary>
+        public long[][] LongKeys { get; }
+
+        public int[] ScorerRow { get; }
+
+        public string?[] Errors { get; }
+
+        public ScoredBatch Scored { get; set; }
+
+        // The current row's feature values, by feature column.
+        public double[] Number { get; }
+
+        public string?[] Text { get; }
+
+        public bool[] IsNull { get; }
+
+        public void Clear()
+        {
+            Count = 0;
+            Scorer.Clear();
+        }
+    }
+
+    /// <summary>A key column, read and written in its own type.</summary>
+    private sealed class KeyColumn(string name, NpgsqlDbType type)
+    {
+        public string Name { get; } = name;
+
+        public static KeyColumn For(string name, string typeName)
+        {
+            var bare = typeName.Split('(')[0].Trim();
+            var type = bare switch
+            {
+                "bigint" => NpgsqlDbType.Bigint,
+                "integer" => NpgsqlDbType.Integer,
+                "smallint" => NpgsqlDbType.Smallint,
+                "text" => NpgsqlDbType.Text,
+                "character varying" => NpgsqlDbType.Varchar,
+                "character" => NpgsqlDbType.Char,
+                "uuid" => NpgsqlDbType.Uuid,
+                "numeric" => NpgsqlDbType.Numeric,
+                "date" => NpgsqlDbType.Date,
+                "timestamp without time zone" => NpgsqlDbType.Timestamp,
+                "timestamp with time zone" => NpgsqlDbType.TimestampTz,
+                "boolean" => NpgsqlDbType.Boolean,
+                "real" => NpgsqlDbType.Real,
+                "double precision" => NpgsqlDbType.Double,
+                _ => new NpgsqlParameter { DataTypeName = bare }.NpgsqlDbType,
+            };
+            if (type == NpgsqlDbType.Unknown)
+            {
+                throw new ModelAsDataException(ErrorCode.InvalidArgument, $"Key column '{name}' has type {typeName}, which refresh cannot copy; key on a column of a common type.");
+            }
+
+            return new KeyColumn(name, type);
+        }
+
+        /// <summary>Reads the row's key into the batch: bigint unboxed, anything else as an object (null stays null and the output's NOT NULL refuses it).</summary>
+        public void Read(NpgsqlBinaryExporter exporter, Batch batch, int key, int row)
+        {
+            if (exporter.IsNull)
+            {
+                exporter.Skip();
+                batch.Keys[key][row] = null;
+                batch.LongKeys[key][row] = long.MinValue;
+                return;
+            }
+
+            batch.Keys[key][row] = type switch
+            {
+                NpgsqlDbType.Bigint => s_unboxed,
+                NpgsqlDbType.Integer => exporter.Read<int>(type),
+                NpgsqlDbType.Text or NpgsqlDbType.Varchar => exporter.Read<string>(type),
+                _ => exporter.Read<object>(type),
+            };
+            if (type == NpgsqlDbType.Bigint)
+            {
+                batch.LongKeys[key][row] = exporter.Read<long>(type);
+            }
+        }
+
+        public void Write(NpgsqlBinaryImporter importer, Batch batch, int key, int row)
+        {
+            switch (batch.Keys[key][row])
+            {
+                case null: importer.WriteNull(); break;
+                case Unboxed: importer.Write(batch.LongKeys[key][row], type); break;
+                case int i: importer.Write(i, type); break;
+                case string s: importer.Write(s, type); break;
+                case { } value: importer.Write(value, type); break;
+            }
+        }
+
+        private static readonly Unboxed s_unboxed = new();
+
+        /// <summary>Marks a key whose value is in <see cref="Batch.LongKeys"/>.</summary>
+        private sealed class Unboxed;
+    }
+
+    /// <summary>A feature column in the type <c>mad.task_plan</c> reads it in: a number, a boolean or text.</summary>
+    private sealed class FeatureColumn(string name, string type)
+    {
+        public string Name { get; } = name;
+
+        public static FeatureColumn For(string name, string type) => new(name, type);
+
+        public void Read(NpgsqlBinaryExporter exporter, Batch batch, int index)
+        {
+            batch.Text[index] = null;
+            if (exporter.IsNull)
+            {
+                exporter.Skip();
+                batch.IsNull[index] = true;
+                return;
+            }
+
+            batch.IsNull[index] = false;
+            switch (type)
+            {
+                case "real": batch.Number[index] = exporter.Read<float>(NpgsqlDbType.Real); break;
+                case "double precision": batch.Number[index] = exporter.Read<double>(NpgsqlDbType.Double); break;
+                case "smallint": batch.Number[index] = exporter.Read<short>(NpgsqlDbType.Smallint); break;
+                case "integer": batch.Number[index] = exporter.Read<int>(NpgsqlDbType.Integer); break;
+                case "bigint": batch.Number[index] = exporter.Read<long>(NpgsqlDbType.Bigint); break;
+                case "boolean": batch.Number[index] = exporter.Read<bool>(NpgsqlDbType.Boolean) ? 1 : 0; break;
+                default: batch.Text[index] = exporter.Read<string>(NpgsqlDbType.Text); break;
+            }
+        }
+    }
+}

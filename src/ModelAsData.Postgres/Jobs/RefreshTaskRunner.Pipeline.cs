@@ -1,0 +1,254 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using ModelAsData.Core;
+using ModelAsData.Core.Onnx;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace ModelAsData.Postgres.Jobs;
+
+/// <summary>The read | score | write pipeline of one task, and the batches, keys and features it hands round.</summary>
+public sealed partial class RefreshTaskRunner
+{
+    /// <summary>Three stages on their own threads, handing <see cref="BatchesInFlight"/> batches round.</summary>
+    private sealed class Pipeline : IDisposable
+    {
+        private readonly Batch[] _batches;
+        private readonly KeyColumn[] _keys;
+        private readonly FeatureColumn[] _features;
+        private readonly TaskPlan _plan;
+        private readonly int _version;
+        private readonly CancellationTokenSource _stop;
+        private readonly DateTime _scoredAt = DateTime.UtcNow;
+        private readonly bool[] _slotTakesFloat;
+
+        public Pipeline(OnnxModel model, int batchSize, KeyColumn[] keys, FeatureColumn[] features, TaskPlan plan, int version, CancellationTokenSource stop)
+        {
+            _keys = keys;
+            _features = features;
+            _plan = plan;
+            _version = version;
+            _stop = stop;
+            _batches = Enumerable.Range(0, BatchesInFlight).Select(_ => new Batch(model.CreateScorer(batchSize), keys.Length, features.Length)).ToArray();
+            _slotTakesFloat = model.Signature.Inputs.SelectMany(i => Enumerable.Repeat(i.Type == FeatureType.Float, i.Width)).ToArray();
+        }
+
+        public async Task<(long Rows, long Failed)> RunAsync(NpgsqlBinaryExporter exporter, NpgsqlBinaryImporter importer)
+        {
+            using var free = new BlockingCollection<Batch>();
+            using var toScore = new BlockingCollection<Batch>();
+            using var toWrite = new BlockingCollection<Batch>();
+            foreach (var batch in _batches)
+            {
+                free.Add(batch);
+            }
+
+            var token = _stop.Token;
+            long rows = 0, failed = 0;
+            var reading = Stage(() =>
+            {
+                try
+                {
+                    bool more;
+                    do
+                    {
+                        var batch = free.Take(token);
+                        more = Fill(exporter, batch);
+                        (batch.Count > 0 ? toScore : free).Add(batch, token);
+                    }
+                    while (more);
+                }
+                finally
+                {
+                    toScore.CompleteAdding();
+                }
+            });
+            var scoring = Stage(() =>
+            {
+                try
+                {
+                    foreach (var batch in toScore.GetConsumingEnumerable(token))
+                    {
+                        batch.Scored = batch.Scorer.Score(token);
+                        toWrite.Add(batch, token);
+                    }
+                }
+                finally
+                {
+                    toWrite.CompleteAdding();
+                }
+            });
+            var writing = Stage(() =>
+            {
+                foreach (var batch in toWrite.GetConsumingEnumerable(token))
+                {
+                    failed += Write(importer, batch);
+                    rows += batch.Count;
+                    free.Add(batch, token);
+                }
+            });
+
+            try
+            {
+                await Task.WhenAll(reading, scoring, writing);
+            }
+            catch
+            {
+                // The first real failure, not the cancellations it caused in the other stages.
+                var first = new[] { reading, scoring, writing }.Select(t => t.Exception?.InnerException).FirstOrDefault(e => e is not null and not OperationCanceledException);
+                if (first is not null)
+                {
+                    System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(first);
+                }
+
+                throw;
+            }
+
+            return (rows, failed);
+        }
+
+        public void Dispose()
+        {
+            foreach (var batch in _batches)
+            {
+                batch.Scorer.Dispose();
+            }
+        }
+
+        private Task Stage(Action work) => Task.Factory.StartNew(() =>
+        {
+            try
+            {
+                work();
+            }
+            catch
+            {
+                _stop.Cancel(); // unblock the other stages
+                throw;
+            }
+        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
+        /// <summary>Reads rows until the batch is full; returns whether the source may have more.</summary>
+        private bool Fill(NpgsqlBinaryExporter exporter, Batch batch)
+        {
+            batch.Clear();
+            var scorer = batch.Scorer;
+            var slots = _plan.Slots;
+            while (!batch.IsFull)
+            {
+                if (exporter.StartRow() == -1)
+                {
+                    return false;
+                }
+
+                var row = batch.Count;
+                for (var k = 0; k < _keys.Length; k++)
+                {
+                    _keys[k].Read(exporter, batch, k, row);
+                }
+
+                for (var f = 0; f < _features.Length; f++)
+                {
+                    _features[f].Read(exporter, batch, f);
+                }
+
+                scorer.BeginRow();
+                string? error = null;
+                for (var slot = 0; slot < slots.Length && error is null; slot++)
+                {
+                    var f = slots[slot];
+                    var column = _features[f];
+                    if (_slotTakesFloat[slot] && !batch.IsNull[f] && batch.Text[f] is null)
+                    {
+                        scorer.SetFloat(slot, (float)batch.Number[f]); // the fast path: a number into a float input
+                        continue;
+                    }
+
+                    error = batch.IsNull[f] ? $"null cannot feed {scorer.SlotName(slot)}"
+                        : batch.Text[f] is { } text ? SetText(scorer, slot, text)
+                        : scorer.Set(slot, batch.Number[f]);
+                    if (error is not null)
+                    {
+                        error = $"column {column.Name}: {error}";
+                    }
+                }
+
+                if (error is null)
+                {
+                    batch.ScorerRow[row] = scorer.Count;
+                    batch.Errors[row] = null;
+                    scorer.EndRow();
+                }
+                else
+                {
+                    scorer.CancelRow();
+                    batch.ScorerRow[row] = -1;
+                    batch.Errors[row] = error;
+                }
+
+                batch.Count++;
+            }
+
+            return true;
+        }
+
+        /// <summary>Text feeds a string input as it is; a numeric input when it parses as a number.</summary>
+        private static string? SetText(ModelScorer scorer, int slot, string text)
+        {
+            var error = scorer.Set(slot, text);
+            if (error is null)
+            {
+                return null;
+            }
+
+            return double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var number) ? scorer.Set(slot, number) : error;
+        }
+
+        private int Write(NpgsqlBinaryImporter importer, Batch batch)
+        {
+            var failed = 0;
+            var columns = _plan.Columns;
+            var scored = batch.Scored;
+            for (var row = 0; row < batch.Count; row++)
+            {
+                importer.StartRow();
+                for (var k = 0; k < _keys.Length; k++)
+                {
+                    _keys[k].Write(importer, batch, k, row);
+                }
+
+                var scorerRow = batch.ScorerRow[row];
+                for (var c = 0; c < columns.Count; c++)
+                {
+                    if (scorerRow < 0)
+                    {
+                        importer.WriteNull();
+                        continue;
+                    }
+
+                    switch (columns[c].Type)
+                    {
+                        case ColumnType.Real: importer.Write((float)scored.GetDouble(scorerRow, c), NpgsqlDbType.Real); break;
+                        case ColumnType.Integer: importer.Write((long)scored.GetDouble(scorerRow, c), NpgsqlDbType.Bigint); break;
+                        case ColumnType.Text: importer.Write((string)scored.GetValue(scorerRow, c), NpgsqlDbType.Text); break;
+                        default: importer.Write(Array.ConvertAll(scored.GetArray(scorerRow, c), d => (float)d), NpgsqlDbType.Array | NpgsqlDbType.Real); break;
+                    }
+                }
+
+                importer.Write(_version, NpgsqlDbType.Integer);
+                importer.Write(_scoredAt, NpgsqlDbType.TimestampTz);
+                if (batch.Errors[row] is { } error)
+                {
+                    importer.Write(error, NpgsqlDbType.Text);
+                    failed++;
+                }
+                else
+                {
+                    importer.WriteNull();
+                }
+            }
+
+            return failed;
+        }
+    }
+}
