@@ -22,7 +22,6 @@ internal static class BenchCommand
     private static readonly (string Figure, string Reference, double Goal)[] s_postgresRatios =
     [
         (PostgresBench.Refresh, "slower of (raw ONNX Runtime, bare data movement)", 0.6),
-        (PostgresBench.Refresh, PostgresBench.RawPrefix + "{batch}", 0),
         (PostgresBench.Refresh, PostgresBench.Bare, 0),
         (PostgresBench.Refresh, PostgresBench.Service, 5),
     ];

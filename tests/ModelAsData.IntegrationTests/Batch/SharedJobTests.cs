@@ -52,4 +52,29 @@ public sealed class SharedJobTests(PostgresDatabase database) : IClassFixture<Po
         Assert.Equal(100_000, job.RowsDone);
         await BatchTables.AssertOnePredictionPerRowAsync(database.DataSource, source, name);
     }
+
+    [Fact(Timeout = 60_000)]
+    public async Task A_sidecar_that_stops_mid_task_gives_the_task_back_at_once_for_another_to_finish()
+    {
+        await BatchTables.SmallTasksAsync(database.DataSource, rowsPerTask: 2_000);
+        var (model, tables) = await BatchTables.ReadyModelAsync(database);
+        var source = await BatchTables.CreateFlowersAsync(database.DataSource, 60_000);
+        var name = Sql.UniqueName("stopped");
+        await BatchTables.CreateAsync(tables, name, source, model);
+        var leaving = await RunningSidecar.StartAsync(database.ConnectionString,
+            new SidecarOptions { SidecarId = "leaving", PollInterval = TimeSpan.FromSeconds(30), BatchSize = 1, TaskLease = TimeSpan.FromMinutes(5) });
+        var id = await tables.StartRefreshAsync(name, TestContext.Current.CancellationToken);
+        await Eventually.WaitForAsync(() => tables.GetJobAsync(id), j => j.TasksDone >= 1, "a task done");
+
+        await leaving.DisposeAsync();
+        var held = await database.DataSource.ScalarAsync<long>("SELECT count(*) FROM mad.tasks WHERE job_id = @id AND state = 'running'", new { id });
+        await using var staying = await RunningSidecar.StartAsync(database.ConnectionString,
+            new SidecarOptions { SidecarId = "staying", PollInterval = TimeSpan.FromSeconds(30) });
+        var job = await BatchTables.WaitAsync(tables, id);
+
+        // With a five-minute lease, only a task given back at shutdown can be finished this soon.
+        Assert.Equal(0, held);
+        Assert.Equal("done", job.State);
+        await BatchTables.AssertOnePredictionPerRowAsync(database.DataSource, source, name);
+    }
 }
