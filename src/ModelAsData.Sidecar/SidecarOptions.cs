@@ -16,6 +16,15 @@ public sealed record SidecarOptions
     /// <summary>The floor under NOTIFY: pending versions are scanned for at least this often even without a notification.</summary>
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>The floor under NOTIFY for online requests: orphaned and expired requests are scanned for this often.</summary>
+    public TimeSpan RequestPollInterval { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// Where the HTTP endpoint (Open Inference Protocol v2, health, /metrics) listens: <c>host:port</c>, or a port alone
+    /// for loopback (127.0.0.1). Null: no HTTP endpoint.
+    /// </summary>
+    public string? Http { get; init; }
+
     /// <summary>Keepalive and reconnect backoff of the LISTEN connection.</summary>
     public PostgresListenerOptions Listener { get; init; } = new();
 
@@ -38,6 +47,16 @@ public sealed record SidecarOptions
         if (PollInterval < TimeSpan.FromMilliseconds(100))
         {
             throw new ArgumentOutOfRangeException(nameof(PollInterval), PollInterval, "PollInterval must be at least 100 ms.");
+        }
+
+        if (RequestPollInterval < TimeSpan.FromMilliseconds(100))
+        {
+            throw new ArgumentOutOfRangeException(nameof(RequestPollInterval), RequestPollInterval, "RequestPollInterval must be at least 100 ms.");
+        }
+
+        if (Http is not null)
+        {
+            _ = Online.HttpEndpoint.Parse(Http);
         }
 
         Listener.Validate();

@@ -2,6 +2,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using ModelAsData.Postgres;
 using ModelAsData.Postgres.Listening;
+using ModelAsData.Sidecar.Online;
 
 namespace ModelAsData.Sidecar;
 
@@ -24,6 +25,7 @@ public static class SidecarServiceCollectionExtensions
         services.AddSingleton<PendingVersionValidator>();
         services.AddHostedService<SidecarHeartbeatService>();
         services.AddHostedService<ModelValidationService>();
+        services.AddModelAsDataOnline(options);
         return services;
     }
 }
