@@ -345,8 +345,10 @@ DECLARE
   request_id bigint;
   answer record;
 BEGIN
-  IF pg_catalog.pg_current_xact_id_if_assigned() IS NOT NULL
-     OR pg_catalog.transaction_timestamp() OPERATOR(pg_catalog.<>) pg_catalog.statement_timestamp() THEN
+  -- An explicit transaction that has written has an xid: say so before anything else. One that has not is
+  -- refused by PostgreSQL itself at the COMMIT below (invalid_transaction_termination, 2D000), which the C#
+  -- client turns into the same message; nothing was recorded either way.
+  IF pg_catalog.pg_current_xact_id_if_assigned() IS NOT NULL THEN
     RAISE EXCEPTION 'CALL mad.predict cannot run inside an explicit transaction (or a function): it must commit its request so that a sidecar can see it.'
       USING ERRCODE = 'active_sql_transaction',
             HINT = 'Call it outside BEGIN ... COMMIT (autocommit), or use SELECT mad.predict_async(model, features) and LISTEN mad_reply, or the sidecar''s HTTP endpoint (`mad serve --http`, POST /v2/models/{name}/infer).';

@@ -62,6 +62,9 @@ internal static class PostgresErrors
             "57M01" => new(ErrorCode.Timeout, text, e),
             "57M02" => new(ErrorCode.Database, text, e),
             PostgresErrorCodes.ActiveSqlTransaction => new(ErrorCode.Conflict, text, e),
+            PostgresErrorCodes.InvalidTransactionTermination when e.Routine is not null || e.Where is not null => new(ErrorCode.Conflict,
+                $"CALL mad.predict cannot run inside an explicit transaction (or a function): it must commit its request so that a sidecar can see it ({e.MessageText}). " +
+                "Call it in autocommit, or use SELECT mad.predict_async(model, features) and LISTEN mad_reply, or the sidecar's HTTP endpoint (`mad serve --http`, POST /v2/models/{name}/infer).", e),
             PostgresErrorCodes.ObjectNotInPrerequisiteState or PostgresErrorCodes.UniqueViolation => new(ErrorCode.Conflict, text, e),
             PostgresErrorCodes.ProgramLimitExceeded => new(ErrorCode.InvalidModel, text, e),
             PostgresErrorCodes.InvalidParameterValue => new(ErrorCode.InvalidArgument, text, e),

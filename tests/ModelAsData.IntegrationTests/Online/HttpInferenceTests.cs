@@ -51,7 +51,7 @@ public sealed class HttpInferenceTests(PostgresDatabase database) : IClassFixtur
 
         // Logged like the SQL doors: the same features hash the same.
         await Eventually.WaitForAsync(
-            () => database.DataSource.ScalarAsync<long>("SELECT count(*) FROM mad.prediction_log WHERE door = 'http' AND model = @model AND inputs_sha256 = mad.inputs_hash(@features::jsonb)", new { model, features = Versicolor }),
+            () => database.DataSource.ScalarAsync<long>("SELECT count(*) FROM mad.prediction_log WHERE door = 'http' AND model = @model AND inputs_sha256 = mad.inputs_hash(@features::jsonb)", new { model, features = Setosa }),
             n => n == 1, "the http prediction in the log");
 
         var metrics = await http.GetStringAsync("/metrics", Ct);

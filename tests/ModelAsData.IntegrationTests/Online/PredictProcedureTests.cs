@@ -59,15 +59,32 @@ public sealed class PredictProcedureTests(PostgresDatabase database) : IClassFix
         var model = await PushIrisAsync(database);
         await using var sidecar = await StartSidecarAsync(database);
         await using var connection = await database.DataSource.OpenConnectionAsync(Ct);
-        await using var transaction = await connection.BeginTransactionAsync(Ct);
-        await using var command = new NpgsqlCommand("CALL mad.predict($1, $2::jsonb, NULL)", connection, transaction) { Parameters = { new() { Value = model }, new() { Value = Setosa } } };
 
-        var error = await Assert.ThrowsAsync<PostgresException>(() => command.ExecuteScalarAsync(Ct));
+        // A transaction that has written: the procedure says so itself.
+        await using (var transaction = await connection.BeginTransactionAsync(Ct))
+        {
+            await using var write = new NpgsqlCommand("CREATE TEMP TABLE t_written (x int)", connection, transaction);
+            await write.ExecuteNonQueryAsync(Ct);
+            await using var call = new NpgsqlCommand("CALL mad.predict($1, $2::jsonb, NULL)", connection, transaction) { Parameters = { new() { Value = model }, new() { Value = Setosa } } };
+            var error = await Assert.ThrowsAsync<PostgresException>(() => call.ExecuteScalarAsync(Ct));
+            Assert.Equal(PostgresErrorCodes.ActiveSqlTransaction, error.SqlState);
+            Assert.Contains("explicit transaction", error.MessageText, StringComparison.Ordinal);
+            Assert.Contains("predict_async", error.Hint, StringComparison.Ordinal);
+            Assert.Contains("/v2/models", error.Hint, StringComparison.Ordinal);
+        }
 
-        Assert.Equal(PostgresErrorCodes.ActiveSqlTransaction, error.SqlState);
-        Assert.Contains("explicit transaction", error.MessageText, StringComparison.Ordinal);
-        Assert.Contains("predict_async", error.Hint, StringComparison.Ordinal);
-        Assert.Contains("/v2/models", error.Hint, StringComparison.Ordinal);
+        // One that has not: PostgreSQL refuses the procedure's COMMIT; the client names the alternatives.
+        await using (var transaction = await connection.BeginTransactionAsync(Ct))
+        {
+            await using var call = new NpgsqlCommand("CALL mad.predict($1, $2::jsonb, NULL)", connection, transaction) { Parameters = { new() { Value = model }, new() { Value = Setosa } } };
+            var error = await Assert.ThrowsAsync<PostgresException>(() => call.ExecuteScalarAsync(Ct));
+            var mapped = ModelAsData.Postgres.PostgresErrors.Map(error, database.ConnectionString);
+            Assert.Equal(ErrorCode.Conflict, mapped.Code);
+            Assert.Contains("predict_async", mapped.Message, StringComparison.Ordinal);
+            Assert.Contains("/v2/models", mapped.Message, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(0, await database.DataSource.ScalarAsync<long>("SELECT count(*) FROM mad.requests WHERE model = @model", new { model }));
     }
 
     [Fact(Timeout = 60_000)]
