@@ -27,6 +27,13 @@ internal static class BenchCommand
         cli.SetAction(command, async (parse, ct) =>
         {
             var console = cli.Console;
+            if (parse.GetValue(cli.Db) is { } db && MadStore.IsPostgres(db))
+            {
+                console.MarkupLine("[bold]Online (PostgreSQL)[/]: latency of one request at a time, beside SELECT 1 and raw ONNX Runtime.");
+                await new OnlineBench(db, Math.Min(parse.GetValue(rows), 5_000), parse.GetValue(rounds), console).RunAsync(parse.GetValue(markdown), ct);
+                return 0;
+            }
+
             console.MarkupLineInterpolated($"[bold]Embedded (SQLite)[/]: {parse.GetValue(rows):N0} rows of {EmbeddedBench.Model}, {parse.GetValue(rounds)} rounds, median rows/s.");
             var bench = new EmbeddedBench(parse.GetValue(rows), parse.GetValue(rounds), line => console.MarkupLineInterpolated($"[grey]{line}[/]"));
             var measurements = await bench.RunAsync(ct);
