@@ -32,7 +32,7 @@ public sealed class PostgresOnlineClient
                 Parameters = { new() { Value = reference }, new() { Value = featuresJson } },
             };
             var result = (string)(await command.ExecuteScalarAsync(cancellationToken))!;
-            return (JsonObject)JsonNode.Parse(result)!;
+            return ModelFirst(result);
         }
         catch (Exception e) when (PostgresErrors.CanMap(e))
         {
@@ -110,11 +110,24 @@ public sealed class PostgresOnlineClient
         var status = reader.GetString(0);
         return status switch
         {
-            "done" => (JsonObject)JsonNode.Parse(reader.GetString(1))!,
+            "done" => ModelFirst(reader.GetString(1)),
             "failed" or "expired" => throw new ModelAsDataException(
                 reader.IsDBNull(3) ? ErrorCode.Database : Code(reader.GetString(3)), reader.IsDBNull(2) ? $"Request {id} {status}." : reader.GetString(2)),
             _ => null,
         };
+    }
+
+    /// <summary>jsonb orders keys by length; answers read best with the model and version first, as the sidecar wrote them.</summary>
+    private static JsonObject ModelFirst(string json)
+    {
+        var parsed = (JsonObject)JsonNode.Parse(json)!;
+        var ordered = new JsonObject { ["model"] = parsed["model"]?.DeepClone(), ["version"] = parsed["version"]?.DeepClone() };
+        foreach (var (key, value) in parsed.Where(p => p.Key is not "model" and not "version"))
+        {
+            ordered[key] = value?.DeepClone();
+        }
+
+        return ordered;
     }
 
     private static ErrorCode Code(string sqlState) => sqlState switch
