@@ -272,15 +272,23 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = mad, pg_temp SET lock_timeou
 #variable_conflict use_column
 DECLARE
   r mad.requests%ROWTYPE;
+  seen record;
   waited_ticket bigint;
   current_ticket bigint;
   remaining_ms bigint;
 BEGIN
   LOOP
-    SELECT * INTO r FROM mad.requests q WHERE q.id = await_request.request_id;
-    IF NOT FOUND THEN
+    -- The request and its sidecar's ticket in one snapshot: read apart, the answer could commit in between, and we
+    -- would wait on the new ticket, which nobody releases until the next answer.
+    SELECT q AS req, w.ticket AS ticket INTO seen FROM mad.requests q LEFT JOIN mad.request_workers w ON w.sidecar = q.sidecar
+    WHERE q.id = await_request.request_id;
+    IF FOUND THEN
+      r := seen.req;
+      current_ticket := seen.ticket;
+    ELSE
       RAISE EXCEPTION 'There is no request %.', await_request.request_id USING ERRCODE = 'no_data_found';
-    ELSIF r.requested_by <> session_user AND NOT pg_catalog.pg_has_role(session_user, 'mad_admin', 'MEMBER') THEN
+    END IF;
+    IF r.requested_by <> session_user AND NOT pg_catalog.pg_has_role(session_user, 'mad_admin', 'MEMBER') THEN
       RAISE EXCEPTION 'permission denied to read request %: it belongs to %', r.id, quote_ident(r.requested_by) USING ERRCODE = 'insufficient_privilege';
     END IF;
     IF r.status IN ('done', 'failed', 'expired') THEN
@@ -302,7 +310,6 @@ BEGIN
       CONTINUE; -- answered meanwhile
     END IF;
 
-    SELECT w.ticket INTO current_ticket FROM mad.request_workers w WHERE w.sidecar = r.sidecar;
     IF current_ticket IS NULL OR (current_ticket = waited_ticket AND NOT mad.ticket_held(current_ticket)) THEN
       -- The ticket we waited on was released without a new one being published: the worker's session ended.
       UPDATE mad.requests q SET status = 'failed', answered_at = clock_timestamp(), error_code = '57M02',

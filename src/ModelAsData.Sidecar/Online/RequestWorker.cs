@@ -103,7 +103,10 @@ internal sealed partial class RequestWorker : BackgroundService
             if (requests.Count > 0)
             {
                 ticket = await AnswerAsync(connection, requests, ticket, stoppingToken);
-                continue; // more may have arrived meanwhile
+                if (_woken || requests.Count == MaxClaim)
+                {
+                    continue; // more arrived meanwhile
+                }
             }
 
             while (!_woken)
