@@ -137,7 +137,12 @@ public sealed partial class SqliteModelRegistry : IModelRegistry
 
     public async Task<IReadOnlyDictionary<string, int>> AliasesAsync(string model, CancellationToken cancellationToken = default)
     {
-        var rows = await Connection.QueryAsync<(string Alias, long Version)>(Command(SqliteRegistrySql.Aliases, new { model }, null, cancellationToken));
+        var rows = (await Connection.QueryAsync<(string Alias, long Version)>(Command(SqliteRegistrySql.Aliases, new { model }, null, cancellationToken))).ToList();
+        if (rows.Count == 0)
+        {
+            await EnsureModelExistsAsync(model, cancellationToken);
+        }
+
         return rows.ToDictionary(r => r.Alias, r => (int)r.Version);
     }
 

@@ -55,20 +55,27 @@ internal sealed class EmbeddedBench(int rows, int rounds, Action<string> log)
         {
             cancellationToken.ThrowIfCancellationRequested();
             log($"round {round}/{rounds}");
-            Time(results, "raw ONNX Runtime, 1 row per call", () => raw.Score(data, 1));
-            Time(results, "predict() in SQLite, 1 row per call", () => connection.ExecuteScalar<long>(PredictQuery));
-            Time(results, $"raw ONNX Runtime, {batch} rows per call", () => raw.Score(data, batch));
-            Time(results, "bare read + write, no scoring", () => BareReadWrite(connection));
-            Time(results, "tables refresh", () => tables.RefreshAsync("bench_scores", cancellationToken: cancellationToken).GetAwaiter().GetResult());
+            await TimeAsync(results, "raw ONNX Runtime, 1 row per call", () => raw.Score(data, 1));
+            await TimeAsync(results, "predict() in SQLite, 1 row per call", () => connection.ExecuteScalar<long>(PredictQuery));
+            await TimeAsync(results, $"raw ONNX Runtime, {batch} rows per call", () => raw.Score(data, batch));
+            await TimeAsync(results, "bare read + write, no scoring", () => BareReadWrite(connection));
+            await TimeAsync(results, "tables refresh", () => tables.RefreshAsync("bench_scores", cancellationToken: cancellationToken));
         }
 
         return results.Select(r => new Measurement(r.Key, r.Value)).ToList();
     }
 
-    private void Time(Dictionary<string, List<double>> results, string name, Action action)
+    private Task TimeAsync(Dictionary<string, List<double>> results, string name, Action action) =>
+        TimeAsync(results, name, () =>
+        {
+            action();
+            return Task.CompletedTask;
+        });
+
+    private async Task TimeAsync(Dictionary<string, List<double>> results, string name, Func<Task> action)
     {
         var started = Stopwatch.GetTimestamp();
-        action();
+        await action();
         var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
         (results.TryGetValue(name, out var list) ? list : results[name] = []).Add(rows / seconds);
     }

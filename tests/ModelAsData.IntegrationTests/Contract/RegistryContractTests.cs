@@ -50,14 +50,14 @@ public abstract class RegistryContractTests : IAsyncLifetime
     [Fact]
     public void Kind_names_the_store() => Assert.Equal(ExpectedKind, Registry.Kind);
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task Migrating_again_is_harmless()
     {
         await Registry.MigrateAsync(Ct);
         await Registry.MigrateAsync(Ct);
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task Versions_are_numbered_per_model_from_one()
     {
         var a = Sql.UniqueName("a");
@@ -69,7 +69,7 @@ public abstract class RegistryContractTests : IAsyncLifetime
         Assert.All(versions, v => Assert.Equal(VersionStatus.Ready, v.Status));
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task A_ready_version_has_its_signature_hash_size_and_metadata()
     {
         var model = Sql.UniqueName("iris");
@@ -85,7 +85,7 @@ public abstract class RegistryContractTests : IAsyncLifetime
         Assert.Null(version.Reason);
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task Load_bytes_returns_exactly_what_was_pushed()
     {
         var model = Sql.UniqueName("iris");
@@ -94,7 +94,7 @@ public abstract class RegistryContractTests : IAsyncLifetime
         Assert.Equal(Iris, await Registry.LoadBytesAsync(model, version.Version, Ct));
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task A_reference_resolves_by_number_by_alias_and_bare_name()
     {
         var model = Sql.UniqueName("churn");
@@ -111,7 +111,7 @@ public abstract class RegistryContractTests : IAsyncLifetime
         Assert.Equal(1, (await Registry.ResolveAsync(ModelReference.Parse(model), Ct)).Version); // production wins
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task List_shows_each_model_with_its_versions_newest_ready_and_aliases()
     {
         var model = Sql.UniqueName("listed");
@@ -127,7 +127,7 @@ public abstract class RegistryContractTests : IAsyncLifetime
         Assert.InRange(summary.UpdatedAt, DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddMinutes(5));
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task Moving_an_alias_records_the_move_and_rollback_returns_to_the_previous_version()
     {
         var model = Sql.UniqueName("churn");
@@ -146,7 +146,7 @@ public abstract class RegistryContractTests : IAsyncLifetime
         Assert.False(string.IsNullOrEmpty(back.MovedBy));
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task Alias_at_is_null_before_the_alias_existed_and_follows_its_moves()
     {
         var model = Sql.UniqueName("churn");
@@ -161,7 +161,7 @@ public abstract class RegistryContractTests : IAsyncLifetime
         Assert.Equal(2, await Registry.AliasAtAsync(model, "production", second.MovedAt.AddSeconds(1), Ct));
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task A_missing_model_is_not_found_and_the_message_names_the_models_that_exist()
     {
         var existing = Sql.UniqueName("existing");
@@ -174,7 +174,7 @@ public abstract class RegistryContractTests : IAsyncLifetime
         Assert.Contains(existing, error.Message, StringComparison.Ordinal);
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task An_unknown_alias_or_version_is_not_found_and_the_message_names_what_exists()
     {
         var model = Sql.UniqueName("churn");
@@ -191,7 +191,7 @@ public abstract class RegistryContractTests : IAsyncLifetime
         Assert.Contains("5", version.Message, StringComparison.Ordinal);
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task An_alias_to_a_version_that_does_not_exist_is_refused()
     {
         var model = Sql.UniqueName("churn");
@@ -201,9 +201,11 @@ public abstract class RegistryContractTests : IAsyncLifetime
 
         Assert.Equal(ErrorCode.NotFound, error.Code);
         Assert.Empty(await Registry.AliasesAsync(model, Ct));
+        var noModel = await Assert.ThrowsAsync<ModelAsDataException>(() => Registry.AliasesAsync(Sql.UniqueName("nosuch"), Ct));
+        Assert.Equal(ErrorCode.NotFound, noModel.Code);
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task Rolling_back_an_alias_that_never_moved_is_a_conflict()
     {
         var model = Sql.UniqueName("churn");
@@ -215,7 +217,7 @@ public abstract class RegistryContractTests : IAsyncLifetime
         Assert.Equal(ErrorCode.Conflict, error.Code);
     }
 
-    [Theory]
+    [Theory(Timeout = 90_000)]
     [InlineData("Churn")]
     [InlineData("churn; DROP TABLE x")]
     [InlineData("chürn")]
@@ -227,7 +229,7 @@ public abstract class RegistryContractTests : IAsyncLifetime
         Assert.Equal(ErrorCode.InvalidName, error.Code);
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task Invalid_alias_names_are_refused()
     {
         var model = Sql.UniqueName("churn");

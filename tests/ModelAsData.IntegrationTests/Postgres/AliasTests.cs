@@ -12,7 +12,7 @@ public sealed class AliasTests(PostgresDatabase database) : IClassFixture<Postgr
     private readonly PostgresModelRegistry _registry = new(database.DataSource);
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task Set_and_rollback_keep_a_history_of_who_when_from_to_and_why()
     {
         var model = Sql.UniqueName("churn");
@@ -37,7 +37,7 @@ public sealed class AliasTests(PostgresDatabase database) : IClassFixture<Postgr
         Assert.Equal(1, (await _registry.ResolveAsync(ModelReference.Parse(model), Ct)).Version);
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task Alias_at_answers_which_version_an_alias_pointed_at_in_the_past()
     {
         var model = Sql.UniqueName("churn");
@@ -54,7 +54,7 @@ public sealed class AliasTests(PostgresDatabase database) : IClassFixture<Postgr
         Assert.Equal(2, await database.DataSource.ScalarAsync<int>("SELECT mad.alias_at(@model, 'production', now())", new { model }));
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task An_alias_move_rolled_back_with_its_transaction_leaves_no_trace()
     {
         var model = Sql.UniqueName("churn");
@@ -76,7 +76,7 @@ public sealed class AliasTests(PostgresDatabase database) : IClassFixture<Postgr
         Assert.Equal(0, await database.DataSource.ScalarAsync<int>("SELECT count(*) FROM mad.alias_history WHERE model = @model AND alias = 'staging'", new { model }));
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task An_alias_cannot_point_at_a_pending_or_rejected_version()
     {
         var model = Sql.UniqueName("churn");
@@ -96,7 +96,7 @@ public sealed class AliasTests(PostgresDatabase database) : IClassFixture<Postgr
         Assert.Empty(await _registry.AliasesAsync(model, Ct));
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task Missing_models_versions_and_aliases_are_errors_that_name_what_exists()
     {
         var model = Sql.UniqueName("churn");
@@ -125,7 +125,7 @@ public sealed class AliasTests(PostgresDatabase database) : IClassFixture<Postgr
         Assert.Contains($"'{model}'", noAliases.Message, StringComparison.Ordinal);
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task Rolling_back_an_alias_that_never_moved_is_a_conflict_that_says_what_to_do()
     {
         var model = Sql.UniqueName("churn");
@@ -139,7 +139,7 @@ public sealed class AliasTests(PostgresDatabase database) : IClassFixture<Postgr
         Assert.Contains("mad.set_alias", error.Message, StringComparison.Ordinal);
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task Setting_an_alias_to_where_it_already_points_records_no_move()
     {
         var model = Sql.UniqueName("churn");

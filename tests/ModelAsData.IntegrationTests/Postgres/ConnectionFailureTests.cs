@@ -12,7 +12,7 @@ public sealed class ConnectionFailureTests(PostgresServer server)
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task No_database_at_all_is_a_clear_error_naming_host_port_and_what_to_do()
     {
         var port = PortWithNothingListening();
@@ -30,7 +30,7 @@ public sealed class ConnectionFailureTests(PostgresServer server)
         }
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task A_database_that_does_not_exist_is_named_in_the_error()
     {
         var connectionString = new NpgsqlConnectionStringBuilder(server.AdminConnectionString) { Database = "no_such_database" }.ConnectionString;
@@ -42,7 +42,7 @@ public sealed class ConnectionFailureTests(PostgresServer server)
         Assert.Contains("createdb", error.Message, StringComparison.Ordinal);
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task A_database_that_was_never_migrated_says_to_run_migrate()
     {
         var connectionString = await server.CreateDatabaseAsync("unmigrated");
@@ -57,7 +57,7 @@ public sealed class ConnectionFailureTests(PostgresServer server)
         Assert.Contains("mad db migrate", serve.Message, StringComparison.Ordinal);
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task Text_that_is_not_a_connection_string_is_an_invalid_argument()
     {
         var error = await Assert.ThrowsAsync<ModelAsDataException>(() => PostgresModelRegistry.OpenAsync("this is not=a;connection string", Ct));
@@ -66,7 +66,7 @@ public sealed class ConnectionFailureTests(PostgresServer server)
         Assert.Contains("Host=", error.Message, StringComparison.Ordinal);
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task A_postgres_uri_works_like_a_connection_string()
     {
         var settings = new NpgsqlConnectionStringBuilder(await server.CreateDatabaseAsync("uri"));

@@ -22,7 +22,7 @@ public sealed class MigrationTests(PostgresServer server)
         ) o
         """;
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task Migrating_twice_applies_each_script_once_and_changes_nothing_the_second_time()
     {
         await using var dataSource = PostgresDataSource.Create(await server.CreateDatabaseAsync("migrate"));
@@ -47,7 +47,7 @@ public sealed class MigrationTests(PostgresServer server)
         Assert.Equal(migrator.Scripts.Select(s => (s.Name, s.Checksum)), journal);
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task Two_concurrent_migrations_apply_each_script_exactly_once()
     {
         var connectionString = await server.CreateDatabaseAsync("concurrent");
@@ -65,7 +65,7 @@ public sealed class MigrationTests(PostgresServer server)
         Assert.Equal(1, await one.ScalarAsync<int>("SELECT count(*) FROM pg_proc WHERE proname = 'push_model'"));
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task Migrations_of_different_databases_on_one_server_may_run_at_once()
     {
         // The roles are cluster-wide: creating them from two databases at the same moment must not fail.
@@ -77,7 +77,7 @@ public sealed class MigrationTests(PostgresServer server)
         }));
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task A_changed_script_that_was_already_applied_is_refused()
     {
         await using var dataSource = PostgresDataSource.Create(await server.CreateDatabaseAsync("checksum"));
@@ -93,7 +93,7 @@ public sealed class MigrationTests(PostgresServer server)
         Assert.Contains("new numbered script", error.Message, StringComparison.Ordinal);
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task A_failing_script_leaves_nothing_behind_and_is_not_recorded()
     {
         await using var dataSource = PostgresDataSource.Create(await server.CreateDatabaseAsync("failing"));
@@ -109,7 +109,7 @@ public sealed class MigrationTests(PostgresServer server)
         Assert.Equal(scripts.Count - 1, await dataSource.ScalarAsync<int>("SELECT count(*) FROM mad.schema_migrations"));
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task Registry_migrate_goes_through_the_same_runner()
     {
         var connectionString = await server.CreateDatabaseAsync("registry");

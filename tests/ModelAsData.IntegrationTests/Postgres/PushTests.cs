@@ -13,7 +13,7 @@ public sealed class PushTests(PostgresDatabase database) : IClassFixture<Postgre
     private readonly PostgresModelRegistry _registry = new(database.DataSource);
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task Push_from_the_registry_stores_a_pending_version_with_sha256_size_metadata_and_who()
     {
         var model = Sql.UniqueName("churn");
@@ -32,7 +32,7 @@ public sealed class PushTests(PostgresDatabase database) : IClassFixture<Postgre
         Assert.Equal(bytes, await _registry.LoadBytesAsync(model, 1, Ct));
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task Push_from_sql_numbers_versions_per_model_and_notifies_mad_models()
     {
         var model = Sql.UniqueName("churn");
@@ -61,7 +61,7 @@ public sealed class PushTests(PostgresDatabase database) : IClassFixture<Postgre
         Assert.Equal(VersionStatus.Pending, stored.Status);
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task Concurrent_pushes_of_one_model_get_distinct_versions()
     {
         var model = Sql.UniqueName("race");
@@ -72,7 +72,7 @@ public sealed class PushTests(PostgresDatabase database) : IClassFixture<Postgre
         Assert.Equal(Enumerable.Range(1, 8), versions.Select(v => v.Version).Order());
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task A_blob_over_the_size_limit_is_refused_with_the_limit_and_how_to_raise_it()
     {
         var model = Sql.UniqueName("big");
@@ -92,7 +92,7 @@ public sealed class PushTests(PostgresDatabase database) : IClassFixture<Postgre
         }
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task An_empty_blob_or_metadata_that_is_not_an_object_is_refused()
     {
         var empty = await Assert.ThrowsAsync<ModelAsDataException>(() => _registry.PushAsync(Sql.UniqueName("empty"), [], [], Ct));
@@ -104,7 +104,7 @@ public sealed class PushTests(PostgresDatabase database) : IClassFixture<Postgre
         Assert.Contains("JSON object", metadata.MessageText, StringComparison.Ordinal);
     }
 
-    [Theory]
+    [Theory(Timeout = 90_000)]
     [InlineData("x'; DROP TABLE mad.models; --")]
     [InlineData("churn\"); DELETE FROM mad.aliases; --")]
     [InlineData("Churn")]

@@ -11,7 +11,7 @@ public sealed class RoleTests(PostgresDatabase database) : IClassFixture<Postgre
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task A_mad_user_cannot_push_or_move_aliases_and_is_told_which_role_it_needs()
     {
         var model = Sql.UniqueName("churn");
@@ -45,7 +45,7 @@ public sealed class RoleTests(PostgresDatabase database) : IClassFixture<Postgre
         Assert.Equal(1, (await admin.AliasesAsync(model, Ct))["production"]);
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task A_mad_admin_login_can_push_and_move_aliases_and_is_recorded_as_the_author()
     {
         var model = Sql.UniqueName("churn");
@@ -60,7 +60,7 @@ public sealed class RoleTests(PostgresDatabase database) : IClassFixture<Postgre
         Assert.Equal(login.Name, move.MovedBy);
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task Only_a_sidecar_may_mark_versions()
     {
         var model = Sql.UniqueName("churn");
@@ -73,7 +73,7 @@ public sealed class RoleTests(PostgresDatabase database) : IClassFixture<Postgre
         Assert.Contains("needs role mad_sidecar", error.MessageText, StringComparison.Ordinal);
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task A_sidecar_logged_in_with_only_mad_sidecar_validates_versions()
     {
         var registry = new PostgresModelRegistry(database.DataSource);

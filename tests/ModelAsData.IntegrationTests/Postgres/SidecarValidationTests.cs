@@ -17,7 +17,7 @@ public sealed class SidecarValidationTests(PostgresDatabase database) : IClassFi
     private readonly PostgresModelRegistry _registry = new(database.DataSource);
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task A_running_sidecar_marks_every_real_model_ready_with_the_signature_onnx_runtime_reads()
     {
         await using var sidecar = await RunningSidecar.StartAsync(database.ConnectionString);
@@ -45,7 +45,7 @@ public sealed class SidecarValidationTests(PostgresDatabase database) : IClassFi
             "SELECT count(*) FROM mad.sidecars WHERE id = @id AND stopped_at IS NULL AND heartbeat_at > now() - interval '1 minute'", new { id = sidecar.Options.SidecarId }));
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task Custom_op_and_truncated_models_are_rejected_with_onnx_runtimes_reason()
     {
         await using var sidecar = await RunningSidecar.StartAsync(database.ConnectionString);
@@ -73,7 +73,7 @@ public sealed class SidecarValidationTests(PostgresDatabase database) : IClassFi
         Assert.Contains("NegPos", (await ReadAsync(rejected[0].Version)).Reason, StringComparison.Ordinal);
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task A_version_pushed_while_no_sidecar_runs_is_validated_when_one_starts()
     {
         var version = await _registry.PushAsync(Sql.UniqueName("offline"), TestModels.Bytes("skl2onnx_logreg_iris.onnx"), [], Ct);
@@ -85,7 +85,7 @@ public sealed class SidecarValidationTests(PostgresDatabase database) : IClassFi
         Assert.Equal(VersionStatus.Ready, (await WaitUntilValidatedAsync(version)).Status);
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task After_its_connection_is_terminated_the_listener_reconnects_and_validates_later_pushes()
     {
         await using var sidecar = await RunningSidecar.StartAsync(database.ConnectionString);
@@ -99,7 +99,7 @@ public sealed class SidecarValidationTests(PostgresDatabase database) : IClassFi
         Assert.Equal(VersionStatus.Ready, (await WaitUntilValidatedAsync(version)).Status);
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task A_sidecar_that_stops_cleanly_is_marked_stopped()
     {
         var sidecar = await RunningSidecar.StartAsync(database.ConnectionString);
@@ -112,7 +112,7 @@ public sealed class SidecarValidationTests(PostgresDatabase database) : IClassFi
         Assert.True(await database.DataSource.ScalarAsync<bool>("SELECT stopped_at IS NOT NULL FROM mad.sidecars WHERE id = @id", new { id }));
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task Run_async_as_mad_serve_calls_it_validates_and_returns_when_cancelled()
     {
         var options = new SidecarOptions { PollInterval = TimeSpan.FromMinutes(5) };
@@ -127,7 +127,7 @@ public sealed class SidecarValidationTests(PostgresDatabase database) : IClassFi
         Assert.True(await database.DataSource.ScalarAsync<bool>("SELECT stopped_at IS NOT NULL FROM mad.sidecars WHERE id = @id", new { id = options.SidecarId }));
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task Two_validators_never_validate_the_same_version_twice()
     {
         var versions = new List<ModelVersion>();
@@ -146,7 +146,7 @@ public sealed class SidecarValidationTests(PostgresDatabase database) : IClassFi
         Assert.All(mine, o => Assert.Equal(VersionStatus.Ready, o.Status));
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task Waiting_for_validation_returns_the_version_once_a_running_sidecar_decided()
     {
         await using var sidecar = await RunningSidecar.StartAsync(database.ConnectionString);
@@ -160,7 +160,7 @@ public sealed class SidecarValidationTests(PostgresDatabase database) : IClassFi
         Assert.Equal(VersionStatus.Rejected, rejected.Status);
     }
 
-    [Fact]
+    [Fact(Timeout = 90_000)]
     public async Task Waiting_for_validation_with_no_sidecar_running_times_out_saying_to_start_mad_serve()
     {
         var pushed = await _registry.PushAsync(Sql.UniqueName("nobody"), TestModels.Bytes("skl2onnx_logreg_iris.onnx"), [], Ct);

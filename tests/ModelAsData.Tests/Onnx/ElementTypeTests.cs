@@ -21,18 +21,7 @@ public sealed class ElementTypeTests
 
         using var scorer = model.CreateScorer(4);
         object[][] rows = [[1.5, 2.25, 7L, true], [-3.0, 1e300, -2L, false]];
-        foreach (var row in rows)
-        {
-            scorer.BeginRow();
-            for (var slot = 0; slot < row.Length; slot++)
-            {
-                Assert.Null(scorer.Set(slot, row[slot]));
-            }
-
-            scorer.EndRow();
-        }
-
-        var batch = scorer.Score();
+        var batch = ExternalModelTests.ScoreValues(scorer, rows);
         Assert.Equal(2, batch.Count);
         Assert.Equal(1.5, batch.GetValue(0, 0));
         Assert.Equal(1e300, batch.GetValue(1, 1));

@@ -53,18 +53,7 @@ public sealed class ExternalModelTests
             [2L, "male", double.NaN, 13.0, "missing"],
             [4L, "unknown", 30.0, 13.0, "Z"],
         ];
-        foreach (var row in rows)
-        {
-            scorer.BeginRow();
-            for (var slot = 0; slot < row.Length; slot++)
-            {
-                Assert.Null(scorer.Set(slot, row[slot]));
-            }
-
-            scorer.EndRow();
-        }
-
-        var batch = scorer.Score();
+        var batch = ScoreValues(scorer, rows);
         Assert.Equal([1L, 0L, 0L, 1L], Enumerable.Range(0, 4).Select(r => batch.GetValue(r, 0)));
         Assert.Equal(0.88553804, batch.GetDouble(0, 2), 1e-6);
         Assert.Equal(0.90150315, batch.GetDouble(1, 1), 1e-6);
@@ -182,6 +171,23 @@ public sealed class ExternalModelTests
         Assert.Contains("empty", Assert.Throws<ModelAsDataException>(() => OnnxModel.Load([])).Message);
         var text = "this is not an onnx model"u8.ToArray();
         Assert.Equal(ErrorCode.InvalidModel, Assert.Throws<ModelAsDataException>(() => OnnxModel.Load(text)).Code);
+    }
+
+    /// <summary>Scores rows of values of any supported type, asserting each converts.</summary>
+    internal static ScoredBatch ScoreValues(ModelScorer scorer, object[][] rows)
+    {
+        foreach (var row in rows)
+        {
+            scorer.BeginRow();
+            for (var slot = 0; slot < row.Length; slot++)
+            {
+                Assert.Null(scorer.Set(slot, row[slot]));
+            }
+
+            scorer.EndRow();
+        }
+
+        return scorer.Score();
     }
 
     internal static ScoredBatch Score(OnnxModel model, float[][] rows)
