@@ -166,7 +166,8 @@ BEGIN
 END
 $$;
 
--- Writes a batch of answers ([{"id": 1, "result": {...}} or {"id": 2, "error": "...", "code": "22M01"}]), NOTIFYs
+-- Writes a batch of answers ([{"id": 1, "result": {...}} or {"id": 2, "error": "...", "code": "22M01"}]) to requests
+-- this sidecar claimed, or that are assigned to it and were scored straight from their notification; NOTIFYs
 -- mad_reply for async requests, and moves the worker to a new ticket in the same transaction; the caller then
 -- releases the old ticket with mad.release_ticket, which wakes the procedures waiting on it.
 CREATE FUNCTION mad.answer_requests(sidecar text, answers jsonb) RETURNS bigint
@@ -183,9 +184,10 @@ BEGIN
         result = a.value -> 'result',
         error = a.value ->> 'error',
         error_code = CASE WHEN a.value ? 'error' THEN coalesce(a.value ->> 'code', 'XX000') END,
+        claimed_at = coalesce(r.claimed_at, clock_timestamp()),
         answered_at = clock_timestamp()
     FROM jsonb_array_elements(answer_requests.answers) a
-    WHERE r.id = (a.value ->> 'id')::bigint AND r.status = 'running' AND r.sidecar = answer_requests.sidecar
+    WHERE r.id = (a.value ->> 'id')::bigint AND r.status IN ('pending', 'running') AND r.sidecar = answer_requests.sidecar
     RETURNING r.id, r.kind, r.status)
   SELECT count(pg_catalog.pg_notify('mad_reply', json_build_object('id', x.id, 'status', x.status)::text)) INTO STRICT notified
   FROM answered x WHERE x.kind = 'async';
@@ -259,7 +261,13 @@ BEGIN
   INSERT INTO mad.requests (kind, reference, model, version, features, sidecar, expires_at)
   VALUES (submit_request.kind, submit_request.reference, model_name, found_version, submit_request.features, assignee, clock_timestamp() + ttl)
   RETURNING id INTO new_id;
-  PERFORM pg_catalog.pg_notify('mad_requests', coalesce(assignee, ''));
+  -- The wake-up carries the request itself when it fits, so the sidecar can score at once and claim it with its
+  -- answer (one round trip fewer); else only the sidecar's id, and the sidecar claims it from the table.
+  PERFORM pg_catalog.pg_notify('mad_requests', CASE
+    WHEN assignee IS NOT NULL AND octet_length(submit_request.features::text) <= 6000 THEN
+      json_build_object('s', assignee, 'id', new_id, 'k', submit_request.kind, 'r', submit_request.reference,
+                        'm', model_name, 'v', found_version, 'f', submit_request.features::text)::text
+    ELSE coalesce(assignee, '') END);
   RETURN new_id;
 END
 $$;

@@ -26,7 +26,7 @@ internal static class ServeCommand
             }
 
             var options = parse.GetValue(id) is { Length: > 0 } name ? new SidecarOptions { SidecarId = name } : new SidecarOptions();
-            options = options with { Http = parse.GetValue(http) ?? Environment.GetEnvironmentVariable("MAD_HTTP") };
+            options = options with { Http = parse.GetValue(http) is { Length: > 0 } endpoint ? endpoint : Environment.GetEnvironmentVariable("MAD_HTTP") is { Length: > 0 } fromEnv ? fromEnv : null };
             options.Validate();
             cli.Console.MarkupLineInterpolated($"Sidecar {options.SidecarId} starting; Ctrl-C stops it.");
             await SidecarHost.RunAsync(db, options, ct);

@@ -26,7 +26,9 @@ internal sealed partial class RequestWorker : BackgroundService
     private readonly PredictionLog _log;
     private readonly OnlineMetrics _metrics;
     private readonly ILogger _logger;
+    private readonly List<ClaimedRequest> _notified = [];
     private volatile bool _woken;
+    private bool _claimNeeded;
 
     public RequestWorker(NpgsqlDataSource dataSource, SidecarOptions options, OnlineModels models, PredictionLog log, OnlineMetrics metrics, ILogger<RequestWorker> logger)
     {
@@ -94,12 +96,22 @@ internal sealed partial class RequestWorker : BackgroundService
         connected();
 
         var scan = true;
+        _notified.Clear();
         while (!stoppingToken.IsCancellationRequested)
         {
             _woken = false;
-            claim.Parameters[2].Value = scan;
-            var requests = await ClaimAsync(claim, stoppingToken);
-            scan = false;
+            // Requests that came whole in their notification need no claim: the answer claims them.
+            var requests = new List<ClaimedRequest>(_notified);
+            _notified.Clear();
+            if (scan || _claimNeeded || requests.Count == 0)
+            {
+                _claimNeeded = false;
+                claim.Parameters[2].Value = scan;
+                var known = requests.Select(r => r.Id).ToHashSet();
+                requests.AddRange((await ClaimAsync(claim, stoppingToken)).Where(r => !known.Contains(r.Id)));
+                scan = false;
+            }
+
             if (requests.Count > 0)
             {
                 ticket = await AnswerAsync(connection, requests, ticket, stoppingToken);
@@ -126,9 +138,39 @@ internal sealed partial class RequestWorker : BackgroundService
         {
             _models.ForgetReferences();
         }
+        else if (e.Payload.StartsWith('{'))
+        {
+            if (Parse(e.Payload) is { } request)
+            {
+                _notified.Add(request);
+                _woken = true;
+            }
+        }
         else if (e.Payload.Length == 0 || e.Payload == _options.SidecarId)
         {
+            _claimNeeded = true;
             _woken = true;
+        }
+    }
+
+    /// <summary>A request sent whole in its notification, if it is for this sidecar.</summary>
+    private ClaimedRequest? Parse(string payload)
+    {
+        try
+        {
+            var json = JsonNode.Parse(payload);
+            if (json?["s"]?.GetValue<string>() != _options.SidecarId)
+            {
+                return null;
+            }
+
+            return new ClaimedRequest(json["id"]!.GetValue<long>(), json["k"]!.GetValue<string>(), json["r"]!.GetValue<string>(),
+                json["m"]!.GetValue<string>(), json["v"]!.GetValue<int>(), json["f"]!.GetValue<string>());
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or FormatException or NullReferenceException)
+        {
+            _claimNeeded = true; // not ours to read: the table has it
+            return null;
         }
     }
 
