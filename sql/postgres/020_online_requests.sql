@@ -109,6 +109,8 @@ DECLARE
 BEGIN
   PERFORM mad.require_role('mad_sidecar', 'answer requests');
   PERFORM pg_catalog.pg_advisory_lock(1296122962, mad.ticket_key(new_ticket));
+  -- Forget workers whose session is gone (their tickets are free), so choosing a live one stays cheap.
+  DELETE FROM mad.request_workers w WHERE w.sidecar <> arm_request_worker.sidecar AND NOT mad.ticket_held(w.ticket);
   INSERT INTO mad.request_workers AS w (sidecar, ticket, backend_pid)
   VALUES (arm_request_worker.sidecar, new_ticket, pg_catalog.pg_backend_pid())
   ON CONFLICT (sidecar) DO UPDATE SET ticket = EXCLUDED.ticket, backend_pid = EXCLUDED.backend_pid, armed_at = clock_timestamp();
@@ -234,8 +236,19 @@ BEGIN
     END IF;
   END IF;
   PERFORM mad.check_name(model_name, 'model');
-  found_version := mad.resolve(model_name, target);
-  SELECT v.status INTO found_status FROM mad.model_versions v WHERE v.model = model_name AND v.version = found_version;
+  -- The common cases in one lookup; anything else (and every error message) through mad.resolve.
+  IF target IS NULL OR target !~ '^[0-9]{1,9}$' THEN
+    SELECT v.version, v.status INTO found_version, found_status
+    FROM mad.aliases a JOIN mad.model_versions v ON v.model = a.model AND v.version = a.version
+    WHERE a.model = model_name AND a.alias = coalesce(target, 'production');
+  ELSE
+    SELECT v.version, v.status INTO found_version, found_status
+    FROM mad.model_versions v WHERE v.model = model_name AND v.version = target::int;
+  END IF;
+  IF found_version IS NULL THEN
+    found_version := mad.resolve(model_name, target);
+    SELECT v.status INTO found_status FROM mad.model_versions v WHERE v.model = model_name AND v.version = found_version;
+  END IF;
   IF found_status <> 'ready' THEN
     RAISE EXCEPTION 'Version %@% is %: only ready versions can score.', model_name, found_version, found_status
       USING ERRCODE = '55M01', HINT = 'A running sidecar (`mad serve`) validates pending versions.';
