@@ -3,13 +3,9 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
 using Microsoft.ML.OnnxRuntime;
 using ModelAsData.Postgres;
 using ModelAsData.Postgres.Registry;
-using ModelAsData.Sidecar;
-using ModelAsData.Sidecar.Online;
 using Npgsql;
 using Spectre.Console;
 
@@ -18,7 +14,7 @@ namespace ModelAsData.Cli.Bench;
 /// <summary>
 /// <c>mad bench --db "Host=…"</c>: online latency on PostgreSQL — CALL mad.predict, predict_async + NOTIFY, HTTP infer —
 /// beside a prepared <c>SELECT 1</c> round trip and a raw in-process ONNX Runtime one-row call, all measured in the same
-/// run, one request at a time, against a sidecar started in this process. Medians of the rounds' p50 / p99.
+/// run, one request at a time, against a sidecar (<c>mad serve --http</c>) this bench starts as a separate process. Medians of the rounds' p50 / p99.
 /// </summary>
 internal sealed class OnlineBench(string db, int requests, int rounds, IAnsiConsole console)
 {
@@ -31,9 +27,9 @@ internal sealed class OnlineBench(string db, int requests, int rounds, IAnsiCons
         var bytes = await File.ReadAllBytesAsync(Path.Combine(AppContext.BaseDirectory, "models", "skl2onnx_rf_iris.onnx"), cancellationToken);
         await using var dataSource = PostgresDataSource.Create(db, "mad bench");
         var port = FreePort();
-        var options = new SidecarOptions { SidecarId = $"bench:{Environment.ProcessId}", Http = $"127.0.0.1:{port}" };
-        using var host = SidecarHost.Build(db, options);
-        await host.StartAsync(cancellationToken);
+        var sidecarId = $"bench:{Environment.ProcessId}";
+        // The sidecar runs as its own process, as in production: it must not share this process's thread pool.
+        using var sidecar = StartSidecar(db, sidecarId, port);
         try
         {
             await using (var registry = await PostgresModelRegistry.OpenAsync(db, cancellationToken))
@@ -43,8 +39,8 @@ internal sealed class OnlineBench(string db, int requests, int rounds, IAnsiCons
                 await registry.SetAliasAsync(Model, "production", pushed.Version, cancellationToken: cancellationToken);
             }
 
-            await WaitForWorkerAsync(dataSource, options.SidecarId, cancellationToken);
-            var http = host.Services.GetRequiredService<HttpInferenceService>().Address!;
+            await WaitForWorkerAsync(dataSource, sidecarId, cancellationToken);
+            var http = new Uri($"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}");
             var results = new List<(string Name, double P50, double P99, double PerSecond)>
             {
                 await MeasureAsync("SELECT 1 (prepared, Npgsql)", SelectOne(dataSource), cancellationToken),
@@ -75,7 +71,12 @@ internal sealed class OnlineBench(string db, int requests, int rounds, IAnsiCons
         }
         finally
         {
-            await host.StopAsync(CancellationToken.None);
+            if (!sidecar.HasExited)
+            {
+                sidecar.Kill();
+            }
+
+            await sidecar.WaitForExitAsync(CancellationToken.None);
         }
     }
 
@@ -202,6 +203,22 @@ internal sealed class OnlineBench(string db, int requests, int rounds, IAnsiCons
 
             await Task.Delay(50, cancellationToken);
         }
+    }
+
+    private static Process StartSidecar(string db, string id, int port)
+    {
+        var start = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "mad.dll"), "serve", "--db", db, "--id", id, "--http", $"127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}" })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        var process = Process.Start(start) ?? throw new InvalidOperationException("Could not start `mad serve` for the bench.");
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return process;
     }
 
     private static int FreePort()
