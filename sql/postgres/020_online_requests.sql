@@ -10,7 +10,8 @@
 
 INSERT INTO mad.settings (name, value, description) VALUES
   ('predict_timeout_ms', '10000', 'How long CALL mad.predict waits for its answer before it fails (ms).'),
-  ('request_ttl_seconds', '300', 'How long a mad.predict_async request waits for a sidecar before it expires (s).');
+  ('request_ttl_seconds', '300', 'How long a mad.predict_async request waits for a sidecar before it expires (s).'),
+  ('request_retention_hours', '24', 'How long finished requests stay in mad.requests (h); mad.prediction_log keeps every prediction.');
 
 CREATE TABLE mad.requests (
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -33,6 +34,7 @@ CREATE TABLE mad.requests (
 );
 
 CREATE INDEX requests_open ON mad.requests (id) WHERE status IN ('pending', 'running');
+CREATE INDEX requests_created ON mad.requests (created_at);
 
 -- Callers read their own requests; admins and sidecars read all. The definer functions (owner) bypass the policy.
 ALTER TABLE mad.requests ENABLE ROW LEVEL SECURITY;
@@ -165,6 +167,25 @@ BEGIN
       LIMIT claim_requests.max_rows
       FOR UPDATE SKIP LOCKED)
     RETURNING r.id, r.kind, r.reference, r.model, r.version, r.features::text;
+END
+$$;
+
+-- Deletes finished requests older than request_retention_hours, a bounded batch at a time (the sidecars call it about
+-- once a minute); returns how many went.
+CREATE FUNCTION mad.purge_requests(max_rows int DEFAULT 10000) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = mad, pg_temp AS $$
+DECLARE
+  purged bigint;
+BEGIN
+  PERFORM mad.require_role('mad_sidecar', 'purge requests');
+  DELETE FROM mad.requests r WHERE r.id IN (
+    SELECT q.id FROM mad.requests q
+    WHERE q.created_at < clock_timestamp() - mad.setting_int('request_retention_hours', 24) * interval '1 hour'
+      AND q.status IN ('done', 'failed', 'expired')
+    ORDER BY q.created_at
+    LIMIT purge_requests.max_rows);
+  GET DIAGNOSTICS purged = ROW_COUNT;
+  RETURN purged;
 END
 $$;
 
@@ -395,6 +416,8 @@ BEGIN
 END
 $$;
 
+REVOKE ALL ON FUNCTION mad.purge_requests(int) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mad.purge_requests(int) TO mad_sidecar, mad_admin;
 REVOKE ALL ON FUNCTION mad.arm_request_worker(text), mad.release_ticket(bigint), mad.claim_requests(text, int, boolean),
   mad.answer_requests(text, jsonb), mad.submit_request(text, jsonb, text), mad.await_request(bigint),
   mad.predict_async(text, jsonb), mad.ticket_held(bigint), mad.setting_int(text, bigint) FROM PUBLIC;

@@ -20,6 +20,8 @@ internal static class OnlineSql
 
     public const string Answer = "SELECT mad.answer_requests($1, $2::jsonb)";
 
+    public const string Purge = "SELECT mad.purge_requests()";
+
     public const string Release = "SELECT mad.release_ticket($1)";
 
     public const string LogCopy = "COPY mad.prediction_log (predicted_at, door, model, version, inputs_sha256, outputs, error, request_id, sidecar) FROM STDIN (FORMAT BINARY)";

@@ -95,6 +95,8 @@ internal sealed partial class RequestWorker : BackgroundService
         LogArmed(_logger, _options.SidecarId, connection.ProcessID);
         connected();
 
+        await using var purge = new NpgsqlCommand(OnlineSql.Purge, connection);
+        var purged = Stopwatch.GetTimestamp();
         var scan = true;
         _notified.Clear();
         while (!stoppingToken.IsCancellationRequested)
@@ -109,6 +111,12 @@ internal sealed partial class RequestWorker : BackgroundService
                 claim.Parameters[2].Value = scan;
                 var known = requests.Select(r => r.Id).ToHashSet();
                 requests.AddRange((await ClaimAsync(claim, stoppingToken)).Where(r => !known.Contains(r.Id)));
+                if (scan && Stopwatch.GetElapsedTime(purged) > TimeSpan.FromMinutes(1))
+                {
+                    await purge.ExecuteScalarAsync(stoppingToken);
+                    purged = Stopwatch.GetTimestamp();
+                }
+
                 scan = false;
             }
 

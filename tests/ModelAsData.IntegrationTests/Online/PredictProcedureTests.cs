@@ -173,4 +173,25 @@ public sealed class PredictProcedureTests(PostgresDatabase database) : IClassFix
             await database.DataSource.ExecuteAsync($"DROP OWNED BY {name}; DROP ROLE IF EXISTS {name}");
         }
     }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Finished_requests_are_purged_after_their_retention_and_open_ones_are_kept()
+    {
+        var model = await PushIrisAsync(database);
+        await using (var sidecar = await StartSidecarAsync(database))
+        {
+            await CallAsync(database.DataSource, model, Setosa);
+        }
+
+        var open = await database.DataSource.ScalarAsync<long>("SELECT mad.predict_async(@model, @features::jsonb)", new { model, features = Setosa });
+        await database.DataSource.ExecuteAsync("UPDATE mad.requests SET created_at = created_at - interval '25 hours' WHERE model = @model", new { model });
+
+        var purged = await database.DataSource.ScalarAsync<long>("SELECT mad.purge_requests()");
+
+        Assert.True(purged >= 1);
+        var left = await database.DataSource.QueryAsync<long>("SELECT id FROM mad.requests WHERE model = @model", new { model });
+        Assert.Equal([open], left);
+        // The log keeps the prediction.
+        await Eventually.WaitForAsync(() => database.DataSource.ScalarAsync<long>("SELECT count(*) FROM mad.prediction_log WHERE model = @model", new { model }), n => n == 1, "the logged prediction");
+    }
 }
