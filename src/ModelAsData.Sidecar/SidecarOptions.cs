@@ -22,6 +22,15 @@ public sealed record SidecarOptions
     /// <summary>Rows per ONNX Runtime call in refreshes; null: the model's preferred size. <c>MAD_BATCH_SIZE</c>.</summary>
     public int? BatchSize { get; init; } = EnvironmentInt("MAD_BATCH_SIZE");
 
+    /// <summary>The floor under NOTIFY for online requests: orphaned and expired requests are scanned for this often.</summary>
+    public TimeSpan RequestPollInterval { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// Where the HTTP endpoint (Open Inference Protocol v2, health, /metrics) listens: <c>host:port</c>, or a port alone
+    /// for loopback (127.0.0.1). Null: no HTTP endpoint.
+    /// </summary>
+    public string? Http { get; init; }
+
     /// <summary>Keepalive and reconnect backoff of the LISTEN connection.</summary>
     public PostgresListenerOptions Listener { get; init; } = new();
 
@@ -54,6 +63,16 @@ public sealed record SidecarOptions
         if (BatchSize is < 1)
         {
             throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, "BatchSize must be at least 1.");
+        }
+
+        if (RequestPollInterval < TimeSpan.FromMilliseconds(100))
+        {
+            throw new ArgumentOutOfRangeException(nameof(RequestPollInterval), RequestPollInterval, "RequestPollInterval must be at least 100 ms.");
+        }
+
+        if (Http is not null)
+        {
+            _ = Online.HttpEndpoint.Parse(Http);
         }
 
         Listener.Validate();

@@ -5,6 +5,7 @@ using ModelAsData.Core.Onnx;
 using ModelAsData.Postgres;
 using ModelAsData.Postgres.Jobs;
 using ModelAsData.Postgres.Listening;
+using ModelAsData.Sidecar.Online;
 
 namespace ModelAsData.Sidecar;
 
@@ -27,6 +28,7 @@ public static class SidecarServiceCollectionExtensions
         services.AddSingleton<PendingVersionValidator>();
         services.AddHostedService<SidecarHeartbeatService>();
         services.AddHostedService<ModelValidationService>();
+        services.AddModelAsDataOnline(options);
         services.TryAddSingleton(_ => new ModelCache(options.Scoring));
         services.AddHostedService<RefreshWorkerService>();
         return services;

@@ -31,12 +31,26 @@ internal static class BenchCommand
         var rows = new Option<int>("--rows") { Description = "Rows per measurement.", DefaultValueFactory = _ => 200_000 };
         var rounds = new Option<int>("--rounds") { Description = "Rounds; the median is reported.", DefaultValueFactory = _ => 5 };
         var markdown = new Option<bool>("--markdown") { Description = "Also print the results as a Markdown table for docs/BENCHMARKS.md." };
-        var command = new Command("bench", "Measure scoring speed against references measured in the same run (raw ONNX Runtime, bare read + write).") { rows, rounds, markdown };
+        var section = new Option<string>("--section") { Description = "With a PostgreSQL --db: online, batch, or all.", DefaultValueFactory = _ => "all" };
+        section.AcceptOnlyFromAmong("all", "online", "batch");
+        var command = new Command("bench", "Measure scoring speed against references measured in the same run (raw ONNX Runtime, bare read + write).") { rows, rounds, markdown, section };
         cli.SetAction(command, async (parse, ct) =>
         {
             var console = cli.Console;
-            if (parse.GetValue(cli.Db) is { Length: > 0 } db && MadStore.IsPostgres(db))
+            if (parse.GetValue(cli.Db) is { } db && MadStore.IsPostgres(db))
             {
+                if (parse.GetValue(section) is "all" or "online")
+                {
+                    console.MarkupLine("[bold]Online (PostgreSQL)[/]: latency of one request at a time, beside SELECT 1 and raw ONNX Runtime.");
+                    await new OnlineBench(db, Math.Min(parse.GetValue(rows), 5_000), parse.GetValue(rounds), console).RunAsync(parse.GetValue(markdown), ct);
+                }
+
+                if (parse.GetValue(section) == "online")
+                {
+                    return 0;
+                }
+
+                // Batch: a full refresh by one sidecar, beside raw scoring, bare data movement and a service path.
                 var pgRows = parse.GetResult(rows) is { Implicit: false } ? parse.GetValue(rows) : 1_000_000;
                 var pgRounds = parse.GetResult(rounds) is { Implicit: false } ? parse.GetValue(rounds) : 3;
                 console.MarkupLineInterpolated($"[bold]PostgreSQL[/]: {pgRows:N0} rows of {EmbeddedBench.Model}, {pgRounds} rounds, median rows/s.");

@@ -2,6 +2,8 @@ using System.CommandLine;
 using Spectre.Console;
 using ModelAsData.Core;
 using ModelAsData.Core.Scoring;
+using ModelAsData.Postgres;
+using ModelAsData.Postgres.Online;
 
 namespace ModelAsData.Cli.Commands;
 
@@ -19,7 +21,17 @@ internal static class PredictCommand
         var command = new Command("predict", "Score one row of features given as JSON; prints the prediction as JSON.") { reference, json };
         cli.SetAction(command, async (parse, ct) =>
         {
-            await using var store = await MadStore.OpenAsync(cli.RequireDb(parse), ct);
+            var db = cli.RequireDb(parse);
+            if (MadStore.IsPostgres(db))
+            {
+                // Through the database (CALL mad.predict), so the answer is made by a sidecar and logged.
+                await using var dataSource = PostgresDataSource.Create(db, "mad predict");
+                var called = await new PostgresOnlineClient(dataSource).CallAsync(parse.GetValue(reference)!, parse.GetValue(json)!, ct);
+                cli.Console.WriteLine(called.ToJsonString());
+                return 0;
+            }
+
+            await using var store = await MadStore.OpenAsync(db, ct);
             var predictor = new OnlinePredictor(store.Registry, MadStore.Cache);
             var answer = await predictor.PredictAsync(ModelReference.Parse(parse.GetValue(reference)), JsonFeatures.Parse(parse.GetValue(json)!), ct);
             cli.Console.WriteLine(answer.ToJsonString());

@@ -11,7 +11,11 @@ internal static class ServeCommand
     public static Command Create(CliContext cli)
     {
         var id = new Option<string?>("--id") { Description = "This sidecar's name in mad.sidecars (default: host name and process id)." };
-        var command = new Command("serve", "Run the sidecar beside PostgreSQL: validate pushed versions (and, as they arrive, score work) until Ctrl-C.") { id };
+        var http = new Option<string?>("--http")
+        {
+            Description = "Also serve HTTP (Open Inference Protocol v2, /v2/health/*, /metrics) at host:port, e.g. 127.0.0.1:8080; a port alone binds to loopback.",
+        };
+        var command = new Command("serve", "Run the sidecar beside PostgreSQL: validate pushed versions, answer mad.predict requests (and, as they arrive, score work) until Ctrl-C.") { id, http };
         cli.SetAction(command, async (parse, ct) =>
         {
             var db = cli.RequireDb(parse);
@@ -22,6 +26,7 @@ internal static class ServeCommand
             }
 
             var options = parse.GetValue(id) is { Length: > 0 } name ? new SidecarOptions { SidecarId = name } : new SidecarOptions();
+            options = options with { Http = parse.GetValue(http) is { Length: > 0 } endpoint ? endpoint : Environment.GetEnvironmentVariable("MAD_HTTP") is { Length: > 0 } fromEnv ? fromEnv : null };
             options.Validate();
             cli.Console.MarkupLineInterpolated($"Sidecar {options.SidecarId} starting; Ctrl-C stops it.");
             await SidecarHost.RunAsync(db, options, ct);

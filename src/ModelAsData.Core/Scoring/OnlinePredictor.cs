@@ -28,9 +28,12 @@ public sealed class OnlinePredictor(IModelRegistry registry, ModelCache cache)
     }
 
     /// <summary>One scored row as JSON: <c>{"model": "iris", "version": 2, "label": 1, "probability_0": 0.01, ...}</c>.</summary>
-    public static JsonObject ToJson(ScoredBatch scored, ModelVersion version, int row = 0)
+    public static JsonObject ToJson(ScoredBatch scored, ModelVersion version, int row = 0) => ToJson(scored, version.Model, version.Version, row);
+
+    /// <inheritdoc cref="ToJson(ScoredBatch, ModelVersion, int)"/>
+    public static JsonObject ToJson(ScoredBatch scored, string model, int version, int row = 0)
     {
-        var json = new JsonObject { ["model"] = version.Model, ["version"] = version.Version };
+        var json = new JsonObject { ["model"] = model, ["version"] = version };
         for (var c = 0; c < scored.Columns.Count; c++)
         {
             json[scored.Columns[c].Name] = scored.GetValue(row, c) switch

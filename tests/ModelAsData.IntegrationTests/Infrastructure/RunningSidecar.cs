@@ -18,6 +18,9 @@ public sealed class RunningSidecar : IAsyncDisposable
 
     public SidecarOptions Options { get; }
 
+    /// <summary>The sidecar's services (its HTTP endpoint, metrics…).</summary>
+    public IServiceProvider Services => _host.Services;
+
     /// <summary>The sidecar's LISTEN connection.</summary>
     public PostgresListener Listener => _host.Services.GetRequiredService<PostgresListener>();
 
