@@ -41,7 +41,8 @@ public sealed partial class PostgresModelRegistry
                 }
 
                 // A timed-out wait leaves the connection usable (a cancelled one would not), hence the timeout form.
-                await connection.WaitAsync(TimeSpan.FromMilliseconds(Math.Min(left.TotalMilliseconds, 1000)), cancellationToken);
+                // Whole milliseconds, at least one: Npgsql passes them to Socket.ReceiveTimeout, where 0 means "forever".
+                await connection.WaitAsync(TimeSpan.FromMilliseconds(Math.Clamp(Math.Ceiling(left.TotalMilliseconds), 1, 1000)), cancellationToken);
             }
         }, cancellationToken);
 }
