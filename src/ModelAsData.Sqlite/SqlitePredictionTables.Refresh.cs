@@ -34,7 +34,18 @@ public sealed partial class SqlitePredictionTables
 
         using var transaction = Connection.BeginTransaction(deferred: false);
         await Connection.ExecuteAsync(new CommandDefinition($"DELETE FROM {SqliteDatabase.Quote(table.OutputTable)}", transaction: transaction, cancellationToken: cancellationToken));
-        var (rows, failed) = await ScoreIntoAsync(table, model, version.Version, mapping, total, progress, cancellationToken);
+        long rows, failed;
+        try
+        {
+            (rows, failed) = await ScoreIntoAsync(table, model, version.Version, mapping, total, progress, cancellationToken);
+        }
+        catch (SqliteException e) when (e.SqliteErrorCode == raw.SQLITE_CONSTRAINT)
+        {
+            throw new ModelAsDataException(ErrorCode.Conflict,
+                $"{table.Source} has a key ({string.Join(", ", table.Key)}) that is repeated or null, so its rows cannot each get one prediction; " +
+                $"the previous predictions are kept. Make the key unique, or create the prediction table with one that is. ({e.Message})", e);
+        }
+
         await Connection.ExecuteAsync(new CommandDefinition(SqliteTableSql.Refreshed,
             new { name, at = SqliteTime.Now(), version = version.Version, rows, failed }, transaction, cancellationToken: cancellationToken));
         transaction.Commit();

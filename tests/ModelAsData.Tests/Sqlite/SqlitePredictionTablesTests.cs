@@ -56,6 +56,25 @@ public sealed class SqlitePredictionTablesTests
     }
 
     [Fact]
+    public async Task A_repeated_source_key_fails_the_refresh_and_keeps_the_previous_predictions()
+    {
+        await using var db = await TempDatabase.CreateAsync();
+        await db.PushAsync("iris", "skl2onnx_rf_iris.onnx");
+        db.Execute("CREATE TABLE loose (id INTEGER, sepal_length REAL, sepal_width REAL, petal_length REAL, petal_width REAL)");
+        db.Execute("INSERT INTO loose VALUES (1, 5.1, 3.5, 1.4, 0.2), (2, 7.0, 3.2, 4.7, 1.4)");
+        var tables = new SqlitePredictionTables(db.Registry);
+        await tables.CreateAsync(new PredictionTableSpec("loose_scores", "loose", ["id"], "iris", FeatureMapping.Parse(IrisFeatures)));
+        await tables.RefreshAsync("loose_scores");
+        db.Execute("INSERT INTO loose SELECT * FROM loose");
+
+        var e = await Assert.ThrowsAsync<ModelAsDataException>(() => tables.RefreshAsync("loose_scores"));
+
+        Assert.Equal(ErrorCode.Conflict, e.Code);
+        Assert.Contains("repeated or null", e.Message);
+        Assert.Equal(2L, db.Scalar("SELECT count(*) FROM mad_out_loose_scores"));
+    }
+
+    [Fact]
     public async Task Output_table_has_typed_columns_key_version_time_and_error()
     {
         await using var db = await TempDatabase.CreateAsync();
