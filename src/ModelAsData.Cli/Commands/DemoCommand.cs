@@ -98,7 +98,7 @@ internal static class DemoCommand
               mad sql --db {{db}}                                  (a prompt)
               mad predict --db {{db}} iris --json '{"float_input": [6.3, 3.3, 6.0, 2.5]}'
               mad models list --db {{db}}                          mad models show --db {{db}} iris@production
-              mad models push --db {{db}} iris models/skl2onnx_rf_iris.onnx   then   mad models alias --db {{db}} iris production 2
+              mad models push --db {{db}} iris {{ShippedModel("skl2onnx_rf_iris.onnx")}}   then   mad models alias --db {{db}} iris production 2
               mad tables refresh --db {{db}} flower_scores         mad models rollback --db {{db}} iris production
             """);
     }
