@@ -81,3 +81,13 @@ public sealed partial class RefreshTaskRunner
 
 /// <summary>What one streaming batch did: distinct keys drained (0: none waiting), rows scored (of which failed carry an error) and predictions deleted.</summary>
 public readonly record struct StreamBatchResult(int Keys, long Rows, long Failed, long Deleted);
+
+/// <summary>A watched table's live lag: keys waiting in <c>mad.outbox</c> and the age of the oldest in seconds.</summary>
+public sealed class StreamLag
+{
+    public bool Watched { get; set; }
+
+    public long Waiting { get; set; }
+
+    public double? OldestSeconds { get; set; }
+}
