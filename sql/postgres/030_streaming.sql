@@ -174,6 +174,10 @@ BEGIN
     'query', format('SELECT %s FROM %s WHERE ROW(%s) IN (SELECT %s FROM jsonb_array_elements(%L::jsonb) k)',
                     array_to_string(ARRAY[key_list] || selected, ', '), binding.source, key_list, typed_keys, keys),
     'build_table', 'pg_temp.mad_stream_rows',
+    -- The output's columns, for the temp table the scored rows are copied into (no SELECT on mad_out needed).
+    'build_columns', (SELECT string_agg(format('%I %s', a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY a.attnum)
+                      FROM pg_catalog.pg_attribute a
+                      WHERE a.attrelid = format('mad_out.%I', binding.name)::regclass AND a.attnum > 0 AND NOT a.attisdropped),
     'key_columns', to_jsonb(binding.key_columns),
     'key_types', to_jsonb(binding.key_types),
     'feature_columns', to_jsonb(features),

@@ -100,7 +100,7 @@ internal sealed partial class StreamWorkerService : BackgroundService
         }
     }
 
-    /// <summary>Drains every watched table until its outbox is empty; returns whether anything was drained.</summary>
+    /// <summary>Drains every watched table until its outbox is empty, in turns; returns whether anything was drained.</summary>
     private async Task<bool> DrainAsync(CancellationToken cancellationToken)
     {
         string[] tables;
@@ -118,15 +118,18 @@ internal sealed partial class StreamWorkerService : BackgroundService
                 "SELECT mad.setting_int('stream_batch_rows', 1000)", cancellationToken: cancellationToken));
         }
 
+        // One batch per table per pass, so a table written without pause does not starve the others.
         var any = false;
-        foreach (var table in tables)
+        var pending = tables.ToList();
+        while (pending.Count > 0)
         {
-            while (true)
+            foreach (var table in pending.ToArray())
             {
                 var result = await _runner.StreamBatchAsync(table, batchRows, cancellationToken);
                 if (result.Keys == 0)
                 {
-                    break;
+                    pending.Remove(table);
+                    continue;
                 }
 
                 any = true;

@@ -47,7 +47,7 @@ public sealed partial class RefreshTaskRunner
                 $"{plan.Model}@{plan.Version} decodes into {model.Signature.Columns.Count} columns; {table} has {plan.Columns.Count}.");
         }
 
-        await writer.ExecuteAsync(new CommandDefinition($"CREATE TEMP TABLE mad_stream_rows (LIKE mad_out.{Quote(table)}) ON COMMIT DROP",
+        await writer.ExecuteAsync(new CommandDefinition($"CREATE TEMP TABLE mad_stream_rows ({plan.BuildColumns}) ON COMMIT DROP",
             transaction: transaction, cancellationToken: cancellationToken));
         var keyColumns = plan.KeyColumns.Select((name, i) => KeyColumn.For(name, plan.KeyTypes[i])).ToArray();
         var features = plan.FeatureColumns.Select((name, i) => FeatureColumn.For(name, plan.FeatureTypes[i])).ToArray();

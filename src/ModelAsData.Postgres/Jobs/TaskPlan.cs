@@ -35,6 +35,9 @@ internal sealed class TaskPlan
 
     public string Sha256 { get; set; } = "";
 
+    /// <summary>The output table's column definitions (set by <c>mad.stream_plan</c>), quoted by the server.</summary>
+    public string BuildColumns { get; set; } = "";
+
     public static TaskPlan Parse(string json) =>
         JsonSerializer.Deserialize<TaskPlan>(json, s_options) ?? throw new InvalidDataException("mad.task_plan returned nothing.");
 

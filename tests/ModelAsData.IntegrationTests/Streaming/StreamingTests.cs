@@ -158,6 +158,22 @@ public sealed class StreamingTests(PostgresDatabase database) : IClassFixture<Po
         Assert.True(await database.DataSource.ScalarAsync<bool>("SELECT watched FROM mad.prediction_tables WHERE name = @name", new { name }));
     }
 
+    [Fact(Timeout = 60_000)]
+    public async Task A_sidecar_logged_in_with_only_mad_sidecar_streams_a_table_it_may_read()
+    {
+        var (source, name) = await WatchedAsync(rows: 0);
+        var login = Sql.UniqueName("streamer");
+        await database.DataSource.ExecuteAsync($"CREATE ROLE {login} LOGIN PASSWORD 'pw' IN ROLE mad_sidecar; GRANT USAGE ON SCHEMA public TO {login}; GRANT SELECT ON public.{source} TO {login}");
+        await using var sidecar = await RunningSidecar.StartAsync(database.ConnectionStringFor(login, "pw"));
+
+        await database.DataSource.ExecuteAsync($"INSERT INTO public.{source} VALUES (1, {Setosa}), (2, {Virginica})");
+        await WaitForAsync($"SELECT count(*) FROM mad_out.{name}", 2);
+        await database.DataSource.ExecuteAsync($"DELETE FROM public.{source} WHERE id = 1");
+        await WaitForAsync($"SELECT count(*) FROM mad_out.{name}", 1);
+
+        Assert.Equal(0, await database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad_out.{name} WHERE error IS NOT NULL"));
+    }
+
     private async Task<(string Source, string Name)> CreatedAsync(int rows)
     {
         var (model, tables) = await BatchTables.ReadyModelAsync(database);
