@@ -23,7 +23,7 @@ public static class SidecarServiceCollectionExtensions
         var dataSource = PostgresDataSource.Create(connectionString, "mad serve");
         services.AddSingleton(options);
         services.AddSingleton(dataSource);
-        services.AddSingleton(provider => new PostgresListener(connectionString, [SidecarSql.ModelsChannel, TableSql.JobsChannel], options.Listener,
+        services.AddSingleton(provider => new PostgresListener(connectionString, [SidecarSql.ModelsChannel, TableSql.JobsChannel, StreamWorkerService.RowsChannel], options.Listener,
             provider.GetRequiredService<ILogger<PostgresListener>>()));
         services.AddSingleton<PendingVersionValidator>();
         services.AddHostedService<SidecarHeartbeatService>();
@@ -31,6 +31,7 @@ public static class SidecarServiceCollectionExtensions
         services.AddModelAsDataOnline(options);
         services.TryAddSingleton(_ => new ModelCache(options.Scoring));
         services.AddHostedService<RefreshWorkerService>();
+        services.AddHostedService<StreamWorkerService>();
         return services;
     }
 }

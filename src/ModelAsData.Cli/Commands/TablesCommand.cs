@@ -5,7 +5,7 @@ using Spectre.Console;
 
 namespace ModelAsData.Cli.Commands;
 
-/// <summary><c>mad tables create | refresh | list | status</c>: prediction tables.</summary>
+/// <summary><c>mad tables create | refresh | list | status | watch | unwatch</c>: prediction tables.</summary>
 internal static class TablesCommand
 {
     public static Command Create(CliContext cli)
@@ -15,6 +15,8 @@ internal static class TablesCommand
         tables.Subcommands.Add(Refresh(cli));
         tables.Subcommands.Add(List(cli));
         tables.Subcommands.Add(Status(cli));
+        tables.Subcommands.Add(Watch(cli, watch: true));
+        tables.Subcommands.Add(Watch(cli, watch: false));
         return tables;
     }
 
@@ -110,6 +112,47 @@ internal static class TablesCommand
             Print(cli.Console, [table]);
             cli.Console.MarkupLineInterpolated($"features: {table.Features.ToJsonString()}");
             cli.Console.MarkupLineInterpolated($"columns:  {string.Join(", ", table.Columns.Select(c => c.Name))}");
+            if (store.Tables is ModelAsData.Postgres.Jobs.PostgresPredictionTables postgres)
+            {
+                var lag = await postgres.GetStreamLagAsync(table.Name, ct);
+                if (lag.Watched)
+                {
+                    cli.Console.MarkupLineInterpolated($"streaming: watched; {lag.Waiting:N0} keys waiting, oldest {lag.OldestSeconds ?? 0:F3} s");
+                }
+                else
+                {
+                    cli.Console.MarkupLineInterpolated($"streaming: not watched (start with: mad tables watch {table.Name})");
+                }
+            }
+
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command Watch(CliContext cli, bool watch)
+    {
+        var name = new Argument<string>("name") { Description = "The prediction table." };
+        var command = new Command(watch ? "watch" : "unwatch", watch
+            ? "Stream a prediction table: rows inserted, updated or deleted in its source are scored by running sidecars within milliseconds."
+            : "Stop streaming a prediction table: removes its triggers and the keys still waiting.") { name };
+        cli.SetAction(command, async (parse, ct) =>
+        {
+            await using var store = await MadStore.OpenAsync(cli.RequireDb(parse), ct);
+            if (store.Tables is not ModelAsData.Postgres.Jobs.PostgresPredictionTables postgres)
+            {
+                throw new ModelAsDataException(ErrorCode.InvalidArgument, "Streaming needs a PostgreSQL database (--db postgres://...).");
+            }
+
+            await postgres.WatchAsync(parse.GetValue(name)!, watch, ct);
+            if (watch)
+            {
+                cli.Console.MarkupLineInterpolated($"Watching [bold]{parse.GetValue(name)}[/]: running sidecars (mad serve) score its changed rows. Lag: mad tables status {parse.GetValue(name)}");
+            }
+            else
+            {
+                cli.Console.MarkupLineInterpolated($"Stopped watching [bold]{parse.GetValue(name)}[/].");
+            }
             return 0;
         });
         return command;

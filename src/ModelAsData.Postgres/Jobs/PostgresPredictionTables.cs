@@ -72,6 +72,18 @@ public sealed class PostgresPredictionTables : IPredictionTables, IRefreshJobs
         RunAsync<IReadOnlyList<PredictionTable>>(async connection =>
             (await connection.QueryAsync<TableRow>(Command(TableSql.List, null, cancellationToken))).Select(r => r.ToTable()).ToList(), cancellationToken);
 
+    /// <summary>Starts (<c>mad.watch</c>) or stops (<c>mad.unwatch</c>) streaming a prediction table.</summary>
+    public Task WatchAsync(string name, bool watch, CancellationToken cancellationToken = default) =>
+        RunAsync(connection => connection.ExecuteAsync(Command(watch ? "SELECT mad.watch(@name)" : "SELECT mad.unwatch(@name)", new { name }, cancellationToken)), cancellationToken);
+
+    /// <summary>Whether the table is watched, and its live lag: keys waiting in the outbox and the age of the oldest.</summary>
+    public Task<StreamLag> GetStreamLagAsync(string name, CancellationToken cancellationToken = default) =>
+        RunAsync(connection => connection.QuerySingleAsync<StreamLag>(Command("""
+            SELECT coalesce((SELECT p.watched FROM mad.prediction_tables p WHERE p.name = @name), false) AS Watched,
+                   l.waiting AS Waiting, extract(epoch FROM l.oldest_age)::double precision AS OldestSeconds
+            FROM mad.stream_lag(@name) l
+            """, new { name }, cancellationToken)), cancellationToken);
+
     /// <summary>Starts a refresh and waits for the sidecars to finish it; fails when the job fails.</summary>
     public async Task<RefreshResult> RefreshAsync(string name, IProgress<RefreshProgress>? progress = null, CancellationToken cancellationToken = default)
     {

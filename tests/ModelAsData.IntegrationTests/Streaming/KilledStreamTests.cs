@@ -1,0 +1,44 @@
+using ModelAsData.IntegrationTests.Batch;
+using ModelAsData.IntegrationTests.Infrastructure;
+using ModelAsData.Sidecar;
+
+namespace ModelAsData.IntegrationTests.Streaming;
+
+/// <summary>A sidecar killed with SIGKILL mid-drain: its batch rolls back into the outbox and another sidecar drains it.</summary>
+public sealed class KilledStreamTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>
+{
+    [Fact(Timeout = 120_000)]
+    public async Task A_sidecar_killed_mid_drain_loses_no_row_and_leaves_no_stale_prediction()
+    {
+        var (model, tables) = await BatchTables.ReadyModelAsync(database);
+        var source = await BatchTables.CreateFlowersAsync(database.DataSource, 0);
+        var name = Sql.UniqueName("killed");
+        await BatchTables.CreateAsync(tables, name, source, model);
+        await database.DataSource.ExecuteAsync("SELECT mad.watch(@name)", new { name });
+        using var doomed = SidecarProcess.Start(database.ConnectionString, new Dictionary<string, string> { ["MAD_BATCH_SIZE"] = "1" });
+        await Eventually.WaitForAsync(() => database.DataSource.ScalarAsync<long>("SELECT count(*) FROM mad.sidecars WHERE id = @id", new { id = doomed.Id }),
+            n => n > 0 || doomed.HasExited, "the sidecar process to register", TimeSpan.FromSeconds(30));
+        Assert.False(doomed.HasExited, doomed.Output);
+
+        await database.DataSource.ExecuteAsync($"INSERT INTO public.{source} SELECT g, 5.1, 3.5, 1.4, 0.2 FROM generate_series(1, 100000) g");
+        await Eventually.WaitForAsync(() => database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad_out.{name}"),
+            n => n >= 2_000, "the killable sidecar to drain two batches", TimeSpan.FromSeconds(40));
+        doomed.Kill();
+        var waiting = await database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad.outbox WHERE prediction_table = '{name}'");
+        // Rows changed after the kill must end with their new values' prediction, never the one the dead sidecar began.
+        await database.DataSource.ExecuteAsync($"UPDATE public.{source} SET (sepal_length, sepal_width, petal_length, petal_width) = (6.9, 3.1, 5.4, 2.1) WHERE id % 1000 = 0");
+        await using var rescuer = await RunningSidecar.StartAsync(database.ConnectionString, new SidecarOptions { SidecarId = "rescuer", PollInterval = TimeSpan.FromMinutes(5) });
+        await Eventually.WaitForAsync(() => database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad.outbox WHERE prediction_table = '{name}'"),
+            n => n == 0, "the outbox to drain", TimeSpan.FromSeconds(60));
+
+        Assert.InRange(waiting, 1, 100_000);
+        await BatchTables.AssertOnePredictionPerRowAsync(database.DataSource, source, name);
+        var labels = await database.DataSource.QueryAsync<(bool Changed, long Label, long Rows)>(
+            $"SELECT s.id % 1000 = 0, p.label, count(*) FROM public.{source} s JOIN mad_out.{name} p USING (id) GROUP BY 1, 2 ORDER BY 1, 2");
+        Assert.Equal(2, labels.Count);
+        Assert.Equal((false, 99_900L), (labels[0].Changed, labels[0].Rows));
+        Assert.Equal((true, 100L), (labels[1].Changed, labels[1].Rows));
+        Assert.NotEqual(labels[0].Label, labels[1].Label);
+        Assert.Equal(0, await database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad_out.{name} WHERE error IS NOT NULL"));
+    }
+}
