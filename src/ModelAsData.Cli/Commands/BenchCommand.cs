@@ -98,6 +98,7 @@ internal static class BenchCommand
         {
             console.WriteLine();
             console.WriteLine($"Machine: {Machine()}");
+            console.WriteLine();
             console.WriteLine("| measurement | median rows/s | min | max |");
             console.WriteLine("|---|---:|---:|---:|");
             foreach (var m in measurements)
