@@ -49,27 +49,12 @@ public sealed partial class RefreshTaskRunner
 
         await writer.ExecuteAsync(new CommandDefinition($"CREATE TEMP TABLE mad_stream_rows ({plan.BuildColumns}) ON COMMIT DROP",
             transaction: transaction, cancellationToken: cancellationToken));
-        var keyColumns = plan.KeyColumns.Select((name, i) => KeyColumn.For(name, plan.KeyTypes[i])).ToArray();
-        var features = plan.FeatureColumns.Select((name, i) => FeatureColumn.For(name, plan.FeatureTypes[i])).ToArray();
-        var columns = plan.KeyColumns.Select(Quote).Concat(plan.Columns.Select(c => Quote(c.Name))).Concat(["model_version", "scored_at", "error"]);
         long rows, failed;
 
         // Read on a second connection, after the keys are locked: its statement sees the latest committed values.
         await using (var reader = await _dataSource.OpenConnectionAsync(cancellationToken))
-        using (var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
         {
-            var pipeline = new Pipeline(model, _batchSize ?? model.PreferredBatchSize, keyColumns, features, plan, plan.Version, stop);
-            try
-            {
-                using var exporter = await reader.BeginBinaryExportAsync($"COPY ({plan.Query}) TO STDOUT (FORMAT BINARY)", cancellationToken);
-                using var importer = await writer.BeginBinaryImportAsync($"COPY {plan.BuildTable} ({string.Join(", ", columns)}) FROM STDIN (FORMAT BINARY)", cancellationToken);
-                (rows, failed) = await pipeline.RunAsync(exporter, importer);
-                await importer.CompleteAsync(cancellationToken);
-            }
-            finally
-            {
-                pipeline.Dispose();
-            }
+            (rows, failed) = await CopyThroughPipelineAsync(model, plan, plan.Version, reader, writer, cancellationToken);
         }
 
         var deleted = await writer.ExecuteScalarAsync<long>(new CommandDefinition("SELECT mad.stream_apply(@table, @keys::jsonb)",

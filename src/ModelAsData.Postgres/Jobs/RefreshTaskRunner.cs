@@ -58,29 +58,10 @@ public sealed partial class RefreshTaskRunner
                 $"{task.Model}@{task.Version} decodes into {model.Signature.Columns.Count} columns; {task.Table} has {plan.Columns.Count}.");
         }
 
-        var keys = plan.KeyColumns.Select((name, i) => KeyColumn.For(name, plan.KeyTypes[i])).ToArray();
-        var features = plan.FeatureColumns.Select((name, i) => FeatureColumn.For(name, plan.FeatureTypes[i])).ToArray();
-
         await using var reader = await _dataSource.OpenConnectionAsync(cancellationToken);
         await using var writer = await _dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await writer.BeginTransactionAsync(cancellationToken);
-        var columns = plan.KeyColumns.Select(Quote).Concat(plan.Columns.Select(c => Quote(c.Name))).Concat(["model_version", "scored_at", "error"]);
-        long rows, failed;
-        using (var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
-        {
-            var pipeline = new Pipeline(model, _batchSize ?? model.PreferredBatchSize, keys, features, plan, task.Version, stop);
-            try
-            {
-                using var exporter = await reader.BeginBinaryExportAsync($"COPY ({plan.Query}) TO STDOUT (FORMAT BINARY)", cancellationToken);
-                using var importer = await writer.BeginBinaryImportAsync($"COPY {plan.BuildTable} ({string.Join(", ", columns)}) FROM STDIN (FORMAT BINARY)", cancellationToken);
-                (rows, failed) = await pipeline.RunAsync(exporter, importer);
-                await importer.CompleteAsync(cancellationToken);
-            }
-            finally
-            {
-                pipeline.Dispose();
-            }
-        }
+        var (rows, failed) = await CopyThroughPipelineAsync(model, plan, task.Version, reader, writer, cancellationToken);
 
         var state = await writer.ExecuteScalarAsync<string>(new CommandDefinition(TableSql.Complete,
             new { task = task.TaskId, token = task.LeaseToken, rows, failed }, transaction, commandTimeout: 0, cancellationToken: cancellationToken));
@@ -89,4 +70,23 @@ public sealed partial class RefreshTaskRunner
     }
 
     private static string Quote(string identifier) => "\"" + identifier.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+
+    /// <summary>
+    /// Streams the plan's rows out of <paramref name="reader"/> by binary COPY, through the read | score | write
+    /// pipeline, and by binary COPY into the plan's build table on <paramref name="writer"/> (in its transaction).
+    /// </summary>
+    private async Task<(long Rows, long Failed)> CopyThroughPipelineAsync(OnnxModel model, TaskPlan plan, int version,
+        NpgsqlConnection reader, NpgsqlConnection writer, CancellationToken cancellationToken)
+    {
+        var keys = plan.KeyColumns.Select((name, i) => KeyColumn.For(name, plan.KeyTypes[i])).ToArray();
+        var features = plan.FeatureColumns.Select((name, i) => FeatureColumn.For(name, plan.FeatureTypes[i])).ToArray();
+        var columns = plan.KeyColumns.Select(Quote).Concat(plan.Columns.Select(c => Quote(c.Name))).Concat(["model_version", "scored_at", "error"]);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        using var pipeline = new Pipeline(model, _batchSize ?? model.PreferredBatchSize, keys, features, plan, version, stop);
+        using var exporter = await reader.BeginBinaryExportAsync($"COPY ({plan.Query}) TO STDOUT (FORMAT BINARY)", cancellationToken);
+        using var importer = await writer.BeginBinaryImportAsync($"COPY {plan.BuildTable} ({string.Join(", ", columns)}) FROM STDIN (FORMAT BINARY)", cancellationToken);
+        var result = await pipeline.RunAsync(exporter, importer);
+        await importer.CompleteAsync(cancellationToken);
+        return result;
+    }
 }
