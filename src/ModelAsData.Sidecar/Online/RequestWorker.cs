@@ -27,6 +27,7 @@ internal sealed partial class RequestWorker : BackgroundService
     private readonly OnlineMetrics _metrics;
     private readonly ILogger _logger;
     private readonly List<ClaimedRequest> _notified = [];
+    private readonly RecentRequestIds _answered = new(4 * MaxClaim);
     private volatile bool _woken;
     private bool _claimNeeded;
 
@@ -99,6 +100,7 @@ internal sealed partial class RequestWorker : BackgroundService
         var purged = Stopwatch.GetTimestamp();
         var scan = true;
         _notified.Clear();
+        _answered.Clear();
         while (!stoppingToken.IsCancellationRequested)
         {
             _woken = false;
@@ -120,6 +122,7 @@ internal sealed partial class RequestWorker : BackgroundService
                 scan = false;
             }
 
+            requests.RemoveAll(r => _answered.Contains(r.Id));
             if (requests.Count > 0)
             {
                 ticket = await AnswerAsync(connection, requests, ticket, stoppingToken);
@@ -200,6 +203,7 @@ internal sealed partial class RequestWorker : BackgroundService
         foreach (var request in requests)
         {
             answers.Add(await ScoreAsync(request, cancellationToken));
+            _answered.Add(request.Id);
         }
 
         // One round trip, two transactions: the answers and the new ticket commit, then the old ticket is released
