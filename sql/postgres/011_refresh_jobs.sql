@@ -206,6 +206,36 @@ BEGIN
 END
 $$;
 
+-- How a sidecar reads a binding's features: each distinct feature column once, in the order first used, as an
+-- expression in the type it arrives in (numbers and booleans as they are, numeric as double precision, anything else
+-- as text), and for each model slot the index of the column that feeds it. Shared by refresh tasks and streaming.
+CREATE FUNCTION mad.feature_reads(binding mad.prediction_tables, OUT features text[], OUT expressions text[], OUT read_types text[], OUT slots int[])
+LANGUAGE plpgsql STABLE SET search_path = mad, pg_temp AS $$
+DECLARE
+  feature text;
+  hit record;
+BEGIN
+  features := ARRAY(SELECT DISTINCT ON (c) c FROM unnest(binding.feature_columns) WITH ORDINALITY u(c, n) ORDER BY c, n);
+  features := ARRAY(SELECT c FROM unnest(features) c ORDER BY array_position(binding.feature_columns, c));
+  expressions := '{}';
+  read_types := '{}';
+  FOREACH feature IN ARRAY features LOOP
+    SELECT * INTO hit FROM mad.find_column(binding.source, feature);
+    IF hit.type IN ('real'::regtype, 'double precision'::regtype, 'smallint'::regtype, 'integer'::regtype, 'bigint'::regtype, 'boolean'::regtype) THEN
+      expressions := expressions || format('%I', feature);
+      read_types := read_types || hit.type::text;
+    ELSIF hit.type = 'numeric'::regtype THEN
+      expressions := expressions || format('%I::double precision', feature);
+      read_types := read_types || 'double precision'::text;
+    ELSE
+      expressions := expressions || format('%I::text', feature);
+      read_types := read_types || 'text'::text;
+    END IF;
+  END LOOP;
+  slots := ARRAY(SELECT array_position(features, c) - 1 FROM unnest(binding.feature_columns) WITH ORDINALITY u(c, n) ORDER BY n);
+END
+$$;
+
 -- What a sidecar needs to run a task: the statement that reads its rows (keys, then the distinct feature columns,
 -- each with the type it arrives in), the build table, and which feature column feeds each model slot.
 CREATE FUNCTION mad.task_plan(task_id bigint) RETURNS jsonb
@@ -214,11 +244,7 @@ DECLARE
   task mad.tasks;
   job mad.jobs;
   binding mad.prediction_tables;
-  features text[];
-  selected text[] := '{}';
-  read_types text[] := '{}';
-  feature text;
-  hit record;
+  reads record;
   conditions text[] := '{}';
   keys text;
   typed_lo text;
@@ -228,21 +254,7 @@ BEGIN
   SELECT * INTO task FROM mad.tasks t WHERE t.id = task_plan.task_id;
   SELECT * INTO job FROM mad.jobs j WHERE j.id = task.job_id;
   SELECT * INTO binding FROM mad.prediction_tables p WHERE p.name = job.prediction_table;
-  features := ARRAY(SELECT DISTINCT ON (c) c FROM unnest(binding.feature_columns) WITH ORDINALITY u(c, n) ORDER BY c, n);
-  features := ARRAY(SELECT c FROM unnest(features) c ORDER BY array_position(binding.feature_columns, c));
-  FOREACH feature IN ARRAY features LOOP
-    SELECT * INTO hit FROM mad.find_column(binding.source, feature);
-    IF hit.type IN ('real'::regtype, 'double precision'::regtype, 'smallint'::regtype, 'integer'::regtype, 'bigint'::regtype, 'boolean'::regtype) THEN
-      selected := selected || format('%I', feature);
-      read_types := read_types || hit.type::text;
-    ELSIF hit.type = 'numeric'::regtype THEN
-      selected := selected || format('%I::double precision', feature);
-      read_types := read_types || 'double precision'::text;
-    ELSE
-      selected := selected || format('%I::text', feature);
-      read_types := read_types || 'text'::text;
-    END IF;
-  END LOOP;
+  SELECT * INTO reads FROM mad.feature_reads(binding);
 
   keys := (SELECT string_agg(format('%I', k), ', ' ORDER BY n) FROM unnest(binding.key_columns) WITH ORDINALITY u(k, n));
   IF task.lo IS NOT NULL THEN
@@ -255,14 +267,14 @@ BEGIN
   END IF;
 
   RETURN jsonb_build_object(
-    'query', format('SELECT %s FROM %s%s', array_to_string(ARRAY[keys] || selected, ', '), binding.source,
+    'query', format('SELECT %s FROM %s%s', array_to_string(ARRAY[keys] || reads.expressions, ', '), binding.source,
                     CASE WHEN cardinality(conditions) > 0 THEN ' WHERE ' || array_to_string(conditions, ' AND ') ELSE '' END),
     'build_table', job.build_table,
     'key_columns', to_jsonb(binding.key_columns),
     'key_types', to_jsonb(binding.key_types),
-    'feature_columns', to_jsonb(features),
-    'feature_types', to_jsonb(read_types),
-    'slots', (SELECT jsonb_agg(array_position(features, c) - 1 ORDER BY n) FROM unnest(binding.feature_columns) WITH ORDINALITY u(c, n)),
+    'feature_columns', to_jsonb(reads.features),
+    'feature_types', to_jsonb(reads.read_types),
+    'slots', to_jsonb(reads.slots),
     'columns', binding.columns,
     'model', job.model,
     'version', job.version);
@@ -354,7 +366,7 @@ END
 $$;
 
 REVOKE ALL ON FUNCTION mad.setting_int(text, int), mad.require_prediction_table(text), mad.refresh(text),
-  mad.claim_task(text, interval), mad.renew_task(bigint, uuid, interval), mad.task_plan(bigint),
+  mad.feature_reads(mad.prediction_tables), mad.claim_task(text, interval), mad.renew_task(bigint, uuid, interval), mad.task_plan(bigint),
   mad.complete_task(bigint, uuid, bigint, bigint), mad.fail_task(bigint, uuid, text, boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mad.setting_int(text, int), mad.require_prediction_table(text), mad.refresh(text),
   mad.claim_task(text, interval), mad.renew_task(bigint, uuid, interval), mad.task_plan(bigint),

@@ -1,14 +1,18 @@
--- Streaming: mad.watch(name) puts statement-level AFTER INSERT/UPDATE/DELETE triggers with transition tables on a
--- prediction table's source. They record the keys of changed rows in mad.outbox in the writer's own transaction (no
--- scoring there). Sidecars drain the outbox in batches (FOR UPDATE SKIP LOCKED) in a transaction that also writes the
--- predictions: a sidecar that dies mid-drain rolls back and the keys are drained again. A drained key is scored with
--- the row's CURRENT values, or its prediction deleted when the row is gone, so the op recorded is informational only.
+-- Streaming: mad.watch(name) puts statement-level AFTER INSERT/UPDATE/DELETE triggers with transition tables (and an
+-- AFTER TRUNCATE trigger) on a prediction table's source. They record the keys of changed rows in mad.outbox in the
+-- writer's own transaction (no scoring there). Sidecars drain the outbox in batches (FOR UPDATE SKIP LOCKED) in a
+-- transaction that also writes the predictions: a sidecar that dies mid-drain rolls back and the keys are drained
+-- again. A drained key is scored with the row's CURRENT values, or its prediction deleted when the row is gone, so the
+-- op recorded is informational only.
 --
 -- Wake-up without a NOTIFY per writer transaction: a transaction that calls pg_notify serialises commits (LIMITS.md).
 -- The trigger notifies 'mad_rows' only while mad.stream_wake says the sidecars are idle (a read of one row of an
--- unlogged table). A sidecar clears the flag when it wakes, polls the outbox every millisecond while it finds work
--- (and for a short while after), and sets the flag again, then drains once more, before it sleeps on LISTEN. Under
--- sustained writes the flag stays clear and writers never NOTIFY; an idle system still wakes within milliseconds.
+-- unlogged table). A sidecar clears the flag when it wakes, polls the outbox while it finds work (and for a short
+-- while after), and sets the flag again, then drains once more, before it sleeps on LISTEN. Under sustained writes
+-- the flag stays clear and writers never NOTIFY; an idle system still wakes within milliseconds.
+--
+-- A batch costs the sidecar two round trips: mad.stream_claim and the read of the claimed rows, then the upsert and
+-- COMMIT. The statements come from mad.stream_plan once per table (and model version), so the sidecar prepares them.
 
 CREATE TABLE mad.outbox (
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -30,7 +34,30 @@ CREATE UNLOGGED TABLE mad.stream_wake (
 INSERT INTO mad.stream_wake VALUES (1, true);
 GRANT SELECT, UPDATE ON mad.stream_wake TO mad_sidecar;
 
-ALTER TABLE mad.prediction_tables ADD COLUMN watched boolean NOT NULL DEFAULT false;
+-- Keys streamed while a refresh of the same table runs: the refresh's build table may hold older predictions for
+-- them (read before the change), so when it is swapped in they are queued again.
+CREATE TABLE mad.stream_during_refresh (
+  job_id bigint NOT NULL REFERENCES mad.jobs (id) ON DELETE CASCADE,
+  key text[] NOT NULL,
+  PRIMARY KEY (job_id, key)
+);
+
+-- What each sidecar streamed, reported every few seconds: the rows/s of `mad tables status` and `mad jobs`.
+CREATE TABLE mad.stream_stats (
+  sidecar text NOT NULL,
+  prediction_table text NOT NULL REFERENCES mad.prediction_tables (name) ON DELETE CASCADE,
+  rows_total bigint NOT NULL,
+  rows_per_second double precision NOT NULL,
+  reported_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (sidecar, prediction_table)
+);
+GRANT SELECT ON mad.stream_during_refresh, mad.stream_stats TO mad_admin, mad_user, mad_sidecar;
+
+ALTER TABLE mad.prediction_tables
+  ADD COLUMN watched boolean NOT NULL DEFAULT false,
+  -- Why the last streaming batch of this table failed as a whole (its keys stay queued and are retried), or NULL.
+  ADD COLUMN stream_error text,
+  ADD COLUMN stream_error_at timestamptz;
 
 INSERT INTO mad.settings (name, value, description) VALUES
   ('stream_batch_rows', '1000', 'The most outbox rows one streaming batch drains.');
@@ -40,6 +67,14 @@ INSERT INTO mad.settings (name, value, description) VALUES
 CREATE FUNCTION mad.capture_function(table_name text) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = mad, pg_temp AS $$
   SELECT format('mad.%I', 'capture_' || substr(md5(table_name), 1, 16));
+$$;
+
+-- Lets the sidecar write a watched table's predictions itself (prepared statements, no definer call per batch).
+CREATE FUNCTION mad.grant_stream_writes(table_name text) RETURNS void
+LANGUAGE plpgsql SET search_path = mad, pg_temp AS $$
+BEGIN
+  EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON mad_out.%I TO mad_sidecar', table_name);
+END
 $$;
 
 -- Starts streaming a prediction table: the caller must be allowed to read its source, as to create it.
@@ -68,15 +103,20 @@ BEGIN
       ELSIF TG_OP = 'UPDATE' THEN
         -- The old keys too: a row whose key changed loses its old prediction.
         INSERT INTO mad.outbox (prediction_table, key, op) SELECT %2$L, u.k, 'update' FROM (SELECT %3$s AS k FROM new_rows n UNION SELECT %3$s FROM old_rows n) u;
-      ELSE
+      ELSIF TG_OP = 'DELETE' THEN
         INSERT INTO mad.outbox (prediction_table, key, op) SELECT %2$L, %3$s, 'delete' FROM old_rows n;
+      ELSE
+        -- TRUNCATE names no rows: every prediction goes, in the writer's transaction, as the rows do.
+        DELETE FROM mad.outbox o WHERE o.prediction_table = %2$L;
+        TRUNCATE mad_out.%4$I;
+        RETURN NULL;
       END IF;
       IF (SELECT w.idle FROM mad.stream_wake w WHERE w.id = 1) THEN
         PERFORM pg_notify('mad_rows', %2$L);
       END IF;
       RETURN NULL;
     END
-    $body$ $f$, capture, binding.name, key_expression);
+    $body$ $f$, capture, binding.name, key_expression, binding.name);
   EXECUTE format('REVOKE ALL ON FUNCTION %s() FROM PUBLIC', capture);
   EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s()',
                  'mad_watch_' || binding.name || '_i', binding.source, capture);
@@ -84,7 +124,10 @@ BEGIN
                  'mad_watch_' || binding.name || '_u', binding.source, capture);
   EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION %s()',
                  'mad_watch_' || binding.name || '_d', binding.source, capture);
-  UPDATE mad.prediction_tables p SET watched = true WHERE p.name = binding.name;
+  EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s()',
+                 'mad_watch_' || binding.name || '_t', binding.source, capture);
+  PERFORM mad.grant_stream_writes(binding.name);
+  UPDATE mad.prediction_tables p SET watched = true, stream_error = NULL, stream_error_at = NULL WHERE p.name = binding.name;
   PERFORM pg_notify('mad_rows', binding.name);
 END
 $$;
@@ -98,91 +141,125 @@ DECLARE
 BEGIN
   binding := mad.require_prediction_table(unwatch.name);
   PERFORM mad.require_source_access(binding.source, 'unwatch a prediction table');
-  FOREACH suffix IN ARRAY ARRAY['_i', '_u', '_d'] LOOP
+  FOREACH suffix IN ARRAY ARRAY['_i', '_u', '_d', '_t'] LOOP
     EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'mad_watch_' || binding.name || suffix, binding.source);
   END LOOP;
   EXECUTE format('DROP FUNCTION IF EXISTS %s()', mad.capture_function(binding.name));
-  UPDATE mad.prediction_tables p SET watched = false WHERE p.name = binding.name;
+  EXECUTE format('REVOKE INSERT, UPDATE, DELETE ON mad_out.%I FROM mad_sidecar', binding.name);
+  UPDATE mad.prediction_tables p SET watched = false, stream_error = NULL, stream_error_at = NULL WHERE p.name = binding.name;
   DELETE FROM mad.outbox o WHERE o.prediction_table = binding.name;
+  DELETE FROM mad.stream_stats s WHERE s.prediction_table = binding.name;
+  PERFORM pg_notify('mad_rows', binding.name);
 END
 $$;
 
 -- Claims up to batch_rows keys of a table's outbox (deleting them in the caller's transaction), and takes a
 -- transaction-level advisory lock per distinct key, in one order, so two sidecars never score one key at once: the
--- later one waits and then reads the row's latest values. Returns the distinct keys as a JSON array of text arrays.
-CREATE FUNCTION mad.stream_claim(table_name text, batch_rows int) RETURNS jsonb
+-- later one waits, and its next statement reads the row's latest values. The keys go into the transaction-local
+-- setting mad.stream_keys (a JSON array of text arrays) that the plan's statements read, so the read can travel in
+-- the same round trip as the claim. Returns the number of distinct keys.
+CREATE FUNCTION mad.stream_claim(table_name text, batch_rows int) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = mad, pg_temp AS $$
 DECLARE
   keys jsonb;
-  lock_key bigint;
+  key_count int;
+  refresh_job bigint;
 BEGIN
   PERFORM mad.require_role('mad_sidecar', 'drain the outbox');
   WITH claimed AS (
     DELETE FROM mad.outbox o WHERE o.id IN (
       SELECT i.id FROM mad.outbox i WHERE i.prediction_table = table_name ORDER BY i.id LIMIT batch_rows FOR UPDATE SKIP LOCKED)
     RETURNING o.key)
-  SELECT coalesce(jsonb_agg(to_jsonb(d.key)), '[]') INTO keys FROM (SELECT DISTINCT c.key FROM claimed c) d;
-  FOR lock_key IN
-    SELECT DISTINCT hashtextextended(table_name || ':' || k.value::text, 0) FROM jsonb_array_elements(keys) k ORDER BY 1
-  LOOP
-    PERFORM pg_advisory_xact_lock(lock_key);
-  END LOOP;
-  RETURN keys;
+  SELECT coalesce(jsonb_agg(to_jsonb(d.key)), '[]'), count(*) INTO keys, key_count FROM (SELECT DISTINCT c.key FROM claimed c) d;
+  PERFORM set_config('mad.stream_keys', keys::text, true);
+  IF key_count = 0 THEN
+    RETURN 0;
+  END IF;
+  -- Volatile calls run after the sort, so the locks are taken in hash order (no deadlock between two sidecars).
+  PERFORM pg_advisory_xact_lock(h.lock_key)
+  FROM (SELECT DISTINCT hashtextextended(table_name || ':' || k.value::text, 0) AS lock_key FROM jsonb_array_elements(keys) k) h
+  ORDER BY h.lock_key;
+  SELECT j.id INTO refresh_job FROM mad.jobs j WHERE j.prediction_table = table_name AND j.state = 'running';
+  IF refresh_job IS NOT NULL THEN
+    INSERT INTO mad.stream_during_refresh (job_id, key)
+    SELECT refresh_job, ARRAY(SELECT jsonb_array_elements_text(k.value)) FROM jsonb_array_elements(keys) k
+    ON CONFLICT DO NOTHING;
+  END IF;
+  RETURN key_count;
 END
 $$;
 
--- How to read the current values of the given keys: the same plan as mad.task_plan, with the keys as a condition
--- and the version the model reference means now.
-CREATE FUNCTION mad.stream_plan(table_name text, keys jsonb) RETURNS jsonb
+-- How to stream a table, built once per table and model version: the statement that reads the claimed keys' current
+-- rows (keys as text, then each feature column once, as mad.task_plan reads them), the upsert of scored rows from
+-- arrays (one per key column as text, one per output column, the errors, then the version), the delete of claimed
+-- keys whose rows are gone (the found keys as arrays), and the version the model reference means now.
+CREATE FUNCTION mad.stream_plan(table_name text) RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = mad, pg_temp AS $$
 DECLARE
   binding mad.prediction_tables;
-  features text[];
-  selected text[] := '{}';
-  read_types text[] := '{}';
-  feature text;
-  hit record;
-  key_list text;
-  typed_keys text;
+  reads record;
   model_name text;
   model_version int;
+  key_count int;
+  claimed_keys text;
+  join_keys text;
+  output_types text[];
+  parameters text[];
+  selected text[];
+  updates text;
 BEGIN
   PERFORM mad.require_role('mad_sidecar', 'drain the outbox');
   binding := mad.require_prediction_table(table_name);
-  features := ARRAY(SELECT DISTINCT ON (c) c FROM unnest(binding.feature_columns) WITH ORDINALITY u(c, n) ORDER BY c, n);
-  features := ARRAY(SELECT c FROM unnest(features) c ORDER BY array_position(binding.feature_columns, c));
-  FOREACH feature IN ARRAY features LOOP
-    SELECT * INTO hit FROM mad.find_column(binding.source, feature);
-    IF hit.type IN ('real'::regtype, 'double precision'::regtype, 'smallint'::regtype, 'integer'::regtype, 'bigint'::regtype, 'boolean'::regtype) THEN
-      selected := selected || format('%I', feature);
-      read_types := read_types || hit.type::text;
-    ELSIF hit.type = 'numeric'::regtype THEN
-      selected := selected || format('%I::double precision', feature);
-      read_types := read_types || 'double precision'::text;
-    ELSE
-      selected := selected || format('%I::text', feature);
-      read_types := read_types || 'text'::text;
-    END IF;
-  END LOOP;
-  key_list := (SELECT string_agg(format('%I', k), ', ' ORDER BY n) FROM unnest(binding.key_columns) WITH ORDINALITY u(k, n));
-  typed_keys := (SELECT string_agg(format('(k.value ->> %s)::%s', n - 1, binding.key_types[n]), ', ' ORDER BY n)
-                 FROM unnest(binding.key_columns) WITH ORDINALITY u(c, n));
+  IF NOT binding.watched THEN
+    RAISE EXCEPTION 'Prediction table % is not watched.', quote_literal(table_name) USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  SELECT * INTO reads FROM mad.feature_reads(binding);
   model_name := split_part(binding.model, '@', 1);
   model_version := mad.resolve_reference(binding.model);
   PERFORM mad.ready_signature(model_name, model_version);
+  key_count := cardinality(binding.key_columns);
+  claimed_keys := 'jsonb_array_elements(pg_catalog.current_setting(''mad.stream_keys'')::jsonb) k';
+  join_keys := (SELECT string_agg(format('s.%I = (k.value ->> %s)::%s', c, n - 1, binding.key_types[n]), ' AND ' ORDER BY n)
+                FROM unnest(binding.key_columns) WITH ORDINALITY u(c, n));
+  output_types := ARRAY(SELECT mad.output_sql_type(c.value ->> 'type') FROM jsonb_array_elements(binding.columns) WITH ORDINALITY c(value, n) ORDER BY n);
+  -- Parameters: $1..$k the keys as text, then each output column (array-valued ones as text literals), the errors, the version.
+  parameters := ARRAY(SELECT format('$%s::text[]', n) FROM generate_series(1, key_count) n)
+             || ARRAY(SELECT format('$%s::%s', key_count + n, CASE WHEN t LIKE '%[]' THEN 'text[]' ELSE t || '[]' END)
+                      FROM unnest(output_types) WITH ORDINALITY u(t, n))
+             || format('$%s::text[]', key_count + cardinality(output_types) + 1);
+  selected := ARRAY(SELECT format('u.k%s::%s', n, binding.key_types[n]) FROM generate_series(1, key_count) n)
+           || ARRAY(SELECT CASE WHEN t LIKE '%[]' THEN format('u.c%s::%s', n, t) ELSE format('u.c%s', n) END
+                    FROM unnest(output_types) WITH ORDINALITY u(t, n))
+           || format('$%s', key_count + cardinality(output_types) + 2) || 'pg_catalog.now()'::text || 'u.error'::text;
+  updates := (SELECT string_agg(format('%I = EXCLUDED.%I', c, c), ', ')
+              FROM (SELECT value ->> 'name' AS c FROM jsonb_array_elements(binding.columns)
+                    UNION ALL SELECT unnest(ARRAY['model_version', 'scored_at', 'error'])) u);
   RETURN jsonb_build_object(
-    'query', format('SELECT %s FROM %s WHERE ROW(%s) IN (SELECT %s FROM jsonb_array_elements(%L::jsonb) k)',
-                    array_to_string(ARRAY[key_list] || selected, ', '), binding.source, key_list, typed_keys, keys),
-    'build_table', 'pg_temp.mad_stream_rows',
-    -- The output's columns, for the temp table the scored rows are copied into (no SELECT on mad_out needed).
-    'build_columns', (SELECT string_agg(format('%I %s', a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY a.attnum)
-                      FROM pg_catalog.pg_attribute a
-                      WHERE a.attrelid = format('mad_out.%I', binding.name)::regclass AND a.attnum > 0 AND NOT a.attisdropped),
+    'query', format('SELECT %s FROM %s JOIN %s s ON %s',
+                    array_to_string(ARRAY(SELECT format('s.%I::text', c) FROM unnest(binding.key_columns) c)
+                                    || ARRAY(SELECT 's.' || e FROM unnest(reads.expressions) e), ', '),
+                    claimed_keys, binding.source, join_keys),
+    'upsert', format('INSERT INTO mad_out.%I (%s) SELECT %s FROM unnest(%s) AS u(%s) ON CONFLICT (%s) DO UPDATE SET %s',
+                     binding.name,
+                     array_to_string(ARRAY(SELECT format('%I', c) FROM unnest(binding.key_columns) c)
+                                     || ARRAY(SELECT format('%I', c.value ->> 'name') FROM jsonb_array_elements(binding.columns) WITH ORDINALITY c(value, n) ORDER BY n)
+                                     || ARRAY['model_version', 'scored_at', 'error'], ', '),
+                     array_to_string(selected, ', '),
+                     array_to_string(parameters, ', '),
+                     array_to_string(ARRAY(SELECT 'k' || n FROM generate_series(1, key_count) n)
+                                     || ARRAY(SELECT 'c' || n FROM generate_series(1, cardinality(output_types)) n) || 'error'::text, ', '),
+                     array_to_string(ARRAY(SELECT format('%I', c) FROM unnest(binding.key_columns) c), ', '),
+                     updates),
+    'delete', format('DELETE FROM mad_out.%I s USING %s WHERE %s AND NOT EXISTS (SELECT FROM unnest(%s) AS f(%s) WHERE %s)',
+                     binding.name, claimed_keys, join_keys,
+                     (SELECT string_agg(format('$%s::text[]', n), ', ') FROM generate_series(1, key_count) n),
+                     (SELECT string_agg('k' || n, ', ') FROM generate_series(1, key_count) n),
+                     (SELECT string_agg(format('f.k%s = s.%I::text', n, c), ' AND ' ORDER BY n) FROM unnest(binding.key_columns) WITH ORDINALITY u(c, n))),
     'key_columns', to_jsonb(binding.key_columns),
     'key_types', to_jsonb(binding.key_types),
-    'feature_columns', to_jsonb(features),
-    'feature_types', to_jsonb(read_types),
-    'slots', (SELECT jsonb_agg(array_position(features, c) - 1 ORDER BY n) FROM unnest(binding.feature_columns) WITH ORDINALITY u(c, n)),
+    'feature_columns', to_jsonb(reads.features),
+    'feature_types', to_jsonb(reads.read_types),
+    'slots', to_jsonb(reads.slots),
     'columns', binding.columns,
     'model', model_name,
     'version', model_version,
@@ -190,41 +267,56 @@ BEGIN
 END
 $$;
 
--- Moves the scored rows of pg_temp.mad_stream_rows into mad_out.<name> (upsert) and deletes the predictions of the
--- given keys that have no scored row (their source rows are gone). Call it in the transaction of mad.stream_claim.
-CREATE FUNCTION mad.stream_apply(table_name text, keys jsonb) RETURNS bigint
+-- A refresh swapped in a new mad_out table: give the sidecar its writes again, and queue the keys streamed while the
+-- refresh ran (its build table may have read them before they changed).
+CREATE FUNCTION mad.stream_after_refresh() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = mad, pg_temp AS $$
-DECLARE
-  binding mad.prediction_tables;
-  key_list text;
-  typed_keys text;
-  updates text;
-  deleted bigint;
 BEGIN
-  PERFORM mad.require_role('mad_sidecar', 'drain the outbox');
-  binding := mad.require_prediction_table(table_name);
-  key_list := (SELECT string_agg(format('%I', k), ', ' ORDER BY n) FROM unnest(binding.key_columns) WITH ORDINALITY u(k, n));
-  typed_keys := (SELECT string_agg(format('(k.value ->> %s)::%s', n - 1, binding.key_types[n]), ', ' ORDER BY n)
-                 FROM unnest(binding.key_columns) WITH ORDINALITY u(c, n));
-  updates := (SELECT string_agg(format('%I = EXCLUDED.%I', c, c), ', ')
-              FROM (SELECT value ->> 'name' AS c FROM jsonb_array_elements(binding.columns)
-                    UNION ALL SELECT unnest(ARRAY['model_version', 'scored_at', 'error'])) u);
-  EXECUTE format('INSERT INTO mad_out.%I SELECT * FROM pg_temp.mad_stream_rows ON CONFLICT (%s) DO UPDATE SET %s',
-                 binding.name, key_list, updates);
-  EXECUTE format('DELETE FROM mad_out.%I o WHERE ROW(%s) IN (SELECT %s FROM jsonb_array_elements($1) k) AND ROW(%s) NOT IN (SELECT %s FROM pg_temp.mad_stream_rows)',
-                 binding.name, key_list, typed_keys, key_list, key_list) USING keys;
-  GET DIAGNOSTICS deleted = ROW_COUNT;
-  RETURN deleted;
+  IF (SELECT p.watched FROM mad.prediction_tables p WHERE p.name = NEW.prediction_table) THEN
+    PERFORM mad.grant_stream_writes(NEW.prediction_table);
+    INSERT INTO mad.outbox (prediction_table, key, op)
+    SELECT NEW.prediction_table, s.key, 'update' FROM mad.stream_during_refresh s WHERE s.job_id = NEW.id;
+    PERFORM pg_notify('mad_rows', NEW.prediction_table);
+  END IF;
+  DELETE FROM mad.stream_during_refresh s WHERE s.job_id = NEW.id;
+  RETURN NULL;
 END
 $$;
 
--- Live lag of a watched table: keys waiting and the age of the oldest.
-CREATE FUNCTION mad.stream_lag(table_name text) RETURNS TABLE (waiting bigint, oldest_age interval)
-LANGUAGE sql STABLE SET search_path = mad, pg_temp AS $$
-  SELECT count(*), now() - min(o.enqueued_at) FROM mad.outbox o WHERE o.prediction_table = table_name;
+CREATE TRIGGER stream_after_refresh AFTER UPDATE OF state ON mad.jobs
+FOR EACH ROW WHEN (OLD.state = 'running' AND NEW.state <> 'running') EXECUTE FUNCTION mad.stream_after_refresh();
+
+-- A sidecar's figures for one table (rows streamed since it started and its recent rate), and the error of a failed
+-- batch (NULL once batches succeed again).
+CREATE FUNCTION mad.stream_report(sidecar text, table_name text, rows_total bigint, rows_per_second double precision, error text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = mad, pg_temp AS $$
+BEGIN
+  PERFORM mad.require_role('mad_sidecar', 'drain the outbox');
+  INSERT INTO mad.stream_stats AS s (sidecar, prediction_table, rows_total, rows_per_second)
+  SELECT stream_report.sidecar, p.name, stream_report.rows_total, stream_report.rows_per_second
+  FROM mad.prediction_tables p WHERE p.name = table_name
+  ON CONFLICT ON CONSTRAINT stream_stats_pkey DO UPDATE
+    SET rows_total = EXCLUDED.rows_total, rows_per_second = EXCLUDED.rows_per_second, reported_at = now();
+  UPDATE mad.prediction_tables p
+  SET stream_error = stream_report.error, stream_error_at = CASE WHEN stream_report.error IS NULL THEN NULL ELSE now() END
+  WHERE p.name = table_name AND p.stream_error IS DISTINCT FROM stream_report.error;
+END
 $$;
 
-REVOKE ALL ON FUNCTION mad.capture_function(text), mad.watch(text), mad.unwatch(text), mad.stream_claim(text, int),
-  mad.stream_plan(text, jsonb), mad.stream_apply(text, jsonb), mad.stream_lag(text) FROM PUBLIC;
+-- Live lag of a watched table: keys waiting, the age of the oldest, the rows/s the sidecars report (those heard from
+-- in the last 10 s), and the error of the last failed batch.
+CREATE FUNCTION mad.stream_lag(table_name text)
+RETURNS TABLE (waiting bigint, oldest_age interval, rows_per_second double precision, error text)
+LANGUAGE sql STABLE SET search_path = mad, pg_temp AS $$
+  SELECT (SELECT count(*) FROM mad.outbox o WHERE o.prediction_table = table_name),
+         now() - (SELECT min(o.enqueued_at) FROM mad.outbox o WHERE o.prediction_table = table_name),
+         (SELECT coalesce(sum(s.rows_per_second), 0) FROM mad.stream_stats s
+          WHERE s.prediction_table = table_name AND s.reported_at > now() - interval '10 seconds'),
+         (SELECT p.stream_error FROM mad.prediction_tables p WHERE p.name = table_name);
+$$;
+
+REVOKE ALL ON FUNCTION mad.capture_function(text), mad.grant_stream_writes(text), mad.watch(text), mad.unwatch(text),
+  mad.stream_claim(text, int), mad.stream_plan(text), mad.stream_after_refresh(),
+  mad.stream_report(text, text, bigint, double precision, text), mad.stream_lag(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mad.watch(text), mad.unwatch(text), mad.stream_lag(text) TO mad_admin, mad_user, mad_sidecar;
-GRANT EXECUTE ON FUNCTION mad.stream_claim(text, int), mad.stream_plan(text, jsonb), mad.stream_apply(text, jsonb) TO mad_sidecar;
+GRANT EXECUTE ON FUNCTION mad.stream_claim(text, int), mad.stream_plan(text), mad.stream_report(text, text, bigint, double precision, text) TO mad_sidecar;

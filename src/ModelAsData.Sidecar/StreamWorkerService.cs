@@ -1,43 +1,62 @@
-using Dapper;
+using System.Diagnostics;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using ModelAsData.Postgres.Jobs;
+using ModelAsData.Core;
+using ModelAsData.Core.Onnx;
 using ModelAsData.Postgres.Listening;
+using ModelAsData.Postgres.Streaming;
+using ModelAsData.Sidecar.Online;
 using Npgsql;
 
 namespace ModelAsData.Sidecar;
 
 /// <summary>
-/// Streams watched prediction tables: drains <c>mad.outbox</c> in batches (<see cref="RefreshTaskRunner.StreamBatchAsync"/>)
-/// on start, on a <c>mad_rows</c> notification, after a reconnect of the listener and on a poll. While it finds work it
-/// polls every millisecond with <c>mad.stream_wake.idle</c> cleared, so writers do not NOTIFY; after
-/// <see cref="BusyWindow"/> without work it sets the flag, drains once more (rows committed before writers saw the flag)
-/// and sleeps until a NOTIFY or <see cref="IdlePoll"/>.
+/// Streams watched prediction tables: drains <c>mad.outbox</c> in batches (<see cref="StreamDrain"/>) on start, on a
+/// <c>mad_rows</c> notification, after a reconnect of the listener and on a poll. While it finds work it polls every
+/// millisecond with <c>mad.stream_wake.idle</c> cleared, so writers do not NOTIFY; after <see cref="BusyWindow"/>
+/// without work it sets the flag, drains once more (rows committed before writers saw the flag) and sleeps until a
+/// NOTIFY or <see cref="IdlePoll"/>. A table whose batch fails is retried with a growing pause (its keys stay queued)
+/// and its error is shown by <c>mad tables status</c>; the other tables go on.
 /// </summary>
 internal sealed partial class StreamWorkerService : BackgroundService
 {
-    public const string RowsChannel = "mad_rows";
+    public const string RowsChannel = StreamSql.RowsChannel;
 
     private static readonly TimeSpan BusyWindow = TimeSpan.FromMilliseconds(250);
     private static readonly TimeSpan IdlePoll = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan ReportInterval = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan MaxRetryPause = TimeSpan.FromSeconds(30);
 
-    private readonly NpgsqlDataSource _dataSource;
-    private readonly RefreshTaskRunner _runner;
+    private readonly StreamDrain _drain;
+    private readonly SidecarOptions _options;
+    private readonly StreamMetrics _metrics;
     private readonly ILogger _logger;
     private readonly WakeSignal _wake = new();
+    private readonly Dictionary<string, TableState> _states = [];
+    private long _reportedAt = Stopwatch.GetTimestamp();
 
-    public StreamWorkerService(NpgsqlDataSource dataSource, PostgresListener listener, SidecarOptions options, ModelAsData.Core.Onnx.ModelCache cache,
+    public StreamWorkerService(NpgsqlDataSource dataSource, PostgresListener listener, SidecarOptions options, ModelCache cache, OnlineMetrics metrics,
         ILogger<StreamWorkerService> logger)
     {
-        _dataSource = dataSource;
+        _drain = new StreamDrain(dataSource, cache);
+        _options = options;
+        _metrics = new StreamMetrics(metrics);
         _logger = logger;
-        _runner = new RefreshTaskRunner(dataSource, cache, options.BatchSize);
-        listener.Connected += (_, _) => _wake.Set();
+        listener.Connected += (_, _) =>
+        {
+            _drain.Invalidate(); // notifications may have been missed
+            _wake.Set();
+        };
         listener.Notified += (_, notification) =>
         {
             if (notification.Channel == RowsChannel)
             {
+                _drain.Invalidate(); // sent when idle, and by watch / unwatch / a refresh that swapped a watched table
                 _wake.Set();
+            }
+            else if (notification.Channel == SidecarSql.ModelsChannel)
+            {
+                _drain.Invalidate(); // an alias may have moved
             }
         };
     }
@@ -48,11 +67,18 @@ internal sealed partial class StreamWorkerService : BackgroundService
         base.Dispose();
     }
 
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken);
+        await _drain.DisposeAsync();
+    }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         await Task.Yield();
-        var lastWork = System.Diagnostics.Stopwatch.GetTimestamp();
+        var lastWork = Stopwatch.GetTimestamp();
         var idle = false;
+        var failures = 0;
         try
         {
             while (!stoppingToken.IsCancellationRequested)
@@ -61,36 +87,43 @@ internal sealed partial class StreamWorkerService : BackgroundService
                 {
                     if (idle)
                     {
-                        await SetIdleAsync(false, stoppingToken);
+                        await _drain.SetIdleAsync(false, stoppingToken);
                         idle = false;
                     }
 
-                    if (await DrainAsync(stoppingToken))
+                    var drained = await DrainAllAsync(stoppingToken);
+                    await ReportIfDueAsync(stoppingToken);
+                    failures = 0;
+                    if (drained)
                     {
-                        lastWork = System.Diagnostics.Stopwatch.GetTimestamp();
+                        lastWork = Stopwatch.GetTimestamp();
                         continue;
                     }
 
-                    if (System.Diagnostics.Stopwatch.GetElapsedTime(lastWork) < BusyWindow)
+                    if (Stopwatch.GetElapsedTime(lastWork) < BusyWindow)
                     {
                         await Task.Delay(1, stoppingToken);
                         continue;
                     }
 
-                    await SetIdleAsync(true, stoppingToken);
+                    await _drain.SetIdleAsync(true, stoppingToken);
                     idle = true;
-                    if (await DrainAsync(stoppingToken))
+                    if (await DrainAllAsync(stoppingToken))
                     {
-                        lastWork = System.Diagnostics.Stopwatch.GetTimestamp();
+                        lastWork = Stopwatch.GetTimestamp();
                         continue;
                     }
 
                     await _wake.WaitAsync(IdlePoll, stoppingToken);
                 }
-                catch (Exception e) when (e is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
+                catch (Exception e) when (e is NpgsqlException or IOException or TimeoutException or InvalidOperationException && !stoppingToken.IsCancellationRequested)
                 {
-                    LogDrainFailed(_logger, e);
-                    await Task.Delay(TimeSpan.FromSeconds(1), stoppingToken);
+                    // The database went away or the connection broke: nothing was committed; start again on a new one.
+                    failures++;
+                    var pause = RetryPause(failures);
+                    LogSessionFailed(_logger, e, (long)pause.TotalMilliseconds);
+                    idle = false;
+                    await Task.Delay(pause, stoppingToken);
                 }
             }
         }
@@ -100,56 +133,153 @@ internal sealed partial class StreamWorkerService : BackgroundService
         }
     }
 
-    /// <summary>Drains every watched table until its outbox is empty, in turns; returns whether anything was drained.</summary>
-    private async Task<bool> DrainAsync(CancellationToken cancellationToken)
+    /// <summary>Drains every watched table until its outbox is empty, a batch per table in turns; returns whether anything was drained.</summary>
+    private async Task<bool> DrainAllAsync(CancellationToken cancellationToken)
     {
-        string[] tables;
-        int batchRows;
-        await using (var connection = await _dataSource.OpenConnectionAsync(cancellationToken))
-        {
-            tables = (await connection.QueryAsync<string>(new CommandDefinition(
-                "SELECT p.name FROM mad.prediction_tables p WHERE p.watched ORDER BY p.name", cancellationToken: cancellationToken))).ToArray();
-            if (tables.Length == 0)
-            {
-                return false;
-            }
-
-            batchRows = await connection.ExecuteScalarAsync<int>(new CommandDefinition(
-                "SELECT mad.setting_int('stream_batch_rows', 1000)", cancellationToken: cancellationToken));
-        }
-
-        // One batch per table per pass, so a table written without pause does not starve the others.
+        var pending = (await _drain.WatchedTablesAsync(cancellationToken)).Where(t => State(t).MayRetry).ToList();
         var any = false;
-        var pending = tables.ToList();
         while (pending.Count > 0)
         {
             foreach (var table in pending.ToArray())
             {
-                var result = await _runner.StreamBatchAsync(table, batchRows, cancellationToken);
-                if (result.Keys == 0)
+                if (!await DrainBatchAsync(table, cancellationToken))
                 {
                     pending.Remove(table);
                     continue;
                 }
 
                 any = true;
-                LogBatch(_logger, table, result.Keys, result.Rows, result.Failed, result.Deleted);
             }
         }
 
         return any;
     }
 
-    private async Task SetIdleAsync(bool idle, CancellationToken cancellationToken)
+    /// <summary>One batch of one table; returns whether it drained anything (false when none waited or it failed).</summary>
+    private async Task<bool> DrainBatchAsync(string table, CancellationToken cancellationToken)
     {
-        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
-        await connection.ExecuteAsync(new CommandDefinition("UPDATE mad.stream_wake SET idle = @idle WHERE id = 1 AND idle <> @idle",
-            new { idle }, cancellationToken: cancellationToken));
+        var state = State(table);
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            var result = await _drain.DrainAsync(table, cancellationToken);
+            if (state.Error is not null)
+            {
+                LogRecovered(_logger, table);
+                state.Succeeded();
+            }
+
+            if (result.Keys == 0)
+            {
+                return false;
+            }
+
+            _metrics.BatchDuration.WithLabels(table).Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
+            _metrics.Batches.WithLabels(table, "ok").Inc();
+            _metrics.Rows.WithLabels(table).Inc(result.Rows);
+            _metrics.RowsFailed.WithLabels(table).Inc(result.Failed);
+            _metrics.Deleted.WithLabels(table).Inc(result.Deleted);
+            state.Rows += result.Rows;
+            LogBatch(_logger, table, result.Keys, result.Rows, result.Failed, result.Deleted);
+            return true;
+        }
+        catch (Exception e) when (e is PostgresException or ModelAsDataException or InvalidDataException && !cancellationToken.IsCancellationRequested)
+        {
+            // The table's batch cannot be done as it stands (a column dropped, a model that no longer fits, a privilege
+            // revoked): its keys stay queued; pause this table, say why, and keep streaming the others.
+            _metrics.Batches.WithLabels(table, "error").Inc();
+            state.Failed(e.Message, RetryPause(state.Failures + 1));
+            LogTableFailed(_logger, e, table, (long)RetryPause(state.Failures).TotalMilliseconds);
+            await _drain.ReportAsync(_options.SidecarId, table, state.Rows, 0, state.Error, cancellationToken);
+            state.ReportedError = state.Error;
+            return false;
+        }
+    }
+
+    /// <summary>Every <see cref="ReportInterval"/>: each table's rows/s and error into <c>mad.stream_stats</c>, and its lag into the metrics.</summary>
+    private async Task ReportIfDueAsync(CancellationToken cancellationToken)
+    {
+        var elapsed = Stopwatch.GetElapsedTime(_reportedAt);
+        if (elapsed < ReportInterval)
+        {
+            return;
+        }
+
+        _reportedAt = Stopwatch.GetTimestamp();
+        foreach (var table in await _drain.WatchedTablesAsync(cancellationToken))
+        {
+            var state = State(table);
+            var rate = (state.Rows - state.ReportedRows) / elapsed.TotalSeconds;
+            state.ReportedRows = state.Rows;
+            _metrics.RowsPerSecond.WithLabels(table).Set(rate);
+            var (waiting, oldest) = await _drain.LagAsync(table, cancellationToken);
+            _metrics.Waiting.WithLabels(table).Set(waiting);
+            _metrics.OldestAge.WithLabels(table).Set(oldest);
+            if (rate > 0 || state.ReportedRate > 0 || state.Error != state.ReportedError)
+            {
+                await _drain.ReportAsync(_options.SidecarId, table, state.Rows, rate, state.Error, cancellationToken);
+                state.ReportedRate = rate;
+                state.ReportedError = state.Error;
+            }
+        }
+    }
+
+    private TableState State(string table)
+    {
+        if (!_states.TryGetValue(table, out var state))
+        {
+            state = new TableState();
+            _states[table] = state;
+        }
+
+        return state;
+    }
+
+    private static TimeSpan RetryPause(int failures) =>
+        TimeSpan.FromMilliseconds(Math.Min(MaxRetryPause.TotalMilliseconds, 500 * Math.Pow(2, Math.Min(failures - 1, 10))));
+
+    /// <summary>What this sidecar knows of one table: rows streamed, and its failing batch's error and pause.</summary>
+    private sealed class TableState
+    {
+        private long _retryAt;
+
+        public long Rows { get; set; }
+
+        public long ReportedRows { get; set; }
+
+        public double ReportedRate { get; set; }
+
+        public string? ReportedError { get; set; }
+
+        public int Failures { get; private set; }
+
+        public string? Error { get; private set; }
+
+        public bool MayRetry => Error is null || Stopwatch.GetTimestamp() >= _retryAt;
+
+        public void Failed(string error, TimeSpan pause)
+        {
+            Failures++;
+            Error = error;
+            _retryAt = Stopwatch.GetTimestamp() + (long)(pause.TotalSeconds * Stopwatch.Frequency);
+        }
+
+        public void Succeeded()
+        {
+            Failures = 0;
+            Error = null;
+        }
     }
 
     [LoggerMessage(EventId = 2401, Level = LogLevel.Debug, Message = "Streamed {Table}: {Keys} keys, {Rows} rows scored, {Failed} with an error, {Deleted} predictions deleted")]
     private static partial void LogBatch(ILogger logger, string table, int keys, long rows, long failed, long deleted);
 
-    [LoggerMessage(EventId = 2402, Level = LogLevel.Warning, Message = "Draining the outbox failed; retrying")]
-    private static partial void LogDrainFailed(ILogger logger, Exception exception);
+    [LoggerMessage(EventId = 2402, Level = LogLevel.Warning, Message = "Streaming lost its database session; starting again in {DelayMs} ms (nothing was committed)")]
+    private static partial void LogSessionFailed(ILogger logger, Exception exception, long delayMs);
+
+    [LoggerMessage(EventId = 2403, Level = LogLevel.Error, Message = "Streaming {Table} failed; its keys stay queued and it is retried in {DelayMs} ms")]
+    private static partial void LogTableFailed(ILogger logger, Exception exception, string table, long delayMs);
+
+    [LoggerMessage(EventId = 2404, Level = LogLevel.Information, Message = "Streaming {Table} works again")]
+    private static partial void LogRecovered(ILogger logger, string table);
 }

@@ -117,7 +117,11 @@ internal static class TablesCommand
                 var lag = await postgres.GetStreamLagAsync(table.Name, ct);
                 if (lag.Watched)
                 {
-                    cli.Console.MarkupLineInterpolated($"streaming: watched; {lag.Waiting:N0} keys waiting, oldest {lag.OldestSeconds ?? 0:F3} s");
+                    cli.Console.MarkupLineInterpolated($"streaming: watched; {lag.Waiting:N0} keys waiting, oldest {lag.OldestSeconds ?? 0:F3} s, {lag.RowsPerSecond:N0} rows/s");
+                    if (lag.Error is { } error)
+                    {
+                        cli.Console.MarkupLineInterpolated($"[red]streaming is failing[/] (its keys stay queued and are retried): {error}");
+                    }
                 }
                 else
                 {

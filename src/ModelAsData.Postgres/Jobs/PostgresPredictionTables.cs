@@ -3,6 +3,7 @@ using Dapper;
 using ModelAsData.Core;
 using ModelAsData.Core.Registry;
 using ModelAsData.Postgres.Registry;
+using ModelAsData.Postgres.Streaming;
 using Npgsql;
 
 namespace ModelAsData.Postgres.Jobs;
@@ -76,11 +77,12 @@ public sealed class PostgresPredictionTables : IPredictionTables, IRefreshJobs
     public Task WatchAsync(string name, bool watch, CancellationToken cancellationToken = default) =>
         RunAsync(connection => connection.ExecuteAsync(Command(watch ? "SELECT mad.watch(@name)" : "SELECT mad.unwatch(@name)", new { name }, cancellationToken)), cancellationToken);
 
-    /// <summary>Whether the table is watched, and its live lag: keys waiting in the outbox and the age of the oldest.</summary>
+    /// <summary>Whether the table is watched, and its live lag: keys waiting in the outbox, the age of the oldest, rows/s and the last batch error.</summary>
     public Task<StreamLag> GetStreamLagAsync(string name, CancellationToken cancellationToken = default) =>
         RunAsync(connection => connection.QuerySingleAsync<StreamLag>(Command("""
             SELECT coalesce((SELECT p.watched FROM mad.prediction_tables p WHERE p.name = @name), false) AS Watched,
-                   l.waiting AS Waiting, extract(epoch FROM l.oldest_age)::double precision AS OldestSeconds
+                   l.waiting AS Waiting, extract(epoch FROM l.oldest_age)::double precision AS OldestSeconds,
+                   l.rows_per_second AS RowsPerSecond, l.error AS Error
             FROM mad.stream_lag(@name) l
             """, new { name }, cancellationToken)), cancellationToken);
 

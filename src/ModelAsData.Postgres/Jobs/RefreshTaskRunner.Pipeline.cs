@@ -20,7 +20,7 @@ public sealed partial class RefreshTaskRunner
         private readonly int _version;
         private readonly CancellationTokenSource _stop;
         private readonly DateTime _scoredAt = DateTime.UtcNow;
-        private readonly bool[] _slotTakesFloat;
+        private readonly FeatureSlots _slots;
 
         public Pipeline(OnnxModel model, int batchSize, KeyColumn[] keys, FeatureColumn[] features, TaskPlan plan, int version, CancellationTokenSource stop)
         {
@@ -30,7 +30,7 @@ public sealed partial class RefreshTaskRunner
             _version = version;
             _stop = stop;
             _batches = Enumerable.Range(0, BatchesInFlight).Select(_ => new Batch(model.CreateScorer(batchSize), keys.Length, features.Length)).ToArray();
-            _slotTakesFloat = model.Signature.Inputs.SelectMany(i => Enumerable.Repeat(i.Type == FeatureType.Float, i.Width)).ToArray();
+            _slots = new FeatureSlots(model, plan.Slots, plan.FeatureColumns);
         }
 
         public async Task<(long Rows, long Failed)> RunAsync(NpgsqlBinaryExporter exporter, NpgsqlBinaryImporter importer)
@@ -133,7 +133,6 @@ public sealed partial class RefreshTaskRunner
         {
             batch.Clear();
             var scorer = batch.Scorer;
-            var slots = _plan.Slots;
             while (!batch.IsFull)
             {
                 if (exporter.StartRow() == -1)
@@ -153,26 +152,7 @@ public sealed partial class RefreshTaskRunner
                 }
 
                 scorer.BeginRow();
-                string? error = null;
-                for (var slot = 0; slot < slots.Length && error is null; slot++)
-                {
-                    var f = slots[slot];
-                    var column = _features[f];
-                    if (_slotTakesFloat[slot] && !batch.IsNull[f] && batch.Text[f] is null)
-                    {
-                        scorer.SetFloat(slot, (float)batch.Number[f]); // the fast path: a number into a float input
-                        continue;
-                    }
-
-                    error = batch.IsNull[f] ? $"null cannot feed {scorer.SlotName(slot)}"
-                        : batch.Text[f] is { } text ? SetText(scorer, slot, text)
-                        : scorer.Set(slot, batch.Number[f]);
-                    if (error is not null)
-                    {
-                        error = $"column {column.Name}: {error}";
-                    }
-                }
-
+                var error = _slots.Set(scorer, batch.IsNull, batch.Number, batch.Text);
                 if (error is null)
                 {
                     batch.ScorerRow[row] = scorer.Count;
@@ -190,18 +170,6 @@ public sealed partial class RefreshTaskRunner
             }
 
             return true;
-        }
-
-        /// <summary>Text feeds a string input as it is; a numeric input when it parses as a number.</summary>
-        private static string? SetText(ModelScorer scorer, int slot, string text)
-        {
-            var error = scorer.Set(slot, text);
-            if (error is null)
-            {
-                return null;
-            }
-
-            return double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var number) ? scorer.Set(slot, number) : error;
         }
 
         private int Write(NpgsqlBinaryImporter importer, Batch batch)

@@ -28,16 +28,6 @@ internal sealed class TaskPlan
 
     public List<OutputColumn> Columns { get; set; } = [];
 
-    /// <summary>The model and version to score with (set by <c>mad.stream_plan</c>; a task has its own).</summary>
-    public string Model { get; set; } = "";
-
-    public int Version { get; set; }
-
-    public string Sha256 { get; set; } = "";
-
-    /// <summary>The output table's column definitions (set by <c>mad.stream_plan</c>), quoted by the server.</summary>
-    public string BuildColumns { get; set; } = "";
-
     public static TaskPlan Parse(string json) =>
         JsonSerializer.Deserialize<TaskPlan>(json, s_options) ?? throw new InvalidDataException("mad.task_plan returned nothing.");
 

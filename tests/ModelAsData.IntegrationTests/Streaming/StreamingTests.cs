@@ -2,17 +2,13 @@ using ModelAsData.IntegrationTests.Batch;
 using ModelAsData.IntegrationTests.Infrastructure;
 using ModelAsData.Postgres.Registry;
 using Npgsql;
+using static ModelAsData.IntegrationTests.Streaming.StreamingTables;
 
 namespace ModelAsData.IntegrationTests.Streaming;
 
 /// <summary>Watched tables: trigger → outbox → drain → score → upsert, with in-process sidecars.</summary>
 public sealed class StreamingTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>
 {
-    private const string Setosa = "5.1, 3.5, 1.4, 0.2";
-    private const string Virginica = "6.9, 3.1, 5.4, 2.1";
-
-    private static readonly TimeSpan Soon = TimeSpan.FromSeconds(10);
-
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     [Fact(Timeout = 60_000)]
@@ -135,7 +131,7 @@ public sealed class StreamingTests(PostgresDatabase database) : IClassFixture<Po
         await database.DataSource.ExecuteAsync("SELECT mad.unwatch(@name)", new { name });
         await database.DataSource.ExecuteAsync($"INSERT INTO public.{source} VALUES (2, {Setosa})");
 
-        Assert.Equal(3, watchedTriggers);
+        Assert.Equal(4, watchedTriggers); // insert, update, delete, truncate
         Assert.Equal(0, await database.DataSource.ScalarAsync<long>(triggers));
         Assert.Equal(0, await database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad.outbox WHERE prediction_table = '{name}'"));
         Assert.False(await database.DataSource.ScalarAsync<bool>("SELECT watched FROM mad.prediction_tables WHERE name = @name", new { name }));
@@ -174,22 +170,9 @@ public sealed class StreamingTests(PostgresDatabase database) : IClassFixture<Po
         Assert.Equal(0, await database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad_out.{name} WHERE error IS NOT NULL"));
     }
 
-    private async Task<(string Source, string Name)> CreatedAsync(int rows)
-    {
-        var (model, tables) = await BatchTables.ReadyModelAsync(database);
-        var source = await BatchTables.CreateFlowersAsync(database.DataSource, rows);
-        var name = Sql.UniqueName("stream");
-        await BatchTables.CreateAsync(tables, name, source, model);
-        return (source, name);
-    }
+    private Task<(string Source, string Name)> CreatedAsync(int rows) => StreamingTables.CreatedAsync(database, rows);
 
-    private async Task<(string Source, string Name)> WatchedAsync(int rows)
-    {
-        var (source, name) = await CreatedAsync(rows);
-        await database.DataSource.ExecuteAsync("SELECT mad.watch(@name)", new { name });
-        return (source, name);
-    }
+    private Task<(string Source, string Name)> WatchedAsync(int rows) => StreamingTables.WatchedAsync(database, rows);
 
-    private Task<long> WaitForAsync(string sql, long expected, TimeSpan? timeout = null) =>
-        Eventually.WaitForAsync(() => database.DataSource.ScalarAsync<long>(sql), v => v == expected, $"{sql} = {expected}", timeout ?? Soon);
+    private Task<long> WaitForAsync(string sql, long expected, TimeSpan? timeout = null) => StreamingTables.WaitForAsync(database, sql, expected, timeout);
 }

@@ -1,0 +1,164 @@
+using ModelAsData.Core.Onnx;
+using ModelAsData.Postgres.Jobs;
+using Npgsql;
+
+namespace ModelAsData.Postgres.Streaming;
+
+/// <summary>
+/// One streaming batch's rows, from the read to the upsert: their keys as text, their features as read, then their
+/// predictions and errors as the column arrays the upsert takes. Reused across batches; holds at most the batch size.
+/// </summary>
+internal sealed class StreamRows
+{
+    private readonly StreamPlan _plan;
+    private readonly string[][] _keys;
+    private readonly double[] _numbers;
+    private readonly string?[] _texts;
+    private readonly bool[] _nulls;
+    private readonly int _featureCount;
+
+    public StreamRows(StreamPlan plan, int capacity)
+    {
+        _plan = plan;
+        Capacity = capacity;
+        _featureCount = plan.FeatureColumns.Length;
+        _keys = plan.KeyColumns.Select(_ => new string[capacity]).ToArray();
+        _numbers = new double[capacity * _featureCount];
+        _texts = new string?[capacity * _featureCount];
+        _nulls = new bool[capacity * _featureCount];
+    }
+
+    public int Capacity { get; }
+
+    public int Count { get; private set; }
+
+    /// <summary>Reads the rows of the plan's query (keys as text, then the feature columns).</summary>
+    public async Task ReadAsync(NpgsqlDataReader reader, CancellationToken cancellationToken)
+    {
+        Count = 0;
+        var keyCount = _keys.Length;
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            if (Count == Capacity)
+            {
+                throw new InvalidOperationException($"The read returned more than the {Capacity} keys claimed.");
+            }
+
+            for (var k = 0; k < keyCount; k++)
+            {
+                _keys[k][Count] = reader.GetString(k);
+            }
+
+            var at = Count * _featureCount;
+            for (var f = 0; f < _featureCount; f++)
+            {
+                var ordinal = keyCount + f;
+                _texts[at + f] = null;
+                _nulls[at + f] = reader.IsDBNull(ordinal);
+                if (_nulls[at + f])
+                {
+                    continue;
+                }
+
+                switch (_plan.FeatureTypes[f])
+                {
+                    case "real": _numbers[at + f] = reader.GetFloat(ordinal); break;
+                    case "double precision": _numbers[at + f] = reader.GetDouble(ordinal); break;
+                    case "smallint": _numbers[at + f] = reader.GetInt16(ordinal); break;
+                    case "integer": _numbers[at + f] = reader.GetInt32(ordinal); break;
+                    case "bigint": _numbers[at + f] = reader.GetInt64(ordinal); break;
+                    case "boolean": _numbers[at + f] = reader.GetBoolean(ordinal) ? 1 : 0; break;
+                    default: _texts[at + f] = reader.GetString(ordinal); break;
+                }
+            }
+
+            Count++;
+        }
+    }
+
+    /// <summary>
+    /// Scores the rows, as many per ONNX Runtime call as the scorer holds, into the upsert's parameter values: one
+    /// array per key column, per output column, and the errors (a row that cannot be scored gets its error and null
+    /// outputs). Returns the number of rows with an error.
+    /// </summary>
+    public int Score(ModelScorer scorer, FeatureSlots slots, object[] parameters, CancellationToken cancellationToken)
+    {
+        var columns = _plan.Columns;
+        var keyCount = _keys.Length;
+        for (var k = 0; k < keyCount; k++)
+        {
+            parameters[k] = _keys[k].AsSpan(0, Count).ToArray();
+        }
+
+        var outputs = new Array[columns.Count];
+        for (var c = 0; c < columns.Count; c++)
+        {
+            outputs[c] = columns[c].Type switch
+            {
+                ColumnType.Real => new float?[Count],
+                ColumnType.Integer => new long?[Count],
+                _ => new string?[Count],
+            };
+            parameters[keyCount + c] = outputs[c];
+        }
+
+        var errors = new string?[Count];
+        parameters[keyCount + columns.Count] = errors;
+        var failed = 0;
+        var scorerRows = new int[scorer.Capacity];
+        var first = 0;
+        while (first < Count)
+        {
+            scorer.Clear();
+            var row = first;
+            for (; row < Count && !scorer.IsFull; row++)
+            {
+                var at = row * _featureCount;
+                scorer.BeginRow();
+                var error = slots.Set(scorer, _nulls.AsSpan(at, _featureCount), _numbers.AsSpan(at, _featureCount), _texts.AsSpan(at, _featureCount));
+                if (error is null)
+                {
+                    scorerRows[scorer.Count] = row;
+                    scorer.EndRow();
+                }
+                else
+                {
+                    scorer.CancelRow();
+                    errors[row] = error;
+                    failed++;
+                }
+            }
+
+            if (scorer.Count > 0)
+            {
+                Decode(scorer.Score(cancellationToken), scorerRows, outputs);
+            }
+
+            first = row;
+        }
+
+        return failed;
+    }
+
+    private void Decode(ScoredBatch scored, int[] scorerRows, Array[] outputs)
+    {
+        var columns = _plan.Columns;
+        for (var s = 0; s < scored.Count; s++)
+        {
+            var row = scorerRows[s];
+            for (var c = 0; c < columns.Count; c++)
+            {
+                switch (outputs[c])
+                {
+                    case float?[] reals: reals[row] = (float)scored.GetDouble(s, c); break;
+                    case long?[] integers: integers[row] = (long)scored.GetDouble(s, c); break;
+                    case string?[] texts: texts[row] = columns[c].Type == ColumnType.Text ? (string)scored.GetValue(s, c) : ArrayLiteral(scored.GetArray(s, c)); break;
+                }
+            }
+        }
+    }
+
+    /// <summary>An array output as a PostgreSQL array literal (the upsert casts it to real[]).</summary>
+    private static string ArrayLiteral(double[] values) =>
+        "{" + string.Join(",", values.Select(v => ((float)v).ToString("R", System.Globalization.CultureInfo.InvariantCulture))) + "}";
+}

@@ -1,0 +1,35 @@
+namespace ModelAsData.Postgres.Streaming;
+
+/// <summary>
+/// Runtime statements of streaming. The rules (capture, claim, locks, the per-table statements) live in the <c>mad</c>
+/// SQL functions of migration 030; these only call them or read their tables.
+/// </summary>
+internal static class StreamSql
+{
+    public const string RowsChannel = "mad_rows";
+
+    public const string Begin = "BEGIN";
+
+    public const string Commit = "COMMIT";
+
+    public const string Rollback = "ROLLBACK";
+
+    /// <summary>$1 table, $2 most outbox rows: the number of distinct keys claimed and locked.</summary>
+    public const string Claim = "SELECT mad.stream_claim($1, $2)";
+
+    public const string Plan = "SELECT mad.stream_plan($1)::text";
+
+    public const string Bytes = "SELECT v.onnx FROM mad.model_versions v WHERE v.model = $1 AND v.version = $2";
+
+    public const string Watched = "SELECT p.name FROM mad.prediction_tables p WHERE p.watched ORDER BY p.name";
+
+    public const string BatchRows = "SELECT mad.setting_int('stream_batch_rows', 1000)";
+
+    public const string SetIdle = "UPDATE mad.stream_wake SET idle = $1 WHERE id = 1 AND idle <> $1";
+
+    /// <summary>$1 sidecar, $2 table, $3 rows streamed, $4 rows/s, $5 the last batch's error or null.</summary>
+    public const string Report = "SELECT mad.stream_report($1, $2, $3, $4, $5)";
+
+    /// <summary>$1 table: keys waiting and the oldest one's age in seconds.</summary>
+    public const string Lag = "SELECT l.waiting, coalesce(extract(epoch FROM l.oldest_age)::double precision, 0) FROM mad.stream_lag($1) l";
+}

@@ -1,0 +1,188 @@
+using System.Diagnostics;
+using ModelAsData.Core;
+using ModelAsData.Core.Onnx;
+using ModelAsData.Postgres.Jobs;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace ModelAsData.Postgres.Streaming;
+
+/// <summary>
+/// One watched table on one drain connection: its plan, model, scorer and prepared statements, so that a batch is
+/// two round trips — BEGIN + claim + read, then upsert (+ delete) + COMMIT. Built again when the plan may have changed
+/// (an alias moved, a refresh swapped the table, or <see cref="MaxAge"/> passed).
+/// </summary>
+internal sealed class StreamedTable : IDisposable
+{
+    /// <summary>How long a plan is trusted without a notification that it changed: the safety net for a missed one.</summary>
+    public static readonly TimeSpan MaxAge = TimeSpan.FromSeconds(5);
+
+    private readonly StreamPlan _plan;
+    private readonly ModelScorer _scorer;
+    private readonly FeatureSlots _slots;
+    private readonly StreamRows _rows;
+    private readonly NpgsqlBatch _claimAndRead;
+    private readonly NpgsqlBatch _write;
+    private readonly NpgsqlBatch _writeAndDelete;
+    private readonly object[] _values;
+    private readonly long _builtAt = Stopwatch.GetTimestamp();
+
+    private StreamedTable(NpgsqlConnection connection, string name, StreamPlan plan, OnnxModel model, int batchRows)
+    {
+        Name = name;
+        _plan = plan;
+        _scorer = model.CreateScorer(batchRows);
+        _slots = new FeatureSlots(model, plan.Slots, plan.FeatureColumns);
+        _rows = new StreamRows(plan, batchRows);
+        _values = new object[plan.KeyColumns.Length + plan.Columns.Count + 1];
+        _claimAndRead = new NpgsqlBatch(connection)
+        {
+            BatchCommands =
+            {
+                new(StreamSql.Begin),
+                new(StreamSql.Claim) { Parameters = { new() { Value = name }, new() { Value = batchRows } } },
+                new(plan.Query),
+            },
+        };
+        _write = new NpgsqlBatch(connection) { BatchCommands = { Upsert(), new(StreamSql.Commit) } };
+        _writeAndDelete = new NpgsqlBatch(connection) { BatchCommands = { Upsert(), Delete(), new(StreamSql.Commit) } };
+    }
+
+    public string Name { get; }
+
+    public int Version => _plan.Version;
+
+    public bool IsStale => Stopwatch.GetElapsedTime(_builtAt) > MaxAge;
+
+    /// <summary>Fetches the table's plan and model on <paramref name="connection"/> and prepares its statements.</summary>
+    public static async Task<StreamedTable> CreateAsync(NpgsqlConnection connection, string name, int batchRows, ModelCache cache, CancellationToken cancellationToken)
+    {
+        await using var planCommand = new NpgsqlCommand(StreamSql.Plan, connection) { Parameters = { new() { Value = name } } };
+        var plan = StreamPlan.Parse((string?)await planCommand.ExecuteScalarAsync(cancellationToken) ?? throw new InvalidDataException($"No stream plan for {name}."));
+        byte[]? bytes = null;
+        if (!cache.Contains(plan.Sha256))
+        {
+            await using var bytesCommand = new NpgsqlCommand(StreamSql.Bytes, connection) { Parameters = { new() { Value = plan.Model }, new() { Value = plan.Version } } };
+            bytes = (byte[]?)await bytesCommand.ExecuteScalarAsync(cancellationToken);
+        }
+
+        var model = cache.GetOrLoad(plan.Sha256, () => bytes ?? throw new InvalidOperationException($"Model {plan.Model}@{plan.Version} was not loaded."));
+        if (model.Signature.Columns.Count != plan.Columns.Count)
+        {
+            throw new ModelAsDataException(ErrorCode.FeatureMismatch,
+                $"{plan.Model}@{plan.Version} decodes into {model.Signature.Columns.Count} columns; mad_out.{name} has {plan.Columns.Count}.");
+        }
+
+        var table = new StreamedTable(connection, name, plan, model, batchRows);
+        try
+        {
+            await table._claimAndRead.PrepareAsync(cancellationToken);
+            await table._write.PrepareAsync(cancellationToken);
+            await table._writeAndDelete.PrepareAsync(cancellationToken);
+            return table;
+        }
+        catch
+        {
+            table.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Drains one batch in one transaction: claims and locks up to the batch size of outbox rows, reads the claimed
+    /// keys' current rows, scores them, upserts their predictions, deletes those of keys whose rows are gone, commits.
+    /// Any failure leaves the transaction open for the caller to roll back, so the keys are drained again.
+    /// </summary>
+    public async Task<StreamBatchResult> DrainAsync(CancellationToken cancellationToken)
+    {
+        int keys;
+        await using (var reader = await _claimAndRead.ExecuteReaderAsync(cancellationToken))
+        {
+            await reader.ReadAsync(cancellationToken); // BEGIN returns no result set: the first is the claim's
+            keys = reader.GetInt32(0);
+            await reader.NextResultAsync(cancellationToken);
+            await _rows.ReadAsync(reader, cancellationToken);
+        }
+
+        if (keys == 0)
+        {
+            await using var commit = new NpgsqlCommand(StreamSql.Commit, _claimAndRead.Connection);
+            await commit.ExecuteNonQueryAsync(cancellationToken);
+            return default;
+        }
+
+        var failed = _rows.Score(_scorer, _slots, _values, cancellationToken);
+        var gone = keys - _rows.Count;
+        var write = gone > 0 ? _writeAndDelete : _write;
+        SetValues(write.BatchCommands[0].Parameters, withVersion: true);
+        if (gone > 0)
+        {
+            SetValues(write.BatchCommands[1].Parameters, withVersion: false);
+        }
+
+        await write.ExecuteNonQueryAsync(cancellationToken);
+        return new StreamBatchResult(keys, _rows.Count, failed, gone > 0 ? write.BatchCommands[1].RecordsAffected : 0);
+    }
+
+    public void Dispose()
+    {
+        _claimAndRead.Dispose();
+        _write.Dispose();
+        _writeAndDelete.Dispose();
+        _scorer.Dispose();
+    }
+
+    private void SetValues(NpgsqlParameterCollection parameters, bool withVersion)
+    {
+        var count = withVersion ? _values.Length : _plan.KeyColumns.Length;
+        for (var i = 0; i < count; i++)
+        {
+            parameters[i].Value = _values[i];
+        }
+
+        if (withVersion)
+        {
+            parameters[count].Value = _plan.Version;
+        }
+    }
+
+    /// <summary>The upsert's parameters: keys as text[], each output column typed, the errors, then the version.</summary>
+    private NpgsqlBatchCommand Upsert()
+    {
+        var command = new NpgsqlBatchCommand(_plan.Upsert);
+        AddKeyParameters(command);
+        foreach (var column in _plan.Columns)
+        {
+            var element = column.Type switch
+            {
+                ColumnType.Real => NpgsqlDbType.Real,
+                ColumnType.Integer => NpgsqlDbType.Bigint,
+                _ => NpgsqlDbType.Text,
+            };
+            command.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Array | element });
+        }
+
+        command.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+        command.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Integer });
+        return command;
+    }
+
+    /// <summary>The delete's parameters: the keys found, as text[] per key column.</summary>
+    private NpgsqlBatchCommand Delete()
+    {
+        var command = new NpgsqlBatchCommand(_plan.Delete);
+        AddKeyParameters(command);
+        return command;
+    }
+
+    private void AddKeyParameters(NpgsqlBatchCommand command)
+    {
+        foreach (var _ in _plan.KeyColumns)
+        {
+            command.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+        }
+    }
+}
+
+/// <summary>What one streaming batch did: distinct keys drained (0: none waiting), rows scored (of which failed carry an error) and predictions deleted.</summary>
+public readonly record struct StreamBatchResult(int Keys, long Rows, long Failed, long Deleted);
