@@ -157,12 +157,13 @@ $$;
 -- transaction-level advisory lock per distinct key, in one order, so two sidecars never score one key at once: the
 -- later one waits, and its next statement reads the row's latest values. The keys go into the transaction-local
 -- setting mad.stream_keys (a JSON array of text arrays) that the plan's statements read, so the read can travel in
--- the same round trip as the claim. Returns the number of distinct keys.
-CREATE FUNCTION mad.stream_claim(table_name text, batch_rows int) RETURNS int
+-- the same round trip as the claim. Returns the number of distinct keys, and the version the table's model reference
+-- means in this snapshot: a sidecar whose plan scores another version (the alias moved) rolls back and plans again,
+-- so a row written after an alias move is never scored by the old version.
+CREATE FUNCTION mad.stream_claim(table_name text, batch_rows int, OUT key_count int, OUT model_version int)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = mad, pg_temp AS $$
 DECLARE
   keys jsonb;
-  key_count int;
   refresh_job bigint;
 BEGIN
   PERFORM mad.require_role('mad_sidecar', 'drain the outbox');
@@ -173,8 +174,9 @@ BEGIN
   SELECT coalesce(jsonb_agg(to_jsonb(d.key)), '[]'), count(*) INTO keys, key_count FROM (SELECT DISTINCT c.key FROM claimed c) d;
   PERFORM set_config('mad.stream_keys', keys::text, true);
   IF key_count = 0 THEN
-    RETURN 0;
+    RETURN;
   END IF;
+  model_version := mad.resolve_reference((SELECT p.model FROM mad.prediction_tables p WHERE p.name = table_name));
   -- Volatile calls run after the sort, so the locks are taken in hash order (no deadlock between two sidecars).
   PERFORM pg_advisory_xact_lock(h.lock_key)
   FROM (SELECT DISTINCT hashtextextended(table_name || ':' || k.value::text, 0) AS lock_key FROM jsonb_array_elements(keys) k) h
@@ -185,7 +187,6 @@ BEGIN
     SELECT refresh_job, ARRAY(SELECT jsonb_array_elements_text(k.value)) FROM jsonb_array_elements(keys) k
     ON CONFLICT DO NOTHING;
   END IF;
-  RETURN key_count;
 END
 $$;
 

@@ -169,6 +169,11 @@ internal sealed partial class StreamWorkerService : BackgroundService
                 state.Succeeded();
             }
 
+            if (result.PlanChanged)
+            {
+                return true; // the keys are back in the outbox: drain them with the new plan
+            }
+
             if (result.Keys == 0)
             {
                 return false;

@@ -75,7 +75,14 @@ public sealed class StreamDrain(NpgsqlDataSource dataSource, ModelCache cache) :
                 _tables[table] = streamed;
             }
 
-            return await streamed.DrainAsync(cancellationToken);
+            var result = await streamed.DrainAsync(cancellationToken);
+            if (result.PlanChanged)
+            {
+                _tables.Remove(table);
+                streamed.Dispose();
+            }
+
+            return result;
         }
         catch
         {

@@ -14,8 +14,8 @@ internal static class StreamSql
 
     public const string Rollback = "ROLLBACK";
 
-    /// <summary>$1 table, $2 most outbox rows: the number of distinct keys claimed and locked.</summary>
-    public const string Claim = "SELECT mad.stream_claim($1, $2)";
+    /// <summary>$1 table, $2 most outbox rows: the number of distinct keys claimed and locked, and the version to score them with.</summary>
+    public const string Claim = "SELECT c.key_count, c.model_version FROM mad.stream_claim($1, $2) c";
 
     public const string Plan = "SELECT mad.stream_plan($1)::text";
 

@@ -95,20 +95,22 @@ internal sealed class StreamedTable : IDisposable
     /// </summary>
     public async Task<StreamBatchResult> DrainAsync(CancellationToken cancellationToken)
     {
-        int keys;
+        int keys, version;
         await using (var reader = await _claimAndRead.ExecuteReaderAsync(cancellationToken))
         {
             await reader.ReadAsync(cancellationToken); // BEGIN returns no result set: the first is the claim's
             keys = reader.GetInt32(0);
+            version = reader.IsDBNull(1) ? _plan.Version : reader.GetInt32(1);
             await reader.NextResultAsync(cancellationToken);
             await _rows.ReadAsync(reader, cancellationToken);
         }
 
-        if (keys == 0)
+        if (keys == 0 || version != _plan.Version)
         {
-            await using var commit = new NpgsqlCommand(StreamSql.Commit, _claimAndRead.Connection);
-            await commit.ExecuteNonQueryAsync(cancellationToken);
-            return default;
+            // Nothing waits; or the reference now means another version: give the keys back and plan again.
+            await using var end = new NpgsqlCommand(keys == 0 ? StreamSql.Commit : StreamSql.Rollback, _claimAndRead.Connection);
+            await end.ExecuteNonQueryAsync(cancellationToken);
+            return keys == 0 ? default : new StreamBatchResult(0, 0, 0, 0) { PlanChanged = true };
         }
 
         var failed = _rows.Score(_scorer, _slots, _values, cancellationToken);
@@ -184,5 +186,11 @@ internal sealed class StreamedTable : IDisposable
     }
 }
 
-/// <summary>What one streaming batch did: distinct keys drained (0: none waiting), rows scored (of which failed carry an error) and predictions deleted.</summary>
-public readonly record struct StreamBatchResult(int Keys, long Rows, long Failed, long Deleted);
+/// <summary>
+/// What one streaming batch did: distinct keys drained (0: none waiting), rows scored (of which failed carry an error)
+/// and predictions deleted; or nothing, because the table's plan changed (<see cref="PlanChanged"/>: drain again).
+/// </summary>
+public readonly record struct StreamBatchResult(int Keys, long Rows, long Failed, long Deleted)
+{
+    public bool PlanChanged { get; init; }
+}

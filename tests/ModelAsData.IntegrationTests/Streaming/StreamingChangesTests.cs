@@ -1,7 +1,10 @@
+using Microsoft.Extensions.DependencyInjection;
 using ModelAsData.IntegrationTests.Batch;
 using ModelAsData.IntegrationTests.Infrastructure;
+using ModelAsData.IntegrationTests.Online;
 using ModelAsData.Postgres.Jobs;
 using ModelAsData.Postgres.Registry;
+using ModelAsData.Sidecar.Online;
 using static ModelAsData.IntegrationTests.Streaming.StreamingTables;
 
 namespace ModelAsData.IntegrationTests.Streaming;
@@ -95,5 +98,24 @@ public sealed class StreamingChangesTests(PostgresDatabase database) : IClassFix
 
         Assert.Contains("petal_width", error, StringComparison.Ordinal);
         Assert.Equal(1, waiting);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Streamed_rows_show_in_metrics_and_in_the_tables_figures()
+    {
+        await using var sidecar = await OnlineSupport.StartSidecarAsync(database, $"127.0.0.1:{OnlineSupport.FreePort()}");
+        using var http = new HttpClient { BaseAddress = sidecar.Services.GetRequiredService<HttpInferenceService>().Address };
+        var (source, name) = await WatchedAsync(database, rows: 0);
+
+        await database.DataSource.ExecuteAsync($"INSERT INTO public.{source} VALUES (1, {Setosa}), (2, {Virginica}), (3, NULL, 1, 1, 1)");
+        await WaitForAsync(database, $"SELECT count(*) FROM mad_out.{name}", 3);
+        await WaitForAsync(database, $"SELECT coalesce(sum(rows_total), 0) FROM mad.stream_stats WHERE prediction_table = '{name}'", 3);
+        var metrics = await http.GetStringAsync("/metrics", Ct);
+
+        Assert.Contains($"mad_stream_rows_total{{table=\"{name}\"}} 3", metrics, StringComparison.Ordinal);
+        Assert.Contains($"mad_stream_rows_failed_total{{table=\"{name}\"}} 1", metrics, StringComparison.Ordinal);
+        Assert.Contains($"mad_stream_batches_total{{table=\"{name}\",outcome=\"ok\"}}", metrics, StringComparison.Ordinal);
+        Assert.Contains($"mad_stream_waiting_keys{{table=\"{name}\"}} 0", metrics, StringComparison.Ordinal);
+        Assert.Contains($"mad_stream_batch_duration_seconds_count{{table=\"{name}\"}}", metrics, StringComparison.Ordinal);
     }
 }
