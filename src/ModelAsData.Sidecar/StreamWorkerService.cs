@@ -13,7 +13,7 @@ namespace ModelAsData.Sidecar;
 /// <summary>
 /// Streams watched prediction tables: drains <c>mad.outbox</c> in batches (<see cref="StreamDrain"/>) on start, on a
 /// <c>mad_rows</c> notification, after a reconnect of the listener and on a poll. While it finds work it polls every
-/// millisecond with <c>mad.stream_wake.idle</c> cleared, so writers do not NOTIFY; after <see cref="BusyWindow"/>
+/// millisecond (at once while it is behind) with <c>mad.stream_wake.idle</c> cleared, so writers do not NOTIFY; after <see cref="BusyWindow"/>
 /// without work it sets the flag, drains once more (rows committed before writers saw the flag) and sleeps until a
 /// NOTIFY or <see cref="IdlePoll"/>. A table whose batch fails is retried with a growing pause (its keys stay queued)
 /// and its error is shown by <c>mad tables status</c>; the other tables go on.
@@ -23,6 +23,9 @@ internal sealed partial class StreamWorkerService : BackgroundService
     public const string RowsChannel = StreamSql.RowsChannel;
 
     private static readonly TimeSpan BusyWindow = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>Keys drained in one pass that mean the writers are ahead: drain again without pausing.</summary>
+    private const int BacklogKeys = 64;
     private static readonly TimeSpan IdlePoll = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan ReportInterval = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan MaxRetryPause = TimeSpan.FromSeconds(30);
@@ -94,21 +97,26 @@ internal sealed partial class StreamWorkerService : BackgroundService
                     var drained = await DrainAllAsync(stoppingToken);
                     await ReportIfDueAsync(stoppingToken);
                     failures = 0;
-                    if (drained)
+                    if (drained > 0)
                     {
                         lastWork = Stopwatch.GetTimestamp();
-                        continue;
+                    }
+
+                    if (drained >= BacklogKeys)
+                    {
+                        continue; // behind: drain again at once
                     }
 
                     if (Stopwatch.GetElapsedTime(lastWork) < BusyWindow)
                     {
+                        // A trickle: let a millisecond's rows gather, rather than pay a batch for every commit.
                         await Task.Delay(1, stoppingToken);
                         continue;
                     }
 
                     await _drain.SetIdleAsync(true, stoppingToken);
                     idle = true;
-                    if (await DrainAllAsync(stoppingToken))
+                    if (await DrainAllAsync(stoppingToken) > 0)
                     {
                         lastWork = Stopwatch.GetTimestamp();
                         continue;
@@ -133,30 +141,31 @@ internal sealed partial class StreamWorkerService : BackgroundService
         }
     }
 
-    /// <summary>Drains every watched table until its outbox is empty, a batch per table in turns; returns whether anything was drained.</summary>
-    private async Task<bool> DrainAllAsync(CancellationToken cancellationToken)
+    /// <summary>Drains every watched table until its outbox is empty, a batch per table in turns; returns the keys drained.</summary>
+    private async Task<int> DrainAllAsync(CancellationToken cancellationToken)
     {
         var pending = (await _drain.WatchedTablesAsync(cancellationToken)).Where(t => State(t).MayRetry).ToList();
-        var any = false;
+        var keys = 0;
         while (pending.Count > 0)
         {
             foreach (var table in pending.ToArray())
             {
-                if (!await DrainBatchAsync(table, cancellationToken))
+                var drained = await DrainBatchAsync(table, cancellationToken);
+                if (drained is null)
                 {
                     pending.Remove(table);
                     continue;
                 }
 
-                any = true;
+                keys += drained.Value;
             }
         }
 
-        return any;
+        return keys;
     }
 
-    /// <summary>One batch of one table; returns whether it drained anything (false when none waited or it failed).</summary>
-    private async Task<bool> DrainBatchAsync(string table, CancellationToken cancellationToken)
+    /// <summary>One batch of one table; returns the keys it drained, or null when none waited or it failed.</summary>
+    private async Task<int?> DrainBatchAsync(string table, CancellationToken cancellationToken)
     {
         var state = State(table);
         var started = Stopwatch.GetTimestamp();
@@ -171,12 +180,12 @@ internal sealed partial class StreamWorkerService : BackgroundService
 
             if (result.PlanChanged)
             {
-                return true; // the keys are back in the outbox: drain them with the new plan
+                return 0; // the keys are back in the outbox: drain them with the new plan
             }
 
             if (result.Keys == 0)
             {
-                return false;
+                return null;
             }
 
             _metrics.BatchDuration.WithLabels(table).Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
@@ -186,7 +195,7 @@ internal sealed partial class StreamWorkerService : BackgroundService
             _metrics.Deleted.WithLabels(table).Inc(result.Deleted);
             state.Rows += result.Rows;
             LogBatch(_logger, table, result.Keys, result.Rows, result.Failed, result.Deleted);
-            return true;
+            return result.Keys;
         }
         catch (Exception e) when (e is PostgresException or ModelAsDataException or InvalidDataException && !cancellationToken.IsCancellationRequested)
         {
@@ -197,7 +206,7 @@ internal sealed partial class StreamWorkerService : BackgroundService
             LogTableFailed(_logger, e, table, (long)RetryPause(state.Failures).TotalMilliseconds);
             await _drain.ReportAsync(_options.SidecarId, table, state.Rows, 0, state.Error, cancellationToken);
             state.ReportedError = state.Error;
-            return false;
+            return null;
         }
     }
 

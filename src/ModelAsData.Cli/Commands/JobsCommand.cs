@@ -6,17 +6,22 @@ using Spectre.Console;
 
 namespace ModelAsData.Cli.Commands;
 
-/// <summary><c>mad jobs [watch ID]</c>: refresh jobs on PostgreSQL and their progress.</summary>
+/// <summary><c>mad jobs [watch ID]</c>: refresh jobs on PostgreSQL and their progress, and the live lag of watched tables.</summary>
 internal static class JobsCommand
 {
     public static Command Create(CliContext cli)
     {
         var limit = new Option<int>("--limit") { Description = "How many of the newest jobs to list.", DefaultValueFactory = _ => 20 };
-        var jobs = new Command("jobs", "List refresh jobs with their state and progress (PostgreSQL).") { limit };
+        var jobs = new Command("jobs", "List refresh jobs with their state and progress, and watched tables with their lag (PostgreSQL).") { limit };
         cli.SetAction(jobs, async (parse, ct) =>
         {
             await using var store = await MadStore.OpenAsync(cli.RequireDb(parse), ct);
             Print(cli.Console, await RequireJobs(store).ListJobsAsync(parse.GetValue(limit), ct));
+            if (store.Tables is ModelAsData.Postgres.Jobs.PostgresPredictionTables postgres && await postgres.ListStreamsAsync(ct) is { Count: > 0 } streams)
+            {
+                PrintStreams(cli.Console, streams);
+            }
+
             return 0;
         });
         jobs.Subcommands.Add(Watch(cli));
@@ -72,6 +77,20 @@ internal static class JobsCommand
                 j.RowsFailed.ToString("N0", CultureInfo.InvariantCulture),
                 j.RowsPerSecond(now).ToString("N0", CultureInfo.InvariantCulture),
                 j.CreatedAt.ToString("u", CultureInfo.InvariantCulture), Markup.Escape(j.CreatedBy), Markup.Escape(j.Error ?? ""));
+        }
+
+        console.Write(view);
+    }
+
+    /// <summary>Streaming is a job that never ends: each watched table's keys waiting, oldest age, rows/s and error.</summary>
+    private static void PrintStreams(IAnsiConsole console, IReadOnlyList<ModelAsData.Postgres.Streaming.StreamLag> streams)
+    {
+        var view = new Table().Title("streaming (watched tables)").AddColumns("table", "keys waiting", "oldest", "rows/s", "error");
+        foreach (var s in streams)
+        {
+            view.AddRow(Markup.Escape(s.Name), s.Waiting.ToString("N0", CultureInfo.InvariantCulture),
+                string.Create(CultureInfo.InvariantCulture, $"{s.OldestSeconds ?? 0:F3} s"), s.RowsPerSecond.ToString("N0", CultureInfo.InvariantCulture),
+                Markup.Escape(s.Error ?? ""));
         }
 
         console.Write(view);

@@ -86,6 +86,15 @@ public sealed class PostgresPredictionTables : IPredictionTables, IRefreshJobs
             FROM mad.stream_lag(@name) l
             """, new { name }, cancellationToken)), cancellationToken);
 
+    /// <summary>Every watched table's live lag, by name.</summary>
+    public Task<IReadOnlyList<StreamLag>> ListStreamsAsync(CancellationToken cancellationToken = default) =>
+        RunAsync<IReadOnlyList<StreamLag>>(async connection => (await connection.QueryAsync<StreamLag>(Command("""
+            SELECT p.name AS Name, true AS Watched, l.waiting AS Waiting, extract(epoch FROM l.oldest_age)::double precision AS OldestSeconds,
+                   l.rows_per_second AS RowsPerSecond, l.error AS Error
+            FROM mad.prediction_tables p CROSS JOIN LATERAL mad.stream_lag(p.name) l
+            WHERE p.watched ORDER BY p.name
+            """, null, cancellationToken))).ToList(), cancellationToken);
+
     /// <summary>Starts a refresh and waits for the sidecars to finish it; fails when the job fails.</summary>
     public async Task<RefreshResult> RefreshAsync(string name, IProgress<RefreshProgress>? progress = null, CancellationToken cancellationToken = default)
     {

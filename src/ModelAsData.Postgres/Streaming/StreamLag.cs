@@ -6,6 +6,8 @@ namespace ModelAsData.Postgres.Streaming;
 /// </summary>
 public sealed class StreamLag
 {
+    public string Name { get; set; } = "";
+
     public bool Watched { get; set; }
 
     public long Waiting { get; set; }

@@ -6,7 +6,7 @@ using Spectre.Console.Testing;
 
 namespace ModelAsData.IntegrationTests.Streaming;
 
-/// <summary><c>mad tables watch | unwatch | status</c> through the real parser.</summary>
+/// <summary><c>mad tables watch | unwatch | status</c> and <c>mad jobs</c> through the real parser.</summary>
 public sealed class StreamingCliTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>
 {
     [Fact(Timeout = 60_000)]
@@ -21,6 +21,7 @@ public sealed class StreamingCliTests(PostgresDatabase database) : IClassFixture
         var watch = await RunAsync("tables", "watch", name);
         await database.DataSource.ExecuteAsync($"INSERT INTO public.{source} SELECT g, 5.0, 3.0, 1.5, 0.2 FROM generate_series(1, 42) g");
         var waiting = await RunAsync("tables", "status", name);
+        var jobs = await RunAsync("jobs");
         var unwatch = await RunAsync("tables", "unwatch", name);
         var after = await RunAsync("tables", "status", name);
 
@@ -29,6 +30,9 @@ public sealed class StreamingCliTests(PostgresDatabase database) : IClassFixture
         Assert.Contains("Watching", watch.Output, StringComparison.Ordinal);
         Assert.True(waiting.ExitCode == 0, waiting.Output);
         Assert.Contains("42 keys waiting", waiting.Output, StringComparison.Ordinal);
+        Assert.True(jobs.ExitCode == 0, jobs.Output);
+        Assert.Contains("streaming (watched tables)", jobs.Output, StringComparison.Ordinal);
+        Assert.Matches($@"{name}\s*│\s*42\s*│", jobs.Output);
         Assert.True(unwatch.ExitCode == 0, unwatch.Output);
         Assert.Contains("not watched", after.Output, StringComparison.Ordinal);
     }
