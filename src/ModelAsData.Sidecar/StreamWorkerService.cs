@@ -41,7 +41,7 @@ internal sealed partial class StreamWorkerService : BackgroundService
     public StreamWorkerService(NpgsqlDataSource dataSource, PostgresListener listener, SidecarOptions options, ModelCache cache, OnlineMetrics metrics,
         ILogger<StreamWorkerService> logger)
     {
-        _drain = new StreamDrain(dataSource, cache);
+        _drain = new StreamDrain(dataSource, cache, options.BatchSize);
         _options = options;
         _metrics = new StreamMetrics(metrics);
         _logger = logger;

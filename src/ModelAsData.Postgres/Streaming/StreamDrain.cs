@@ -9,7 +9,8 @@ namespace ModelAsData.Postgres.Streaming;
 /// a table was watched, unwatched or refreshed, notifications were missed) or they are a few seconds old. Used by one
 /// worker at a time; <see cref="Invalidate"/> may be called from any thread. Does not own the data source or cache.
 /// </summary>
-public sealed class StreamDrain(NpgsqlDataSource dataSource, ModelCache cache) : IAsyncDisposable
+/// <param name="scoreBatchSize">Rows per ONNX Runtime call; null: the whole batch in one call where the model allows.</param>
+public sealed class StreamDrain(NpgsqlDataSource dataSource, ModelCache cache, int? scoreBatchSize = null) : IAsyncDisposable
 {
     private static readonly TimeSpan TablesMaxAge = TimeSpan.FromSeconds(1);
 
@@ -71,7 +72,7 @@ public sealed class StreamDrain(NpgsqlDataSource dataSource, ModelCache cache) :
             {
                 streamed?.Dispose();
                 _tables.Remove(table);
-                streamed = await StreamedTable.CreateAsync(connection, table, _batchRows, cache, cancellationToken);
+                streamed = await StreamedTable.CreateAsync(connection, table, _batchRows, scoreBatchSize, cache, cancellationToken);
                 _tables[table] = streamed;
             }
 

@@ -27,11 +27,11 @@ internal sealed class StreamedTable : IDisposable
     private readonly object[] _values;
     private readonly long _builtAt = Stopwatch.GetTimestamp();
 
-    private StreamedTable(NpgsqlConnection connection, string name, StreamPlan plan, OnnxModel model, int batchRows)
+    private StreamedTable(NpgsqlConnection connection, string name, StreamPlan plan, OnnxModel model, int batchRows, int scoreBatchSize)
     {
         Name = name;
         _plan = plan;
-        _scorer = model.CreateScorer(batchRows);
+        _scorer = model.CreateScorer(scoreBatchSize);
         _slots = new FeatureSlots(model, plan.Slots, plan.FeatureColumns);
         _rows = new StreamRows(plan, batchRows);
         _values = new object[plan.KeyColumns.Length + plan.Columns.Count + 1];
@@ -55,7 +55,8 @@ internal sealed class StreamedTable : IDisposable
     public bool IsStale => Stopwatch.GetElapsedTime(_builtAt) > MaxAge;
 
     /// <summary>Fetches the table's plan and model on <paramref name="connection"/> and prepares its statements.</summary>
-    public static async Task<StreamedTable> CreateAsync(NpgsqlConnection connection, string name, int batchRows, ModelCache cache, CancellationToken cancellationToken)
+    public static async Task<StreamedTable> CreateAsync(NpgsqlConnection connection, string name, int batchRows, int? scoreBatchSize, ModelCache cache,
+        CancellationToken cancellationToken)
     {
         await using var planCommand = new NpgsqlCommand(StreamSql.Plan, connection) { Parameters = { new() { Value = name } } };
         var plan = StreamPlan.Parse((string?)await planCommand.ExecuteScalarAsync(cancellationToken) ?? throw new InvalidDataException($"No stream plan for {name}."));
@@ -73,7 +74,7 @@ internal sealed class StreamedTable : IDisposable
                 $"{plan.Model}@{plan.Version} decodes into {model.Signature.Columns.Count} columns; mad_out.{name} has {plan.Columns.Count}.");
         }
 
-        var table = new StreamedTable(connection, name, plan, model, batchRows);
+        var table = new StreamedTable(connection, name, plan, model, batchRows, Math.Min(batchRows, scoreBatchSize ?? batchRows));
         try
         {
             await table._claimAndRead.PrepareAsync(cancellationToken);

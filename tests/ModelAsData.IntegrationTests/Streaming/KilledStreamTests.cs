@@ -4,7 +4,10 @@ using ModelAsData.Sidecar;
 
 namespace ModelAsData.IntegrationTests.Streaming;
 
-/// <summary>A sidecar killed with SIGKILL mid-drain: its batch rolls back into the outbox and another sidecar drains it.</summary>
+/// <summary>
+/// A sidecar killed with SIGKILL mid-drain, or whose sessions are terminated: its batch rolls back into the outbox and is
+/// drained again, by another sidecar or by itself once it reconnects.
+/// </summary>
 public sealed class KilledStreamTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>
 {
     [Fact(Timeout = 120_000)]
@@ -38,6 +41,30 @@ public sealed class KilledStreamTests(PostgresDatabase database) : IClassFixture
         Assert.Equal(2, labels.Count);
         Assert.Equal((false, 99_900L), (labels[0].Changed, labels[0].Rows));
         Assert.Equal((true, 100L), (labels[1].Changed, labels[1].Rows));
+        Assert.NotEqual(labels[0].Label, labels[1].Label);
+        Assert.Equal(0, await database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad_out.{name} WHERE error IS NOT NULL"));
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task A_sidecar_whose_sessions_are_terminated_mid_drain_reconnects_and_loses_no_row()
+    {
+        var (source, name) = await StreamingTables.WatchedAsync(database, rows: 0);
+        await using var sidecar = await RunningSidecar.StartAsync(database.ConnectionString, new SidecarOptions { SidecarId = "terminated-stream", BatchSize = 1 });
+
+        await database.DataSource.ExecuteAsync($"INSERT INTO public.{source} SELECT g, 5.1, 3.5, 1.4, 0.2 FROM generate_series(1, 50000) g");
+        await Eventually.WaitForAsync(() => database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad_out.{name}"),
+            n => n >= 1_000, "the sidecar to drain a batch", TimeSpan.FromSeconds(40));
+        var terminated = await database.DataSource.ScalarAsync<long>(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND (application_name LIKE 'mad serve%' OR application_name = 'mad listener')) t");
+        await database.DataSource.ExecuteAsync($"UPDATE public.{source} SET (sepal_length, sepal_width, petal_length, petal_width) = (6.9, 3.1, 5.4, 2.1) WHERE id % 1000 = 0");
+        await Eventually.WaitForAsync(() => database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad.outbox WHERE prediction_table = '{name}'"),
+            n => n == 0, "the outbox to drain", TimeSpan.FromSeconds(60));
+
+        Assert.True(terminated >= 2, $"terminated {terminated} sessions");
+        await BatchTables.AssertOnePredictionPerRowAsync(database.DataSource, source, name);
+        var labels = await database.DataSource.QueryAsync<(bool Changed, long Label, long Rows)>(
+            $"SELECT s.id % 1000 = 0, p.label, count(*) FROM public.{source} s JOIN mad_out.{name} p USING (id) GROUP BY 1, 2 ORDER BY 1, 2");
+        Assert.Equal([(false, 49_950L), (true, 50L)], labels.Select(l => (l.Changed, l.Rows)));
         Assert.NotEqual(labels[0].Label, labels[1].Label);
         Assert.Equal(0, await database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad_out.{name} WHERE error IS NOT NULL"));
     }
