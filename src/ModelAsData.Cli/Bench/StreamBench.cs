@@ -24,6 +24,7 @@ internal sealed class StreamBench(string db, int rounds, Action<string> log)
 
     public async Task<StreamResults> RunAsync(CancellationToken cancellationToken)
     {
+        var loadBefore = LoadAverage();
         var bytes = await File.ReadAllBytesAsync(Path.Combine(AppContext.BaseDirectory, "models", "skl2onnx_rf_iris.onnx"), cancellationToken);
         await using var dataSource = PostgresDataSource.Create(db, "mad bench stream");
         await ExecuteAsync(dataSource, StreamBenchSql.Cleanup, cancellationToken);
@@ -35,7 +36,8 @@ internal sealed class StreamBench(string db, int rounds, Action<string> log)
             var ramp = await new StreamRampPhase(table, Period, log).RunAsync(cancellationToken);
             var (unwatched, watched) = await new StreamWritersPhase(table, rounds, Period, log).RunAsync(cancellationToken);
             await table.ThrowIfFailedAsync(cancellationToken);
-            return new StreamResults(await ServerVersionAsync(dataSource, cancellationToken), rounds, Period, latency, ramp, unwatched, watched);
+            var load = $"{loadBefore}–{LoadAverage()}";
+            return new StreamResults(await ServerVersionAsync(dataSource, cancellationToken), load, rounds, Period, latency, ramp, unwatched, watched);
         }
         finally
         {
@@ -82,9 +84,14 @@ internal sealed class StreamBench(string db, int rounds, Action<string> log)
 
     private static async Task ExecuteAsync(NpgsqlDataSource dataSource, string sql, CancellationToken cancellationToken)
     {
+        // The cleanup's unwatch may delete many waiting keys: more than the default 30 s, but never unbounded.
         await using var command = dataSource.CreateCommand(sql);
+        command.CommandTimeout = 300;
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
+
+    /// <summary>The 1-minute load average: the machine is shared, and the figures mean little without it.</summary>
+    private static string LoadAverage() => File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "?";
 
     private static async Task<string> ServerVersionAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)
     {

@@ -20,8 +20,9 @@ internal sealed class StreamBenchTable(NpgsqlDataSource dataSource, SidecarProce
 
     public async Task ExecuteAsync(string sql, CancellationToken cancellationToken)
     {
+        // Unwatch deletes the keys still waiting, maybe many after a step the drain could not follow: more than the default 30 s.
         await using var command = dataSource.CreateCommand(sql);
-        command.CommandTimeout = 0;
+        command.CommandTimeout = 300;
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 

@@ -26,7 +26,7 @@ internal static class StreamReport
         }
 
         console.WriteLine();
-        console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"PostgreSQL {results.ServerVersion}, {Environment.ProcessorCount} CPUs, {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}; " +
+        console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"PostgreSQL {results.ServerVersion}, {Environment.ProcessorCount} CPUs, {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}, load average {results.LoadAverage}; " +
             $"{results.Rounds} rounds of {results.Period.TotalSeconds:0} s, medians over rounds (the ramp runs once, {results.Period.TotalSeconds:0} s a step)."));
         foreach (var (header, rows) in new[] { latency, ramp, writers })
         {

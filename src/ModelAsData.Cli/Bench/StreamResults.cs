@@ -3,6 +3,7 @@ namespace ModelAsData.Cli.Bench;
 /// <summary>Everything one run of the stream bench measured.</summary>
 internal sealed record StreamResults(
     string ServerVersion,
+    string LoadAverage,
     int Rounds,
     TimeSpan Period,
     StreamLatency Latency,

@@ -58,7 +58,7 @@ public sealed class StreamBenchTests
     [Fact]
     public void Report_prints_the_goals_with_their_verdicts_and_a_markdown_table()
     {
-        var results = new StreamResults("15.18", 3, TimeSpan.FromSeconds(5),
+        var results = new StreamResults("15.18", "1.2–2.3", 3, TimeSpan.FromSeconds(5),
             new StreamLatency(new(0.05, 0.1, 0.2), new(1, 3, 5), new(1.5, 12, 20)),
             [
                 new RampStep(10_000, 10_010, 900, 0.1, TimeSpan.FromMilliseconds(20), true),
@@ -70,6 +70,8 @@ public sealed class StreamBenchTests
 
         StreamReport.Print(console, results, markdown: true);
 
+        Assert.Contains("PostgreSQL 15.18, ", console.Output);
+        Assert.Contains("load average 1.2–2.3; 3 rounds of 5 s", console.Output);
         Assert.Contains("commit → visible p50 ≤ 2 ms (met: 1.50), p99 ≤ 10 ms (missed: 12.00)", console.Output);
         Assert.Contains("sustained ≥ 50,000 rows/s with bounded lag (missed: 10,010)", console.Output);
         Assert.Contains("writer overhead ≤ 15 % at 8 writers (met: 13.6 %)", console.Output);
