@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using ModelAsData.Core;
 using Npgsql;
 
 namespace ModelAsData.Cli.Bench;
@@ -77,7 +78,7 @@ internal sealed class SidecarProcess : IAsyncDisposable
 
             if (Stopwatch.GetElapsedTime(started) > timeout)
             {
-                throw new TimeoutException($"The bench's sidecar {Id} did not register in mad.request_workers within {timeout.TotalSeconds:0} s. {Describe()}");
+                throw new ModelAsDataException(ErrorCode.Timeout, $"The bench's sidecar {Id} did not register in mad.request_workers within {timeout.TotalSeconds:0} s. {Describe()}");
             }
 
             await Task.Delay(50, cancellationToken);
@@ -89,7 +90,7 @@ internal sealed class SidecarProcess : IAsyncDisposable
     {
         if (_process.HasExited)
         {
-            throw new InvalidOperationException($"The bench's sidecar {Id} exited. {Describe()}");
+            throw new ModelAsDataException(ErrorCode.Conflict, $"The bench's sidecar {Id} exited. {Describe()}");
         }
     }
 

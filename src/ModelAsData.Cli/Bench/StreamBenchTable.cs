@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using ModelAsData.Core;
 using Npgsql;
 
 namespace ModelAsData.Cli.Bench;
@@ -79,7 +80,7 @@ internal sealed class StreamBenchTable(NpgsqlDataSource dataSource, SidecarProce
                 if (Stopwatch.GetElapsedTime(started) > timeout)
                 {
                     var lag = await LagAsync(null, cancellationToken);
-                    throw new TimeoutException(string.Create(CultureInfo.InvariantCulture,
+                    throw new ModelAsDataException(ErrorCode.Timeout, string.Create(CultureInfo.InvariantCulture,
                         $"After {timeout.TotalSeconds:0} s, {seen:N0} of the {expected:N0} rows of {what} had a prediction in mad_out.{StreamBenchSql.Table}; " +
                         $"mad.stream_lag says {lag.Waiting:N0} keys wait, the oldest for {lag.OldestSeconds:0.0} s. Is the sidecar draining? {sidecar.Describe()}"));
                 }
@@ -98,7 +99,7 @@ internal sealed class StreamBenchTable(NpgsqlDataSource dataSource, SidecarProce
         await reader.ReadAsync(cancellationToken);
         if (reader.GetInt64(0) > 0)
         {
-            throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
+            throw new ModelAsDataException(ErrorCode.Conflict, string.Create(CultureInfo.InvariantCulture,
                 $"{reader.GetInt64(0):N0} predictions in mad_out.{StreamBenchSql.Table} have an error, e.g.: {reader.GetString(1)}"));
         }
     }
