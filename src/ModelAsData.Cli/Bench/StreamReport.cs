@@ -65,16 +65,18 @@ internal static class StreamReport
         ([Invariant($"{StreamWritersPhase.Writers} writers, one-row INSERT transactions"), "median rows/s", "min", "max"],
          [.. new[] { results.Unwatched, results.Watched }.Select(m => new[] { m.Name, Rate(m.Median), Rate(m.Min), Rate(m.Max) })]);
 
+    /// <summary>One goal a line, short enough not to wrap in a terminal, and a Markdown list as it stands.</summary>
     private static string Goals(StreamResults r)
     {
         var last = r.Ramp[^1];
-        var sustained = r.Ramp.Any(s => s.Bounded) ? Rate(r.Sustained) : $"below {Rate(r.Ramp[0].Target)}";
-        var limit = !last.Bounded ? "" : !last.WritersKeptUp ? "; the writers were the limit" : "; the highest step tried";
-        return string.Create(CultureInfo.InvariantCulture,
-            $"Goals: commit → visible p50 ≤ {VisibleP50Goal:0} ms ({Verdict(r.Latency.Visible.P50 <= VisibleP50Goal)}: {r.Latency.Visible.P50:0.00}), " +
-            $"p99 ≤ {VisibleP99Goal:0} ms ({Verdict(r.Latency.Visible.P99 <= VisibleP99Goal)}: {r.Latency.Visible.P99:0.00}); " +
-            $"sustained ≥ {SustainedGoal:N0} rows/s with bounded lag ({Verdict(r.Sustained >= SustainedGoal)}: {sustained}{limit}); " +
-            $"writer overhead ≤ {OverheadGoal:P0} at {StreamWritersPhase.Writers} writers ({Verdict(r.Overhead <= OverheadGoal)}: {r.Overhead:P1}).");
+        var sustained = r.Ramp.Any(s => s.Bounded) ? $"{Rate(r.Sustained)} rows/s" : $"below {Rate(r.Ramp[0].Target)} rows/s";
+        var limit = !last.Bounded ? "" : !last.WritersKeptUp ? ", the writers were the limit" : ", the highest step tried";
+        var v = r.Latency.Visible;
+        return string.Join(Environment.NewLine,
+            "Goals:",
+            Invariant($"- commit → visible p50 ≤ {VisibleP50Goal:0} ms: {Verdict(v.P50 <= VisibleP50Goal)} ({v.P50:0.00} ms); p99 ≤ {VisibleP99Goal:0} ms: {Verdict(v.P99 <= VisibleP99Goal)} ({v.P99:0.00} ms)"),
+            Invariant($"- sustained ≥ {SustainedGoal:N0} rows/s with bounded lag: {Verdict(r.Sustained >= SustainedGoal)} ({sustained}{limit})"),
+            Invariant($"- writer overhead ≤ {OverheadGoal:P0} at {StreamWritersPhase.Writers} writers: {Verdict(r.Overhead <= OverheadGoal)} ({r.Overhead:P1})"));
     }
 
     private static void Write(IAnsiConsole console, string[] header, List<string[]> rows)
