@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using System.Text;
 using Microsoft.ML.OnnxRuntime;
 using ModelAsData.Postgres;
@@ -26,57 +24,43 @@ internal sealed class OnlineBench(string db, int requests, int rounds, IAnsiCons
     {
         var bytes = await File.ReadAllBytesAsync(Path.Combine(AppContext.BaseDirectory, "models", "skl2onnx_rf_iris.onnx"), cancellationToken);
         await using var dataSource = PostgresDataSource.Create(db, "mad bench");
-        var port = FreePort();
-        var sidecarId = $"bench:{Environment.ProcessId}";
-        // The sidecar runs as its own process, as in production: it must not share this process's thread pool.
-        using var sidecar = StartSidecar(db, sidecarId, port);
-        try
+        var port = SidecarProcess.FreePort();
+        await using var sidecar = SidecarProcess.Start(db, $"bench:{Environment.ProcessId}", port);
+        await using (var registry = await PostgresModelRegistry.OpenAsync(db, cancellationToken))
         {
-            await using (var registry = await PostgresModelRegistry.OpenAsync(db, cancellationToken))
-            {
-                var pushed = await registry.PushAsync(Model, bytes, [], cancellationToken);
-                await registry.WaitForValidationAsync(Model, pushed.Version, TimeSpan.FromSeconds(60), cancellationToken);
-                await registry.SetAliasAsync(Model, "production", pushed.Version, cancellationToken: cancellationToken);
-            }
-
-            await WaitForWorkerAsync(dataSource, sidecarId, cancellationToken);
-            var http = new Uri($"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}");
-            var results = new List<(string Name, double P50, double P99, double PerSecond)>
-            {
-                await MeasureAsync("SELECT 1 (prepared, Npgsql)", SelectOne(dataSource), cancellationToken),
-                await MeasureAsync("raw ONNX Runtime, 1 row", RawOrt(bytes), cancellationToken),
-                await MeasureAsync("CALL mad.predict", Call(dataSource), cancellationToken),
-                await MeasureAsync("mad.predict_async + NOTIFY mad_reply", Async(dataSource), cancellationToken),
-                await MeasureAsync("HTTP infer (OIP v2, 1 row)", Http(http), cancellationToken),
-            };
-
-            var table = new Table().AddColumns("measurement", "p50 µs", "p99 µs", "requests/s (1 client)");
-            foreach (var r in results)
-            {
-                table.AddRow(Markup.Escape(r.Name), Us(r.P50), Us(r.P99), r.PerSecond.ToString("N0", CultureInfo.InvariantCulture));
-            }
-
-            console.Write(table);
-            var call = results[2];
-            var web = results[4];
-            console.MarkupLineInterpolated($"Goals: CALL p50 ≤ 1000 µs ({(call.P50 <= 1000 ? "met" : "missed")}), p99 ≤ 5000 µs ({(call.P99 <= 5000 ? "met" : "missed")}); HTTP p50 ≤ 500 µs ({(web.P50 <= 500 ? "met" : "missed")}).");
-            if (markdown)
-            {
-                console.WriteLine();
-                console.WriteLine($"{requests:N0} requests per round, {rounds} rounds, medians of the rounds' percentiles; {Environment.ProcessorCount} CPUs, {RuntimeInformation()}.");
-                console.WriteLine("| measurement | p50 µs | p99 µs | requests/s (1 client) |");
-                console.WriteLine("|---|---:|---:|---:|");
-                results.ForEach(r => console.WriteLine($"| {r.Name} | {Us(r.P50)} | {Us(r.P99)} | {r.PerSecond.ToString("N0", CultureInfo.InvariantCulture)} |"));
-            }
+            var pushed = await registry.PushAsync(Model, bytes, [], cancellationToken);
+            await registry.WaitForValidationAsync(Model, pushed.Version, TimeSpan.FromSeconds(60), cancellationToken);
+            await registry.SetAliasAsync(Model, "production", pushed.Version, cancellationToken: cancellationToken);
         }
-        finally
-        {
-            if (!sidecar.HasExited)
-            {
-                sidecar.Kill();
-            }
 
-            await sidecar.WaitForExitAsync(CancellationToken.None);
+        await sidecar.WaitForWorkerAsync(dataSource, TimeSpan.FromSeconds(30), cancellationToken);
+        var http = new Uri($"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}");
+        var results = new List<(string Name, double P50, double P99, double PerSecond)>
+        {
+            await MeasureAsync("SELECT 1 (prepared, Npgsql)", SelectOne(dataSource), cancellationToken),
+            await MeasureAsync("raw ONNX Runtime, 1 row", RawOrt(bytes), cancellationToken),
+            await MeasureAsync("CALL mad.predict", Call(dataSource), cancellationToken),
+            await MeasureAsync("mad.predict_async + NOTIFY mad_reply", Async(dataSource), cancellationToken),
+            await MeasureAsync("HTTP infer (OIP v2, 1 row)", Http(http), cancellationToken),
+        };
+
+        var table = new Table().AddColumns("measurement", "p50 µs", "p99 µs", "requests/s (1 client)");
+        foreach (var r in results)
+        {
+            table.AddRow(Markup.Escape(r.Name), Us(r.P50), Us(r.P99), r.PerSecond.ToString("N0", CultureInfo.InvariantCulture));
+        }
+
+        console.Write(table);
+        var call = results[2];
+        var web = results[4];
+        console.MarkupLineInterpolated($"Goals: CALL p50 ≤ 1000 µs ({(call.P50 <= 1000 ? "met" : "missed")}), p99 ≤ 5000 µs ({(call.P99 <= 5000 ? "met" : "missed")}); HTTP p50 ≤ 500 µs ({(web.P50 <= 500 ? "met" : "missed")}).");
+        if (markdown)
+        {
+            console.WriteLine();
+            console.WriteLine($"{requests:N0} requests per round, {rounds} rounds, medians of the rounds' percentiles; {Environment.ProcessorCount} CPUs, {RuntimeInformation()}.");
+            console.WriteLine("| measurement | p50 µs | p99 µs | requests/s (1 client) |");
+            console.WriteLine("|---|---:|---:|---:|");
+            results.ForEach(r => console.WriteLine($"| {r.Name} | {Us(r.P50)} | {Us(r.P99)} | {r.PerSecond.ToString("N0", CultureInfo.InvariantCulture)} |"));
         }
     }
 
@@ -189,44 +173,6 @@ internal sealed class OnlineBench(string db, int requests, int rounds, IAnsiCons
 
     private static string Features(int i) =>
         $"{{\"float_input\": [{string.Join(", ", s_rows[i % s_rows.Length].Select(v => v.ToString(CultureInfo.InvariantCulture)))}]}}";
-
-    private static async Task WaitForWorkerAsync(NpgsqlDataSource dataSource, string sidecar, CancellationToken cancellationToken)
-    {
-        for (var i = 0; i < 200; i++)
-        {
-            await using var command = dataSource.CreateCommand("SELECT EXISTS (SELECT FROM mad.request_workers WHERE sidecar = $1)");
-            command.Parameters.Add(new() { Value = sidecar });
-            if ((bool)(await command.ExecuteScalarAsync(cancellationToken))!)
-            {
-                return;
-            }
-
-            await Task.Delay(50, cancellationToken);
-        }
-    }
-
-    private static Process StartSidecar(string db, string id, int port)
-    {
-        var start = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "mad.dll"), "serve", "--db", db, "--id", id, "--http", $"127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}" })
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        var process = Process.Start(start) ?? throw new InvalidOperationException("Could not start `mad serve` for the bench.");
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return process;
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     private static double Median(List<double> values)
     {

@@ -31,21 +31,29 @@ internal static class BenchCommand
         var rows = new Option<int>("--rows") { Description = "Rows per measurement.", DefaultValueFactory = _ => 200_000 };
         var rounds = new Option<int>("--rounds") { Description = "Rounds; the median is reported.", DefaultValueFactory = _ => 5 };
         var markdown = new Option<bool>("--markdown") { Description = "Also print the results as a Markdown table for docs/BENCHMARKS.md." };
-        var section = new Option<string>("--section") { Description = "With a PostgreSQL --db: online, batch, or all.", DefaultValueFactory = _ => "all" };
-        section.AcceptOnlyFromAmong("all", "online", "batch");
+        var section = new Option<string>("--section") { Description = "With a PostgreSQL --db: online, stream, batch, or all.", DefaultValueFactory = _ => "all" };
+        section.AcceptOnlyFromAmong("all", "online", "stream", "batch");
         var command = new Command("bench", "Measure scoring speed against references measured in the same run (raw ONNX Runtime, bare read + write).") { rows, rounds, markdown, section };
         cli.SetAction(command, async (parse, ct) =>
         {
             var console = cli.Console;
             if (parse.GetValue(cli.Db) is { } db && MadStore.IsPostgres(db))
             {
-                if (parse.GetValue(section) is "all" or "online")
+                var which = parse.GetValue(section);
+                if (which is "all" or "online")
                 {
                     console.MarkupLine("[bold]Online (PostgreSQL)[/]: latency of one request at a time, beside SELECT 1 and raw ONNX Runtime.");
                     await new OnlineBench(db, Math.Min(parse.GetValue(rows), 5_000), parse.GetValue(rounds), console).RunAsync(parse.GetValue(markdown), ct);
                 }
 
-                if (parse.GetValue(section) == "online")
+                if (which is "all" or "stream")
+                {
+                    console.MarkupLine("[bold]Streaming (PostgreSQL)[/]: commit → prediction latency, sustained rate with bounded lag, writer overhead of the watch triggers.");
+                    var stream = new StreamBench(db, parse.GetValue(rounds), line => console.MarkupLineInterpolated($"[grey]{line}[/]"));
+                    StreamReport.Print(console, await stream.RunAsync(ct), parse.GetValue(markdown));
+                }
+
+                if (which is not ("all" or "batch"))
                 {
                     return 0;
                 }

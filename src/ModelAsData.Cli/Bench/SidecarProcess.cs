@@ -1,0 +1,128 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using ModelAsData.Core;
+using Npgsql;
+
+namespace ModelAsData.Cli.Bench;
+
+/// <summary>
+/// A sidecar (<c>mad serve</c>) that a bench starts as its own process, as in production: it must not share the
+/// bench's thread pool or CPU accounting. Disposing kills it. It keeps the last lines of its output, so a bench that
+/// waits on it in vain can say why. Not thread-safe.
+/// </summary>
+internal sealed class SidecarProcess : IAsyncDisposable
+{
+    private const int TailLines = 20;
+
+    private readonly Process _process;
+    private readonly ConcurrentQueue<string> _tail = new();
+
+    private SidecarProcess(Process process, string id)
+    {
+        _process = process;
+        Id = id;
+        _process.OutputDataReceived += (_, e) => Remember(e.Data);
+        _process.ErrorDataReceived += (_, e) => Remember(e.Data);
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+    }
+
+    /// <summary>The sidecar's name in <c>mad.sidecars</c> and <c>mad.request_workers</c>.</summary>
+    public string Id { get; }
+
+    /// <summary>Starts <c>mad serve --id <paramref name="id"/></c> from this binary's folder, with <c>--http</c> when a port is given.</summary>
+    public static SidecarProcess Start(string db, string id, int? httpPort = null)
+    {
+        var start = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        string[] args = [Path.Combine(AppContext.BaseDirectory, "mad.dll"), "serve", "--db", db, "--id", id];
+        if (httpPort is { } port)
+        {
+            args = [.. args, "--http", $"127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}"];
+        }
+
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        var process = Process.Start(start) ?? throw new InvalidOperationException("Could not start `mad serve` for the bench.");
+        return new SidecarProcess(process, id);
+    }
+
+    /// <summary>A loopback port nobody listens on now (for <c>--http</c>).</summary>
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    /// <summary>Waits until the sidecar's request worker has registered, i.e. it is connected and listening; fails after <paramref name="timeout"/>.</summary>
+    public async Task WaitForWorkerAsync(NpgsqlDataSource dataSource, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        while (true)
+        {
+            ThrowIfExited();
+            await using (var command = dataSource.CreateCommand("SELECT EXISTS (SELECT FROM mad.request_workers WHERE sidecar = $1)"))
+            {
+                command.Parameters.Add(new() { Value = Id });
+                if ((bool)(await command.ExecuteScalarAsync(cancellationToken))!)
+                {
+                    return;
+                }
+            }
+
+            if (Stopwatch.GetElapsedTime(started) > timeout)
+            {
+                throw new ModelAsDataException(ErrorCode.Timeout, $"The bench's sidecar {Id} did not register in mad.request_workers within {timeout.TotalSeconds:0} s. {Describe()}");
+            }
+
+            await Task.Delay(50, cancellationToken);
+        }
+    }
+
+    /// <summary>Throws, with the sidecar's last output, if it has exited: every later wait on it would only time out.</summary>
+    public void ThrowIfExited()
+    {
+        if (_process.HasExited)
+        {
+            throw new ModelAsDataException(ErrorCode.Conflict, $"The bench's sidecar {Id} exited. {Describe()}");
+        }
+    }
+
+    /// <summary>Whether it runs, and its last lines of output, for error messages.</summary>
+    public string Describe()
+    {
+        var state = _process.HasExited ? $"`mad serve` exited with code {_process.ExitCode}" : $"`mad serve` (pid {_process.Id}) is running";
+        var lines = _tail.ToArray();
+        return lines.Length == 0 ? $"{state}; it printed nothing." : $"{state}; its last output:{Environment.NewLine}{string.Join(Environment.NewLine, lines)}";
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+        }
+
+        await _process.WaitForExitAsync(CancellationToken.None);
+        _process.Dispose();
+    }
+
+    private void Remember(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        _tail.Enqueue(line);
+        while (_tail.Count > TailLines && _tail.TryDequeue(out _))
+        {
+        }
+    }
+}
