@@ -5,11 +5,11 @@
 -- again. A drained key is scored with the row's CURRENT values, or its prediction deleted when the row is gone, so the
 -- op recorded is informational only.
 --
--- Wake-up without a NOTIFY per writer transaction: a transaction that calls pg_notify serialises commits (LIMITS.md).
--- The trigger notifies 'mad_rows' only while mad.stream_wake says the sidecars are idle (a read of one row of an
--- unlogged table). A sidecar clears the flag when it wakes, polls the outbox while it finds work (and for a short
--- while after), and sets the flag again, then drains once more, before it sleeps on LISTEN. Under sustained writes
--- the flag stays clear and writers never NOTIFY; an idle system still wakes within milliseconds.
+-- Wake-up without a NOTIFY per writer transaction under load: a transaction that calls pg_notify serialises commits
+-- (LIMITS.md). The trigger notifies 'mad_rows' only while mad.stream_wake.notify is set (a read of one row of an
+-- unlogged table). Sidecars keep it set while rows come slowly, and sleep until a NOTIFY (the lowest latency); when
+-- rows come faster than a NOTIFY per commit allows, a sidecar clears it and polls the outbox every few milliseconds,
+-- until the rate falls again (StreamWorkerService).
 --
 -- A batch costs the sidecar two round trips: mad.stream_claim and the read of the claimed rows, then the upsert and
 -- COMMIT. The statements come from mad.stream_plan once per table (and model version), so the sidecar prepares them.
@@ -29,7 +29,7 @@ GRANT SELECT ON mad.outbox TO mad_admin, mad_user, mad_sidecar;
 
 CREATE UNLOGGED TABLE mad.stream_wake (
   id int PRIMARY KEY CHECK (id = 1),
-  idle boolean NOT NULL
+  notify boolean NOT NULL
 );
 INSERT INTO mad.stream_wake VALUES (1, true);
 GRANT SELECT, UPDATE ON mad.stream_wake TO mad_sidecar;
@@ -111,7 +111,7 @@ BEGIN
         TRUNCATE mad_out.%4$I;
         RETURN NULL;
       END IF;
-      IF (SELECT w.idle FROM mad.stream_wake w WHERE w.id = 1) THEN
+      IF (SELECT w.notify FROM mad.stream_wake w WHERE w.id = 1) THEN
         PERFORM pg_notify('mad_rows', %2$L);
       END IF;
       RETURN NULL;
@@ -128,7 +128,7 @@ BEGIN
                  'mad_watch_' || binding.name || '_t', binding.source, capture);
   PERFORM mad.grant_stream_writes(binding.name);
   UPDATE mad.prediction_tables p SET watched = true, stream_error = NULL, stream_error_at = NULL WHERE p.name = binding.name;
-  PERFORM pg_notify('mad_rows', binding.name);
+  PERFORM pg_notify('mad_rows', 'plan:' || binding.name); -- 'plan:': sidecars read their plans again
 END
 $$;
 
@@ -149,7 +149,7 @@ BEGIN
   UPDATE mad.prediction_tables p SET watched = false, stream_error = NULL, stream_error_at = NULL WHERE p.name = binding.name;
   DELETE FROM mad.outbox o WHERE o.prediction_table = binding.name;
   DELETE FROM mad.stream_stats s WHERE s.prediction_table = binding.name;
-  PERFORM pg_notify('mad_rows', binding.name);
+  PERFORM pg_notify('mad_rows', 'plan:' || binding.name);
 END
 $$;
 
@@ -173,6 +173,9 @@ BEGIN
     RETURNING o.key)
   SELECT coalesce(jsonb_agg(to_jsonb(d.key)), '[]'), count(*) INTO keys, key_count FROM (SELECT DISTINCT c.key FROM claimed c) d;
   PERFORM set_config('mad.stream_keys', keys::text, true);
+  -- The batch need not wait for its WAL flush: lost in a crash, it loses the outbox deletes with the predictions, and
+  -- the keys are drained again. Not waiting keeps the drain out of the writers' group commits, and its rows visible sooner.
+  PERFORM set_config('synchronous_commit', 'off', true);
   IF key_count = 0 THEN
     RETURN;
   END IF;
@@ -277,7 +280,7 @@ BEGIN
     PERFORM mad.grant_stream_writes(NEW.prediction_table);
     INSERT INTO mad.outbox (prediction_table, key, op)
     SELECT NEW.prediction_table, s.key, 'update' FROM mad.stream_during_refresh s WHERE s.job_id = NEW.id;
-    PERFORM pg_notify('mad_rows', NEW.prediction_table);
+    PERFORM pg_notify('mad_rows', 'plan:' || NEW.prediction_table);
   END IF;
   DELETE FROM mad.stream_during_refresh s WHERE s.job_id = NEW.id;
   RETURN NULL;

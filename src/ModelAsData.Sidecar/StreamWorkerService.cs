@@ -11,21 +11,25 @@ using Npgsql;
 namespace ModelAsData.Sidecar;
 
 /// <summary>
-/// Streams watched prediction tables: drains <c>mad.outbox</c> in batches (<see cref="StreamDrain"/>) on start, on a
-/// <c>mad_rows</c> notification, after a reconnect of the listener and on a poll. While it finds work it polls every
-/// millisecond (at once while it is behind) with <c>mad.stream_wake.idle</c> cleared, so writers do not NOTIFY; after <see cref="BusyWindow"/>
-/// without work it sets the flag, drains once more (rows committed before writers saw the flag) and sleeps until a
-/// NOTIFY or <see cref="IdlePoll"/>. A table whose batch fails is retried with a growing pause (its keys stay queued)
-/// and its error is shown by <c>mad tables status</c>; the other tables go on.
+/// Streams watched prediction tables: drains <c>mad.outbox</c> in batches (<see cref="StreamDrain"/>), a batch per table
+/// in turns. How it hears of new rows depends on their rate: below <see cref="PollAbove"/> keys/s writers' triggers
+/// NOTIFY <c>mad_rows</c> (<c>mad.stream_wake.notify</c>) and the worker sleeps until one does (or <see cref="IdlePoll"/>,
+/// the safety net); above it, NOTIFY would serialise the writers' commits, so the worker clears the flag and polls
+/// every few milliseconds, until the rate falls below <see cref="NotifyBelow"/>. A table whose batch fails is retried
+/// with a growing pause (its keys stay queued) and its error is shown by <c>mad tables status</c>; the others go on.
 /// </summary>
 internal sealed partial class StreamWorkerService : BackgroundService
 {
     public const string RowsChannel = StreamSql.RowsChannel;
 
-    private static readonly TimeSpan BusyWindow = TimeSpan.FromMilliseconds(250);
+    /// <summary>Keys/s above which writers stop NOTIFYing and the worker polls; below <see cref="NotifyBelow"/> they NOTIFY again.</summary>
+    private const double PollAbove = 2_000;
+    private const double NotifyBelow = 500;
 
-    /// <summary>Keys drained in one pass that mean the writers are ahead: drain again without pausing.</summary>
-    private const int BacklogKeys = 64;
+
+    /// <summary>The pause between passes while busy: long enough for rows to gather, short enough for the latency goal.</summary>
+    private static readonly TimeSpan MinPause = TimeSpan.FromMilliseconds(1);
+    private static readonly TimeSpan MaxPause = TimeSpan.FromMilliseconds(10);
     private static readonly TimeSpan IdlePoll = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan ReportInterval = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan MaxRetryPause = TimeSpan.FromSeconds(30);
@@ -54,7 +58,11 @@ internal sealed partial class StreamWorkerService : BackgroundService
         {
             if (notification.Channel == RowsChannel)
             {
-                _drain.Invalidate(); // sent when idle, and by watch / unwatch / a refresh that swapped a watched table
+                if (notification.Payload.StartsWith(StreamSql.PlanChanged, StringComparison.Ordinal))
+                {
+                    _drain.Invalidate(); // watch, unwatch, or a refresh that swapped a watched table in
+                }
+
                 _wake.Set();
             }
             else if (notification.Channel == SidecarSql.ModelsChannel)
@@ -79,8 +87,9 @@ internal sealed partial class StreamWorkerService : BackgroundService
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         await Task.Yield();
-        var lastWork = Stopwatch.GetTimestamp();
-        var idle = false;
+        var notifying = true;
+        var flagSet = false;
+        var rate = new DrainRate();
         var failures = 0;
         try
         {
@@ -88,41 +97,44 @@ internal sealed partial class StreamWorkerService : BackgroundService
             {
                 try
                 {
-                    if (idle)
+                    if (!flagSet)
                     {
-                        await _drain.SetIdleAsync(false, stoppingToken);
-                        idle = false;
+                        await _drain.SetNotifyAsync(notifying, stoppingToken);
+                        flagSet = true;
                     }
 
+                    var started = Stopwatch.GetTimestamp();
                     var drained = await DrainAllAsync(stoppingToken);
+                    var took = Stopwatch.GetElapsedTime(started);
+                    rate.Add(drained);
                     await ReportIfDueAsync(stoppingToken);
                     failures = 0;
-                    if (drained > 0)
+                    if (notifying && rate.PerSecond > PollAbove)
                     {
-                        lastWork = Stopwatch.GetTimestamp();
-                    }
-
-                    if (drained >= BacklogKeys)
-                    {
-                        continue; // behind: drain again at once
-                    }
-
-                    if (Stopwatch.GetElapsedTime(lastWork) < BusyWindow)
-                    {
-                        // A trickle: let a millisecond's rows gather, rather than pay a batch for every commit.
-                        await Task.Delay(1, stoppingToken);
+                        // Too many commits to have each one NOTIFY (it serialises them): poll instead.
+                        notifying = flagSet = false;
                         continue;
                     }
 
-                    await _drain.SetIdleAsync(true, stoppingToken);
-                    idle = true;
-                    if (await DrainAllAsync(stoppingToken) > 0)
+                    if (!notifying && rate.PerSecond < NotifyBelow)
                     {
-                        lastWork = Stopwatch.GetTimestamp();
+                        // Quiet again: writers wake us. Drain once more at once, for rows whose writers saw the flag clear.
+                        notifying = true;
+                        flagSet = false;
                         continue;
                     }
 
-                    await _wake.WaitAsync(IdlePoll, stoppingToken);
+                    if (notifying)
+                    {
+                        await _wake.WaitAsync(IdlePoll, stoppingToken);
+                    }
+                    else
+                    {
+                        // Let rows gather rather than pay a batch for every commit: at least a millisecond, and twice
+                        // what the last pass took, so that under load batches grow and the drain keeps to about a
+                        // third of the time (it runs on the writers' cores).
+                        await Task.Delay(Clamp(2 * took, MinPause, MaxPause), stoppingToken);
+                    }
                 }
                 catch (Exception e) when (e is NpgsqlException or IOException or TimeoutException or InvalidOperationException && !stoppingToken.IsCancellationRequested)
                 {
@@ -130,7 +142,7 @@ internal sealed partial class StreamWorkerService : BackgroundService
                     failures++;
                     var pause = RetryPause(failures);
                     LogSessionFailed(_logger, e, (long)pause.TotalMilliseconds);
-                    idle = false;
+                    flagSet = false;
                     await Task.Delay(pause, stoppingToken);
                 }
             }
@@ -141,7 +153,10 @@ internal sealed partial class StreamWorkerService : BackgroundService
         }
     }
 
-    /// <summary>Drains every watched table until its outbox is empty, a batch per table in turns; returns the keys drained.</summary>
+    /// <summary>
+    /// Drains every watched table, a batch per table in turns, until each batch comes back less than half full (the
+    /// writers are not ahead); returns the keys drained.
+    /// </summary>
     private async Task<int> DrainAllAsync(CancellationToken cancellationToken)
     {
         var pending = (await _drain.WatchedTablesAsync(cancellationToken)).Where(t => State(t).MayRetry).ToList();
@@ -151,18 +166,40 @@ internal sealed partial class StreamWorkerService : BackgroundService
             foreach (var table in pending.ToArray())
             {
                 var drained = await DrainBatchAsync(table, cancellationToken);
-                if (drained is null)
+                keys += drained ?? 0;
+                if (drained is null || drained < _drain.BatchRows / 2)
                 {
                     pending.Remove(table);
-                    continue;
                 }
-
-                keys += drained.Value;
             }
         }
 
         return keys;
     }
+
+    /// <summary>Keys drained per second, over windows of a quarter second.</summary>
+    private sealed class DrainRate
+    {
+        private static readonly TimeSpan Window = TimeSpan.FromMilliseconds(250);
+        private long _windowStart = Stopwatch.GetTimestamp();
+        private long _keys;
+
+        public double PerSecond { get; private set; }
+
+        public void Add(int keys)
+        {
+            _keys += keys;
+            var elapsed = Stopwatch.GetElapsedTime(_windowStart);
+            if (elapsed >= Window)
+            {
+                PerSecond = _keys / elapsed.TotalSeconds;
+                _keys = 0;
+                _windowStart = Stopwatch.GetTimestamp();
+            }
+        }
+    }
+
+    private static TimeSpan Clamp(TimeSpan value, TimeSpan min, TimeSpan max) => value < min ? min : value > max ? max : value;
 
     /// <summary>One batch of one table; returns the keys it drained, or null when none waited or it failed.</summary>
     private async Task<int?> DrainBatchAsync(string table, CancellationToken cancellationToken)
@@ -180,7 +217,7 @@ internal sealed partial class StreamWorkerService : BackgroundService
 
             if (result.PlanChanged)
             {
-                return 0; // the keys are back in the outbox: drain them with the new plan
+                return _drain.BatchRows; // the keys are back in the outbox: drain them again at once, with the new plan
             }
 
             if (result.Keys == 0)

@@ -21,6 +21,9 @@ public sealed class StreamDrain(NpgsqlDataSource dataSource, ModelCache cache, i
     private long _watchedAt;
     private volatile bool _invalidated = true;
 
+    /// <summary>The most outbox rows one batch claims (setting <c>stream_batch_rows</c>), as of <see cref="WatchedTablesAsync"/>.</summary>
+    public int BatchRows => _batchRows;
+
     /// <summary>Forgets every plan and the list of watched tables; the next call reads them again.</summary>
     public void Invalidate() => _invalidated = true;
 
@@ -97,10 +100,10 @@ public sealed class StreamDrain(NpgsqlDataSource dataSource, ModelCache cache, i
         }
     }
 
-    /// <summary>Sets or clears <c>mad.stream_wake.idle</c>: whether writers' triggers should NOTIFY.</summary>
-    public async Task SetIdleAsync(bool idle, CancellationToken cancellationToken)
+    /// <summary>Sets or clears <c>mad.stream_wake.notify</c>: whether writers' triggers NOTIFY <c>mad_rows</c>.</summary>
+    public async Task SetNotifyAsync(bool notify, CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand(StreamSql.SetIdle, await ConnectionAsync(cancellationToken)) { Parameters = { new() { Value = idle } } };
+        await using var command = new NpgsqlCommand(StreamSql.SetNotify, await ConnectionAsync(cancellationToken)) { Parameters = { new() { Value = notify } } };
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 

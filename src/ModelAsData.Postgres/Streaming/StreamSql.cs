@@ -8,6 +8,9 @@ internal static class StreamSql
 {
     public const string RowsChannel = "mad_rows";
 
+    /// <summary>The prefix of a <see cref="RowsChannel"/> payload that says a table's plan changed (writers send the bare name).</summary>
+    public const string PlanChanged = "plan:";
+
     public const string Begin = "BEGIN";
 
     public const string Commit = "COMMIT";
@@ -25,7 +28,7 @@ internal static class StreamSql
 
     public const string BatchRows = "SELECT mad.setting_int('stream_batch_rows', 1000)";
 
-    public const string SetIdle = "UPDATE mad.stream_wake SET idle = $1 WHERE id = 1 AND idle <> $1";
+    public const string SetNotify = "UPDATE mad.stream_wake SET notify = $1 WHERE id = 1 AND notify <> $1";
 
     /// <summary>$1 sidecar, $2 table, $3 rows streamed, $4 rows/s, $5 the last batch's error or null.</summary>
     public const string Report = "SELECT mad.stream_report($1, $2, $3, $4, $5)";
