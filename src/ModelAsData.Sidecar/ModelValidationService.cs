@@ -28,7 +28,7 @@ internal sealed partial class ModelValidationService : BackgroundService
         _listener.Connected += (_, _) => _wake.Set();
         _listener.Notified += (_, notification) =>
         {
-            if (IsPush(notification.Payload))
+            if (notification.Channel == SidecarSql.ModelsChannel && IsPush(notification.Payload))
             {
                 _wake.Set();
             }

@@ -23,7 +23,7 @@ internal sealed partial class StreamWorkerService : BackgroundService
     public const string RowsChannel = StreamSql.RowsChannel;
 
     /// <summary>Keys/s above which writers stop NOTIFYing and the worker polls; below <see cref="NotifyBelow"/> they NOTIFY again.</summary>
-    private const double PollAbove = 2_000;
+    private const double PollAbove = 1_500;
     private const double NotifyBelow = 500;
 
 
