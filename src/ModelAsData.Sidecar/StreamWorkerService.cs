@@ -35,6 +35,7 @@ internal sealed partial class StreamWorkerService : BackgroundService
     private static readonly TimeSpan MaxRetryPause = TimeSpan.FromSeconds(30);
 
     private readonly StreamDrain _drain;
+    private readonly StreamCatchUp _catchUp;
     private readonly SidecarOptions _options;
     private readonly StreamMetrics _metrics;
     private readonly ILogger _logger;
@@ -49,9 +50,11 @@ internal sealed partial class StreamWorkerService : BackgroundService
         _options = options;
         _metrics = new StreamMetrics(metrics);
         _logger = logger;
+        _catchUp = new StreamCatchUp(dataSource, cache, options, _metrics, logger);
         listener.Connected += (_, _) =>
         {
             _drain.Invalidate(); // notifications may have been missed
+            _catchUp.Invalidate();
             _wake.Set();
         };
         listener.Notified += (_, notification) =>
@@ -61,6 +64,7 @@ internal sealed partial class StreamWorkerService : BackgroundService
                 if (notification.Payload.StartsWith(StreamSql.PlanChanged, StringComparison.Ordinal))
                 {
                     _drain.Invalidate(); // watch, unwatch, or a refresh that swapped a watched table in
+                    _catchUp.Invalidate();
                 }
 
                 _wake.Set();
@@ -68,6 +72,7 @@ internal sealed partial class StreamWorkerService : BackgroundService
             else if (notification.Channel == SidecarSql.ModelsChannel)
             {
                 _drain.Invalidate(); // an alias may have moved
+                _catchUp.Invalidate();
             }
         };
     }
@@ -82,11 +87,13 @@ internal sealed partial class StreamWorkerService : BackgroundService
     {
         await base.StopAsync(cancellationToken);
         await _drain.DisposeAsync();
+        await _catchUp.DisposeAsync();
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         await Task.Yield();
+        var catchingUp = _catchUp.RunAsync(stoppingToken);
         var notifying = true;
         var flagSet = false;
         var rate = new DrainRate();
@@ -151,6 +158,15 @@ internal sealed partial class StreamWorkerService : BackgroundService
         {
             // Stopping.
         }
+
+        try
+        {
+            await catchingUp;
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // Stopped with the worker.
+        }
     }
 
     /// <summary>
@@ -170,6 +186,10 @@ internal sealed partial class StreamWorkerService : BackgroundService
                 if (drained is null || drained < _drain.BatchRows / 2)
                 {
                     pending.Remove(table);
+                }
+                else
+                {
+                    _catchUp.Help(table); // the writers are ahead: a second drain overlaps with this one
                 }
             }
         }
@@ -260,6 +280,7 @@ internal sealed partial class StreamWorkerService : BackgroundService
         foreach (var table in await _drain.WatchedTablesAsync(cancellationToken))
         {
             var state = State(table);
+            state.Rows += _catchUp.TakeRows(table);
             var rate = (state.Rows - state.ReportedRows) / elapsed.TotalSeconds;
             state.ReportedRows = state.Rows;
             _metrics.RowsPerSecond.WithLabels(table).Set(rate);

@@ -14,7 +14,7 @@ internal sealed class StreamRampPhase(StreamBenchTable table, TimeSpan period, A
     public const int Writers = 8;
     public const int RowsPerStatement = 100;
 
-    private static readonly int[] s_targets = [10_000, 25_000, 50_000, 75_000, 100_000, 150_000];
+    private static readonly int[] s_targets = [10_000, 25_000, 40_000, 55_000, 70_000, 85_000, 100_000, 150_000];
     private static readonly TimeSpan s_bound = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan s_sampleEvery = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan s_settleTimeout = TimeSpan.FromSeconds(60);
