@@ -52,6 +52,30 @@ internal sealed class SidecarProcess : IAsyncDisposable
         return new SidecarProcess(process, id);
     }
 
+    /// <summary>Whether <see cref="Pause"/> can stop the process here (POSIX signals).</summary>
+    public static bool CanPause => OperatingSystem.IsLinux() || OperatingSystem.IsMacOS();
+
+    /// <summary>Stops the process where it stands (SIGSTOP), to measure the system without it.</summary>
+    public void Pause() => Signal(SigStop);
+
+    /// <summary>Lets a paused process go on (SIGCONT).</summary>
+    public void Resume() => Signal(SigCont);
+
+    private void Signal(int signal)
+    {
+        if (Kill(_process.Id, signal) != 0)
+        {
+            throw new InvalidOperationException($"Could not send signal {signal} to the sidecar (pid {_process.Id}).");
+        }
+    }
+
+    private static int SigStop => OperatingSystem.IsMacOS() ? 17 : 19;
+
+    private static int SigCont => OperatingSystem.IsMacOS() ? 19 : 18;
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int Kill(int pid, int signal);
+
     /// <summary>A loopback port nobody listens on now (for <c>--http</c>).</summary>
     public static int FreePort()
     {

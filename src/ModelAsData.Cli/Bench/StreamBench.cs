@@ -34,10 +34,10 @@ internal sealed class StreamBench(string db, int rounds, Action<string> log)
             var table = await SetUpAsync(dataSource, sidecar, bytes, cancellationToken);
             var latency = await new StreamLatencyPhase(table, rounds, Period, log).RunAsync(cancellationToken);
             var ramp = await new StreamRampPhase(table, Period, log).RunAsync(cancellationToken);
-            var (unwatched, watched) = await new StreamWritersPhase(table, rounds, Period, log).RunAsync(cancellationToken);
+            var (unwatched, watched, triggersOnly) = await new StreamWritersPhase(table, rounds, Period, log).RunAsync(cancellationToken);
             await table.ThrowIfFailedAsync(cancellationToken);
             var load = $"{loadBefore}–{LoadAverage()}";
-            return new StreamResults(await ServerVersionAsync(dataSource, cancellationToken), load, rounds, Period, latency, ramp, unwatched, watched);
+            return new StreamResults(await ServerVersionAsync(dataSource, cancellationToken), load, rounds, Period, latency, ramp, unwatched, watched, triggersOnly);
         }
         finally
         {

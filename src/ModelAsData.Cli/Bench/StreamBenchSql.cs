@@ -95,4 +95,7 @@ internal static class StreamBenchSql
               JOIN (SELECT id, min(at) AS at FROM public.bench_stream_visible WHERE id BETWEEN $1 AND $2 GROUP BY id) v USING (id)
               WHERE c.id BETWEEN $1 AND $2) l
         """;
+
+    /// <summary>Writers' triggers stop NOTIFYing, as a sidecar under load has them do.</summary>
+    public const string StopNotifying = "UPDATE mad.stream_wake SET notify = false WHERE id = 1";
 }

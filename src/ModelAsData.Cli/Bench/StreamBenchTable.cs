@@ -16,6 +16,8 @@ internal sealed class StreamBenchTable(NpgsqlDataSource dataSource, SidecarProce
 
     public NpgsqlDataSource DataSource => dataSource;
 
+    public SidecarProcess Sidecar => sidecar;
+
     /// <summary>Reserves <paramref name="count"/> ids never used before in this run; returns the first.</summary>
     public long ReserveIds(long count) => Interlocked.Add(ref _lastId, count) - count + 1;
 

@@ -9,13 +9,17 @@ internal sealed record StreamResults(
     StreamLatency Latency,
     IReadOnlyList<RampStep> Ramp,
     Measurement Unwatched,
-    Measurement Watched)
+    Measurement Watched,
+    Measurement? TriggersOnly = null)
 {
     /// <summary>The highest achieved rate of a step whose lag stayed bounded (0 if none did).</summary>
     public double Sustained => Ramp.Where(s => s.Bounded).Select(s => s.Achieved).DefaultIfEmpty(0).Max();
 
-    /// <summary>1 − watched / unwatched, on the medians: what the watch triggers cost the writers.</summary>
+    /// <summary>1 − watched / unwatched, on the medians: what streaming costs the writers, the drain on the same cores included.</summary>
     public double Overhead => 1 - (Watched.Median / Unwatched.Median);
+
+    /// <summary>The same with the sidecar paused: what the watch triggers alone cost the writers (null: not measured).</summary>
+    public double? TriggerOverhead => TriggersOnly is { } t ? 1 - (t.Median / Unwatched.Median) : null;
 }
 
 /// <summary>Milliseconds, medians over rounds of each round's p50 / p99 / max.</summary>

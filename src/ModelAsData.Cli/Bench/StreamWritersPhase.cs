@@ -13,13 +13,15 @@ internal sealed class StreamWritersPhase(StreamBenchTable table, int rounds, Tim
     public const int Writers = 8;
     public const string Unwatched = "no watch triggers (reference)";
     public const string Watched = "watched, sidecar draining";
+    public const string TriggersOnly = "watched, sidecar paused (the triggers alone)";
 
     private static readonly TimeSpan s_drainTimeout = TimeSpan.FromSeconds(60);
 
-    public async Task<(Measurement Unwatched, Measurement Watched)> RunAsync(CancellationToken cancellationToken)
+    public async Task<(Measurement Unwatched, Measurement Watched, Measurement? TriggersOnly)> RunAsync(CancellationToken cancellationToken)
     {
         var unwatched = new List<double>();
         var watched = new List<double>();
+        var triggersOnly = new List<double>();
         var writers = await StreamWriter.OpenAsync(table.DataSource, Writers, cancellationToken);
         try
         {
@@ -33,7 +35,13 @@ internal sealed class StreamWritersPhase(StreamBenchTable table, int rounds, Tim
                 unwatched.Add(await BurstAsync(writers, period, cancellationToken));
                 await table.WatchAsync(cancellationToken);
                 watched.Add(await BurstAsync(writers, period, cancellationToken));
-                log(string.Create(CultureInfo.InvariantCulture, $"  unwatched {unwatched[^1]:N0} rows/s, watched {watched[^1]:N0} rows/s"));
+                if (SidecarProcess.CanPause)
+                {
+                    triggersOnly.Add(await TriggersOnlyAsync(writers, cancellationToken));
+                }
+
+                log(string.Create(CultureInfo.InvariantCulture, $"  unwatched {unwatched[^1]:N0} rows/s, watched {watched[^1]:N0} rows/s")
+                    + (triggersOnly.Count > 0 ? string.Create(CultureInfo.InvariantCulture, $", triggers alone {triggersOnly[^1]:N0} rows/s") : ""));
 
                 // The next unwatched burst should not share the CPU with a drain still catching up.
                 if (await table.WaitDrainedAsync(s_drainTimeout, cancellationToken) is null)
@@ -44,7 +52,8 @@ internal sealed class StreamWritersPhase(StreamBenchTable table, int rounds, Tim
             }
 
             await table.UnwatchAsync(cancellationToken);
-            return (new Measurement(Unwatched, unwatched), new Measurement(Watched, watched));
+            return (new Measurement(Unwatched, unwatched), new Measurement(Watched, watched),
+                triggersOnly.Count > 0 ? new Measurement(TriggersOnly, triggersOnly) : null);
         }
         finally
         {
@@ -52,6 +61,24 @@ internal sealed class StreamWritersPhase(StreamBenchTable table, int rounds, Tim
             {
                 await writer.DisposeAsync();
             }
+        }
+    }
+
+    /// <summary>
+    /// The writers with the sidecar stopped (SIGSTOP) and <c>mad.stream_wake.notify</c> clear, as under load: what the
+    /// capture itself costs them, without the drain's share of the cores. The keys wait in the outbox meanwhile.
+    /// </summary>
+    private async Task<double> TriggersOnlyAsync(StreamWriter[] writers, CancellationToken cancellationToken)
+    {
+        table.Sidecar.Pause();
+        try
+        {
+            await table.ExecuteAsync(StreamBenchSql.StopNotifying, cancellationToken);
+            return await BurstAsync(writers, period, cancellationToken);
+        }
+        finally
+        {
+            table.Sidecar.Resume();
         }
     }
 
