@@ -30,7 +30,7 @@ public sealed class SharedJobTests(PostgresDatabase database) : IClassFixture<Po
         await BatchTables.AssertOnePredictionPerRowAsync(database.DataSource, source, name);
     }
 
-    [Fact(Timeout = 60_000)]
+    [Fact(Timeout = 180_000)]
     public async Task A_sidecar_whose_connections_are_terminated_mid_job_reconnects_and_finishes()
     {
         await BatchTables.SmallTasksAsync(database.DataSource, rowsPerTask: 2_000);
@@ -45,7 +45,7 @@ public sealed class SharedJobTests(PostgresDatabase database) : IClassFixture<Po
 
         var terminated = await database.DataSource.ScalarAsync<long>(
             "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'mad serve%' OR application_name = 'mad listener') t");
-        var job = await BatchTables.WaitAsync(tables, id);
+        var job = await BatchTables.WaitAsync(tables, id, seconds: 150);
 
         Assert.True(terminated >= 2, $"terminated {terminated} sessions");
         Assert.Equal("done", job.State);
