@@ -26,7 +26,6 @@ internal sealed partial class StreamWorkerService : BackgroundService
     private const double PollAbove = 1_500;
     private const double NotifyBelow = 500;
 
-
     /// <summary>The pause between passes while busy: long enough for rows to gather, short enough for the latency goal.</summary>
     private static readonly TimeSpan MinPause = TimeSpan.FromMilliseconds(1);
     private static readonly TimeSpan MaxPause = TimeSpan.FromMilliseconds(10);
@@ -40,7 +39,7 @@ internal sealed partial class StreamWorkerService : BackgroundService
     private readonly StreamMetrics _metrics;
     private readonly ILogger _logger;
     private readonly WakeSignal _wake = new();
-    private readonly Dictionary<string, TableState> _states = [];
+    private readonly Dictionary<string, StreamTableState> _states = [];
     private long _reportedAt = Stopwatch.GetTimestamp();
 
     public StreamWorkerService(NpgsqlDataSource dataSource, PostgresListener listener, SidecarOptions options, ModelCache cache, OnlineMetrics metrics,
@@ -197,28 +196,6 @@ internal sealed partial class StreamWorkerService : BackgroundService
         return keys;
     }
 
-    /// <summary>Keys drained per second, over windows of a quarter second.</summary>
-    private sealed class DrainRate
-    {
-        private static readonly TimeSpan Window = TimeSpan.FromMilliseconds(250);
-        private long _windowStart = Stopwatch.GetTimestamp();
-        private long _keys;
-
-        public double PerSecond { get; private set; }
-
-        public void Add(int keys)
-        {
-            _keys += keys;
-            var elapsed = Stopwatch.GetElapsedTime(_windowStart);
-            if (elapsed >= Window)
-            {
-                PerSecond = _keys / elapsed.TotalSeconds;
-                _keys = 0;
-                _windowStart = Stopwatch.GetTimestamp();
-            }
-        }
-    }
-
     private static TimeSpan Clamp(TimeSpan value, TimeSpan min, TimeSpan max) => value < min ? min : value > max ? max : value;
 
     /// <summary>One batch of one table; returns the keys it drained, or null when none waited or it failed.</summary>
@@ -254,10 +231,11 @@ internal sealed partial class StreamWorkerService : BackgroundService
             LogBatch(_logger, table, result.Keys, result.Rows, result.Failed, result.Deleted);
             return result.Keys;
         }
-        catch (Exception e) when (e is PostgresException or ModelAsDataException or InvalidDataException && !cancellationToken.IsCancellationRequested)
+        catch (Exception e) when (e is PostgresException { IsTransient: false } or ModelAsDataException or InvalidDataException && !cancellationToken.IsCancellationRequested)
         {
             // The table's batch cannot be done as it stands (a column dropped, a model that no longer fits, a privilege
-            // revoked): its keys stay queued; pause this table, say why, and keep streaming the others.
+            // revoked): its keys stay queued; pause this table, say why, and keep streaming the others. (A terminated
+            // session or a deadlock is transient: it goes to the session's retry, not to the table's error.)
             _metrics.Batches.WithLabels(table, "error").Inc();
             state.Failed(e.Message, RetryPause(state.Failures + 1));
             LogTableFailed(_logger, e, table, (long)RetryPause(state.Failures).TotalMilliseconds);
@@ -296,11 +274,11 @@ internal sealed partial class StreamWorkerService : BackgroundService
         }
     }
 
-    private TableState State(string table)
+    private StreamTableState State(string table)
     {
         if (!_states.TryGetValue(table, out var state))
         {
-            state = new TableState();
+            state = new StreamTableState();
             _states[table] = state;
         }
 
@@ -309,39 +287,6 @@ internal sealed partial class StreamWorkerService : BackgroundService
 
     private static TimeSpan RetryPause(int failures) =>
         TimeSpan.FromMilliseconds(Math.Min(MaxRetryPause.TotalMilliseconds, 500 * Math.Pow(2, Math.Min(failures - 1, 10))));
-
-    /// <summary>What this sidecar knows of one table: rows streamed, and its failing batch's error and pause.</summary>
-    private sealed class TableState
-    {
-        private long _retryAt;
-
-        public long Rows { get; set; }
-
-        public long ReportedRows { get; set; }
-
-        public double ReportedRate { get; set; }
-
-        public string? ReportedError { get; set; }
-
-        public int Failures { get; private set; }
-
-        public string? Error { get; private set; }
-
-        public bool MayRetry => Error is null || Stopwatch.GetTimestamp() >= _retryAt;
-
-        public void Failed(string error, TimeSpan pause)
-        {
-            Failures++;
-            Error = error;
-            _retryAt = Stopwatch.GetTimestamp() + (long)(pause.TotalSeconds * Stopwatch.Frequency);
-        }
-
-        public void Succeeded()
-        {
-            Failures = 0;
-            Error = null;
-        }
-    }
 
     [LoggerMessage(EventId = 2401, Level = LogLevel.Debug, Message = "Streamed {Table}: {Keys} keys, {Rows} rows scored, {Failed} with an error, {Deleted} predictions deleted")]
     private static partial void LogBatch(ILogger logger, string table, int keys, long rows, long failed, long deleted);
