@@ -106,8 +106,9 @@ BEGIN
       ELSIF TG_OP = 'DELETE' THEN
         INSERT INTO mad.outbox (prediction_table, key, op) SELECT %2$L, %3$s, 'delete' FROM old_rows n;
       ELSE
-        -- TRUNCATE names no rows: every prediction goes, in the writer's transaction, as the rows do.
-        DELETE FROM mad.outbox o WHERE o.prediction_table = %2$L;
+        -- TRUNCATE names no rows: every prediction goes, in the writer's transaction, as the rows do. Keys a
+        -- sidecar's batch holds are skipped, not waited for (it waits for this table: a deadlock); it drains them.
+        DELETE FROM mad.outbox o WHERE o.id IN (SELECT i.id FROM mad.outbox i WHERE i.prediction_table = %2$L FOR UPDATE SKIP LOCKED);
         TRUNCATE mad_out.%4$I;
         RETURN NULL;
       END IF;
@@ -127,6 +128,8 @@ BEGIN
   EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s()',
                  'mad_watch_' || binding.name || '_t', binding.source, capture);
   PERFORM mad.grant_stream_writes(binding.name);
+  -- Keys left by an unwatch that skipped a batch in flight: a refresh, not the stream, brings such rows up to date.
+  DELETE FROM mad.outbox o WHERE o.id IN (SELECT i.id FROM mad.outbox i WHERE i.prediction_table = binding.name FOR UPDATE SKIP LOCKED);
   UPDATE mad.prediction_tables p SET watched = true, stream_error = NULL, stream_error_at = NULL WHERE p.name = binding.name;
   PERFORM pg_notify('mad_rows', 'plan:' || binding.name); -- 'plan:': sidecars read their plans again
 END
@@ -147,7 +150,8 @@ BEGIN
   EXECUTE format('DROP FUNCTION IF EXISTS %s()', mad.capture_function(binding.name));
   EXECUTE format('REVOKE INSERT, UPDATE, DELETE ON mad_out.%I FROM mad_sidecar', binding.name);
   UPDATE mad.prediction_tables p SET watched = false, stream_error = NULL, stream_error_at = NULL WHERE p.name = binding.name;
-  DELETE FROM mad.outbox o WHERE o.prediction_table = binding.name;
+  -- Keys a sidecar's batch holds are skipped, not waited for: that batch waits for the source this holds (a deadlock).
+  DELETE FROM mad.outbox o WHERE o.id IN (SELECT i.id FROM mad.outbox i WHERE i.prediction_table = binding.name FOR UPDATE SKIP LOCKED);
   DELETE FROM mad.stream_stats s WHERE s.prediction_table = binding.name;
   PERFORM pg_notify('mad_rows', 'plan:' || binding.name);
 END

@@ -118,4 +118,36 @@ public sealed class StreamingChangesTests(PostgresDatabase database) : IClassFix
         Assert.Contains($"mad_stream_waiting_keys{{table=\"{name}\"}} 0", metrics, StringComparison.Ordinal);
         Assert.Contains($"mad_stream_batch_duration_seconds_count{{table=\"{name}\"}}", metrics, StringComparison.Ordinal);
     }
+
+    [Fact(Timeout = 120_000)]
+    public async Task Truncate_unwatch_and_watch_while_a_sidecar_drains_do_not_deadlock()
+    {
+        await using var sidecar = await RunningSidecar.StartAsync(database.ConnectionString);
+        var (source, name) = await WatchedAsync(database, rows: 0);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        var writing = Task.Run(async () =>
+        {
+            for (var id = 0; !stop.IsCancellationRequested; id += 200)
+            {
+                await database.DataSource.ExecuteAsync($"INSERT INTO public.{source} SELECT g, 5.1, 3.5, 1.4, 0.2 FROM generate_series({id + 1}, {id + 200}) g");
+            }
+        }, CancellationToken.None);
+
+        for (var i = 0; i < 5; i++)
+        {
+            await Task.Delay(150, Ct);
+            await database.DataSource.ExecuteAsync($"TRUNCATE public.{source}");
+            await Task.Delay(150, Ct);
+            await database.DataSource.ExecuteAsync("SELECT mad.unwatch(@name)", new { name });
+            await database.DataSource.ExecuteAsync("SELECT mad.watch(@name)", new { name });
+        }
+
+        await stop.CancelAsync();
+        await writing;
+        await WaitForAsync(database, $"SELECT count(*) FROM mad.outbox WHERE prediction_table = '{name}'", 0);
+
+        // No prediction outlives its row, whatever the interleaving.
+        await WaitForAsync(database, $"SELECT count(*) FROM mad_out.{name} p WHERE NOT EXISTS (SELECT FROM public.{source} s WHERE s.id = p.id)", 0);
+        Assert.True(await database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM public.{source}") > 0);
+    }
 }
