@@ -1,0 +1,57 @@
+using ModelAsData.Sidecar;
+using ModelAsData.Sidecar.Online;
+
+namespace ModelAsData.Tests.Sidecar;
+
+/// <summary>The small state the sidecar's workers keep between batches.</summary>
+public sealed class SidecarBookkeepingTests
+{
+    [Fact]
+    public void Recent_request_ids_remember_the_last_ones_and_forget_the_oldest()
+    {
+        var ids = new RecentRequestIds(capacity: 3);
+        foreach (var id in new long[] { 1, 2, 3, 3, 4 })
+        {
+            ids.Add(id);
+        }
+
+        Assert.False(ids.Contains(1)); // pushed out by 4; adding 3 twice took one place
+        Assert.True(ids.Contains(2));
+        Assert.True(ids.Contains(3));
+        Assert.True(ids.Contains(4));
+        ids.Clear();
+        Assert.False(ids.Contains(4));
+    }
+
+    [Fact]
+    public async Task Drain_rate_is_keys_per_second_over_a_window()
+    {
+        var rate = new DrainRate();
+        rate.Add(100);
+        Assert.Equal(0, rate.PerSecond); // no window has ended yet
+
+        await Task.Delay(300, TestContext.Current.CancellationToken);
+        rate.Add(50);
+
+        Assert.InRange(rate.PerSecond, 150 / 5.0, 150 / 0.25); // 150 keys over at least a quarter second (and, however slow the machine, not 5 s)
+    }
+
+    [Fact]
+    public void A_failed_table_waits_for_its_pause_and_a_success_clears_its_error()
+    {
+        var state = new StreamTableState();
+        Assert.True(state.MayRetry);
+
+        state.Failed("column petal_width does not exist", TimeSpan.FromMinutes(1));
+        Assert.False(state.MayRetry);
+        Assert.Equal(1, state.Failures);
+
+        state.Failed("again", TimeSpan.Zero);
+        Assert.True(state.MayRetry);
+        Assert.Equal(2, state.Failures);
+
+        state.Succeeded();
+        Assert.Null(state.Error);
+        Assert.Equal(0, state.Failures);
+    }
+}
