@@ -51,10 +51,7 @@ internal sealed partial class StreamCatchUp(NpgsqlDataSource dataSource, ModelCa
                     result = await _drain.DrainAsync(table, cancellationToken);
                     if (result.Keys > 0)
                     {
-                        metrics.Batches.WithLabels(table, "ok").Inc();
-                        metrics.Rows.WithLabels(table).Inc(result.Rows);
-                        metrics.RowsFailed.WithLabels(table).Inc(result.Failed);
-                        metrics.Deleted.WithLabels(table).Inc(result.Deleted);
+                        metrics.Count(table, result);
                         _rows.AddOrUpdate(table, result.Rows, (_, rows) => rows + result.Rows);
                     }
                 }

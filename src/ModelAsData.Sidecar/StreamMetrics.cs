@@ -1,3 +1,4 @@
+using ModelAsData.Postgres.Streaming;
 using ModelAsData.Sidecar.Online;
 using Prometheus;
 
@@ -22,6 +23,15 @@ internal sealed class StreamMetrics
             new GaugeConfiguration { LabelNames = byTable });
         RowsPerSecond = factory.CreateGauge("mad_stream_rows_per_second", "Rows this sidecar streamed per second over the last report interval, by prediction table.",
             new GaugeConfiguration { LabelNames = byTable });
+    }
+
+    /// <summary>Counts one batch that drained keys: the batch, its rows, those with an error, and the predictions it deleted.</summary>
+    public void Count(string table, StreamBatchResult result)
+    {
+        Batches.WithLabels(table, "ok").Inc();
+        Rows.WithLabels(table).Inc(result.Rows);
+        RowsFailed.WithLabels(table).Inc(result.Failed);
+        Deleted.WithLabels(table).Inc(result.Deleted);
     }
 
     public Counter Rows { get; }

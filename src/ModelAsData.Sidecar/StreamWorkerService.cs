@@ -223,10 +223,7 @@ internal sealed partial class StreamWorkerService : BackgroundService
             }
 
             _metrics.BatchDuration.WithLabels(table).Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
-            _metrics.Batches.WithLabels(table, "ok").Inc();
-            _metrics.Rows.WithLabels(table).Inc(result.Rows);
-            _metrics.RowsFailed.WithLabels(table).Inc(result.Failed);
-            _metrics.Deleted.WithLabels(table).Inc(result.Deleted);
+            _metrics.Count(table, result);
             state.Rows += result.Rows;
             LogBatch(_logger, table, result.Keys, result.Rows, result.Failed, result.Deleted);
             return result.Keys;

@@ -63,7 +63,8 @@ public static class JsonFeatures
         }
     }
 
-    private static object? ToClr(JsonNode? node) => node switch
+    /// <summary>A JSON scalar as the CLR value a scorer slot takes (string, bool, long or double); anything else as its JSON text.</summary>
+    public static object? ToClr(JsonNode? node) => node switch
     {
         null => null,
         JsonValue value when value.GetValueKind() == JsonValueKind.String => value.GetValue<string>(),

@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using ModelAsData.Core;
 using ModelAsData.Core.Onnx;
+using ModelAsData.Core.Scoring;
 
 namespace ModelAsData.Sidecar.Online;
 
@@ -79,7 +80,7 @@ internal static class OipInference
                     for (var j = 0; j < spec.Width; j++, slot++)
                     {
                         var value = data[(row * spec.Width) + j];
-                        if (scorer.Set(slot, ToClr(value)) is { } error)
+                        if (scorer.Set(slot, JsonFeatures.ToClr(value)) is { } error)
                         {
                             scorer.CancelRow();
                             throw new ModelAsDataException(ErrorCode.FeatureMismatch, $"Model '{reference}', row {row}: {error}.");
@@ -180,14 +181,4 @@ internal static class OipInference
             into.Add(node);
         }
     }
-
-    private static object? ToClr(JsonNode? node) => node switch
-    {
-        null => null,
-        JsonValue value when value.GetValueKind() == JsonValueKind.String => value.GetValue<string>(),
-        JsonValue value when value.GetValueKind() is JsonValueKind.True or JsonValueKind.False => value.GetValue<bool>(),
-        JsonValue value when value.GetValueKind() == JsonValueKind.Number =>
-            value.TryGetValue<long>(out var whole) ? whole : value.GetValue<double>(),
-        _ => node.ToJsonString(),
-    };
 }
