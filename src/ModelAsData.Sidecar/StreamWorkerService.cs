@@ -85,6 +85,7 @@ internal sealed partial class StreamWorkerService : BackgroundService
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
         await base.StopAsync(cancellationToken);
+        await HandBackWakeUpAsync(cancellationToken);
         await _drain.DisposeAsync();
         await _catchUp.DisposeAsync();
     }
@@ -196,6 +197,24 @@ internal sealed partial class StreamWorkerService : BackgroundService
         return keys;
     }
 
+    /// <summary>
+    /// A drain that polls lets writers NOTIFY again as it stops (unless another drain polls), so that sidecars still
+    /// running hear of new rows at once rather than at their idle poll. Best effort: a session that ends lets go too.
+    /// </summary>
+    private async Task HandBackWakeUpAsync(CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(TimeSpan.FromSeconds(2));
+        try
+        {
+            await _drain.SetNotifyAsync(true, timeout.Token);
+        }
+        catch (Exception e) when (e is NpgsqlException or IOException or TimeoutException or InvalidOperationException or OperationCanceledException)
+        {
+            LogHandBackFailed(_logger, e.Message);
+        }
+    }
+
     private static TimeSpan Clamp(TimeSpan value, TimeSpan min, TimeSpan max) => value < min ? min : value > max ? max : value;
 
     /// <summary>One batch of one table; returns the keys it drained, or null when none waited or it failed.</summary>
@@ -296,4 +315,7 @@ internal sealed partial class StreamWorkerService : BackgroundService
 
     [LoggerMessage(EventId = 2404, Level = LogLevel.Information, Message = "Streaming {Table} works again")]
     private static partial void LogRecovered(ILogger logger, string table);
+
+    [LoggerMessage(EventId = 2405, Level = LogLevel.Debug, Message = "Stopping: could not let writers NOTIFY again ({Reason}); they will once this session ends")]
+    private static partial void LogHandBackFailed(ILogger logger, string reason);
 }

@@ -96,6 +96,9 @@ internal static class StreamBenchSql
               WHERE c.id BETWEEN $1 AND $2) l
         """;
 
-    /// <summary>Writers' triggers stop NOTIFYing, as a sidecar under load has them do.</summary>
-    public const string StopNotifying = "UPDATE mad.stream_wake SET notify = false WHERE id = 1";
+    /// <summary>
+    /// Writers' triggers stop NOTIFYing, as a sidecar under load has them do; the bench's session then gives up the
+    /// turn it took (it does not poll), so that the sidecar may turn NOTIFY on again when it resumes.
+    /// </summary>
+    public const string StopNotifying = "SELECT mad.stream_set_notify(false); UPDATE mad.stream_wake SET polled_by = NULL WHERE id = 1";
 }

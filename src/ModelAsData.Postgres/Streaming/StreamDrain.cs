@@ -100,11 +100,14 @@ public sealed class StreamDrain(NpgsqlDataSource dataSource, ModelCache cache, i
         }
     }
 
-    /// <summary>Sets or clears <c>mad.stream_wake.notify</c>: whether writers' triggers NOTIFY <c>mad_rows</c>.</summary>
-    public async Task SetNotifyAsync(bool notify, CancellationToken cancellationToken)
+    /// <summary>
+    /// Asks for writers' capture functions to NOTIFY <c>mad_rows</c> or not (<c>mad.stream_set_notify</c>); returns
+    /// whether they do, which stays false while another drain that turned it off polls.
+    /// </summary>
+    public async Task<bool> SetNotifyAsync(bool notify, CancellationToken cancellationToken)
     {
         await using var command = new NpgsqlCommand(StreamSql.SetNotify, await ConnectionAsync(cancellationToken)) { Parameters = { new() { Value = notify } } };
-        await command.ExecuteNonQueryAsync(cancellationToken);
+        return (bool)(await command.ExecuteScalarAsync(cancellationToken))!;
     }
 
     /// <summary>Reports a table's figures and its last batch error (null: batches succeed) in <c>mad.stream_stats</c>.</summary>

@@ -2,7 +2,7 @@ namespace ModelAsData.Postgres.Streaming;
 
 /// <summary>
 /// Runtime statements of streaming. The rules (capture, claim, locks, the per-table statements) live in the <c>mad</c>
-/// SQL functions of migration 030; these only call them or read their tables.
+/// SQL functions of migrations 030 and 031; these only call them or read their tables.
 /// </summary>
 internal static class StreamSql
 {
@@ -17,10 +17,8 @@ internal static class StreamSql
 
     public const string Rollback = "ROLLBACK";
 
-    /// <summary>$1 table, $2 most outbox rows: the number of distinct keys claimed and locked, and the version to score them with.</summary>
-    public const string Claim = "SELECT c.key_count, c.model_version FROM mad.stream_claim($1, $2) c";
-
-    public const string Plan = "SELECT mad.stream_plan($1)::text";
+    /// <summary>$1 table: its plan, with the statement that claims a batch of it.</summary>
+    public const string Plan = "SELECT jsonb_set(mad.stream_plan($1), '{claim}', to_jsonb(mad.stream_claim_statement($1)))::text";
 
     public const string Bytes = "SELECT v.onnx FROM mad.model_versions v WHERE v.model = $1 AND v.version = $2";
 
@@ -28,7 +26,8 @@ internal static class StreamSql
 
     public const string BatchRows = "SELECT mad.setting_int('stream_batch_rows', 1000)";
 
-    public const string SetNotify = "UPDATE mad.stream_wake SET notify = $1 WHERE id = 1 AND notify <> $1";
+    /// <summary>$1 whether writers' capture functions should NOTIFY; returns whether they do (another drain may be polling).</summary>
+    public const string SetNotify = "SELECT mad.stream_set_notify($1)";
 
     /// <summary>$1 sidecar, $2 table, $3 rows streamed, $4 rows/s, $5 the last batch's error or null.</summary>
     public const string Report = "SELECT mad.stream_report($1, $2, $3, $4, $5)";

@@ -40,7 +40,7 @@ internal sealed class StreamedTable : IDisposable
             BatchCommands =
             {
                 new(StreamSql.Begin),
-                new(StreamSql.Claim) { Parameters = { new() { Value = name }, new() { Value = batchRows } } },
+                new(plan.Claim) { Parameters = { new() { Value = batchRows } } },
                 new(plan.Query),
             },
         };

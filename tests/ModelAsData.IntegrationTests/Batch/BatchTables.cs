@@ -27,9 +27,12 @@ internal static class BatchTables
         return name;
     }
 
-    public static async Task<(string Model, PostgresPredictionTables Tables)> ReadyModelAsync(PostgresDatabase database, string file = "skl2onnx_rf_iris.onnx")
+    public static Task<(string Model, PostgresPredictionTables Tables)> ReadyModelAsync(PostgresDatabase database, string file = "skl2onnx_rf_iris.onnx") =>
+        ReadyModelAsync(database.DataSource, file);
+
+    public static async Task<(string Model, PostgresPredictionTables Tables)> ReadyModelAsync(NpgsqlDataSource dataSource, string file = "skl2onnx_rf_iris.onnx")
     {
-        var registry = new PostgresModelRegistry(database.DataSource);
+        var registry = new PostgresModelRegistry(dataSource);
         var model = Sql.UniqueName("iris");
         var pushed = await registry.PushReadyAsync(model, file);
         // A running sidecar may have claimed the version first (SKIP LOCKED): wait for its verdict.

@@ -27,11 +27,11 @@ public sealed class KilledStreamTests(PostgresDatabase database) : IClassFixture
         await Eventually.WaitForAsync(() => database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad_out.{name}"),
             n => n >= 2_000, "the killable sidecar to drain two batches", TimeSpan.FromSeconds(40));
         doomed.Kill();
-        var waiting = await database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad.outbox WHERE prediction_table = '{name}'");
+        var waiting = await database.DataSource.ScalarAsync<long>($"SELECT waiting FROM mad.stream_lag('{name}')");
         // Rows changed after the kill must end with their new values' prediction, never the one the dead sidecar began.
         await database.DataSource.ExecuteAsync($"UPDATE public.{source} SET (sepal_length, sepal_width, petal_length, petal_width) = (6.9, 3.1, 5.4, 2.1) WHERE id % 1000 = 0");
         await using var rescuer = await RunningSidecar.StartAsync(database.ConnectionString, new SidecarOptions { SidecarId = "rescuer", PollInterval = TimeSpan.FromMinutes(5) });
-        await Eventually.WaitForAsync(() => database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad.outbox WHERE prediction_table = '{name}'"),
+        await Eventually.WaitForAsync(() => database.DataSource.ScalarAsync<long>($"SELECT waiting FROM mad.stream_lag('{name}')"),
             n => n == 0, "the outbox to drain", TimeSpan.FromSeconds(60));
 
         Assert.InRange(waiting, 1, 100_000);
@@ -57,7 +57,7 @@ public sealed class KilledStreamTests(PostgresDatabase database) : IClassFixture
         var terminated = await database.DataSource.ScalarAsync<long>(
             "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND (application_name LIKE 'mad serve%' OR application_name = 'mad listener')) t");
         await database.DataSource.ExecuteAsync($"UPDATE public.{source} SET (sepal_length, sepal_width, petal_length, petal_width) = (6.9, 3.1, 5.4, 2.1) WHERE id % 1000 = 0");
-        await Eventually.WaitForAsync(() => database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad.outbox WHERE prediction_table = '{name}'"),
+        await Eventually.WaitForAsync(() => database.DataSource.ScalarAsync<long>($"SELECT waiting FROM mad.stream_lag('{name}')"),
             n => n == 0, "the outbox to drain", TimeSpan.FromSeconds(60));
 
         Assert.True(terminated >= 2, $"terminated {terminated} sessions");

@@ -1,3 +1,4 @@
+using Dapper;
 using Microsoft.Extensions.DependencyInjection;
 using ModelAsData.IntegrationTests.Batch;
 using ModelAsData.IntegrationTests.Infrastructure;
@@ -5,6 +6,7 @@ using ModelAsData.IntegrationTests.Online;
 using ModelAsData.Postgres.Jobs;
 using ModelAsData.Postgres.Registry;
 using ModelAsData.Sidecar.Online;
+using Npgsql;
 using static ModelAsData.IntegrationTests.Streaming.StreamingTables;
 
 namespace ModelAsData.IntegrationTests.Streaming;
@@ -61,7 +63,15 @@ public sealed class StreamingChangesTests(PostgresDatabase database) : IClassFix
         var job = await database.DataSource.ScalarAsync<long>("SELECT mad.refresh(@name)", new { name });
         await database.DataSource.ExecuteAsync($"UPDATE public.{source} SET petal_length = 5.0 WHERE id = 7");
         // A drain that ran during the refresh (the keys left the outbox, as a sidecar's batch takes them).
-        await database.DataSource.ExecuteAsync("BEGIN; SELECT mad.stream_claim(@name, 100); COMMIT", new { name });
+        await using (var connection = await database.DataSource.OpenConnectionAsync(Ct))
+        {
+            var claim = await connection.ExecuteScalarAsync<string>("SELECT mad.stream_claim_statement(@name)", new { name });
+            await using var transaction = await connection.BeginTransactionAsync(Ct);
+            await using var command = new NpgsqlCommand(claim, connection, transaction) { Parameters = { new() { Value = 100 } } };
+            await command.ExecuteNonQueryAsync(Ct);
+            await transaction.CommitAsync(Ct);
+        }
+
         var remembered = await database.DataSource.QueryAsync<string>("SELECT key[1] FROM mad.stream_during_refresh WHERE job_id = @job", new { job });
 
         await using var sidecar = await RunningSidecar.StartAsync(database.ConnectionString);
@@ -144,7 +154,7 @@ public sealed class StreamingChangesTests(PostgresDatabase database) : IClassFix
 
         await stop.CancelAsync();
         await writing;
-        await WaitForAsync(database, $"SELECT count(*) FROM mad.outbox WHERE prediction_table = '{name}'", 0);
+        await WaitForAsync(database, $"SELECT waiting FROM mad.stream_lag('{name}')", 0);
 
         // No prediction outlives its row, whatever the interleaving.
         await WaitForAsync(database, $"SELECT count(*) FROM mad_out.{name} p WHERE NOT EXISTS (SELECT FROM public.{source} s WHERE s.id = p.id)", 0);

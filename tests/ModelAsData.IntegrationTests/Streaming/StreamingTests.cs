@@ -31,7 +31,7 @@ public sealed class StreamingTests(PostgresDatabase database) : IClassFixture<Po
         Assert.All(inserted, r => Assert.Null(r.Error));
         Assert.NotEqual(inserted[0].Label, inserted[2].Label);
         Assert.Equal([1L, 3L], await database.DataSource.QueryAsync<long>($"SELECT id FROM mad_out.{name} ORDER BY id"));
-        await WaitForAsync($"SELECT count(*) FROM mad.outbox WHERE prediction_table = '{name}'", 0);
+        await WaitForAsync($"SELECT waiting FROM mad.stream_lag('{name}')", 0);
     }
 
     [Fact(Timeout = 60_000)]
@@ -47,7 +47,7 @@ public sealed class StreamingTests(PostgresDatabase database) : IClassFixture<Po
         }
 
         await database.DataSource.ExecuteAsync($"UPDATE public.{source} SET (sepal_length, sepal_width, petal_length, petal_width) = ({Virginica}) WHERE id = 1");
-        await WaitForAsync($"SELECT count(*) FROM mad.outbox WHERE prediction_table = '{name}'", 0);
+        await WaitForAsync($"SELECT waiting FROM mad.stream_lag('{name}')", 0);
         await WaitForAsync($"SELECT count(*) FROM mad_out.{name}", 3);
 
         var rows = await database.DataSource.QueryAsync<(long Id, long Label, float P0)>($"SELECT id, label, probability_0 FROM mad_out.{name} ORDER BY id");
@@ -62,11 +62,11 @@ public sealed class StreamingTests(PostgresDatabase database) : IClassFixture<Po
         var (source, name) = await WatchedAsync(rows: 0);
         await database.DataSource.ExecuteAsync($"INSERT INTO public.{source} SELECT g, 5.0, 3.0, 1.5, 0.2 FROM generate_series(1, 500) g");
         await database.DataSource.ExecuteAsync($"UPDATE public.{source} SET petal_length = 5.0 WHERE id <= 100");
-        var waiting = await database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad.outbox WHERE prediction_table = '{name}'");
+        var waiting = await database.DataSource.ScalarAsync<long>($"SELECT waiting FROM mad.stream_lag('{name}')");
 
         await using var sidecar = await RunningSidecar.StartAsync(database.ConnectionString);
         await WaitForAsync($"SELECT count(*) FROM mad_out.{name}", 500);
-        await WaitForAsync($"SELECT count(*) FROM mad.outbox WHERE prediction_table = '{name}'", 0);
+        await WaitForAsync($"SELECT waiting FROM mad.stream_lag('{name}')", 0);
 
         Assert.Equal(600, waiting);
         await BatchTables.AssertOnePredictionPerRowAsync(database.DataSource, source, name);
@@ -110,7 +110,7 @@ public sealed class StreamingTests(PostgresDatabase database) : IClassFixture<Po
             await Task.WhenAll(writers);
 
             await WaitForAsync($"SELECT count(*) FROM mad_out.{name}", 20_000, TimeSpan.FromSeconds(60));
-            await WaitForAsync($"SELECT count(*) FROM mad.outbox WHERE prediction_table = '{name}'", 0);
+            await WaitForAsync($"SELECT waiting FROM mad.stream_lag('{name}')", 0);
             await BatchTables.AssertOnePredictionPerRowAsync(database.DataSource, source, name);
             Assert.Equal(0, await database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad_out.{name} WHERE error IS NOT NULL"));
         }
@@ -133,7 +133,7 @@ public sealed class StreamingTests(PostgresDatabase database) : IClassFixture<Po
 
         Assert.Equal(4, watchedTriggers); // insert, update, delete, truncate
         Assert.Equal(0, await database.DataSource.ScalarAsync<long>(triggers));
-        Assert.Equal(0, await database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad.outbox WHERE prediction_table = '{name}'"));
+        Assert.Equal(0, await database.DataSource.ScalarAsync<long>($"SELECT waiting FROM mad.stream_lag('{name}')"));
         Assert.False(await database.DataSource.ScalarAsync<bool>("SELECT watched FROM mad.prediction_tables WHERE name = @name", new { name }));
     }
 

@@ -1,0 +1,174 @@
+using ModelAsData.Core;
+using ModelAsData.Core.Registry;
+using ModelAsData.IntegrationTests.Batch;
+using ModelAsData.IntegrationTests.Infrastructure;
+using ModelAsData.Postgres;
+using ModelAsData.Postgres.Jobs;
+using ModelAsData.Postgres.Migrations;
+using Npgsql;
+using static ModelAsData.IntegrationTests.Streaming.StreamingTables;
+
+namespace ModelAsData.IntegrationTests.Streaming;
+
+/// <summary>
+/// The per-table outboxes of migration 031: typed keys of any shape, the wake-up compiled into the capture functions,
+/// capture under a writer's hostile search_path, and tables watched under 030 moved over with their waiting keys.
+/// </summary>
+public sealed class StreamOutboxTests(PostgresDatabase database, PostgresServer server) : IClassFixture<PostgresDatabase>
+{
+    private static readonly TimeSpan Quiet = TimeSpan.FromMilliseconds(300);
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact(Timeout = 60_000)]
+    public async Task A_composite_text_and_integer_key_is_captured_with_its_types_and_followed_through_a_key_change()
+    {
+        var (model, tables) = await BatchTables.ReadyModelAsync(database);
+        var source = Sql.UniqueName("regional");
+        await database.DataSource.ExecuteAsync($"""
+            CREATE TABLE public.{source} (region text, id int, sepal_length real, sepal_width real, petal_length real, petal_width real, PRIMARY KEY (region, id))
+            """);
+        var name = Sql.UniqueName("stream");
+        await tables.CreateAsync(new PredictionTableSpec(name, $"public.{source}", ["region", "id"], model, FeatureMapping.Parse(BatchTables.IrisFeatures)), Ct);
+        await database.DataSource.ExecuteAsync("SELECT mad.watch(@name)", new { name });
+        await using var sidecar = await RunningSidecar.StartAsync(database.ConnectionString);
+
+        await database.DataSource.ExecuteAsync($"INSERT INTO public.{source} VALUES ('north', 1, {Setosa}), ('south', 1, {Virginica}), ('it''s', 2, {Setosa})");
+        await WaitForAsync(database, $"SELECT count(*) FROM mad_out.{name}", 3);
+        await database.DataSource.ExecuteAsync($"UPDATE public.{source} SET region = 'east' WHERE region = 'north'");
+        await WaitForAsync(database, $"SELECT count(*) FROM mad_out.{name} WHERE region = 'east'", 1);
+        await database.DataSource.ExecuteAsync($"DELETE FROM public.{source} WHERE id = 2");
+        await WaitForAsync(database, $"SELECT count(*) FROM mad_out.{name}", 2);
+
+        Assert.Equal(["east", "south"], await database.DataSource.QueryAsync<string>($"SELECT region FROM mad_out.{name} ORDER BY region"));
+        Assert.Equal(["region text", "id integer"], await database.DataSource.QueryAsync<string>($"""
+            SELECT a.attname || ' ' || format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
+            WHERE a.attrelid = 'mad_outbox.{name}'::regclass AND a.attnum > 0 AND a.attname NOT LIKE 'mad\_%' ORDER BY a.attnum
+            """));
+        Assert.Equal(0, await database.DataSource.ScalarAsync<long>($"""
+            SELECT count(*) FROM public.{source} s FULL JOIN mad_out.{name} p USING (region, id) WHERE s.region IS NULL OR p.region IS NULL OR p.error IS NOT NULL
+            """));
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Writers_notify_only_while_the_drains_ask_for_it_and_only_the_polling_drain_turns_it_back_on()
+    {
+        var (source, name) = await WatchedAsync(database, rows: 0);
+        await using var listener = await database.DataSource.OpenConnectionAsync(Ct);
+        var heard = 0;
+        listener.Notification += (_, e) =>
+        {
+            if (e.Payload == name)
+            {
+                Interlocked.Increment(ref heard);
+            }
+        };
+        await using (var listen = new NpgsqlCommand("LISTEN mad_rows", listener))
+        {
+            await listen.ExecuteNonQueryAsync(Ct);
+        }
+
+        await using var poller = await UnpooledAsync();
+        await using var other = await UnpooledAsync();
+        var pollerTurnsOff = await SetNotifyAsync(poller, false);
+        var whilePolling = await HeardAfterInsertAsync(1);
+        var otherTurnsOn = await SetNotifyAsync(other, true);
+        var stillPolling = await HeardAfterInsertAsync(2);
+        var pollerTurnsOn = await SetNotifyAsync(poller, true);
+        var whileNotifying = await HeardAfterInsertAsync(3);
+        await SetNotifyAsync(poller, false);
+        await poller.CloseAsync(); // the drain that polls is gone: another may turn NOTIFY on
+        var otherTurnsOnAfterPollerLeft = await SetNotifyAsync(other, true);
+        var notifyingAgain = await HeardAfterInsertAsync(4);
+
+        Assert.False(pollerTurnsOff);
+        Assert.Equal(0, whilePolling);
+        Assert.False(otherTurnsOn);
+        Assert.Equal(0, stillPolling);
+        Assert.True(pollerTurnsOn);
+        Assert.Equal(1, whileNotifying);
+        Assert.True(otherTurnsOnAfterPollerLeft);
+        Assert.Equal(1, notifyingAgain);
+        Assert.Equal(4, await database.DataSource.ScalarAsync<long>($"SELECT waiting FROM mad.stream_lag('{name}')"));
+
+        async Task<int> HeardAfterInsertAsync(int id)
+        {
+            Interlocked.Exchange(ref heard, 0);
+            await database.DataSource.ExecuteAsync($"INSERT INTO public.{source} VALUES ({id}, {Setosa})");
+            await using var wait = new NpgsqlCommand("SELECT 1", listener); // notifications arrive between commands
+            await Task.Delay(Quiet, Ct);
+            await wait.ExecuteScalarAsync(Ct);
+            return Volatile.Read(ref heard);
+        }
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task A_writer_with_a_hostile_search_path_cannot_reach_into_the_capture_functions()
+    {
+        var (source, name) = await WatchedAsync(database, rows: 0);
+        var hostile = Sql.UniqueName("hostile");
+        // Lookalikes of what the capture functions call, which would run as their owner if they were found.
+        await database.DataSource.ExecuteAsync($"""
+            CREATE SCHEMA {hostile};
+            CREATE FUNCTION {hostile}.pg_notify(text, text) RETURNS void LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'hijacked pg_notify'; END $$;
+            CREATE FUNCTION {hostile}.eq(bigint, bigint) RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'hijacked ='; END $$;
+            CREATE OPERATOR {hostile}.= (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = {hostile}.eq);
+            CREATE TABLE {hostile}.outbox (id bigint);
+            """);
+        await using var writer = await database.DataSource.OpenConnectionAsync(Ct);
+        await using var write = new NpgsqlCommand($"""
+            SET search_path = {hostile}, pg_catalog, public;
+            INSERT INTO public.{source} VALUES (1, {Setosa}), (2, {Setosa});
+            UPDATE public.{source} SET petal_length = 5 WHERE id = 1;
+            DELETE FROM public.{source} WHERE id = 2;
+            """, writer);
+        await write.ExecuteNonQueryAsync(Ct);
+        var waiting = await database.DataSource.ScalarAsync<long>($"SELECT waiting FROM mad.stream_lag('{name}')");
+        await using var truncate = new NpgsqlCommand($"TRUNCATE public.{source}", writer);
+        await truncate.ExecuteNonQueryAsync(Ct);
+
+        Assert.Equal(4, waiting); // two inserted, one updated, one deleted
+        Assert.Equal(0, await database.DataSource.ScalarAsync<long>($"SELECT waiting FROM mad.stream_lag('{name}')"));
+        Assert.Equal(0, await database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM {hostile}.outbox"));
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task A_table_watched_before_migration_031_keeps_its_waiting_keys_and_streams_after_it()
+    {
+        var connectionString = await server.CreateDatabaseAsync("upgrade");
+        await using var dataSource = PostgresDataSource.Create(connectionString);
+        var scripts = MigrationScript.LoadEmbedded();
+        await new PostgresMigrator(dataSource, scripts: [.. scripts.Where(s => string.CompareOrdinal(s.Name, "031") < 0)]).MigrateAsync(Ct);
+        var (model, tables) = await BatchTables.ReadyModelAsync(dataSource);
+        var source = await BatchTables.CreateFlowersAsync(dataSource, 0);
+        var name = Sql.UniqueName("stream");
+        await BatchTables.CreateAsync(tables, name, source, model);
+        await dataSource.ExecuteAsync("SELECT mad.watch(@name)", new { name });
+        await dataSource.ExecuteAsync($"INSERT INTO public.{source} VALUES (1, {Setosa}), (2, {Virginica})");
+
+        await new PostgresMigrator(dataSource).MigrateAsync(Ct);
+        var waiting = await dataSource.ScalarAsync<long>($"SELECT waiting FROM mad.stream_lag('{name}')");
+        await using (var sidecar = await RunningSidecar.StartAsync(connectionString))
+        {
+            await dataSource.ExecuteAsync($"INSERT INTO public.{source} VALUES (3, {Setosa})");
+            await Eventually.WaitForAsync(() => dataSource.ScalarAsync<long>($"SELECT count(*) FROM mad_out.{name}"), n => n == 3, "3 predictions", TimeSpan.FromSeconds(10));
+        }
+
+        Assert.Equal(2, waiting);
+        Assert.Null(await dataSource.ScalarAsync<string?>("SELECT to_regclass('mad.outbox')::text"));
+        await BatchTables.AssertOnePredictionPerRowAsync(dataSource, source, name);
+    }
+
+    private async Task<NpgsqlConnection> UnpooledAsync()
+    {
+        var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(database.ConnectionString) { Pooling = false }.ConnectionString);
+        await connection.OpenAsync(Ct);
+        return connection;
+    }
+
+    private static async Task<bool> SetNotifyAsync(NpgsqlConnection connection, bool notify)
+    {
+        await using var command = new NpgsqlCommand("SELECT mad.stream_set_notify($1)", connection) { Parameters = { new() { Value = notify } } };
+        return (bool)(await command.ExecuteScalarAsync(Ct))!;
+    }
+}
