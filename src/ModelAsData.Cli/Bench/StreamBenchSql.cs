@@ -96,9 +96,9 @@ internal static class StreamBenchSql
               WHERE c.id BETWEEN $1 AND $2) l
         """;
 
-    /// <summary>
-    /// Writers' triggers stop NOTIFYing, as a sidecar under load has them do; the bench's session then gives up the
-    /// turn it took (it does not poll), so that the sidecar may turn NOTIFY on again when it resumes.
-    /// </summary>
-    public const string StopNotifying = "SELECT mad.stream_set_notify(false); UPDATE mad.stream_wake SET polled_by = NULL WHERE id = 1";
+    /// <summary>Writers' triggers stop NOTIFYing, as a sidecar under load has them do, while this session lives or until <see cref="ReleaseNotifying"/>.</summary>
+    public const string StopNotifying = "SELECT mad.stream_set_notify(false)";
+
+    /// <summary>This session no longer keeps NOTIFY off: the sidecar decides again.</summary>
+    public const string ReleaseNotifying = "SELECT mad.stream_set_notify(true)";
 }

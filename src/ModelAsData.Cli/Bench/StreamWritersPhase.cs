@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Npgsql;
 
 namespace ModelAsData.Cli.Bench;
 
@@ -65,20 +66,27 @@ internal sealed class StreamWritersPhase(StreamBenchTable table, int rounds, Tim
     }
 
     /// <summary>
-    /// The writers with the sidecar stopped (SIGSTOP) and <c>mad.stream_wake.notify</c> clear, as under load: what the
+    /// The writers with the sidecar stopped (SIGSTOP) and NOTIFY off (<c>mad.stream_set_notify</c>), as under load: what the
     /// capture itself costs them, without the drain's share of the cores. The keys wait in the outbox meanwhile.
     /// </summary>
     private async Task<double> TriggersOnlyAsync(StreamWriter[] writers, CancellationToken cancellationToken)
     {
+        await using var session = await table.DataSource.OpenConnectionAsync(cancellationToken);
         table.Sidecar.Pause();
         try
         {
-            await table.ExecuteAsync(StreamBenchSql.StopNotifying, cancellationToken);
+            await using (var stop = new NpgsqlCommand(StreamBenchSql.StopNotifying, session))
+            {
+                await stop.ExecuteNonQueryAsync(cancellationToken);
+            }
+
             return await BurstAsync(writers, period, cancellationToken);
         }
         finally
         {
             table.Sidecar.Resume();
+            await using var release = new NpgsqlCommand(StreamBenchSql.ReleaseNotifying, session);
+            await release.ExecuteNonQueryAsync(cancellationToken);
         }
     }
 

@@ -27,14 +27,19 @@ public sealed class StreamDrain(NpgsqlDataSource dataSource, ModelCache cache, i
     /// <summary>Forgets every plan and the list of watched tables; the next call reads them again.</summary>
     public void Invalidate() => _invalidated = true;
 
-    /// <summary>The watched tables, read again at most every second or after <see cref="Invalidate"/>.</summary>
+    /// <summary>
+    /// The watched tables, read again at most every second or after <see cref="Invalidate"/>. Plans are dropped only
+    /// after <see cref="Invalidate"/>, for tables no longer watched, or when the batch size changed: rebuilding them
+    /// every second stalled the drain for milliseconds each time, and they expire on their own (<see cref="StreamedTable.MaxAge"/>).
+    /// </summary>
     public async Task<IReadOnlyList<string>> WatchedTablesAsync(CancellationToken cancellationToken)
     {
         var connection = await ConnectionAsync(cancellationToken);
         if (_invalidated || System.Diagnostics.Stopwatch.GetElapsedTime(_watchedAt) > TablesMaxAge)
         {
+            var invalidated = _invalidated;
             _invalidated = false;
-            DropTables();
+            var batchRows = _batchRows;
             var watched = new List<string>();
             await using (var command = new NpgsqlCommand(StreamSql.Watched, connection))
             await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
@@ -52,6 +57,16 @@ public sealed class StreamDrain(NpgsqlDataSource dataSource, ModelCache cache, i
 
             _watched = [.. watched];
             _watchedAt = System.Diagnostics.Stopwatch.GetTimestamp();
+            if (invalidated || batchRows != _batchRows)
+            {
+                DropTables();
+            }
+
+            foreach (var gone in _tables.Keys.Except(_watched).ToList())
+            {
+                _tables.Remove(gone, out var table);
+                table!.Dispose();
+            }
         }
 
         return _watched;

@@ -13,6 +13,15 @@ internal static class StreamSql
 
     public const string Begin = "BEGIN";
 
+    /// <summary>
+    /// Follows <see cref="Begin"/>. The claim's plan is cached while an outbox may be empty (or after an analyze that
+    /// saw it so): a sequential scan planned then walks every dead outbox row of later, busier batches (3 ms a batch
+    /// was measured). Every statement of a batch has an index to use. Kept to the batch's transaction: the plan fetch
+    /// and the catalog reads behind it do better with the planner's own choices (with it session-wide, the drain's
+    /// p99 latency went from 5 to 30 ms).
+    /// </summary>
+    public const string IndexesOnly = "SET LOCAL enable_seqscan = off";
+
     public const string Commit = "COMMIT";
 
     public const string Rollback = "ROLLBACK";

@@ -40,6 +40,7 @@ internal sealed class StreamedTable : IDisposable
             BatchCommands =
             {
                 new(StreamSql.Begin),
+                new(StreamSql.IndexesOnly),
                 new(plan.Claim) { Parameters = { new() { Value = batchRows } } },
                 new(plan.Query),
             },
@@ -99,7 +100,7 @@ internal sealed class StreamedTable : IDisposable
         int keys, version;
         await using (var reader = await _claimAndRead.ExecuteReaderAsync(cancellationToken))
         {
-            await reader.ReadAsync(cancellationToken); // BEGIN returns no result set: the first is the claim's
+            await reader.ReadAsync(cancellationToken); // BEGIN and SET return no result set: the first is the claim's
             keys = reader.GetInt32(0);
             version = reader.IsDBNull(1) ? _plan.Version : reader.GetInt32(1);
             await reader.NextResultAsync(cancellationToken);

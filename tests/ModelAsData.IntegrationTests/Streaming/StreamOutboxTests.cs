@@ -16,7 +16,9 @@ namespace ModelAsData.IntegrationTests.Streaming;
 /// </summary>
 public sealed class StreamOutboxTests(PostgresDatabase database, PostgresServer server) : IClassFixture<PostgresDatabase>
 {
-    private static readonly TimeSpan Quiet = TimeSpan.FromMilliseconds(300);
+    /// <summary>How long a writer's NOTIFY may take to arrive (a busy machine), and how long its absence is watched for.</summary>
+    private static readonly TimeSpan Heard = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan Quiet = TimeSpan.FromMilliseconds(500);
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
@@ -71,15 +73,15 @@ public sealed class StreamOutboxTests(PostgresDatabase database, PostgresServer 
         await using var poller = await UnpooledAsync();
         await using var other = await UnpooledAsync();
         var pollerTurnsOff = await SetNotifyAsync(poller, false);
-        var whilePolling = await HeardAfterInsertAsync(1);
+        var whilePolling = await HeardAfterInsertAsync(1, Quiet);
         var otherTurnsOn = await SetNotifyAsync(other, true);
-        var stillPolling = await HeardAfterInsertAsync(2);
+        var stillPolling = await HeardAfterInsertAsync(2, Quiet);
         var pollerTurnsOn = await SetNotifyAsync(poller, true);
-        var whileNotifying = await HeardAfterInsertAsync(3);
+        var whileNotifying = await HeardAfterInsertAsync(3, Heard);
         await SetNotifyAsync(poller, false);
         await poller.CloseAsync(); // the drain that polls is gone: another may turn NOTIFY on
         var otherTurnsOnAfterPollerLeft = await SetNotifyAsync(other, true);
-        var notifyingAgain = await HeardAfterInsertAsync(4);
+        var notifyingAgain = await HeardAfterInsertAsync(4, Heard);
 
         Assert.False(pollerTurnsOff);
         Assert.Equal(0, whilePolling);
@@ -91,13 +93,18 @@ public sealed class StreamOutboxTests(PostgresDatabase database, PostgresServer 
         Assert.Equal(1, notifyingAgain);
         Assert.Equal(4, await database.DataSource.ScalarAsync<long>($"SELECT waiting FROM mad.stream_lag('{name}')"));
 
-        async Task<int> HeardAfterInsertAsync(int id)
+        async Task<int> HeardAfterInsertAsync(int id, TimeSpan wait)
         {
             Interlocked.Exchange(ref heard, 0);
             await database.DataSource.ExecuteAsync($"INSERT INTO public.{source} VALUES ({id}, {Setosa})");
-            await using var wait = new NpgsqlCommand("SELECT 1", listener); // notifications arrive between commands
-            await Task.Delay(Quiet, Ct);
-            await wait.ExecuteScalarAsync(Ct);
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
+            await using var poll = new NpgsqlCommand("SELECT 1", listener); // notifications arrive between commands
+            while (Volatile.Read(ref heard) == 0 && System.Diagnostics.Stopwatch.GetElapsedTime(started) < wait)
+            {
+                await Task.Delay(50, Ct);
+                await poll.ExecuteScalarAsync(Ct);
+            }
+
             return Volatile.Read(ref heard);
         }
     }
