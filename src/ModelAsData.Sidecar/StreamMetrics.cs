@@ -18,8 +18,8 @@ internal sealed class StreamMetrics
             new CounterConfiguration { LabelNames = ["table", "outcome"] });
         BatchDuration = factory.CreateHistogram("mad_stream_batch_duration_seconds", "Time one streaming batch took (claim, read, score, upsert, commit), by prediction table.",
             new HistogramConfiguration { LabelNames = byTable, Buckets = Histogram.ExponentialBuckets(0.0001, 2, 16) });
-        Waiting = factory.CreateGauge("mad_stream_waiting_keys", "Keys waiting in mad.outbox, by prediction table (sampled every few seconds).", new GaugeConfiguration { LabelNames = byTable });
-        OldestAge = factory.CreateGauge("mad_stream_oldest_waiting_seconds", "Age of the oldest key waiting in mad.outbox, by prediction table (sampled every few seconds).",
+        Waiting = factory.CreateGauge("mad_stream_waiting_keys", "Keys waiting in the outbox (mad_outbox.<name>), by prediction table (sampled every few seconds).", new GaugeConfiguration { LabelNames = byTable });
+        OldestAge = factory.CreateGauge("mad_stream_oldest_waiting_seconds", "Age of the oldest key waiting in the outbox (mad_outbox.<name>), by prediction table (sampled every few seconds).",
             new GaugeConfiguration { LabelNames = byTable });
         RowsPerSecond = factory.CreateGauge("mad_stream_rows_per_second", "Rows this sidecar streamed per second over the last report interval, by prediction table.",
             new GaugeConfiguration { LabelNames = byTable });

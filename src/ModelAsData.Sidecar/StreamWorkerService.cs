@@ -11,11 +11,12 @@ using Npgsql;
 namespace ModelAsData.Sidecar;
 
 /// <summary>
-/// Streams watched prediction tables: drains <c>mad.outbox</c> in batches (<see cref="StreamDrain"/>), a batch per table
-/// in turns. How it hears of new rows depends on their rate: below <see cref="PollAbove"/> keys/s writers' triggers
-/// NOTIFY <c>mad_rows</c> (<c>mad.stream_wake.notify</c>) and the worker sleeps until one does (or <see cref="IdlePoll"/>,
-/// the safety net); above it, NOTIFY would serialise the writers' commits, so the worker clears the flag and polls
-/// every few milliseconds, until the rate falls below <see cref="NotifyBelow"/>. A table whose batch fails is retried
+/// Streams watched prediction tables: drains their outboxes (<c>mad_outbox.&lt;name&gt;</c>) in batches
+/// (<see cref="StreamDrain"/>), a batch per table in turns. How it hears of new rows depends on their rate: below
+/// <see cref="PollAbove"/> keys/s writers' capture functions NOTIFY <c>mad_rows</c> and the worker sleeps until one does
+/// (or <see cref="IdlePoll"/>, the safety net); above it, NOTIFY would serialise the writers' commits, so the worker
+/// has the capture functions rewritten without it (<c>mad.stream_set_notify</c>) and polls every few milliseconds,
+/// until the rate falls below <see cref="NotifyBelow"/>. A table whose batch fails is retried
 /// with a growing pause (its keys stay queued) and its error is shown by <c>mad tables status</c>; the others go on.
 /// </summary>
 internal sealed partial class StreamWorkerService : BackgroundService
@@ -95,7 +96,7 @@ internal sealed partial class StreamWorkerService : BackgroundService
         await Task.Yield();
         var catchingUp = _catchUp.RunAsync(stoppingToken);
         var notifying = true;
-        var flagSet = false;
+        var modeSent = false;
         var rate = new DrainRate();
         var failures = 0;
         try
@@ -104,10 +105,10 @@ internal sealed partial class StreamWorkerService : BackgroundService
             {
                 try
                 {
-                    if (!flagSet)
+                    if (!modeSent)
                     {
                         await _drain.SetNotifyAsync(notifying, stoppingToken);
-                        flagSet = true;
+                        modeSent = true;
                     }
 
                     var started = Stopwatch.GetTimestamp();
@@ -119,15 +120,15 @@ internal sealed partial class StreamWorkerService : BackgroundService
                     if (notifying && rate.PerSecond > PollAbove)
                     {
                         // Too many commits to have each one NOTIFY (it serialises them): poll instead.
-                        notifying = flagSet = false;
+                        notifying = modeSent = false;
                         continue;
                     }
 
                     if (!notifying && rate.PerSecond < NotifyBelow)
                     {
-                        // Quiet again: writers wake us. Drain once more at once, for rows whose writers saw the flag clear.
+                        // Quiet again: writers wake us. Drain once more at once, for rows captured before their NOTIFY came back.
                         notifying = true;
-                        flagSet = false;
+                        modeSent = false;
                         continue;
                     }
 
@@ -149,7 +150,7 @@ internal sealed partial class StreamWorkerService : BackgroundService
                     failures++;
                     var pause = RetryPause(failures);
                     LogSessionFailed(_logger, e, (long)pause.TotalMilliseconds);
-                    flagSet = false;
+                    modeSent = false;
                     await Task.Delay(pause, stoppingToken);
                 }
             }

@@ -1,8 +1,8 @@
 namespace ModelAsData.Postgres.Streaming;
 
 /// <summary>
-/// A prediction table's streaming state (<c>mad.stream_lag</c>): whether it is watched, keys waiting in
-/// <c>mad.outbox</c> and the oldest one's age, the rows/s the sidecars report, and why its last batch failed.
+/// A prediction table's streaming state (<c>mad.stream_lag</c>): whether it is watched, keys waiting in its outbox
+/// (<c>mad_outbox.&lt;name&gt;</c>) and the oldest one's age, the rows/s the sidecars report, and why its last batch failed.
 /// </summary>
 public sealed class StreamLag
 {
