@@ -8,6 +8,10 @@
 -- Lock order is unchanged from 030: writers lock the source, then the outbox. TRUNCATE, unwatch and watch still
 -- skip the outbox rows a sidecar's batch holds (its read waits for the source they hold), and the batch drains them.
 
+INSERT INTO mad.settings (name, value, description) VALUES
+  ('stream_batch_idle_timeout_ms', '30000',
+   'How long a streaming batch may sit idle in its transaction (a sidecar stalled or stopped mid-batch) before the server ends its session and the keys it claimed are drained again.');
+
 CREATE SCHEMA mad_outbox;
 COMMENT ON SCHEMA mad_outbox IS 'ModelAsData: the keys of changed source rows waiting to be streamed, a table per watched prediction table';
 GRANT USAGE ON SCHEMA mad_outbox TO mad_admin, mad_sidecar;

@@ -18,6 +18,7 @@ public sealed class StreamDrain(NpgsqlDataSource dataSource, ModelCache cache, i
     private NpgsqlConnection? _connection;
     private string[] _watched = [];
     private int _batchRows;
+    private int _idleTimeoutMs;
     private long _watchedAt;
     private volatile bool _invalidated = true;
 
@@ -29,7 +30,7 @@ public sealed class StreamDrain(NpgsqlDataSource dataSource, ModelCache cache, i
 
     /// <summary>
     /// The watched tables, read again at most every second or after <see cref="Invalidate"/>. Plans are dropped only
-    /// after <see cref="Invalidate"/>, for tables no longer watched, or when the batch size changed: rebuilding them
+    /// after <see cref="Invalidate"/>, for tables no longer watched, or when the batch settings changed: rebuilding them
     /// every second stalled the drain for milliseconds each time, and they expire on their own (<see cref="StreamedTable.MaxAge"/>).
     /// </summary>
     public async Task<IReadOnlyList<string>> WatchedTablesAsync(CancellationToken cancellationToken)
@@ -39,7 +40,7 @@ public sealed class StreamDrain(NpgsqlDataSource dataSource, ModelCache cache, i
         {
             var invalidated = _invalidated;
             _invalidated = false;
-            var batchRows = _batchRows;
+            var (batchRows, idleTimeoutMs) = (_batchRows, _idleTimeoutMs);
             var watched = new List<string>();
             await using (var command = new NpgsqlCommand(StreamSql.Watched, connection))
             await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
@@ -50,14 +51,17 @@ public sealed class StreamDrain(NpgsqlDataSource dataSource, ModelCache cache, i
                 }
             }
 
-            await using (var command = new NpgsqlCommand(StreamSql.BatchRows, connection))
+            await using (var command = new NpgsqlCommand(StreamSql.BatchSettings, connection))
+            await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
             {
-                _batchRows = Math.Max(1, (int)(await command.ExecuteScalarAsync(cancellationToken))!);
+                await reader.ReadAsync(cancellationToken);
+                _batchRows = Math.Max(1, reader.GetInt32(0));
+                _idleTimeoutMs = Math.Max(1, reader.GetInt32(1));
             }
 
             _watched = [.. watched];
             _watchedAt = System.Diagnostics.Stopwatch.GetTimestamp();
-            if (invalidated || batchRows != _batchRows)
+            if (invalidated || batchRows != _batchRows || idleTimeoutMs != _idleTimeoutMs)
             {
                 DropTables();
             }
@@ -90,7 +94,7 @@ public sealed class StreamDrain(NpgsqlDataSource dataSource, ModelCache cache, i
             {
                 streamed?.Dispose();
                 _tables.Remove(table);
-                streamed = await StreamedTable.CreateAsync(connection, table, _batchRows, scoreBatchSize, cache, cancellationToken);
+                streamed = await StreamedTable.CreateAsync(connection, table, _batchRows, _idleTimeoutMs, scoreBatchSize, cache, cancellationToken);
                 _tables[table] = streamed;
             }
 

@@ -22,6 +22,14 @@ internal static class StreamSql
     /// </summary>
     public const string IndexesOnly = "SET LOCAL enable_seqscan = off";
 
+    /// <summary>
+    /// Follows <see cref="Begin"/>: a batch whose sidecar stalls or is stopped (SIGSTOP, a debugger, a VM pause) holds
+    /// its claimed keys; past this many milliseconds idle the server ends its session, the batch rolls back, and
+    /// another drain takes the keys. (A number from <c>mad.settings</c>; SET takes no parameter.)
+    /// </summary>
+    public static string IdleTimeout(int milliseconds) =>
+        string.Create(System.Globalization.CultureInfo.InvariantCulture, $"SET LOCAL idle_in_transaction_session_timeout = {milliseconds}");
+
     public const string Commit = "COMMIT";
 
     public const string Rollback = "ROLLBACK";
@@ -33,7 +41,8 @@ internal static class StreamSql
 
     public const string Watched = "SELECT p.name FROM mad.prediction_tables p WHERE p.watched ORDER BY p.name";
 
-    public const string BatchRows = "SELECT mad.setting_int('stream_batch_rows', 1000)";
+    /// <summary>The most outbox rows a batch claims, and how long (ms) a batch may sit idle in its transaction.</summary>
+    public const string BatchSettings = "SELECT mad.setting_int('stream_batch_rows', 1000), mad.setting_int('stream_batch_idle_timeout_ms', 30000)";
 
     /// <summary>$1 whether writers' capture functions should NOTIFY; returns whether they do (another drain may be polling).</summary>
     public const string SetNotify = "SELECT mad.stream_set_notify($1)";

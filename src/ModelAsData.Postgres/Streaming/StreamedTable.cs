@@ -27,7 +27,7 @@ internal sealed class StreamedTable : IDisposable
     private readonly object[] _values;
     private readonly long _builtAt = Stopwatch.GetTimestamp();
 
-    private StreamedTable(NpgsqlConnection connection, string name, StreamPlan plan, OnnxModel model, int batchRows, int scoreBatchSize)
+    private StreamedTable(NpgsqlConnection connection, string name, StreamPlan plan, OnnxModel model, int batchRows, int idleTimeoutMs, int scoreBatchSize)
     {
         Name = name;
         _plan = plan;
@@ -41,6 +41,7 @@ internal sealed class StreamedTable : IDisposable
             {
                 new(StreamSql.Begin),
                 new(StreamSql.IndexesOnly),
+                new(StreamSql.IdleTimeout(idleTimeoutMs)),
                 new(plan.Claim) { Parameters = { new() { Value = batchRows } } },
                 new(plan.Query),
             },
@@ -56,7 +57,7 @@ internal sealed class StreamedTable : IDisposable
     public bool IsStale => Stopwatch.GetElapsedTime(_builtAt) > MaxAge;
 
     /// <summary>Fetches the table's plan and model on <paramref name="connection"/> and prepares its statements.</summary>
-    public static async Task<StreamedTable> CreateAsync(NpgsqlConnection connection, string name, int batchRows, int? scoreBatchSize, ModelCache cache,
+    public static async Task<StreamedTable> CreateAsync(NpgsqlConnection connection, string name, int batchRows, int idleTimeoutMs, int? scoreBatchSize, ModelCache cache,
         CancellationToken cancellationToken)
     {
         await using var planCommand = new NpgsqlCommand(StreamSql.Plan, connection) { Parameters = { new() { Value = name } } };
@@ -75,7 +76,7 @@ internal sealed class StreamedTable : IDisposable
                 $"{plan.Model}@{plan.Version} decodes into {model.Signature.Columns.Count} columns; mad_out.{name} has {plan.Columns.Count}.");
         }
 
-        var table = new StreamedTable(connection, name, plan, model, batchRows, Math.Min(batchRows, scoreBatchSize ?? batchRows));
+        var table = new StreamedTable(connection, name, plan, model, batchRows, idleTimeoutMs, Math.Min(batchRows, scoreBatchSize ?? batchRows));
         try
         {
             await table._claimAndRead.PrepareAsync(cancellationToken);
@@ -100,7 +101,7 @@ internal sealed class StreamedTable : IDisposable
         int keys, version;
         await using (var reader = await _claimAndRead.ExecuteReaderAsync(cancellationToken))
         {
-            await reader.ReadAsync(cancellationToken); // BEGIN and SET return no result set: the first is the claim's
+            await reader.ReadAsync(cancellationToken); // BEGIN and the SETs return no result set: the first is the claim's
             keys = reader.GetInt32(0);
             version = reader.IsDBNull(1) ? _plan.Version : reader.GetInt32(1);
             await reader.NextResultAsync(cancellationToken);

@@ -68,6 +68,15 @@ internal sealed class SidecarProcess : IDisposable
         _process.WaitForExit(10_000);
     }
 
+    /// <summary>SIGSTOP: the process stands still, its sessions open, until it is killed.</summary>
+    public void Pause()
+    {
+        if (Signal(_process.Id, 19) != 0)
+        {
+            throw new InvalidOperationException($"Could not stop the sidecar (pid {_process.Id}).");
+        }
+    }
+
     public void Dispose()
     {
         if (!_process.HasExited)
@@ -90,4 +99,7 @@ internal sealed class SidecarProcess : IDisposable
             _output.AppendLine(line);
         }
     }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int Signal(int pid, int signal);
 }
