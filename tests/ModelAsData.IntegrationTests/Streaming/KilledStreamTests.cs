@@ -14,15 +14,8 @@ public sealed class KilledStreamTests(PostgresDatabase database) : IClassFixture
     [Fact(Timeout = 120_000)]
     public async Task A_sidecar_killed_mid_drain_loses_no_row_and_leaves_no_stale_prediction()
     {
-        var (model, tables) = await BatchTables.ReadyModelAsync(database);
-        var source = await BatchTables.CreateFlowersAsync(database.DataSource, 0);
-        var name = Sql.UniqueName("killed");
-        await BatchTables.CreateAsync(tables, name, source, model);
-        await database.DataSource.ExecuteAsync("SELECT mad.watch(@name)", new { name });
-        using var doomed = SidecarProcess.Start(database.ConnectionString, new Dictionary<string, string> { ["MAD_BATCH_SIZE"] = "1" });
-        await Eventually.WaitForAsync(() => database.DataSource.ScalarAsync<long>("SELECT count(*) FROM mad.sidecars WHERE id = @id", new { id = doomed.Id }),
-            n => n > 0 || doomed.HasExited, "the sidecar process to register", TimeSpan.FromSeconds(30));
-        Assert.False(doomed.HasExited, doomed.Output);
+        var (source, name) = await StreamingTables.WatchedAsync(database, rows: 0);
+        using var doomed = await SlowSidecarProcessAsync();
 
         await database.DataSource.ExecuteAsync($"INSERT INTO public.{source} SELECT g, 5.1, 3.5, 1.4, 0.2 FROM generate_series(1, 100000) g");
         await Eventually.WaitForAsync(() => database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad_out.{name}"),
@@ -49,17 +42,11 @@ public sealed class KilledStreamTests(PostgresDatabase database) : IClassFixture
     [Fact(Timeout = 120_000)]
     public async Task A_sidecar_stopped_mid_drain_gives_its_keys_back_after_the_idle_timeout()
     {
-        var (model, tables) = await BatchTables.ReadyModelAsync(database);
-        var source = await BatchTables.CreateFlowersAsync(database.DataSource, 0);
-        var name = Sql.UniqueName("stopped");
-        await BatchTables.CreateAsync(tables, name, source, model);
-        await database.DataSource.ExecuteAsync("SELECT mad.watch(@name)", new { name });
+        var (source, name) = await StreamingTables.WatchedAsync(database, rows: 0);
         await database.DataSource.ExecuteAsync("UPDATE mad.settings SET value = '1000' WHERE name = 'stream_batch_idle_timeout_ms'");
         try
         {
-            using var stopped = SidecarProcess.Start(database.ConnectionString, new Dictionary<string, string> { ["MAD_BATCH_SIZE"] = "1" });
-            await Eventually.WaitForAsync(() => database.DataSource.ScalarAsync<long>("SELECT count(*) FROM mad.sidecars WHERE id = @id", new { id = stopped.Id }),
-                n => n > 0 || stopped.HasExited, "the sidecar process to register", TimeSpan.FromSeconds(30));
+            using var stopped = await SlowSidecarProcessAsync();
             await database.DataSource.ExecuteAsync($"INSERT INTO public.{source} SELECT g, 5.1, 3.5, 1.4, 0.2 FROM generate_series(1, 50000) g");
             await Eventually.WaitForAsync(() => database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad_out.{name}"),
                 n => n >= 2_000, "the sidecar to drain two batches", TimeSpan.FromSeconds(40));
@@ -100,5 +87,15 @@ public sealed class KilledStreamTests(PostgresDatabase database) : IClassFixture
         Assert.Equal([(false, 49_950L), (true, 50L)], labels.Select(l => (l.Changed, l.Rows)));
         Assert.NotEqual(labels[0].Label, labels[1].Label);
         Assert.Equal(0, await database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad_out.{name} WHERE error IS NOT NULL"));
+    }
+
+    /// <summary>A `mad serve` process scoring one row per ONNX Runtime call, so that its batches take long; registered.</summary>
+    private async Task<SidecarProcess> SlowSidecarProcessAsync()
+    {
+        var process = SidecarProcess.Start(database.ConnectionString, new Dictionary<string, string> { ["MAD_BATCH_SIZE"] = "1" });
+        await Eventually.WaitForAsync(() => database.DataSource.ScalarAsync<long>("SELECT count(*) FROM mad.sidecars WHERE id = @id", new { id = process.Id }),
+            n => n > 0 || process.HasExited, "the sidecar process to register", TimeSpan.FromSeconds(30));
+        Assert.False(process.HasExited, process.Output);
+        return process;
     }
 }
