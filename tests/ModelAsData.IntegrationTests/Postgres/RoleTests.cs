@@ -84,7 +84,11 @@ public sealed class RoleTests(PostgresDatabase database) : IClassFixture<Postgre
         var validated = await registry.WaitForValidationAsync(pushed.Model, pushed.Version, TimeSpan.FromSeconds(20), Ct);
 
         Assert.Equal(Core.Registry.VersionStatus.Ready, validated.Status);
-        Assert.Equal(login.Name, await database.DataSource.ScalarAsync<string>("SELECT login FROM mad.sidecars WHERE id = @id", new { id = sidecar.Options.SidecarId }));
+        // Registration and validation start together: the version may be ready before the sidecar's row is written.
+        var registeredAs = await Eventually.WaitForAsync(
+            () => database.DataSource.ScalarAsync<string?>("SELECT login FROM mad.sidecars WHERE id = @id", new { id = sidecar.Options.SidecarId }),
+            l => l is not null, "the sidecar to register", TimeSpan.FromSeconds(10));
+        Assert.Equal(login.Name, registeredAs);
     }
 
     private async Task<Login> LoginAsync(string groupRole)

@@ -79,7 +79,10 @@ public sealed class StreamOutboxTests(PostgresDatabase database, PostgresServer 
         var pollerTurnsOn = await SetNotifyAsync(poller, true);
         var whileNotifying = await HeardAfterInsertAsync(3, Heard);
         await SetNotifyAsync(poller, false);
-        await poller.CloseAsync(); // the drain that polls is gone: another may turn NOTIFY on
+        var pollerPid = poller.ProcessID;
+        await poller.CloseAsync(); // the drain that polls is gone (once its backend has exited): another may turn NOTIFY on
+        await Eventually.WaitForAsync(() => database.DataSource.ScalarAsync<long>("SELECT count(*) FROM pg_stat_activity WHERE pid = @pollerPid", new { pollerPid }),
+            n => n == 0, "the poller's backend to exit", TimeSpan.FromSeconds(10));
         var otherTurnsOnAfterPollerLeft = await SetNotifyAsync(other, true);
         var notifyingAgain = await HeardAfterInsertAsync(4, Heard);
 
