@@ -16,6 +16,26 @@ CREATE SCHEMA mad_outbox;
 COMMENT ON SCHEMA mad_outbox IS 'ModelAsData: the keys of changed source rows waiting to be streamed, a table per watched prediction table';
 GRANT USAGE ON SCHEMA mad_outbox TO mad_admin, mad_sidecar;
 
+-- 030's shared outbox, until its keys have moved (at the end of this script); the name becomes a view.
+ALTER TABLE mad.outbox RENAME TO outbox_030;
+
+-- mad.outbox, as DESIGN.md names it: every table's waiting keys in one view, the key as text[], for people to read
+-- (writers and drains use the tables of mad_outbox). Rebuilt whenever an outbox table is created.
+CREATE FUNCTION mad.rebuild_outbox_view() RETURNS void
+LANGUAGE plpgsql SET search_path = mad, pg_temp AS $$
+BEGIN
+  EXECUTE 'CREATE OR REPLACE VIEW mad.outbox (prediction_table, id, key, enqueued_at) AS ' || coalesce(
+    (SELECT string_agg(format('SELECT %L::text, o.mad_id, ARRAY[%s]::text[], o.mad_enqueued_at FROM mad_outbox.%I o', p.name,
+                              (SELECT string_agg(format('o.%I::text', k), ', ' ORDER BY n) FROM unnest(p.key_columns) WITH ORDINALITY u(k, n)),
+                              p.name), ' UNION ALL ' ORDER BY p.name)
+     FROM mad.prediction_tables p WHERE pg_catalog.to_regclass(format('mad_outbox.%I', p.name)) IS NOT NULL),
+    'SELECT NULL::text, NULL::bigint, NULL::text[], NULL::timestamptz WHERE false');
+END
+$$;
+
+SELECT mad.rebuild_outbox_view();
+GRANT SELECT ON mad.outbox TO mad_admin, mad_user, mad_sidecar;
+
 -- The four trigger functions of a watched table (operation i, u, d or t), named from a hash so that any table name fits.
 CREATE FUNCTION mad.capture_function(table_name text, operation text) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = mad, pg_temp AS $$
@@ -39,11 +59,14 @@ BEGIN
     RAISE EXCEPTION 'A key column of % is named mad_id or mad_enqueued_at, which the outbox uses itself.', binding.source
       USING ERRCODE = 'duplicate_column', HINT = 'Create the prediction table on a view that renames the column, and watch that.';
   END IF;
-  EXECUTE format('CREATE TABLE IF NOT EXISTS %s (mad_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, %s, mad_enqueued_at timestamptz NOT NULL DEFAULT now())',
-                 outbox, (SELECT string_agg(format('%I %s NOT NULL', k, binding.key_types[n]), ', ' ORDER BY n)
-                          FROM unnest(binding.key_columns) WITH ORDINALITY u(k, n)));
-  EXECUTE format('GRANT SELECT, UPDATE, DELETE ON %s TO mad_sidecar', outbox);
-  EXECUTE format('GRANT SELECT ON %s TO mad_admin', outbox);
+  IF pg_catalog.to_regclass(outbox) IS NULL THEN
+    EXECUTE format('CREATE TABLE %s (mad_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, %s, mad_enqueued_at timestamptz NOT NULL DEFAULT now())',
+                   outbox, (SELECT string_agg(format('%I %s NOT NULL', k, binding.key_types[n]), ', ' ORDER BY n)
+                            FROM unnest(binding.key_columns) WITH ORDINALITY u(k, n)));
+    EXECUTE format('GRANT SELECT, UPDATE, DELETE ON %s TO mad_sidecar', outbox);
+    EXECUTE format('GRANT SELECT ON %s TO mad_admin', outbox);
+    PERFORM mad.rebuild_outbox_view();
+  END IF;
   FOREACH operation IN ARRAY ARRAY['i', 'u', 'd', 't'] LOOP
     body := CASE operation
       WHEN 'i' THEN format('INSERT INTO %s (%s) SELECT %s FROM new_rows n; %s', outbox, key_list, row_keys, wake)
@@ -67,7 +90,7 @@ $$;
 -- commit allows (it serialises commits) and poll instead, and on again when rows come slowly. A drain that turns it
 -- off holds a shared session-level advisory lock while it polls, and NOTIFY comes back on only when no drain holds
 -- one: with several sidecars, one that drains little (because another drains most) does not turn it on under load,
--- and a drain whose session ends (closed, reset by a pool, or killed) lets go. Rewrites the watched tables' capture
+-- and a drain whose session ends (closed or killed) lets go. Rewrites the watched tables' capture
 -- functions only when the mode changes, one caller at a time (watch takes the same lock). Returns whether writers
 -- now NOTIFY.
 CREATE FUNCTION mad.stream_set_notify(notify boolean) RETURNS boolean
@@ -268,7 +291,7 @@ BEGIN
     EXECUTE format('DROP FUNCTION IF EXISTS %s()', mad.capture_function(binding.name));
     UPDATE mad.prediction_tables p SET watched = false WHERE p.name = binding.name;
     PERFORM mad.watch(binding.name);
-    EXECUTE format('INSERT INTO mad_outbox.%I (%s) SELECT %s FROM mad.outbox o WHERE o.prediction_table = $1 ORDER BY o.id',
+    EXECUTE format('INSERT INTO mad_outbox.%I (%s) SELECT %s FROM mad.outbox_030 o WHERE o.prediction_table = $1 ORDER BY o.id',
                    binding.name,
                    (SELECT string_agg(format('%I', k), ', ' ORDER BY n) FROM unnest(binding.key_columns) WITH ORDINALITY u(k, n)),
                    (SELECT string_agg(format('(o.key[%s])::%s', n, binding.key_types[n]), ', ' ORDER BY n) FROM unnest(binding.key_columns) WITH ORDINALITY u(k, n)))
@@ -279,9 +302,9 @@ $$;
 
 DROP FUNCTION mad.stream_claim(text, int);
 DROP FUNCTION mad.capture_function(text);
-DROP TABLE mad.outbox;
+DROP TABLE mad.outbox_030;
 
-REVOKE ALL ON FUNCTION mad.capture_function(text, text), mad.create_capture(mad.prediction_tables, boolean), mad.stream_set_notify(boolean),
+REVOKE ALL ON FUNCTION mad.capture_function(text, text), mad.create_capture(mad.prediction_tables, boolean), mad.rebuild_outbox_view(), mad.stream_set_notify(boolean),
   mad.stream_claim(text, jsonb), mad.stream_claim_statement(text), mad.stream_outbox_lag(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mad.stream_set_notify(boolean), mad.stream_claim(text, jsonb), mad.stream_claim_statement(text) TO mad_sidecar;
 GRANT EXECUTE ON FUNCTION mad.stream_outbox_lag(text) TO mad_admin, mad_user, mad_sidecar;

@@ -4,8 +4,8 @@ namespace ModelAsData.Postgres.Streaming;
 
 /// <summary>
 /// How to stream one watched table, as <c>mad.stream_plan</c> builds it: the claim of a batch of its outbox, the read
-/// of the claimed keys' current rows (keys as text), the upsert of scored rows from arrays, the delete of claimed keys whose rows are gone, and the model
-/// version to score with.
+/// of the claimed keys' current rows (keys as text), the upsert of scored rows from arrays, the delete of claimed keys
+/// whose rows are gone, and the model version to score with.
 /// </summary>
 internal sealed class StreamPlan : ReadPlan
 {

@@ -95,6 +95,8 @@ public sealed class StreamOutboxTests(PostgresDatabase database, PostgresServer 
         Assert.True(otherTurnsOnAfterPollerLeft);
         Assert.Equal(1, notifyingAgain);
         Assert.Equal(4, await database.DataSource.ScalarAsync<long>($"SELECT waiting FROM mad.stream_lag('{name}')"));
+        Assert.Equal("{1} {2} {3} {4}", await database.DataSource.ScalarAsync<string>( // the view over every outbox
+            "SELECT string_agg(key::text, ' ' ORDER BY id) FROM mad.outbox WHERE prediction_table = @name", new { name }));
 
         async Task<int> HeardAfterInsertAsync(int id, TimeSpan wait)
         {
@@ -165,7 +167,8 @@ public sealed class StreamOutboxTests(PostgresDatabase database, PostgresServer 
         }
 
         Assert.Equal(2, waiting);
-        Assert.Null(await dataSource.ScalarAsync<string?>("SELECT to_regclass('mad.outbox')::text"));
+        Assert.Null(await dataSource.ScalarAsync<string?>("SELECT to_regclass('mad.outbox_030')::text"));
+        Assert.Equal("v", await dataSource.ScalarAsync<string>("SELECT relkind::text FROM pg_class WHERE oid = 'mad.outbox'::regclass"));
         await BatchTables.AssertOnePredictionPerRowAsync(dataSource, source, name);
     }
 
