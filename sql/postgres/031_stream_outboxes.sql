@@ -16,6 +16,24 @@ CREATE SCHEMA mad_outbox;
 COMMENT ON SCHEMA mad_outbox IS 'ModelAsData: the keys of changed source rows waiting to be streamed, a table per watched prediction table';
 GRANT USAGE ON SCHEMA mad_outbox TO mad_admin, mad_sidecar;
 
+-- A table's key columns, each formatted with pattern (%1$I the column, %2$s its type, %3$s its position), joined:
+-- the column lists, casts and key arrays of the statements below.
+CREATE FUNCTION mad.key_list(binding mad.prediction_tables, pattern text) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = mad, pg_temp AS $$
+  SELECT string_agg(format(pattern, u.k, binding.key_types[u.n], u.n), ', ' ORDER BY u.n) FROM unnest(binding.key_columns) WITH ORDINALITY u(k, n);
+$$;
+
+-- Empties a table's outbox, skipping the rows a sidecar's batch holds: that batch waits for the source the caller
+-- (watch, unwatch, a TRUNCATE) holds, so waiting for its rows would deadlock; it drains them itself.
+CREATE FUNCTION mad.clear_outbox(table_name text) RETURNS void
+LANGUAGE plpgsql SET search_path = mad, pg_temp AS $$
+BEGIN
+  IF pg_catalog.to_regclass(format('mad_outbox.%I', table_name)) IS NOT NULL THEN
+    EXECUTE format('DELETE FROM mad_outbox.%1$I o WHERE o.mad_id = ANY (ARRAY(SELECT i.mad_id FROM mad_outbox.%1$I i FOR UPDATE SKIP LOCKED))', table_name);
+  END IF;
+END
+$$;
+
 -- 030's shared outbox, until its keys have moved (at the end of this script); the name becomes a view.
 ALTER TABLE mad.outbox RENAME TO outbox_030;
 
@@ -26,7 +44,7 @@ LANGUAGE plpgsql SET search_path = mad, pg_temp AS $$
 BEGIN
   EXECUTE 'CREATE OR REPLACE VIEW mad.outbox (prediction_table, id, key, enqueued_at) AS ' || coalesce(
     (SELECT string_agg(format('SELECT %L::text, o.mad_id, ARRAY[%s]::text[], o.mad_enqueued_at FROM mad_outbox.%I o', p.name,
-                              (SELECT string_agg(format('o.%I::text', k), ', ' ORDER BY n) FROM unnest(p.key_columns) WITH ORDINALITY u(k, n)),
+                              mad.key_list(p, 'o.%I::text'),
                               p.name), ' UNION ALL ' ORDER BY p.name)
      FROM mad.prediction_tables p WHERE pg_catalog.to_regclass(format('mad_outbox.%I', p.name)) IS NOT NULL),
     'SELECT NULL::text, NULL::bigint, NULL::text[], NULL::timestamptz WHERE false');
@@ -49,8 +67,8 @@ CREATE FUNCTION mad.create_capture(binding mad.prediction_tables, notify boolean
 LANGUAGE plpgsql SET search_path = mad, pg_temp AS $$
 DECLARE
   outbox text := format('mad_outbox.%I', binding.name);
-  key_list text := (SELECT string_agg(format('%I', k), ', ' ORDER BY n) FROM unnest(binding.key_columns) WITH ORDINALITY u(k, n));
-  row_keys text := (SELECT string_agg(format('n.%I', k), ', ' ORDER BY n) FROM unnest(binding.key_columns) WITH ORDINALITY u(k, n));
+  key_list text := mad.key_list(binding, '%I');
+  row_keys text := mad.key_list(binding, 'n.%I');
   wake text := CASE WHEN notify THEN format('PERFORM pg_catalog.pg_notify(%L, %L);', 'mad_rows', binding.name) ELSE '' END;
   body text;
   operation text;
@@ -61,8 +79,7 @@ BEGIN
   END IF;
   IF pg_catalog.to_regclass(outbox) IS NULL THEN
     EXECUTE format('CREATE TABLE %s (mad_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, %s, mad_enqueued_at timestamptz NOT NULL DEFAULT now())',
-                   outbox, (SELECT string_agg(format('%I %s NOT NULL', k, binding.key_types[n]), ', ' ORDER BY n)
-                            FROM unnest(binding.key_columns) WITH ORDINALITY u(k, n)));
+                   outbox, mad.key_list(binding, '%1$I %2$s NOT NULL'));
     EXECUTE format('GRANT SELECT, UPDATE, DELETE ON %s TO mad_sidecar', outbox);
     EXECUTE format('GRANT SELECT ON %s TO mad_admin', outbox);
     PERFORM mad.rebuild_outbox_view();
@@ -72,10 +89,8 @@ BEGIN
       WHEN 'i' THEN format('INSERT INTO %s (%s) SELECT %s FROM new_rows n; %s', outbox, key_list, row_keys, wake)
       WHEN 'u' THEN format('INSERT INTO %s (%s) SELECT %s FROM new_rows n UNION SELECT %s FROM old_rows n; %s', outbox, key_list, row_keys, row_keys, wake)
       WHEN 'd' THEN format('INSERT INTO %s (%s) SELECT %s FROM old_rows n; %s', outbox, key_list, row_keys, wake)
-      -- TRUNCATE names no rows: every prediction goes, in the writer's transaction, as the rows do. Keys a sidecar's
-      -- batch holds are skipped, not waited for (it waits for this table: a deadlock); it drains them.
-      ELSE format('DELETE FROM %1$s o WHERE o.mad_id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT i.mad_id FROM %1$s i FOR UPDATE SKIP LOCKED)); TRUNCATE mad_out.%2$I;',
-                  outbox, binding.name)
+      -- TRUNCATE names no rows: every prediction goes, in the writer's transaction, as the rows do.
+      ELSE format('PERFORM mad.clear_outbox(%L); TRUNCATE mad_out.%I;', binding.name, binding.name)
     END;
     -- SECURITY DEFINER without SET search_path (a SET costs every writer a GUC save and restore): the body names
     -- no operator unqualified and every relation and function with its schema; new_rows/old_rows are the trigger's.
@@ -150,7 +165,7 @@ BEGIN
   END LOOP;
   PERFORM mad.grant_stream_writes(binding.name);
   -- Keys left by an unwatch that skipped a batch in flight: a refresh, not the stream, brings such rows up to date.
-  EXECUTE format('DELETE FROM mad_outbox.%1$I o WHERE o.mad_id = ANY (ARRAY(SELECT i.mad_id FROM mad_outbox.%1$I i FOR UPDATE SKIP LOCKED))', binding.name);
+  PERFORM mad.clear_outbox(binding.name);
   UPDATE mad.prediction_tables p SET watched = true, stream_error = NULL, stream_error_at = NULL WHERE p.name = binding.name;
   PERFORM pg_notify('mad_rows', 'plan:' || binding.name); -- 'plan:': sidecars read their plans again
 END
@@ -172,9 +187,7 @@ BEGIN
   EXECUTE format('REVOKE INSERT, UPDATE, DELETE ON mad_out.%I FROM mad_sidecar', binding.name);
   UPDATE mad.prediction_tables p SET watched = false, stream_error = NULL, stream_error_at = NULL WHERE p.name = binding.name;
   -- Keys a sidecar's batch holds are skipped, not waited for: that batch waits for the source this holds (a deadlock).
-  IF pg_catalog.to_regclass(format('mad_outbox.%I', binding.name)) IS NOT NULL THEN
-    EXECUTE format('DELETE FROM mad_outbox.%1$I o WHERE o.mad_id = ANY (ARRAY(SELECT i.mad_id FROM mad_outbox.%1$I i FOR UPDATE SKIP LOCKED))', binding.name);
-  END IF;
+  PERFORM mad.clear_outbox(binding.name);
   DELETE FROM mad.stream_stats s WHERE s.prediction_table = binding.name;
   PERFORM pg_notify('mad_rows', 'plan:' || binding.name);
 END
@@ -229,8 +242,7 @@ BEGIN
     'WITH claimed AS (DELETE FROM mad_outbox.%1$I o WHERE o.ctid = ANY (ARRAY(SELECT i.ctid FROM mad_outbox.%1$I i ORDER BY i.mad_id LIMIT $1 FOR UPDATE SKIP LOCKED)) RETURNING o.*) '
     'SELECT s.key_count, s.model_version FROM mad.stream_claim(%2$L, (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(%3$s)), ''[]'') FROM (SELECT DISTINCT %4$s FROM claimed c) c)) s',
     binding.name, binding.name,
-    (SELECT string_agg(format('c.%I::text', k), ', ' ORDER BY n) FROM unnest(binding.key_columns) WITH ORDINALITY u(k, n)),
-    (SELECT string_agg(format('c.%I', k), ', ' ORDER BY n) FROM unnest(binding.key_columns) WITH ORDINALITY u(k, n)));
+    mad.key_list(binding, 'c.%I::text'), mad.key_list(binding, 'c.%I'));
 END
 $$;
 
@@ -246,8 +258,7 @@ BEGIN
     PERFORM mad.grant_stream_writes(binding.name);
     EXECUTE format('INSERT INTO mad_outbox.%I (%s) SELECT %s FROM mad.stream_during_refresh s WHERE s.job_id = $1',
                    binding.name,
-                   (SELECT string_agg(format('%I', k), ', ' ORDER BY n) FROM unnest(binding.key_columns) WITH ORDINALITY u(k, n)),
-                   (SELECT string_agg(format('(s.key[%s])::%s', n, binding.key_types[n]), ', ' ORDER BY n) FROM unnest(binding.key_columns) WITH ORDINALITY u(k, n)))
+                   mad.key_list(binding, '%I'), mad.key_list(binding, '(s.key[%3$s])::%2$s'))
       USING NEW.id;
     PERFORM pg_notify('mad_rows', 'plan:' || binding.name);
   END IF;
@@ -293,8 +304,7 @@ BEGIN
     PERFORM mad.watch(binding.name);
     EXECUTE format('INSERT INTO mad_outbox.%I (%s) SELECT %s FROM mad.outbox_030 o WHERE o.prediction_table = $1 ORDER BY o.id',
                    binding.name,
-                   (SELECT string_agg(format('%I', k), ', ' ORDER BY n) FROM unnest(binding.key_columns) WITH ORDINALITY u(k, n)),
-                   (SELECT string_agg(format('(o.key[%s])::%s', n, binding.key_types[n]), ', ' ORDER BY n) FROM unnest(binding.key_columns) WITH ORDINALITY u(k, n)))
+                   mad.key_list(binding, '%I'), mad.key_list(binding, '(o.key[%3$s])::%2$s'))
       USING binding.name;
   END LOOP;
 END
@@ -304,7 +314,7 @@ DROP FUNCTION mad.stream_claim(text, int);
 DROP FUNCTION mad.capture_function(text);
 DROP TABLE mad.outbox_030;
 
-REVOKE ALL ON FUNCTION mad.capture_function(text, text), mad.create_capture(mad.prediction_tables, boolean), mad.rebuild_outbox_view(), mad.stream_set_notify(boolean),
+REVOKE ALL ON FUNCTION mad.key_list(mad.prediction_tables, text), mad.clear_outbox(text), mad.capture_function(text, text), mad.create_capture(mad.prediction_tables, boolean), mad.rebuild_outbox_view(), mad.stream_set_notify(boolean),
   mad.stream_claim(text, jsonb), mad.stream_claim_statement(text), mad.stream_outbox_lag(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mad.stream_set_notify(boolean), mad.stream_claim(text, jsonb), mad.stream_claim_statement(text) TO mad_sidecar;
 GRANT EXECUTE ON FUNCTION mad.stream_outbox_lag(text) TO mad_admin, mad_user, mad_sidecar;
