@@ -1,3 +1,4 @@
+using ModelAsData.Postgres;
 using System.Text.Json;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -28,7 +29,7 @@ internal sealed partial class ModelValidationService : BackgroundService
         _listener.Connected += (_, _) => _wake.Set();
         _listener.Notified += (_, notification) =>
         {
-            if (notification.Channel == SidecarSql.ModelsChannel && IsPush(notification.Payload))
+            if (notification.Channel == Protocol.Channels.Models && IsPush(notification.Payload))
             {
                 _wake.Set();
             }

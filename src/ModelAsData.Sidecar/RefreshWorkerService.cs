@@ -1,3 +1,4 @@
+using ModelAsData.Postgres;
 using System.Text.Json;
 using Dapper;
 using Microsoft.Extensions.Hosting;
@@ -34,7 +35,7 @@ internal sealed partial class RefreshWorkerService : BackgroundService
         listener.Connected += (_, _) => _wake.Set();
         listener.Notified += (_, notification) =>
         {
-            if (notification.Channel == TableSql.JobsChannel && IsWork(notification.Payload))
+            if (notification.Channel == Protocol.Channels.Jobs && IsWork(notification.Payload))
             {
                 _wake.Set();
             }

@@ -23,7 +23,7 @@ public static class SidecarServiceCollectionExtensions
         var dataSource = PostgresDataSource.Create(connectionString, "mad serve");
         services.AddSingleton(options);
         services.AddSingleton(dataSource);
-        services.AddSingleton(provider => new PostgresListener(connectionString, [SidecarSql.ModelsChannel, TableSql.JobsChannel, StreamWorkerService.RowsChannel], options.Listener,
+        services.AddSingleton(provider => new PostgresListener(connectionString, [Protocol.Channels.Models, Protocol.Channels.Jobs, Protocol.Channels.Rows], options.Listener,
             provider.GetRequiredService<ILogger<PostgresListener>>()));
         services.AddSingleton<PendingVersionValidator>();
         services.AddHostedService<SidecarHeartbeatService>();

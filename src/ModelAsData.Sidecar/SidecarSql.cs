@@ -3,8 +3,6 @@ namespace ModelAsData.Sidecar;
 /// <summary>The sidecar's runtime statements; the protocol itself lives in the <c>mad</c> SQL functions.</summary>
 internal static class SidecarSql
 {
-    public const string ModelsChannel = "mad_models";
-
     public const string Claim = "SELECT c.model AS Model, c.version AS Version, c.onnx AS Onnx FROM mad.claim_pending_version() c";
 
     public const string Mark = "SELECT mad.mark_version(@model, @version, @status, @reason, @signature::jsonb, @sidecar)";

@@ -1,3 +1,4 @@
+using ModelAsData.Postgres;
 using System.Diagnostics;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -21,8 +22,6 @@ namespace ModelAsData.Sidecar;
 /// </summary>
 internal sealed partial class StreamWorkerService : BackgroundService
 {
-    public const string RowsChannel = StreamSql.RowsChannel;
-
     /// <summary>Keys/s above which writers stop NOTIFYing and the worker polls; below <see cref="NotifyBelow"/> they NOTIFY again.</summary>
     private const double PollAbove = 1_500;
     private const double NotifyBelow = 500;
@@ -59,9 +58,9 @@ internal sealed partial class StreamWorkerService : BackgroundService
         };
         listener.Notified += (_, notification) =>
         {
-            if (notification.Channel == RowsChannel)
+            if (notification.Channel == Protocol.Channels.Rows)
             {
-                if (notification.Payload.StartsWith(StreamSql.PlanChanged, StringComparison.Ordinal))
+                if (notification.Payload.StartsWith(Protocol.Channels.PlanChangedPrefix, StringComparison.Ordinal))
                 {
                     _drain.Invalidate(); // watch, unwatch, or a refresh that swapped a watched table in
                     _catchUp.Invalidate();
@@ -69,7 +68,7 @@ internal sealed partial class StreamWorkerService : BackgroundService
 
                 _wake.Set();
             }
-            else if (notification.Channel == SidecarSql.ModelsChannel)
+            else if (notification.Channel == Protocol.Channels.Models)
             {
                 _drain.Invalidate(); // an alias may have moved
                 _catchUp.Invalidate();

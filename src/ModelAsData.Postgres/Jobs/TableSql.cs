@@ -6,8 +6,6 @@ namespace ModelAsData.Postgres.Jobs;
 /// </summary>
 internal static class TableSql
 {
-    public const string JobsChannel = "mad_jobs";
-
     public const string Create = "SELECT mad.create_prediction_table(@name, @source::regclass, @key, @model, @features::jsonb)::text";
 
     /// <summary>The source as the caller's search_path resolves it; null when there is no such table.</summary>

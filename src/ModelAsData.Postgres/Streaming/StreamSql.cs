@@ -6,11 +6,6 @@ namespace ModelAsData.Postgres.Streaming;
 /// </summary>
 internal static class StreamSql
 {
-    public const string RowsChannel = "mad_rows";
-
-    /// <summary>The prefix of a <see cref="RowsChannel"/> payload that says a table's plan changed (writers send the bare name).</summary>
-    public const string PlanChanged = "plan:";
-
     public const string Begin = "BEGIN";
 
     /// <summary>

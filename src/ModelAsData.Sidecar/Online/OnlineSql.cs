@@ -3,10 +3,6 @@ namespace ModelAsData.Sidecar.Online;
 /// <summary>The statements of online scoring; the protocol itself is in the <c>mad</c> SQL functions (020_online_requests.sql).</summary>
 internal static class OnlineSql
 {
-    public const string RequestsChannel = "mad_requests";
-
-    public const string ModelsChannel = "mad_models";
-
     public const string Resolve = "SELECT mad.resolve(@model, @target)";
 
     public const string LoadVersion = "SELECT sha256 AS Sha256, status AS Status, onnx AS Onnx FROM mad.model_versions WHERE model = @model AND version = @version";

@@ -145,7 +145,7 @@ internal sealed partial class RequestWorker : BackgroundService
 
     private void OnNotification(object sender, NpgsqlNotificationEventArgs e)
     {
-        if (e.Channel == OnlineSql.ModelsChannel)
+        if (e.Channel == Protocol.Channels.Models)
         {
             _models.ForgetReferences();
         }
