@@ -1,6 +1,155 @@
--- The registry's write and lookup functions. Writers are SECURITY DEFINER with a fixed search_path and check the
--- caller's role; an alias move is an ordinary row change, so it commits or rolls back with the caller's transaction.
--- NOTIFY payloads are JSON: {"event": ..., "model": ..., "version": ...}. A notification is only a wake-up call.
+-- The model registry: models, immutable versions (the ONNX bytes as a bytea), aliases and their history, the
+-- settings every capability reads, and the helpers the mad functions share (name validation, the caller's role
+-- check, the lists of what exists that error messages name).
+--
+-- Writes go only through the SECURITY DEFINER functions at the end of this file, which have a fixed search_path and
+-- check the caller's role; the roles get SELECT. An alias move is an ordinary row change, so it commits or rolls
+-- back with the caller's transaction. NOTIFY mad_models payloads are JSON: {"event": ..., "model": ..., "version": ...}.
+
+CREATE TABLE mad.settings (
+  name text PRIMARY KEY,
+  value text NOT NULL,
+  description text NOT NULL
+);
+
+INSERT INTO mad.settings (name, value, description) VALUES
+  ('max_model_bytes', '268435456', 'The largest ONNX blob mad.push_model accepts, in bytes (256 MiB).');
+
+CREATE TABLE mad.models (
+  name text PRIMARY KEY,
+  last_version int NOT NULL DEFAULT 0,
+  created_by text NOT NULL DEFAULT session_user,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  CONSTRAINT models_name_valid CHECK (name ~ '^[a-z_][a-z0-9_]*$' AND length(name) <= 63)
+);
+
+CREATE TABLE mad.model_versions (
+  model text NOT NULL REFERENCES mad.models (name),
+  version int NOT NULL CHECK (version > 0),
+  onnx bytea NOT NULL,
+  sha256 text NOT NULL CHECK (sha256 ~ '^[0-9a-f]{64}$'),
+  size_bytes bigint NOT NULL CHECK (size_bytes > 0),
+  status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'ready', 'rejected')),
+  reason text,
+  signature jsonb,
+  metadata jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(metadata) = 'object'),
+  created_by text NOT NULL DEFAULT session_user,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  validated_by text,
+  validated_at timestamptz,
+  PRIMARY KEY (model, version),
+  CONSTRAINT model_versions_ready_has_signature CHECK (status <> 'ready' OR signature IS NOT NULL),
+  CONSTRAINT model_versions_rejected_has_reason CHECK (status <> 'rejected' OR reason IS NOT NULL)
+);
+
+-- ONNX weights hardly compress: store the blob out of line without trying.
+ALTER TABLE mad.model_versions ALTER COLUMN onnx SET STORAGE EXTERNAL;
+
+-- Sidecars scan for pending versions on start and after every reconnect.
+CREATE INDEX model_versions_pending ON mad.model_versions (created_at) WHERE status = 'pending';
+
+CREATE TABLE mad.aliases (
+  model text NOT NULL REFERENCES mad.models (name),
+  alias text NOT NULL CHECK (alias ~ '^[a-z_][a-z0-9_]*$' AND length(alias) <= 63),
+  version int NOT NULL,
+  updated_by text NOT NULL DEFAULT session_user,
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (model, alias),
+  FOREIGN KEY (model, version) REFERENCES mad.model_versions (model, version)
+);
+
+CREATE TABLE mad.alias_history (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  model text NOT NULL,
+  alias text NOT NULL,
+  from_version int,
+  to_version int NOT NULL,
+  kind text NOT NULL CHECK (kind IN ('set', 'rollback')),
+  moved_by text NOT NULL DEFAULT session_user,
+  -- clock_timestamp, not now(): two moves in one transaction keep their order in time.
+  moved_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+  reason text,
+  FOREIGN KEY (model, to_version) REFERENCES mad.model_versions (model, version)
+);
+
+CREATE INDEX alias_history_lookup ON mad.alias_history (model, alias, moved_at DESC, id DESC);
+
+GRANT SELECT ON mad.settings, mad.models, mad.model_versions, mad.aliases, mad.alias_history
+  TO mad_admin, mad_user, mad_sidecar;
+
+-- Helpers
+
+-- A lower-case identifier of at most 63 characters; anything else is refused before it reaches any statement.
+CREATE FUNCTION mad.check_name(value text, what text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE SET search_path = mad, pg_temp AS $$
+BEGIN
+  IF value IS NULL OR value !~ '^[a-z_][a-z0-9_]*$' OR length(value) > 63 THEN
+    RAISE EXCEPTION 'Invalid % name %: use lower-case letters, digits and ''_'', starting with a letter or ''_'', at most 63 characters.',
+      what, coalesce(quote_literal(value), 'NULL')
+      USING ERRCODE = 'invalid_name';
+  END IF;
+  RETURN value;
+END
+$$;
+
+-- SECURITY DEFINER functions run as their owner, so the caller is session_user: the role that logged in.
+CREATE FUNCTION mad.require_role(needed text, action text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = mad, pg_temp AS $$
+BEGIN
+  IF NOT pg_catalog.pg_has_role(session_user, needed, 'MEMBER') THEN
+    RAISE EXCEPTION 'permission denied to %: role % needs role %', action, quote_ident(session_user::text), needed
+      USING ERRCODE = 'insufficient_privilege',
+            HINT = format('An administrator can run: GRANT %I TO %I;', needed, session_user);
+  END IF;
+END
+$$;
+
+-- A numeric setting of mad.settings, or the fallback when it is not set.
+CREATE FUNCTION mad.setting_int(setting text, fallback bigint) RETURNS bigint
+LANGUAGE sql STABLE SET search_path = mad, pg_temp AS $$
+  SELECT coalesce((SELECT s.value::bigint FROM mad.settings s WHERE s.name = setting), fallback);
+$$;
+
+CREATE FUNCTION mad.max_model_bytes() RETURNS bigint
+LANGUAGE sql STABLE SET search_path = mad, pg_temp AS $$
+  SELECT mad.setting_int('max_model_bytes', 268435456);
+$$;
+
+CREATE FUNCTION mad.describe_models() RETURNS text
+LANGUAGE sql STABLE SET search_path = mad, pg_temp AS $$
+  SELECT coalesce('the models are ' || string_agg(quote_literal(m.name), ', ' ORDER BY m.name),
+                  'there are no models yet: push one with mad.push_model or `mad models push`')
+  FROM mad.models m;
+$$;
+
+CREATE FUNCTION mad.describe_versions(model_name text) RETURNS text
+LANGUAGE sql STABLE SET search_path = mad, pg_temp AS $$
+  SELECT coalesce('its versions are ' || string_agg(format('%s (%s)', v.version, v.status), ', ' ORDER BY v.version),
+                  'it has no versions')
+  FROM mad.model_versions v WHERE v.model = model_name;
+$$;
+
+CREATE FUNCTION mad.describe_aliases(model_name text) RETURNS text
+LANGUAGE sql STABLE SET search_path = mad, pg_temp AS $$
+  SELECT coalesce('its aliases are ' || string_agg(format('%s -> %s', a.alias, a.version), ', ' ORDER BY a.alias),
+                  'it has no aliases')
+  FROM mad.aliases a WHERE a.model = model_name;
+$$;
+
+-- Raises "not found" naming the models that exist, unless the model exists.
+CREATE FUNCTION mad.require_model(model_name text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = mad, pg_temp AS $$
+BEGIN
+  IF NOT EXISTS (SELECT FROM mad.models m WHERE m.name = model_name) THEN
+    RAISE EXCEPTION 'Model % does not exist; %.', quote_literal(model_name), mad.describe_models()
+      USING ERRCODE = 'no_data_found';
+  END IF;
+END
+$$;
+
+-- The registry's write and lookup functions.
+
 
 CREATE FUNCTION mad.push_model(name text, onnx bytea, metadata jsonb DEFAULT '{}') RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = mad, pg_temp AS $$
@@ -190,12 +339,12 @@ BEGIN
 END
 $$;
 
-REVOKE ALL ON FUNCTION mad.check_name(text, text), mad.require_role(text, text), mad.max_model_bytes(),
+REVOKE ALL ON FUNCTION mad.check_name(text, text), mad.require_role(text, text), mad.setting_int(text, bigint), mad.max_model_bytes(),
   mad.describe_models(), mad.describe_versions(text), mad.describe_aliases(text), mad.require_model(text),
   mad.push_model(text, bytea, jsonb), mad.resolve(text, text), mad.set_alias(text, text, int, text),
   mad.rollback_alias(text, text), mad.alias_at(text, text, timestamptz) FROM PUBLIC;
 
-GRANT EXECUTE ON FUNCTION mad.check_name(text, text), mad.require_role(text, text), mad.max_model_bytes(),
+GRANT EXECUTE ON FUNCTION mad.check_name(text, text), mad.require_role(text, text), mad.setting_int(text, bigint), mad.max_model_bytes(),
   mad.describe_models(), mad.describe_versions(text), mad.describe_aliases(text), mad.require_model(text),
   mad.push_model(text, bytea, jsonb), mad.resolve(text, text), mad.set_alias(text, text, int, text),
   mad.rollback_alias(text, text), mad.alias_at(text, text, timestamptz) TO mad_admin, mad_user, mad_sidecar;

@@ -1,14 +1,34 @@
--- Streaming, cheaper for writers: each watched table gets an outbox of its own, mad_outbox.<name>, whose columns are
--- the source's key columns with their own types, and the wake-up is compiled into the capture functions instead of
--- read by every trigger call. Measured with pgbench, 8 writers of one-row INSERTs on 2 cores (docs/POSTGRES.md): the
--- shared outbox of migration 030 (text[] keys, table name and op per row) cost writers 26 %, reading the NOTIFY flag
--- in each call a further ~7 %; a typed per-table outbox 16 %, and dropping SET search_path from the trigger functions
--- (they name no operator and qualify every name, so the writer's search_path cannot reach them) a little more.
+-- Streaming: mad.watch(name) keeps a prediction table up to date as its source changes.
 --
--- Lock order is unchanged from 030: writers lock the source, then the outbox. TRUNCATE, unwatch and watch still
--- skip the outbox rows a sidecar's batch holds (its read waits for the source they hold), and the batch drains them.
+-- Capture. Each watched table gets an outbox of its own, mad_outbox.<name> (mad_id, the source's key columns with
+-- their own types, mad_enqueued_at), and four statement-level AFTER triggers on its source (INSERT, UPDATE and DELETE
+-- with transition tables, and TRUNCATE) whose functions are generated per table with static statements: one
+-- INSERT ... SELECT of the changed rows' keys into the outbox in the writer's own transaction (an UPDATE also queues
+-- the old keys, whose prediction goes if the key changed). No scoring, no lookup and no flag read happens there.
+-- mad.outbox is a view over every table's outbox (the key as text[]), for people to read.
+-- Measured with pgbench, 8 writers of one-row INSERTs on 2 cores (docs/POSTGRES.md): a shared outbox with text[]
+-- keys cost writers 26 % and reading a NOTIFY flag in each call ~7 % more; the typed per-table outbox costs 16 %,
+-- and the capture functions carry no SET search_path (they name no operator unqualified and qualify every name, so
+-- the writer's search_path cannot reach them; a SET costs every call a GUC save and restore).
+--
+-- Wake-up without a NOTIFY per writer transaction under load: a transaction that calls pg_notify serialises commits
+-- (LIMITS.md). The NOTIFY mad_rows is compiled into the capture functions or left out of them: sidecars keep it in
+-- while rows come slowly and sleep until a NOTIFY (the lowest latency); when rows come faster than a NOTIFY per
+-- commit allows, a sidecar has the functions rewritten without it (mad.stream_set_notify, recorded in
+-- mad.stream_wake) and polls the outbox every few milliseconds, until the rate falls again (StreamWorkerService).
+--
+-- Draining. A sidecar drains a table's outbox in batches: the plan's claim statement (mad.stream_claim_statement)
+-- deletes up to stream_batch_rows outbox rows FOR UPDATE SKIP LOCKED and hands their keys to mad.stream_claim, which
+-- takes a transaction-level advisory lock per key; the read of the keys' current rows travels in the same round
+-- trip; then the upsert of the scored rows (and the delete of predictions whose rows are gone) and COMMIT. A sidecar
+-- that dies mid-batch rolls back and the keys are drained again. A drained key is scored with the row's CURRENT
+-- values. The statements come from mad.stream_plan once per table (and model version), so the sidecar prepares them.
+--
+-- Lock order: writers lock the source, then the outbox. TRUNCATE, unwatch and watch skip the outbox rows a
+-- sidecar's batch holds (its read waits for the source they hold), and the batch drains them.
 
 INSERT INTO mad.settings (name, value, description) VALUES
+  ('stream_batch_rows', '1000', 'The most outbox rows one streaming batch drains.'),
   ('stream_batch_idle_timeout_ms', '30000',
    'How long a streaming batch may sit idle in its transaction (a sidecar stalled or stopped mid-batch) before the server ends its session and the keys it claimed are drained again.');
 
@@ -16,11 +36,46 @@ CREATE SCHEMA mad_outbox;
 COMMENT ON SCHEMA mad_outbox IS 'ModelAsData: the keys of changed source rows waiting to be streamed, a table per watched prediction table';
 GRANT USAGE ON SCHEMA mad_outbox TO mad_admin, mad_sidecar;
 
--- A table's key columns, each formatted with pattern (%1$I the column, %2$s its type, %3$s its position), joined:
--- the column lists, casts and key arrays of the statements below.
-CREATE FUNCTION mad.key_list(binding mad.prediction_tables, pattern text) RETURNS text
-LANGUAGE sql IMMUTABLE SET search_path = mad, pg_temp AS $$
-  SELECT string_agg(format(pattern, u.k, binding.key_types[u.n], u.n), ', ' ORDER BY u.n) FROM unnest(binding.key_columns) WITH ORDINALITY u(k, n);
+-- Whether the capture functions NOTIFY mad_rows now (mad.stream_set_notify keeps it; mad.watch reads it for a new
+-- table's functions).
+CREATE UNLOGGED TABLE mad.stream_wake (
+  id int PRIMARY KEY CHECK (id = 1),
+  notify boolean NOT NULL
+);
+INSERT INTO mad.stream_wake VALUES (1, true);
+GRANT SELECT, UPDATE ON mad.stream_wake TO mad_sidecar;
+
+-- Keys streamed while a refresh of the same table runs: the refresh's build table may hold older predictions for
+-- them (read before the change), so when it is swapped in they are queued again.
+CREATE TABLE mad.stream_during_refresh (
+  job_id bigint NOT NULL REFERENCES mad.jobs (id) ON DELETE CASCADE,
+  key text[] NOT NULL,
+  PRIMARY KEY (job_id, key)
+);
+
+-- What each sidecar streamed, reported every few seconds: the rows/s of `mad tables status` and `mad jobs`.
+CREATE TABLE mad.stream_stats (
+  sidecar text NOT NULL,
+  prediction_table text NOT NULL REFERENCES mad.prediction_tables (name) ON DELETE CASCADE,
+  rows_total bigint NOT NULL,
+  rows_per_second double precision NOT NULL,
+  reported_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (sidecar, prediction_table)
+);
+GRANT SELECT ON mad.stream_during_refresh, mad.stream_stats TO mad_admin, mad_user, mad_sidecar;
+
+ALTER TABLE mad.prediction_tables
+  ADD COLUMN watched boolean NOT NULL DEFAULT false,
+  -- Why the last streaming batch of this table failed as a whole (its keys stay queued and are retried), or NULL.
+  ADD COLUMN stream_error text,
+  ADD COLUMN stream_error_at timestamptz;
+
+-- Lets the sidecar write a watched table's predictions itself (prepared statements, no definer call per batch).
+CREATE FUNCTION mad.grant_stream_writes(table_name text) RETURNS void
+LANGUAGE plpgsql SET search_path = mad, pg_temp AS $$
+BEGIN
+  EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON mad_out.%I TO mad_sidecar', table_name);
+END
 $$;
 
 -- Empties a table's outbox, skipping the rows a sidecar's batch holds: that batch waits for the source the caller
@@ -34,11 +89,8 @@ BEGIN
 END
 $$;
 
--- 030's shared outbox, until its keys have moved (at the end of this script); the name becomes a view.
-ALTER TABLE mad.outbox RENAME TO outbox_030;
-
 -- mad.outbox, as DESIGN.md names it: every table's waiting keys in one view, the key as text[], for people to read
--- (writers and drains use the tables of mad_outbox). Rebuilt whenever an outbox table is created.
+-- (writers and drains use the tables of mad_outbox). Rebuilt whenever an outbox table is created; it starts empty.
 CREATE FUNCTION mad.rebuild_outbox_view() RETURNS void
 LANGUAGE plpgsql SET search_path = mad, pg_temp AS $$
 BEGIN
@@ -103,15 +155,15 @@ $$;
 
 -- Whether writers' capture functions NOTIFY mad_rows: sidecars turn it off while rows come faster than a NOTIFY per
 -- commit allows (it serialises commits) and poll instead, and on again when rows come slowly. A drain that turns it
--- off holds a shared session-level advisory lock while it polls, and NOTIFY comes back on only when no drain holds
+-- off holds a shared session-level advisory lock (stream_poll) while it polls, and NOTIFY comes back on only when no drain holds
 -- one: with several sidecars, one that drains little (because another drains most) does not turn it on under load,
 -- and a drain whose session ends (closed or killed) lets go. Rewrites the watched tables' capture
--- functions only when the mode changes, one caller at a time (watch takes the same lock). Returns whether writers
+-- functions only when the mode changes, one caller at a time (watch takes the same lock, stream_notify). Returns whether writers
 -- now NOTIFY.
 CREATE FUNCTION mad.stream_set_notify(notify boolean) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = mad, pg_temp AS $$
 DECLARE
-  poll_key constant int := hashtext('mad.stream_poll') & 2147483647;
+  poll_key constant int := mad.lock_key('stream_poll');
   polling boolean := EXISTS (
     SELECT FROM pg_catalog.pg_locks l
     WHERE l.locktype = 'advisory' AND l.pid = pg_catalog.pg_backend_pid() AND l.classid = poll_key::oid AND l.objid = 0 AND l.objsubid = 2);
@@ -123,7 +175,7 @@ BEGIN
   ELSIF NOT notify AND NOT polling THEN
     PERFORM pg_advisory_lock_shared(poll_key, 0);
   END IF;
-  PERFORM pg_advisory_xact_lock(hashtextextended('mad.stream_set_notify', 0));
+  PERFORM pg_advisory_xact_lock(mad.lock_key('stream_notify'), 0);
   IF notify AND NOT pg_try_advisory_xact_lock(poll_key, 0) THEN
     RETURN false; -- another drain polls
   END IF;
@@ -138,7 +190,7 @@ END
 $$;
 
 -- Starts streaming a prediction table: the caller must be allowed to read its source, as to create it.
-CREATE OR REPLACE FUNCTION mad.watch(name text) RETURNS void
+CREATE FUNCTION mad.watch(name text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = mad, pg_temp AS $$
 DECLARE
   binding mad.prediction_tables;
@@ -152,13 +204,13 @@ BEGIN
   IF binding.watched THEN
     RETURN;
   END IF;
-  PERFORM pg_advisory_xact_lock(hashtextextended('mad.stream_set_notify', 0));
+  PERFORM pg_advisory_xact_lock(mad.lock_key('stream_notify'), 0);
   PERFORM mad.create_capture(binding, (SELECT w.notify FROM mad.stream_wake w WHERE w.id = 1));
   FOREACH operation IN ARRAY ARRAY['i', 'u', 'd', 't'] LOOP
     EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s %s FOR EACH STATEMENT EXECUTE FUNCTION %s()',
                    'mad_watch_' || binding.name || '_' || operation,
                    CASE operation WHEN 'i' THEN 'INSERT' WHEN 'u' THEN 'UPDATE' WHEN 'd' THEN 'DELETE' ELSE 'TRUNCATE' END,
-                   binding.source,
+                   mad.qualified_name(binding.source),
                    CASE operation WHEN 'i' THEN 'REFERENCING NEW TABLE AS new_rows' WHEN 'u' THEN 'REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows'
                                   WHEN 'd' THEN 'REFERENCING OLD TABLE AS old_rows' ELSE '' END,
                    mad.capture_function(binding.name, operation));
@@ -172,7 +224,7 @@ END
 $$;
 
 -- Stops streaming: removes the triggers, their functions and the keys still waiting (the outbox table stays, empty).
-CREATE OR REPLACE FUNCTION mad.unwatch(name text) RETURNS void
+CREATE FUNCTION mad.unwatch(name text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = mad, pg_temp AS $$
 DECLARE
   binding mad.prediction_tables;
@@ -181,7 +233,7 @@ BEGIN
   binding := mad.require_prediction_table(unwatch.name);
   PERFORM mad.require_source_access(binding.source, 'unwatch a prediction table');
   FOREACH operation IN ARRAY ARRAY['i', 'u', 'd', 't'] LOOP
-    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'mad_watch_' || binding.name || '_' || operation, binding.source);
+    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'mad_watch_' || binding.name || '_' || operation, mad.qualified_name(binding.source));
     EXECUTE format('DROP FUNCTION IF EXISTS %s()', mad.capture_function(binding.name, operation));
   END LOOP;
   EXECUTE format('REVOKE INSERT, UPDATE, DELETE ON mad_out.%I FROM mad_sidecar', binding.name);
@@ -246,9 +298,90 @@ BEGIN
 END
 $$;
 
+-- How to stream a table, built once per table and model version: the statement that reads the claimed keys' current
+-- rows (keys as text, then each feature column once, as mad.task_plan reads them), the upsert of scored rows from
+-- arrays (one per key column as text, one per output column, the errors, then the version), the delete of claimed
+-- keys whose rows are gone (the found keys as arrays), and the version the model reference means now.
+CREATE FUNCTION mad.stream_plan(table_name text) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = mad, pg_temp AS $$
+DECLARE
+  binding mad.prediction_tables;
+  key_count int;
+  reads record;
+  model_name text;
+  model_version int;
+  claimed_keys text;
+  join_keys text;
+  output_types text[];
+  parameters text[];
+  selected text[];
+  updates text;
+BEGIN
+  PERFORM mad.require_role('mad_sidecar', 'drain the outbox');
+  binding := mad.require_prediction_table(table_name);
+  key_count := cardinality(binding.key_columns);
+  IF NOT binding.watched THEN
+    RAISE EXCEPTION 'Prediction table % is not watched.', quote_literal(table_name) USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  SELECT * INTO reads FROM mad.feature_reads(binding);
+  model_name := split_part(binding.model, '@', 1);
+  model_version := mad.resolve_reference(binding.model);
+  PERFORM mad.ready_signature(model_name, model_version);
+  claimed_keys := 'jsonb_array_elements(pg_catalog.current_setting(''mad.stream_keys'')::jsonb) k';
+  join_keys := mad.key_list(binding, 's.%1$I = (k.value ->> %4$s)::%2$s', ' AND ');
+  output_types := ARRAY(SELECT mad.output_sql_type(c.value ->> 'type') FROM jsonb_array_elements(binding.columns) WITH ORDINALITY c(value, n) ORDER BY n);
+  -- Parameters: $1..$k the keys as text, then each output column (array-valued ones as text literals), the errors, the version.
+  parameters := ARRAY[mad.key_list(binding, '$%3$s::text[]')]
+             || ARRAY(SELECT format('$%s::%s', key_count + n, CASE WHEN t LIKE '%[]' THEN 'text[]' ELSE t || '[]' END)
+                      FROM unnest(output_types) WITH ORDINALITY u(t, n))
+             || format('$%s::text[]', key_count + cardinality(output_types) + 1);
+  selected := ARRAY[mad.key_list(binding, 'u.k%3$s::%2$s')]
+           || ARRAY(SELECT CASE WHEN t LIKE '%[]' THEN format('u.c%s::%s', n, t) ELSE format('u.c%s', n) END
+                    FROM unnest(output_types) WITH ORDINALITY u(t, n))
+           || format('$%s', key_count + cardinality(output_types) + 2) || 'pg_catalog.now()'::text || 'u.error'::text;
+  updates := (SELECT string_agg(format('%I = EXCLUDED.%I', c, c), ', ')
+              FROM (SELECT value ->> 'name' AS c FROM jsonb_array_elements(binding.columns)
+                    UNION ALL SELECT unnest(ARRAY['model_version', 'scored_at', 'error'])) u);
+  RETURN jsonb_build_object(
+    -- One index lookup per claimed key, whatever the table's size was when the statement was prepared: OFFSET 0
+    -- keeps the lateral subquery from being flattened into a join the planner might hash over a scan of the table.
+    'query', format('SELECT s.* FROM %s CROSS JOIN LATERAL (SELECT %s FROM %s s WHERE %s OFFSET 0) s',
+                    claimed_keys,
+                    array_to_string(ARRAY[mad.key_list(binding, 's.%I::text')] || ARRAY(SELECT 's.' || e FROM unnest(reads.expressions) e), ', '),
+                    mad.qualified_name(binding.source), join_keys),
+    'upsert', format('INSERT INTO mad_out.%I (%s) SELECT %s FROM unnest(%s) AS u(%s) ON CONFLICT (%s) DO UPDATE SET %s',
+                     binding.name,
+                     array_to_string(ARRAY[mad.key_list(binding, '%I')]
+                                     || ARRAY(SELECT format('%I', c.value ->> 'name') FROM jsonb_array_elements(binding.columns) WITH ORDINALITY c(value, n) ORDER BY n)
+                                     || ARRAY['model_version', 'scored_at', 'error'], ', '),
+                     array_to_string(selected, ', '),
+                     array_to_string(parameters, ', '),
+                     array_to_string(ARRAY[mad.key_list(binding, 'k%3$s')]
+                                     || ARRAY(SELECT 'c' || n FROM generate_series(1, cardinality(output_types)) n) || 'error'::text, ', '),
+                     mad.key_list(binding, '%I'),
+                     updates),
+    'delete', format('DELETE FROM mad_out.%I d WHERE d.ctid = ANY (ARRAY(SELECT s.mad_row FROM %s CROSS JOIN LATERAL (SELECT s.ctid AS mad_row, %s FROM mad_out.%I s WHERE %s OFFSET 0) s WHERE NOT EXISTS (SELECT FROM unnest(%s) AS f(%s) WHERE %s)))',
+                     binding.name, claimed_keys,
+                     mad.key_list(binding, 's.%I'),
+                     binding.name, join_keys,
+                     mad.key_list(binding, '$%3$s::text[]'),
+                     mad.key_list(binding, 'k%3$s'),
+                     mad.key_list(binding, 'f.k%3$s = s.%1$I::text', ' AND ')),
+    'key_columns', to_jsonb(binding.key_columns),
+    'key_types', to_jsonb(binding.key_types),
+    'feature_columns', to_jsonb(reads.features),
+    'feature_types', to_jsonb(reads.read_types),
+    'slots', to_jsonb(reads.slots),
+    'columns', binding.columns,
+    'model', model_name,
+    'version', model_version,
+    'sha256', (SELECT v.sha256 FROM mad.model_versions v WHERE v.model = model_name AND v.version = model_version));
+END
+$$;
+
 -- A refresh swapped in a new mad_out table: give the sidecar its writes again, and queue the keys streamed while the
 -- refresh ran (its build table may have read them before they changed).
-CREATE OR REPLACE FUNCTION mad.stream_after_refresh() RETURNS trigger
+CREATE FUNCTION mad.stream_after_refresh() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = mad, pg_temp AS $$
 DECLARE
   binding mad.prediction_tables;
@@ -267,8 +400,27 @@ BEGIN
 END
 $$;
 
--- Live lag of a watched table: keys waiting, the age of the oldest, the rows/s the sidecars report (those heard from
--- in the last 10 s), and the error of the last failed batch. A definer: callers need no grant on the outbox.
+CREATE TRIGGER stream_after_refresh AFTER UPDATE OF state ON mad.jobs
+FOR EACH ROW WHEN (OLD.state = 'running' AND NEW.state <> 'running') EXECUTE FUNCTION mad.stream_after_refresh();
+
+-- A sidecar's figures for one table (rows streamed since it started and its recent rate), and the error of a failed
+-- batch (NULL once batches succeed again).
+CREATE FUNCTION mad.stream_report(sidecar text, table_name text, rows_total bigint, rows_per_second double precision, error text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = mad, pg_temp AS $$
+BEGIN
+  PERFORM mad.require_role('mad_sidecar', 'drain the outbox');
+  INSERT INTO mad.stream_stats AS s (sidecar, prediction_table, rows_total, rows_per_second)
+  SELECT stream_report.sidecar, p.name, stream_report.rows_total, stream_report.rows_per_second
+  FROM mad.prediction_tables p WHERE p.name = table_name
+  ON CONFLICT ON CONSTRAINT stream_stats_pkey DO UPDATE
+    SET rows_total = EXCLUDED.rows_total, rows_per_second = EXCLUDED.rows_per_second, reported_at = now();
+  UPDATE mad.prediction_tables p
+  SET stream_error = stream_report.error, stream_error_at = CASE WHEN stream_report.error IS NULL THEN NULL ELSE now() END
+  WHERE p.name = table_name AND p.stream_error IS DISTINCT FROM stream_report.error;
+END
+$$;
+
+-- The keys waiting in a table's outbox and the age of the oldest. A definer: callers need no grant on the outbox.
 CREATE FUNCTION mad.stream_outbox_lag(table_name text, OUT waiting bigint, OUT oldest_age interval)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = mad, pg_temp AS $$
 BEGIN
@@ -279,7 +431,9 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION mad.stream_lag(table_name text)
+-- Live lag of a watched table: keys waiting, the age of the oldest, the rows/s the sidecars report (those heard from
+-- in the last 10 s), and the error of the last failed batch.
+CREATE FUNCTION mad.stream_lag(table_name text)
 RETURNS TABLE (waiting bigint, oldest_age interval, rows_per_second double precision, error text)
 LANGUAGE sql STABLE SET search_path = mad, pg_temp AS $$
   SELECT o.waiting, o.oldest_age,
@@ -289,32 +443,10 @@ LANGUAGE sql STABLE SET search_path = mad, pg_temp AS $$
   FROM mad.stream_outbox_lag(table_name) o;
 $$;
 
--- Move tables watched under 030 to their own outboxes, keys waiting included.
-DO $$
-DECLARE
-  binding mad.prediction_tables;
-  suffix text;
-BEGIN
-  FOR binding IN SELECT * FROM mad.prediction_tables p WHERE p.watched ORDER BY p.name LOOP
-    FOREACH suffix IN ARRAY ARRAY['_i', '_u', '_d', '_t'] LOOP
-      EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'mad_watch_' || binding.name || suffix, binding.source);
-    END LOOP;
-    EXECUTE format('DROP FUNCTION IF EXISTS %s()', mad.capture_function(binding.name));
-    UPDATE mad.prediction_tables p SET watched = false WHERE p.name = binding.name;
-    PERFORM mad.watch(binding.name);
-    EXECUTE format('INSERT INTO mad_outbox.%I (%s) SELECT %s FROM mad.outbox_030 o WHERE o.prediction_table = $1 ORDER BY o.id',
-                   binding.name,
-                   mad.key_list(binding, '%I'), mad.key_list(binding, '(o.key[%3$s])::%2$s'))
-      USING binding.name;
-  END LOOP;
-END
-$$;
-
-DROP FUNCTION mad.stream_claim(text, int);
-DROP FUNCTION mad.capture_function(text);
-DROP TABLE mad.outbox_030;
-
-REVOKE ALL ON FUNCTION mad.key_list(mad.prediction_tables, text), mad.clear_outbox(text), mad.capture_function(text, text), mad.create_capture(mad.prediction_tables, boolean), mad.rebuild_outbox_view(), mad.stream_set_notify(boolean),
-  mad.stream_claim(text, jsonb), mad.stream_claim_statement(text), mad.stream_outbox_lag(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mad.stream_set_notify(boolean), mad.stream_claim(text, jsonb), mad.stream_claim_statement(text) TO mad_sidecar;
-GRANT EXECUTE ON FUNCTION mad.stream_outbox_lag(text) TO mad_admin, mad_user, mad_sidecar;
+REVOKE ALL ON FUNCTION mad.grant_stream_writes(text), mad.clear_outbox(text), mad.rebuild_outbox_view(), mad.capture_function(text, text),
+  mad.create_capture(mad.prediction_tables, boolean), mad.stream_set_notify(boolean), mad.watch(text), mad.unwatch(text),
+  mad.stream_claim(text, jsonb), mad.stream_claim_statement(text), mad.stream_plan(text), mad.stream_after_refresh(),
+  mad.stream_report(text, text, bigint, double precision, text), mad.stream_outbox_lag(text), mad.stream_lag(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mad.watch(text), mad.unwatch(text), mad.stream_outbox_lag(text), mad.stream_lag(text) TO mad_admin, mad_user, mad_sidecar;
+GRANT EXECUTE ON FUNCTION mad.stream_set_notify(boolean), mad.stream_claim(text, jsonb), mad.stream_claim_statement(text), mad.stream_plan(text),
+  mad.stream_report(text, text, bigint, double precision, text) TO mad_sidecar;

@@ -1,12 +1,14 @@
--- Online scoring (issue 6): requests answered by a sidecar, CALL mad.predict, mad.predict_async, and the prediction log.
+-- Online scoring: requests answered by a sidecar, CALL mad.predict, mad.predict_async, and the prediction log.
 --
 -- A request is a row first (committed), NOTIFY mad_requests only wakes the sidecar it is assigned to. How
 -- CALL mad.predict waits without polling: every sidecar's request worker always holds a session advisory lock on its
--- current *ticket* (published in mad.request_workers). The procedure commits its request, then waits for a shared lock
--- on the ticket of the sidecar it assigned the request to. When the worker has written a batch of answers it takes a
--- new ticket and publishes it in the same transaction as the answers, then releases the old one: the waiting
--- procedures wake at once and read their answer. A worker whose session ends (killed sidecar) releases its ticket
--- without publishing a new one: that is how a waiter tells "answered" from "the sidecar died".
+-- current *ticket* (published in mad.request_workers; the lock's key is (mad.lock_key('request_ticket'),
+-- mad.ticket_key(ticket))). The procedure commits its request, then waits for a shared lock on the ticket of the
+-- sidecar it assigned the request to. When the worker has written a batch of answers it takes a new ticket and
+-- publishes it in the same transaction as the answers, then releases the old one: the waiting procedures wake at
+-- once and read their answer. A worker whose session ends (killed sidecar) releases its ticket without publishing a
+-- new one: that is how a waiter tells "answered" (the ticket moved) from "the sidecar died" (57M02).
+-- CALL mad.predict with no sidecar running fails at once with 55M03; a request nobody answers in time, with 57M01.
 
 INSERT INTO mad.settings (name, value, description) VALUES
   ('predict_timeout_ms', '10000', 'How long CALL mad.predict waits for its answer before it fails (ms).'),
@@ -79,7 +81,7 @@ LANGUAGE sql IMMUTABLE STRICT SET search_path = mad, pg_temp AS $$
   SELECT pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(features::text, 'UTF8')), 'hex');
 $$;
 
--- The advisory lock of a ticket: class 'MADR', object the ticket folded into int4.
+-- The object of a ticket's advisory lock (its class is mad.lock_key('request_ticket')): the ticket folded into int4.
 CREATE FUNCTION mad.ticket_key(ticket bigint) RETURNS int
 LANGUAGE sql IMMUTABLE STRICT SET search_path = mad, pg_temp AS $$
   SELECT (ticket % 2147483647)::int;
@@ -89,17 +91,12 @@ $$;
 CREATE FUNCTION mad.ticket_held(ticket bigint) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SET search_path = mad, pg_temp AS $$
 BEGIN
-  IF pg_catalog.pg_try_advisory_lock_shared(1296122962, mad.ticket_key(ticket)) THEN
-    PERFORM pg_catalog.pg_advisory_unlock_shared(1296122962, mad.ticket_key(ticket));
+  IF pg_catalog.pg_try_advisory_lock_shared(mad.lock_key('request_ticket'), mad.ticket_key(ticket)) THEN
+    PERFORM pg_catalog.pg_advisory_unlock_shared(mad.lock_key('request_ticket'), mad.ticket_key(ticket));
     RETURN false;
   END IF;
   RETURN true;
 END
-$$;
-
-CREATE FUNCTION mad.setting_int(setting text, fallback bigint) RETURNS bigint
-LANGUAGE sql STABLE SET search_path = mad, pg_temp AS $$
-  SELECT coalesce((SELECT s.value::bigint FROM mad.settings s WHERE s.name = setting), fallback);
 $$;
 
 -- A worker (one session of a sidecar) takes a fresh ticket and holds it for as long as it lives.
@@ -110,7 +107,7 @@ DECLARE
   new_ticket bigint := pg_catalog.nextval('mad.request_tickets');
 BEGIN
   PERFORM mad.require_role('mad_sidecar', 'answer requests');
-  PERFORM pg_catalog.pg_advisory_lock(1296122962, mad.ticket_key(new_ticket));
+  PERFORM pg_catalog.pg_advisory_lock(mad.lock_key('request_ticket'), mad.ticket_key(new_ticket));
   -- Forget workers whose session is gone (their tickets are free), so choosing a live one stays cheap.
   DELETE FROM mad.request_workers w WHERE w.sidecar <> arm_request_worker.sidecar AND NOT mad.ticket_held(w.ticket);
   INSERT INTO mad.request_workers AS w (sidecar, ticket, backend_pid)
@@ -125,7 +122,7 @@ CREATE FUNCTION mad.release_ticket(ticket bigint) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = mad, pg_temp AS $$
 BEGIN
   PERFORM mad.require_role('mad_sidecar', 'answer requests');
-  RETURN pg_catalog.pg_advisory_unlock(1296122962, mad.ticket_key(ticket));
+  RETURN pg_catalog.pg_advisory_unlock(mad.lock_key('request_ticket'), mad.ticket_key(ticket));
 END
 $$;
 
@@ -215,7 +212,7 @@ BEGIN
   SELECT count(pg_catalog.pg_notify('mad_reply', json_build_object('id', x.id, 'status', x.status)::text)) INTO STRICT notified
   FROM answered x WHERE x.kind = 'async';
   new_ticket := pg_catalog.nextval('mad.request_tickets');
-  PERFORM pg_catalog.pg_advisory_lock(1296122962, mad.ticket_key(new_ticket));
+  PERFORM pg_catalog.pg_advisory_lock(mad.lock_key('request_ticket'), mad.ticket_key(new_ticket));
   UPDATE mad.request_workers w SET ticket = new_ticket, backend_pid = pg_catalog.pg_backend_pid(), armed_at = clock_timestamp()
   WHERE w.sidecar = answer_requests.sidecar;
   RETURN new_ticket;
@@ -285,7 +282,7 @@ BEGIN
   ORDER BY pg_catalog.random() LIMIT 1;
   IF assignee IS NULL AND submit_request.kind = 'call' THEN
     RAISE EXCEPTION 'No sidecar is running for this database, so nothing can answer CALL mad.predict(%).', quote_literal(submit_request.reference)
-      USING ERRCODE = '55M02',
+      USING ERRCODE = '55M03',
             HINT = 'Start one beside the database with `mad serve --db "Host=...;Database=..."` (it scores requests), then retry; mad.predict_async requests wait for one.';
   END IF;
 
@@ -369,8 +366,8 @@ BEGIN
     waited_ticket := current_ticket;
     BEGIN
       PERFORM pg_catalog.set_config('lock_timeout', remaining_ms::text, true);
-      PERFORM pg_catalog.pg_advisory_lock_shared(1296122962, mad.ticket_key(current_ticket));
-      PERFORM pg_catalog.pg_advisory_unlock_shared(1296122962, mad.ticket_key(current_ticket));
+      PERFORM pg_catalog.pg_advisory_lock_shared(mad.lock_key('request_ticket'), mad.ticket_key(current_ticket));
+      PERFORM pg_catalog.pg_advisory_unlock_shared(mad.lock_key('request_ticket'), mad.ticket_key(current_ticket));
     EXCEPTION WHEN lock_not_available THEN
       NULL; -- the deadline: the next turn of the loop expires the request
     END;
@@ -420,11 +417,11 @@ REVOKE ALL ON FUNCTION mad.purge_requests(int) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mad.purge_requests(int) TO mad_sidecar, mad_admin;
 REVOKE ALL ON FUNCTION mad.arm_request_worker(text), mad.release_ticket(bigint), mad.claim_requests(text, int, boolean),
   mad.answer_requests(text, jsonb), mad.submit_request(text, jsonb, text), mad.await_request(bigint),
-  mad.predict_async(text, jsonb), mad.ticket_held(bigint), mad.setting_int(text, bigint) FROM PUBLIC;
+  mad.predict_async(text, jsonb), mad.ticket_held(bigint), mad.ticket_key(bigint) FROM PUBLIC;
 REVOKE ALL ON PROCEDURE mad.predict(text, jsonb, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mad.arm_request_worker(text), mad.release_ticket(bigint), mad.claim_requests(text, int, boolean),
   mad.answer_requests(text, jsonb) TO mad_sidecar, mad_admin, mad_user;
 GRANT EXECUTE ON FUNCTION mad.submit_request(text, jsonb, text), mad.await_request(bigint), mad.predict_async(text, jsonb),
-  mad.ticket_held(bigint), mad.setting_int(text, bigint), mad.inputs_hash(jsonb), mad.ticket_key(bigint)
+  mad.ticket_held(bigint), mad.inputs_hash(jsonb), mad.ticket_key(bigint)
   TO mad_admin, mad_user, mad_sidecar;
 GRANT EXECUTE ON PROCEDURE mad.predict(text, jsonb, jsonb) TO mad_admin, mad_user, mad_sidecar;
