@@ -11,9 +11,6 @@ namespace ModelAsData.Postgres;
 /// </summary>
 internal static class PostgresErrors
 {
-    /// <summary>SQLSTATE the <c>mad</c> functions raise for a version that exists but is not ready.</summary>
-    public const string NotReadyState = "55M01";
-
     public static bool CanMap(Exception e) => e is NpgsqlException or TimeoutException;
 
     public static ModelAsDataException Map(Exception e, NpgsqlDataSource dataSource) => Map(e, dataSource.ConnectionString);
@@ -57,10 +54,12 @@ internal static class PostgresErrors
             PostgresErrorCodes.InsufficientPrivilege => new(ErrorCode.PermissionDenied, text, e),
             PostgresErrorCodes.InvalidName => new(ErrorCode.InvalidName, text, e),
             PostgresErrorCodes.NoDataFound => new(ErrorCode.NotFound, text, e),
-            NotReadyState or "55M02" => new(ErrorCode.NotReady, text, e),
-            "22M01" => new(ErrorCode.FeatureMismatch, text, e),
-            "57M01" => new(ErrorCode.Timeout, text, e),
-            "57M02" => new(ErrorCode.Database, text, e),
+            Protocol.SqlStates.NotReady or Protocol.SqlStates.NoSidecar => new(ErrorCode.NotReady, text, e),
+            Protocol.SqlStates.LeaseLost => new(ErrorCode.Conflict, text, e),
+            Protocol.SqlStates.FeatureMismatch => new(ErrorCode.FeatureMismatch, text, e),
+            Protocol.SqlStates.InvalidModel => new(ErrorCode.InvalidModel, text, e),
+            Protocol.SqlStates.Timeout => new(ErrorCode.Timeout, text, e),
+            Protocol.SqlStates.SidecarStopped => new(ErrorCode.Database, text, e),
             PostgresErrorCodes.ActiveSqlTransaction => new(ErrorCode.Conflict, text, e),
             PostgresErrorCodes.InvalidTransactionTermination when e.Routine is not null || e.Where is not null => new(ErrorCode.Conflict,
                 $"CALL mad.predict cannot run inside an explicit transaction (or a function): it must commit its request so that a sidecar can see it ({e.MessageText}). " +

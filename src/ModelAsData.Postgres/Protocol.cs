@@ -28,4 +28,51 @@ public static class Protocol
         /// <summary>An asynchronous request was answered.</summary>
         public const string Reply = "mad_reply";
     }
+
+    /// <summary>
+    /// The SQLSTATEs of the <c>mad</c> functions' own errors (class 22, 55 and 57 with an <c>M</c>), and the answer codes
+    /// a sidecar writes for a failed online request. Clients branch on these, never on message text.
+    /// </summary>
+    public static class SqlStates
+    {
+        /// <summary>A model version exists but is not ready (pending or rejected), or a model has no ready version yet.</summary>
+        public const string NotReady = "55M01";
+
+        /// <summary>A refresh task's lease was lost (<c>mad.complete_task</c>): the task's rows roll back.</summary>
+        public const string LeaseLost = "55M02";
+
+        /// <summary>No sidecar is running, so nothing can answer <c>CALL mad.predict</c>.</summary>
+        public const string NoSidecar = "55M03";
+
+        /// <summary>Features do not fit the model (shape or type), or are not a JSON object.</summary>
+        public const string FeatureMismatch = "22M01";
+
+        /// <summary>The model cannot score (ONNX Runtime refused it): an answer code written by the sidecar.</summary>
+        public const string InvalidModel = "22M02";
+
+        /// <summary>An online request was not answered in time (it expired).</summary>
+        public const string Timeout = "57M01";
+
+        /// <summary>The sidecar answering an online request stopped (its session ended) before it answered.</summary>
+        public const string SidecarStopped = "57M02";
+    }
+
+    /// <summary>
+    /// Advisory-lock keys. Two-int keys are (class, object), their class four ASCII letters (in SQL
+    /// <c>mad.lock_key(name)</c>); bigint keys are a lock space of their own.
+    /// </summary>
+    public static class AdvisoryLocks
+    {
+        /// <summary>Bigint key serialising migrations of one database, around each script's transaction: "mad_migr" as ASCII.</summary>
+        public const long Migrations = 0x6D61645F6D696772;
+
+        /// <summary>Class 'MADR' (<c>mad.lock_key('request_ticket')</c>): a request worker holds its current ticket; <c>CALL mad.predict</c> waits on it.</summary>
+        public const int RequestTicket = 0x4D414452;
+
+        /// <summary>Class 'MADP' (<c>mad.lock_key('stream_poll')</c>), object 0: held shared by every drain that polls instead of waiting for NOTIFY.</summary>
+        public const int StreamPoll = 0x4D414450;
+
+        /// <summary>Class 'MADN' (<c>mad.lock_key('stream_notify')</c>), object 0: serialises rewrites of the capture functions.</summary>
+        public const int StreamNotify = 0x4D41444E;
+    }
 }

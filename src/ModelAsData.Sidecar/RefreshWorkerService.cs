@@ -98,7 +98,7 @@ internal sealed partial class RefreshWorkerService : BackgroundService
             var result = await _runner.RunAsync(task, abandon.Token);
             LogCompleted(_logger, task.TaskId, task.JobId, result.Rows, result.Failed, (long)System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds, result.JobState);
         }
-        catch (PostgresException e) when (e.SqlState == TableSql.LeaseLostState)
+        catch (PostgresException e) when (e.SqlState == Protocol.SqlStates.LeaseLost)
         {
             LogLeaseLost(_logger, task.TaskId, task.JobId);
         }

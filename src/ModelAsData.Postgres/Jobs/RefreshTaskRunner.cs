@@ -34,7 +34,7 @@ public sealed partial class RefreshTaskRunner
 
     /// <summary>
     /// Runs the task to completion and commits it; a lost lease throws a <see cref="PostgresException"/> with
-    /// <see cref="TableSql.LeaseLostState"/> after rolling the rows back. Cancelling rolls back too.
+    /// <see cref="Protocol.SqlStates.LeaseLost"/> after rolling the rows back. Cancelling rolls back too.
     /// </summary>
     public async Task<RefreshTaskResult> RunAsync(RefreshTask task, CancellationToken cancellationToken)
     {

@@ -2,7 +2,7 @@ namespace ModelAsData.Postgres.Jobs;
 
 /// <summary>
 /// Runtime statements of prediction tables and refresh jobs. The rules (names, privileges, mapping, splitting,
-/// leases) live in the <c>mad</c> SQL functions of migrations 010–011; these only call them or read their tables.
+/// leases) live in the <c>mad</c> SQL functions of sql/postgres/004_prediction_tables.sql; these only call them or read their tables.
 /// </summary>
 internal static class TableSql
 {
@@ -48,7 +48,4 @@ internal static class TableSql
     public const string Fail = "SELECT mad.fail_task(@task, @token, @error, @retry)";
 
     public const string Bytes = "SELECT v.onnx FROM mad.model_versions v WHERE v.model = @model AND v.version = @version";
-
-    /// <summary>SQLSTATE of <c>mad.complete_task</c> when the lease was lost: the task's rows roll back.</summary>
-    public const string LeaseLostState = "55M02";
 }

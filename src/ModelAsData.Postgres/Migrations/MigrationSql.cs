@@ -4,11 +4,9 @@ namespace ModelAsData.Postgres.Migrations;
 internal static class MigrationSql
 {
     /// <summary>
-    /// Serialises migrations of one database (advisory locks are per database): "mad_migr" as ASCII. Released at the
-    /// end of each script's transaction.
+    /// Serialises migrations of one database (advisory locks are per database) with
+    /// <see cref="Protocol.AdvisoryLocks.Migrations"/>. Released at the end of each script's transaction.
     /// </summary>
-    public const long LockKey = 0x6D61645F6D696772;
-
     public const string Lock = "SELECT pg_advisory_xact_lock(@key)";
 
     /// <summary>The journal must exist before the first script runs, so the runner creates it (under the lock).</summary>

@@ -49,7 +49,7 @@ public sealed partial class PostgresMigrator
         {
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
             // Take the lock before reading the journal: a concurrent migrator may be applying this very script.
-            await connection.ExecuteAsync(new CommandDefinition(MigrationSql.Lock, new { key = MigrationSql.LockKey }, transaction, cancellationToken: cancellationToken));
+            await connection.ExecuteAsync(new CommandDefinition(MigrationSql.Lock, new { key = Protocol.AdvisoryLocks.Migrations }, transaction, cancellationToken: cancellationToken));
             await connection.ExecuteAsync(new CommandDefinition(MigrationSql.CreateJournal, transaction: transaction, cancellationToken: cancellationToken));
             var journal = (await connection.QueryAsync<AppliedMigration>(new CommandDefinition(MigrationSql.Applied, transaction: transaction, cancellationToken: cancellationToken)))
                 .ToDictionary(m => m.Name, m => m.Checksum, StringComparer.Ordinal);

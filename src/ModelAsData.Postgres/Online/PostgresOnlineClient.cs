@@ -132,10 +132,10 @@ public sealed class PostgresOnlineClient
 
     private static ErrorCode Code(string sqlState) => sqlState switch
     {
-        "22M01" => ErrorCode.FeatureMismatch,
-        "P0002" => ErrorCode.NotFound,
-        "55M01" or "55M02" => ErrorCode.NotReady,
-        "57M01" => ErrorCode.Timeout,
+        Protocol.SqlStates.FeatureMismatch => ErrorCode.FeatureMismatch,
+        PostgresErrorCodes.NoDataFound => ErrorCode.NotFound,
+        Protocol.SqlStates.NotReady or Protocol.SqlStates.NoSidecar => ErrorCode.NotReady,
+        Protocol.SqlStates.Timeout => ErrorCode.Timeout,
         _ => ErrorCode.Database,
     };
 }

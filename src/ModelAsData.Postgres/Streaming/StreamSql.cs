@@ -2,7 +2,7 @@ namespace ModelAsData.Postgres.Streaming;
 
 /// <summary>
 /// Runtime statements of streaming. The rules (capture, claim, locks, the per-table statements) live in the <c>mad</c>
-/// SQL functions of migrations 030 and 031; these only call them or read their tables.
+/// SQL functions of sql/postgres/006_streaming.sql; these only call them or read their tables.
 /// </summary>
 internal static class StreamSql
 {

@@ -1,6 +1,6 @@
 namespace ModelAsData.Sidecar.Online;
 
-/// <summary>The statements of online scoring; the protocol itself is in the <c>mad</c> SQL functions (020_online_requests.sql).</summary>
+/// <summary>The statements of online scoring; the protocol itself is in the <c>mad</c> SQL functions (005_online_requests.sql).</summary>
 internal static class OnlineSql
 {
     public const string Resolve = "SELECT mad.resolve(@model, @target)";

@@ -250,13 +250,13 @@ internal sealed partial class RequestWorker : BackgroundService
     /// <summary>The SQLSTATE a failed request raises in its caller, so that clients branch on it as on any other.</summary>
     internal static string SqlState(ErrorCode code) => code switch
     {
-        ErrorCode.FeatureMismatch or ErrorCode.InvalidArgument => "22M01",
-        ErrorCode.NotFound => "P0002",
-        ErrorCode.NotReady => "55M01",
-        ErrorCode.InvalidName => "42602",
-        ErrorCode.InvalidModel => "22M02",
-        ErrorCode.Timeout => "57M01",
-        _ => "XX000",
+        ErrorCode.FeatureMismatch or ErrorCode.InvalidArgument => Protocol.SqlStates.FeatureMismatch,
+        ErrorCode.NotFound => PostgresErrorCodes.NoDataFound,
+        ErrorCode.NotReady => Protocol.SqlStates.NotReady,
+        ErrorCode.InvalidName => PostgresErrorCodes.InvalidName,
+        ErrorCode.InvalidModel => Protocol.SqlStates.InvalidModel,
+        ErrorCode.Timeout => Protocol.SqlStates.Timeout,
+        _ => PostgresErrorCodes.InternalError,
     };
 
     [LoggerMessage(EventId = 2301, Level = LogLevel.Information, Message = "Sidecar {SidecarId} answers online requests (backend {ProcessId})")]

@@ -26,6 +26,12 @@ public abstract class RegistryContractTests : IAsyncLifetime
     /// <summary>Pushes <paramref name="onnx"/> and returns the version once the store has validated it.</summary>
     protected abstract Task<ModelVersion> PushReadyAsync(string model, byte[] onnx, JsonObject? metadata = null);
 
+    /// <summary>
+    /// What migrating must leave alone, as text to compare: the journal of applied migrations (name, checksum, when),
+    /// and whatever else the store keeps about its schema (PostgreSQL: the grants on its objects).
+    /// </summary>
+    protected abstract Task<string> MigrationStateAsync();
+
     /// <summary>The store's word for itself in <see cref="IModelRegistry.Kind"/>.</summary>
     protected abstract string ExpectedKind { get; }
 
@@ -53,8 +59,19 @@ public abstract class RegistryContractTests : IAsyncLifetime
     [Fact(Timeout = 90_000)]
     public async Task Migrating_again_is_harmless()
     {
+        var model = Sql.UniqueName("kept");
+        var version = await PushReadyAsync(model, Iris);
+        await Registry.SetAliasAsync(model, "staging", version.Version, cancellationToken: Ct);
+        var before = await MigrationStateAsync();
+
         await Registry.MigrateAsync(Ct);
         await Registry.MigrateAsync(Ct);
+
+        // The journal (names, checksums and when each was applied) is unchanged: nothing was applied again.
+        Assert.Equal(before, await MigrationStateAsync());
+        Assert.Contains("001_", before, StringComparison.Ordinal);
+        Assert.Equal(version.Version, (await Registry.ResolveAsync(ModelReference.Parse($"{model}@staging"), Ct)).Version);
+        Assert.Equal(Iris, await Registry.LoadBytesAsync(model, version.Version, Ct));
     }
 
     [Fact(Timeout = 90_000)]

@@ -14,6 +14,15 @@ public sealed class SqliteRegistryContractTests : RegistryContractTests
 
     protected override async Task<IModelRegistry> OpenRegistryAsync() => await SqliteModelRegistry.OpenAsync(_path, Ct);
 
+    protected override async Task<string> MigrationStateAsync()
+    {
+        await using var connection = new SqliteConnection($"Data Source={_path}");
+        await connection.OpenAsync(Ct);
+        await using var command = new SqliteCommand(
+            "SELECT group_concat(name || ' ' || checksum || ' ' || applied_at, char(10)) FROM (SELECT * FROM mad_schema_migrations ORDER BY name)", connection);
+        return (string)(await command.ExecuteScalarAsync(Ct))!;
+    }
+
     protected override Task<ModelVersion> PushReadyAsync(string model, byte[] onnx, JsonObject? metadata = null) =>
         Registry.PushAsync(model, onnx, metadata ?? [], Ct);
 

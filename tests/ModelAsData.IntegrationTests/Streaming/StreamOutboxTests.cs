@@ -4,17 +4,16 @@ using ModelAsData.IntegrationTests.Batch;
 using ModelAsData.IntegrationTests.Infrastructure;
 using ModelAsData.Postgres;
 using ModelAsData.Postgres.Jobs;
-using ModelAsData.Postgres.Migrations;
 using Npgsql;
 using static ModelAsData.IntegrationTests.Streaming.StreamingTables;
 
 namespace ModelAsData.IntegrationTests.Streaming;
 
 /// <summary>
-/// The per-table outboxes of migration 031: typed keys of any shape, the wake-up compiled into the capture functions,
-/// capture under a writer's hostile search_path, and tables watched under 030 moved over with their waiting keys.
+/// The per-table outboxes (006_streaming.sql): typed keys of any shape, the wake-up compiled into the capture
+/// functions, capture under a writer's hostile search_path, and <c>mad.outbox</c> as the view over them.
 /// </summary>
-public sealed class StreamOutboxTests(PostgresDatabase database, PostgresServer server) : IClassFixture<PostgresDatabase>
+public sealed class StreamOutboxTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>
 {
     /// <summary>How long a writer's NOTIFY may take to arrive (a busy machine), and how long its absence is watched for.</summary>
     private static readonly TimeSpan Heard = TimeSpan.FromSeconds(10);
@@ -144,32 +143,23 @@ public sealed class StreamOutboxTests(PostgresDatabase database, PostgresServer 
         Assert.Equal(0, await database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM {hostile}.outbox"));
     }
 
-    [Fact(Timeout = 120_000)]
-    public async Task A_table_watched_before_migration_031_keeps_its_waiting_keys_and_streams_after_it()
+    [Fact(Timeout = 60_000)]
+    public async Task Mad_outbox_is_a_view_of_every_watched_tables_waiting_keys()
     {
-        var connectionString = await server.CreateDatabaseAsync("upgrade");
-        await using var dataSource = PostgresDataSource.Create(connectionString);
-        var scripts = MigrationScript.LoadEmbedded();
-        await new PostgresMigrator(dataSource, scripts: [.. scripts.Where(s => string.CompareOrdinal(s.Name, "031") < 0)]).MigrateAsync(Ct);
-        var (model, tables) = await BatchTables.ReadyModelAsync(dataSource);
-        var source = await BatchTables.CreateFlowersAsync(dataSource, 0);
-        var name = Sql.UniqueName("stream");
+        var (model, tables) = await BatchTables.ReadyModelAsync(database);
+        var source = await BatchTables.CreateFlowersAsync(database.DataSource, 0);
+        var name = Sql.UniqueName("viewed");
         await BatchTables.CreateAsync(tables, name, source, model);
-        await dataSource.ExecuteAsync("SELECT mad.watch(@name)", new { name });
-        await dataSource.ExecuteAsync($"INSERT INTO public.{source} VALUES (1, {Setosa}), (2, {Virginica})");
+        await database.DataSource.ExecuteAsync("SELECT mad.watch(@name)", new { name });
 
-        await new PostgresMigrator(dataSource).MigrateAsync(Ct);
-        var waiting = await dataSource.ScalarAsync<long>($"SELECT waiting FROM mad.stream_lag('{name}')");
-        await using (var sidecar = await RunningSidecar.StartAsync(connectionString))
-        {
-            await dataSource.ExecuteAsync($"INSERT INTO public.{source} VALUES (3, {Setosa})");
-            await Eventually.WaitForAsync(() => dataSource.ScalarAsync<long>($"SELECT count(*) FROM mad_out.{name}"), n => n == 3, "3 predictions", TimeSpan.FromSeconds(10));
-        }
+        await database.DataSource.ExecuteAsync($"INSERT INTO public.{source} VALUES (1, {Setosa}), (2, {Virginica})");
+        var keys = await database.DataSource.QueryAsync<string>(
+            "SELECT array_to_string(key, ',') FROM mad.outbox WHERE prediction_table = @name ORDER BY id", new { name });
+        await database.DataSource.ExecuteAsync("SELECT mad.unwatch(@name)", new { name });
 
-        Assert.Equal(2, waiting);
-        Assert.Null(await dataSource.ScalarAsync<string?>("SELECT to_regclass('mad.outbox_030')::text"));
-        Assert.Equal("v", await dataSource.ScalarAsync<string>("SELECT relkind::text FROM pg_class WHERE oid = 'mad.outbox'::regclass"));
-        await BatchTables.AssertOnePredictionPerRowAsync(dataSource, source, name);
+        Assert.Equal("v", await database.DataSource.ScalarAsync<string>("SELECT relkind::text FROM pg_class WHERE oid = 'mad.outbox'::regclass"));
+        Assert.Equal(["1", "2"], keys);
+        Assert.Equal(0, await database.DataSource.ScalarAsync<long>("SELECT count(*) FROM mad.outbox WHERE prediction_table = @name", new { name }));
     }
 
     private async Task<NpgsqlConnection> UnpooledAsync()
