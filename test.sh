@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The project's one test command, on a fresh machine as on a developer's: installs what the tests need when it is
+# missing, then runs `dotnet test` with any arguments given (e.g. ./test.sh --project tests/ModelAsData.Tests) and
+# closes with one line `tests: N passed, M failed`. .ci/run calls it too.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+# --- What the tests need, one function per tool -----------------------------------------------------------------
+# Each checks first and installs only when missing, so a second run costs nothing. Later work adds its tools here
+# (PgBouncer: the `pgbouncer` package and binary; a headless Chromium: `chromium`), each as a needs_* line below.
+
+apt_updated=false
+
+# Installs Debian packages, as root or through sudo; says what to do by hand where there is no apt-get.
+apt_install() {
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "test.sh: $* missing and there is no apt-get here: install it with your system's package manager, then run ./test.sh again." >&2
+    exit 1
+  fi
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    if ! command -v sudo >/dev/null 2>&1; then
+      echo "test.sh: $* missing; installing needs root and there is no sudo: run 'apt-get install -y $*' as root." >&2
+      exit 1
+    fi
+    sudo=(sudo)
+  fi
+  if [ "$apt_updated" = false ]; then
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    apt_updated=true
+  fi
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# PostgreSQL's server binaries: the integration tests start a throwaway cluster from them (initdb, pg_ctl). Not
+# needed when MAD_TEST_PG points at a server already running.
+needs_postgresql() {
+  if [ -n "${MAD_TEST_PG:-}" ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; then
+    return
+  fi
+  echo "test.sh: PostgreSQL's server binaries are missing: installing Debian's postgresql package."
+  apt_install postgresql
+}
+
+needs_postgresql
+# needs_pgbouncer    (when the PgBouncer tests come)
+# needs_chromium     (when the browser tests come)
+
+# --- The tests ---------------------------------------------------------------------------------------------------
+# A hung test must not hold CI for its 90 minutes: the suite takes under five.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+timeout 30m dotnet test "$@" 2>&1 | tee "$log" || status=$?
+
+# One closing line in the plain form CI reads: the totals of the runner's summary (the last one, which covers every
+# test project).
+passed=$(grep -E '^\s+succeeded: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+' || echo 0)
+failed=$(grep -E '^\s+failed: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+' || echo 0)
+echo "tests: ${passed} passed, ${failed} failed"
+exit "$status"
