@@ -74,7 +74,7 @@ internal static class DemoCommand
         await PushAsync(console, store.Registry, "titanic", "skl2onnx_pipeline_titanic_nozipmap.onnx", [], "production", cancellationToken);
 
         console.MarkupLine("[bold]3.[/] Bound them to the tables and scored every row:");
-        var tables = store.RequireTables();
+        var tables = store.Tables;
         await tables.CreateAsync(new PredictionTableSpec("flower_scores", "flowers", ["id"], "iris", null), cancellationToken);
         await tables.CreateAsync(new PredictionTableSpec("passenger_scores", "passengers", ["id"], "titanic", null), cancellationToken);
         foreach (var name in new[] { "flower_scores", "passenger_scores" })

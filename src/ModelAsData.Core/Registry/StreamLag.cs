@@ -1,4 +1,4 @@
-namespace ModelAsData.Postgres.Streaming;
+namespace ModelAsData.Core.Registry;
 
 /// <summary>
 /// A prediction table's streaming state (<c>mad.stream_lag</c>): whether it is watched, keys waiting in its outbox
