@@ -72,9 +72,9 @@ public sealed class SqliteRefusalTests : IDisposable
         Assert.Contains("follow <id>", help.Output);
         Assert.DoesNotContain("watch <id>", help.Output, StringComparison.Ordinal);
 
-        var alias = await MadRunner.RunAsync("jobs", "watch", "--help");
-        Assert.Equal(0, alias.ExitCode);
-        Assert.Contains("Follow a job with a progress bar", alias.Output);
+        var follow = await MadRunner.RunAsync("jobs", "follow", "--help");
+        Assert.Equal(0, follow.ExitCode);
+        Assert.Contains("Follow a job with a progress bar", follow.Output);
     }
 
     public void Dispose() => TempDatabase.DeleteFolder(_folder);
