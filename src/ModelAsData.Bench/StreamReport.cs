@@ -1,7 +1,7 @@
 using System.Globalization;
 using Spectre.Console;
 
-namespace ModelAsData.Cli.Bench;
+namespace ModelAsData.Bench;
 
 /// <summary>Prints the stream bench: three tables, the goals met or missed, and the same as Markdown for docs/BENCHMARKS.md.</summary>
 internal static class StreamReport

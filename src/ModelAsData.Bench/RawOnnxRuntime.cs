@@ -1,6 +1,6 @@
 using Microsoft.ML.OnnxRuntime;
 
-namespace ModelAsData.Cli.Bench;
+namespace ModelAsData.Bench;
 
 /// <summary>
 /// The reference a user would write by hand: ONNX Runtime's OrtValue API on preallocated, pinned buffers, no

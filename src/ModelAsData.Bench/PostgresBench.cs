@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using Dapper;
 using Microsoft.Extensions.Hosting;
+using ModelAsData.Core;
 using ModelAsData.Core.Onnx;
 using ModelAsData.Core.Registry;
 using ModelAsData.Postgres.Jobs;
@@ -11,7 +12,7 @@ using ModelAsData.Sidecar;
 using Npgsql;
 using NpgsqlTypes;
 
-namespace ModelAsData.Cli.Bench;
+namespace ModelAsData.Bench;
 
 /// <summary>
 /// The PostgreSQL benchmark: a full refresh by one in-process sidecar, beside references measured in the same round on
@@ -71,7 +72,7 @@ internal sealed class PostgresBench(string connectionString, int rows, int round
             await connection.ExecuteAsync(new CommandDefinition($"VACUUM ANALYZE public.{source}", commandTimeout: 0, cancellationToken: cancellationToken));
         }
 
-        var bytes = await File.ReadAllBytesAsync(Commands.DemoCommand.ShippedModel(EmbeddedBench.Model), cancellationToken);
+        var bytes = await File.ReadAllBytesAsync(ShippedModels.Path(EmbeddedBench.Model), cancellationToken);
         var model = $"bench_iris_{suffix}";
         var features = new JsonObject { ["float_input"] = new JsonArray("sepal_length", "sepal_width", "petal_length", "petal_width") };
         var options = new SidecarOptions { SidecarId = $"bench-{suffix}", PollInterval = TimeSpan.FromSeconds(5) };

@@ -7,7 +7,7 @@ using ModelAsData.Postgres.Registry;
 using Npgsql;
 using Spectre.Console;
 
-namespace ModelAsData.Cli.Bench;
+namespace ModelAsData.Bench;
 
 /// <summary>
 /// <c>mad bench --db "Host=…"</c>: online latency on PostgreSQL — CALL mad.predict, predict_async + NOTIFY, HTTP infer —

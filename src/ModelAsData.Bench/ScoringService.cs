@@ -7,7 +7,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using ModelAsData.Core.Onnx;
 
-namespace ModelAsData.Cli.Bench;
+namespace ModelAsData.Bench;
 
 /// <summary>
 /// A minimal model-as-a-service endpoint for the benchmark: ASP.NET Core on 127.0.0.1, <c>POST /score</c> with

@@ -1,4 +1,4 @@
-namespace ModelAsData.Cli.Bench;
+namespace ModelAsData.Bench;
 
 /// <summary>p50, p99 and max of a set of durations in milliseconds (interpolated, as percentile_cont).</summary>
 internal sealed record Percentiles(double P50, double P99, double Max)

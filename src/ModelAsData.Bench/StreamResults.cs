@@ -1,4 +1,4 @@
-namespace ModelAsData.Cli.Bench;
+namespace ModelAsData.Bench;
 
 /// <summary>Everything one run of the stream bench measured.</summary>
 internal sealed record StreamResults(

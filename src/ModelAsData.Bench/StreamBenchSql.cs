@@ -1,4 +1,4 @@
-namespace ModelAsData.Cli.Bench;
+namespace ModelAsData.Bench;
 
 /// <summary>
 /// The stream bench's SQL. It works in fixed names (<c>public.bench_stream_*</c>, prediction table

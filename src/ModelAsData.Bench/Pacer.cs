@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace ModelAsData.Cli.Bench;
+namespace ModelAsData.Bench;
 
 /// <summary>
 /// Runs statements at a steady rate: statement i is due at start + i / rate on one Stopwatch schedule, whatever the

@@ -1,4 +1,4 @@
-namespace ModelAsData.Cli.Bench;
+namespace ModelAsData.Bench;
 
 /// <summary>Fresh feature rows for the benchmarks: iris-like, different every row, so no run scores a buffer the branch predictor has learnt.</summary>
 internal static class BenchRows

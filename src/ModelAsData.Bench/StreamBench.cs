@@ -3,7 +3,7 @@ using ModelAsData.Postgres;
 using ModelAsData.Postgres.Registry;
 using Npgsql;
 
-namespace ModelAsData.Cli.Bench;
+namespace ModelAsData.Bench;
 
 /// <summary>
 /// <c>mad bench --db "Host=…" --section stream</c>: streaming on PostgreSQL in one run, against a sidecar

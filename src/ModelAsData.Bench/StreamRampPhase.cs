@@ -1,7 +1,7 @@
 using System.Globalization;
 using Npgsql;
 
-namespace ModelAsData.Cli.Bench;
+namespace ModelAsData.Bench;
 
 /// <summary>
 /// The highest sustained insert rate at which the lag stays bounded: 8 writers of 100-row INSERT statements, paced at

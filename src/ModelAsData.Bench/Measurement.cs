@@ -1,4 +1,4 @@
-namespace ModelAsData.Cli.Bench;
+namespace ModelAsData.Bench;
 
 /// <summary>One benchmark figure: the median over rounds of rows per second, and the rounds themselves.</summary>
 public sealed record Measurement(string Name, IReadOnlyList<double> RowsPerSecond)

@@ -3,7 +3,7 @@ using System.Globalization;
 using ModelAsData.Core;
 using Npgsql;
 
-namespace ModelAsData.Cli.Bench;
+namespace ModelAsData.Bench;
 
 /// <summary>
 /// The stream bench's watched table and the sidecar draining it, with what its phases share: fresh ids, watch and

@@ -1,6 +1,6 @@
 using Npgsql;
 
-namespace ModelAsData.Cli.Bench;
+namespace ModelAsData.Bench;
 
 /// <summary>
 /// One writer of the stream bench: its own connection with the one-row and the many-row INSERT prepared, each

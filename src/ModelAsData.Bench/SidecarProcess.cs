@@ -6,16 +6,17 @@ using System.Net.Sockets;
 using ModelAsData.Core;
 using Npgsql;
 
-namespace ModelAsData.Cli.Bench;
+namespace ModelAsData.Bench;
 
 /// <summary>
-/// A sidecar (<c>mad serve</c>) that a bench starts as its own process, as in production: it must not share the
-/// bench's thread pool or CPU accounting. Disposing kills it. It keeps the last lines of its output, so a bench that
-/// waits on it in vain can say why. Not thread-safe.
+/// A sidecar (<c>mad serve</c>, the <c>mad.dll</c> beside the running binary) as its own process, as in production:
+/// a bench must not share its thread pool or CPU accounting, and a test can kill it with SIGKILL or freeze it with
+/// SIGSTOP. Disposing kills it if it still runs. It keeps the last lines of its output, so whoever waits on it in
+/// vain can say why. Not thread-safe.
 /// </summary>
-internal sealed class SidecarProcess : IAsyncDisposable
+public sealed class SidecarProcess : IAsyncDisposable
 {
-    private const int TailLines = 20;
+    private const int TailLines = 50;
 
     private readonly Process _process;
     private readonly ConcurrentQueue<string> _tail = new();
@@ -33,10 +34,18 @@ internal sealed class SidecarProcess : IAsyncDisposable
     /// <summary>The sidecar's name in <c>mad.sidecars</c> and <c>mad.request_workers</c>.</summary>
     public string Id { get; }
 
-    /// <summary>Starts <c>mad serve --id <paramref name="id"/></c> from this binary's folder, with <c>--http</c> when a port is given.</summary>
-    public static SidecarProcess Start(string db, string id, int? httpPort = null)
+    /// <summary>
+    /// Starts <c>mad serve --id <paramref name="id"/></c> from this binary's folder, with <c>--http</c> when a port is
+    /// given and <paramref name="environment"/> added to its environment (e.g. <c>MAD_BATCH_SIZE</c>).
+    /// </summary>
+    public static SidecarProcess Start(string db, string id, int? httpPort = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         var start = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
+        }
+
         string[] args = [Path.Combine(AppContext.BaseDirectory, "mad.dll"), "serve", "--db", db, "--id", id];
         if (httpPort is { } port)
         {
@@ -48,9 +57,24 @@ internal sealed class SidecarProcess : IAsyncDisposable
             start.ArgumentList.Add(arg);
         }
 
-        var process = Process.Start(start) ?? throw new InvalidOperationException("Could not start `mad serve` for the bench.");
+        var process = Process.Start(start) ?? throw new InvalidOperationException("Could not start `mad serve`.");
         return new SidecarProcess(process, id);
     }
+
+    public bool HasExited => _process.HasExited;
+
+    /// <summary>Its last lines of output, for failure messages.</summary>
+    public string Output => string.Join(Environment.NewLine, _tail);
+
+    /// <summary>SIGKILL: no shutdown, no lease given back, connections dropped by the kernel.</summary>
+    public void Kill()
+    {
+        _process.Kill(entireProcessTree: true);
+        _process.WaitForExit(10_000);
+    }
+
+    /// <summary>A sidecar id unique to this run: <paramref name="prefix"/> and random hex, 20 characters in all.</summary>
+    public static string NewId(string prefix) => $"{prefix}-{Guid.NewGuid():N}"[..20];
 
     /// <summary>Whether <see cref="Pause"/> can stop the process here (POSIX signals).</summary>
     public static bool CanPause => OperatingSystem.IsLinux() || OperatingSystem.IsMacOS();
@@ -102,7 +126,7 @@ internal sealed class SidecarProcess : IAsyncDisposable
 
             if (Stopwatch.GetElapsedTime(started) > timeout)
             {
-                throw new ModelAsDataException(ErrorCode.Timeout, $"The bench's sidecar {Id} did not register in mad.request_workers within {timeout.TotalSeconds:0} s. {Describe()}");
+                throw new ModelAsDataException(ErrorCode.Timeout, $"The sidecar {Id} did not register in mad.request_workers within {timeout.TotalSeconds:0} s. {Describe()}");
             }
 
             await Task.Delay(50, cancellationToken);
@@ -114,7 +138,7 @@ internal sealed class SidecarProcess : IAsyncDisposable
     {
         if (_process.HasExited)
         {
-            throw new ModelAsDataException(ErrorCode.Conflict, $"The bench's sidecar {Id} exited. {Describe()}");
+            throw new ModelAsDataException(ErrorCode.Conflict, $"The sidecar {Id} exited. {Describe()}");
         }
     }
 
@@ -122,8 +146,7 @@ internal sealed class SidecarProcess : IAsyncDisposable
     public string Describe()
     {
         var state = _process.HasExited ? $"`mad serve` exited with code {_process.ExitCode}" : $"`mad serve` (pid {_process.Id}) is running";
-        var lines = _tail.ToArray();
-        return lines.Length == 0 ? $"{state}; it printed nothing." : $"{state}; its last output:{Environment.NewLine}{string.Join(Environment.NewLine, lines)}";
+        return _tail.IsEmpty ? $"{state}; it printed nothing." : $"{state}; its last output:{Environment.NewLine}{Output}";
     }
 
     public async ValueTask DisposeAsync()

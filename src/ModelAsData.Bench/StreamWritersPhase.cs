@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Npgsql;
 
-namespace ModelAsData.Cli.Bench;
+namespace ModelAsData.Bench;
 
 /// <summary>
 /// What the watch triggers cost writers: 8 connections of one-row INSERT transactions as fast as they go for one

@@ -2,11 +2,12 @@ using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Dapper;
 using Microsoft.Data.Sqlite;
+using ModelAsData.Core;
 using ModelAsData.Core.Onnx;
 using ModelAsData.Core.Registry;
 using ModelAsData.Sqlite;
 
-namespace ModelAsData.Cli.Bench;
+namespace ModelAsData.Bench;
 
 /// <summary>
 /// The embedded store's benchmarks, each beside its reference measured in the same round on the same model and rows:
@@ -35,7 +36,7 @@ internal sealed class EmbeddedBench(int rows, int rounds, Action<string> log)
 
     private async Task<IReadOnlyList<Measurement>> RunInAsync(string path, CancellationToken cancellationToken)
     {
-        var bytes = await File.ReadAllBytesAsync(Commands.DemoCommand.ShippedModel(Model), cancellationToken);
+        var bytes = await File.ReadAllBytesAsync(ShippedModels.Path(Model), cancellationToken);
         await using var registry = await SqliteModelRegistry.OpenAsync(path, cancellationToken);
         var connection = registry.Connection;
         var features = new JsonObject { ["float_input"] = new JsonArray("sepal_length", "sepal_width", "petal_length", "petal_width") };
