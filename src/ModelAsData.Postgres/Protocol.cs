@@ -5,7 +5,7 @@ namespace ModelAsData.Postgres;
 /// SQLSTATEs, advisory-lock keys and log event ids. docs/PROTOCOL.md has the same table; the SQL side lists them in
 /// sql/postgres/001_schemas_and_roles.sql. Each value has one meaning.
 /// </summary>
-public static class Protocol
+public static partial class Protocol
 {
     /// <summary>NOTIFY channels. A notification is a wake-up call: the work it announces is always a row first.</summary>
     public static class Channels

@@ -92,12 +92,12 @@ internal sealed partial class ModelValidationService : BackgroundService
         }
     }
 
-    [LoggerMessage(EventId = 2101, Level = LogLevel.Information, Message = "Sidecar {SidecarId} validates pending model versions")]
+    [LoggerMessage(EventId = Protocol.LogEvents.ValidationStarted, Level = LogLevel.Information, Message = "Sidecar {SidecarId} validates pending model versions")]
     private static partial void LogStarted(ILogger logger, string sidecarId);
 
-    [LoggerMessage(EventId = 2102, Level = LogLevel.Information, Message = "Sidecar {SidecarId} stopped validating")]
+    [LoggerMessage(EventId = Protocol.LogEvents.ValidationStopped, Level = LogLevel.Information, Message = "Sidecar {SidecarId} stopped validating")]
     private static partial void LogStopped(ILogger logger, string sidecarId);
 
-    [LoggerMessage(EventId = 2103, Level = LogLevel.Warning, Message = "Scanning for pending model versions failed; retrying on reconnect or poll")]
+    [LoggerMessage(EventId = Protocol.LogEvents.ValidationScanFailed, Level = LogLevel.Warning, Message = "Scanning for pending model versions failed; retrying on reconnect or poll")]
     private static partial void LogScanFailed(ILogger logger, Exception exception);
 }

@@ -1,3 +1,4 @@
+using ModelAsData.Postgres;
 using System.Reflection;
 using System.Text.Json;
 using Dapper;
@@ -87,9 +88,9 @@ internal sealed partial class SidecarHeartbeatService : BackgroundService
     private static string Version() =>
         typeof(SidecarHeartbeatService).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown";
 
-    [LoggerMessage(EventId = 2201, Level = LogLevel.Information, Message = "Sidecar {SidecarId} registered in mad.sidecars")]
+    [LoggerMessage(EventId = Protocol.LogEvents.SidecarRegistered, Level = LogLevel.Information, Message = "Sidecar {SidecarId} registered in mad.sidecars")]
     private static partial void LogRegistered(ILogger logger, string sidecarId);
 
-    [LoggerMessage(EventId = 2202, Level = LogLevel.Warning, Message = "Sidecar {SidecarId} could not update mad.sidecars")]
+    [LoggerMessage(EventId = Protocol.LogEvents.HeartbeatFailed, Level = LogLevel.Warning, Message = "Sidecar {SidecarId} could not update mad.sidecars")]
     private static partial void LogHeartbeatFailed(ILogger logger, Exception exception, string sidecarId);
 }

@@ -304,18 +304,18 @@ internal sealed partial class StreamWorkerService : BackgroundService
     private static TimeSpan RetryPause(int failures) =>
         TimeSpan.FromMilliseconds(Math.Min(MaxRetryPause.TotalMilliseconds, 500 * Math.Pow(2, Math.Min(failures - 1, 10))));
 
-    [LoggerMessage(EventId = 2401, Level = LogLevel.Debug, Message = "Streamed {Table}: {Keys} keys, {Rows} rows scored, {Failed} with an error, {Deleted} predictions deleted")]
+    [LoggerMessage(EventId = Protocol.LogEvents.StreamBatch, Level = LogLevel.Debug, Message = "Streamed {Table}: {Keys} keys, {Rows} rows scored, {Failed} with an error, {Deleted} predictions deleted")]
     private static partial void LogBatch(ILogger logger, string table, int keys, long rows, long failed, long deleted);
 
-    [LoggerMessage(EventId = 2402, Level = LogLevel.Warning, Message = "Streaming lost its database session; starting again in {DelayMs} ms (nothing was committed)")]
+    [LoggerMessage(EventId = Protocol.LogEvents.StreamSessionFailed, Level = LogLevel.Warning, Message = "Streaming lost its database session; starting again in {DelayMs} ms (nothing was committed)")]
     private static partial void LogSessionFailed(ILogger logger, Exception exception, long delayMs);
 
-    [LoggerMessage(EventId = 2403, Level = LogLevel.Error, Message = "Streaming {Table} failed; its keys stay queued and it is retried in {DelayMs} ms")]
+    [LoggerMessage(EventId = Protocol.LogEvents.StreamTableFailed, Level = LogLevel.Error, Message = "Streaming {Table} failed; its keys stay queued and it is retried in {DelayMs} ms")]
     private static partial void LogTableFailed(ILogger logger, Exception exception, string table, long delayMs);
 
-    [LoggerMessage(EventId = 2404, Level = LogLevel.Information, Message = "Streaming {Table} works again")]
+    [LoggerMessage(EventId = Protocol.LogEvents.StreamTableRecovered, Level = LogLevel.Information, Message = "Streaming {Table} works again")]
     private static partial void LogRecovered(ILogger logger, string table);
 
-    [LoggerMessage(EventId = 2405, Level = LogLevel.Debug, Message = "Stopping: could not let writers NOTIFY again ({Reason}); they will once this session ends")]
+    [LoggerMessage(EventId = Protocol.LogEvents.StreamHandBackFailed, Level = LogLevel.Debug, Message = "Stopping: could not let writers NOTIFY again ({Reason}); they will once this session ends")]
     private static partial void LogHandBackFailed(ILogger logger, string reason);
 }

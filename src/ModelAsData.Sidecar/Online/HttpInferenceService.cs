@@ -1,3 +1,4 @@
+using ModelAsData.Postgres;
 using System.Diagnostics;
 using System.Net;
 using System.Text.Json;
@@ -231,6 +232,6 @@ public sealed partial class HttpInferenceService : IHostedService, IAsyncDisposa
         _ => "FP64",
     };
 
-    [LoggerMessage(EventId = 2501, Level = LogLevel.Information, Message = "HTTP endpoint (Open Inference Protocol v2, /metrics) listening on {Address}")]
+    [LoggerMessage(EventId = Protocol.LogEvents.HttpListening, Level = LogLevel.Information, Message = "HTTP endpoint (Open Inference Protocol v2, /metrics) listening on {Address}")]
     private static partial void LogListening(ILogger logger, string address);
 }

@@ -1,3 +1,4 @@
+using ModelAsData.Postgres;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Npgsql;
@@ -126,6 +127,6 @@ internal sealed partial class PredictionLogWriter : BackgroundService
         }
     }
 
-    [LoggerMessage(EventId = 2401, Level = LogLevel.Warning, Message = "Writing {Count} prediction log entries failed; they are dropped")]
+    [LoggerMessage(EventId = Protocol.LogEvents.PredictionLogWriteFailed, Level = LogLevel.Warning, Message = "Writing {Count} prediction log entries failed; they are dropped")]
     private static partial void LogWriteFailed(ILogger logger, Exception exception, int count);
 }

@@ -259,10 +259,10 @@ internal sealed partial class RequestWorker : BackgroundService
         _ => "XX000",
     };
 
-    [LoggerMessage(EventId = 2301, Level = LogLevel.Information, Message = "Sidecar {SidecarId} answers online requests (backend {ProcessId})")]
+    [LoggerMessage(EventId = Protocol.LogEvents.RequestWorkerListening, Level = LogLevel.Information, Message = "Sidecar {SidecarId} answers online requests (backend {ProcessId})")]
     private static partial void LogArmed(ILogger logger, string sidecarId, int processId);
 
-    [LoggerMessage(EventId = 2302, Level = LogLevel.Warning, Message = "The request worker's session failed; reconnecting in {DelayMs} ms")]
+    [LoggerMessage(EventId = Protocol.LogEvents.RequestSessionFailed, Level = LogLevel.Warning, Message = "The request worker's session failed; reconnecting in {DelayMs} ms")]
     private static partial void LogSessionFailed(ILogger logger, Exception exception, long delayMs);
 
     private sealed record ClaimedRequest(long Id, string Kind, string Reference, string Model, int Version, string Features);
