@@ -9,7 +9,7 @@ namespace ModelAsData.Sidecar;
 
 /// <summary>
 /// One pass of the stream worker over every watched table, a batch per table in turns. A table whose batch fails is
-/// paused with a growing pause (its keys stay queued) and its error reported for <c>mad tables status</c>; the others go on.
+/// paused with a growing pause (its keys stay waiting in the outbox) and its error reported for <c>mad tables status</c>; the others go on.
 /// </summary>
 internal sealed partial class StreamPass(StreamDrain drain, StreamCatchUp catchUp, StreamTableStates states, StreamMetrics metrics, string sidecarId, ILogger logger)
 {
@@ -74,7 +74,7 @@ internal sealed partial class StreamPass(StreamDrain drain, StreamCatchUp catchU
         catch (Exception e) when (e is PostgresException { IsTransient: false } or ModelAsDataException or InvalidDataException && !cancellationToken.IsCancellationRequested)
         {
             // The table's batch cannot be done as it stands (a column dropped, a model that no longer fits, a privilege
-            // revoked): its keys stay queued; pause this table, say why, and keep streaming the others. (A terminated
+            // revoked): its keys stay waiting; pause this table, say why, and keep streaming the others. (A terminated
             // session or a deadlock is transient: it goes to the session's retry, not to the table's error.)
             metrics.Batches.WithLabels(table, "error").Inc();
             state.Failed(e.Message, StreamBackoff.After(state.Failures + 1));
@@ -88,7 +88,7 @@ internal sealed partial class StreamPass(StreamDrain drain, StreamCatchUp catchU
     [LoggerMessage(EventId = Protocol.LogEvents.StreamBatch, Level = LogLevel.Debug, Message = "Streamed {Table}: {Keys} keys, {Rows} rows scored, {Failed} with an error, {Deleted} predictions deleted")]
     private static partial void LogBatch(ILogger logger, string table, int keys, long rows, long failed, long deleted);
 
-    [LoggerMessage(EventId = Protocol.LogEvents.StreamTableFailed, Level = LogLevel.Error, Message = "Streaming {Table} failed; its keys stay queued and it is retried in {DelayMs} ms")]
+    [LoggerMessage(EventId = Protocol.LogEvents.StreamTableFailed, Level = LogLevel.Error, Message = "Streaming {Table} failed; its keys stay waiting and it is retried in {DelayMs} ms")]
     private static partial void LogTableFailed(ILogger logger, Exception exception, string table, long delayMs);
 
     [LoggerMessage(EventId = Protocol.LogEvents.StreamTableRecovered, Level = LogLevel.Information, Message = "Streaming {Table} works again")]

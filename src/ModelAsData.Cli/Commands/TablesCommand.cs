@@ -120,7 +120,7 @@ internal static class TablesCommand
                     cli.Console.MarkupLineInterpolated($"streaming: watched; {lag.Waiting:N0} keys waiting, oldest {lag.OldestSeconds ?? 0:F3} s, {lag.RowsPerSecond:N0} rows/s");
                     if (lag.Error is { } error)
                     {
-                        cli.Console.MarkupLineInterpolated($"[red]streaming is failing[/] (its keys stay queued and are retried): {error}");
+                        cli.Console.MarkupLineInterpolated($"[red]streaming is failing[/] (its keys stay waiting in the outbox and are retried): {error}");
                     }
                 }
                 else

@@ -121,7 +121,7 @@ public sealed class PostgresPredictionTables : IPredictionTables, IRefreshJobs
                 if (await RunAsync(c => c.ExecuteScalarAsync<int>(Command(RegistrySql.LiveSidecars, null, cancellationToken)), cancellationToken) == 0)
                 {
                     throw new ModelAsDataException(ErrorCode.Timeout,
-                        $"Job {id} (refresh of {job.Table}) is waiting for a sidecar, and none is running: start one with `mad serve --db ...`. The job stays queued; follow it with: mad jobs follow {id}");
+                        $"Job {id} (refresh of {job.Table}) is waiting for a sidecar, and none is running: start one with `mad serve --db ...`. The job stays running, its tasks queued until a sidecar claims them; follow it with: mad jobs follow {id}");
                 }
             }
 
