@@ -33,7 +33,7 @@ public static class BenchSuite
         if (section is "all" or "online")
         {
             console.MarkupLine("[bold]Online (PostgreSQL)[/]: latency of one request at a time, beside SELECT 1 and raw ONNX Runtime.");
-            await new OnlineBench(db, Math.Min(rows ?? EmbeddedRows, 5_000), rounds ?? EmbeddedRounds, console).RunAsync(markdown, cancellationToken);
+            await new RequestBench(db, Math.Min(rows ?? EmbeddedRows, 5_000), rounds ?? EmbeddedRounds, console).RunAsync(markdown, cancellationToken);
         }
 
         if (section is "all" or "stream")

@@ -5,7 +5,7 @@ using ModelAsData.Core.Onnx;
 using ModelAsData.Postgres;
 using ModelAsData.Postgres.Jobs;
 using ModelAsData.Postgres.Listening;
-using ModelAsData.Sidecar.Online;
+using ModelAsData.Sidecar.Requests;
 
 namespace ModelAsData.Sidecar;
 
@@ -31,7 +31,7 @@ public static class SidecarServiceCollectionExtensions
         services.AddHostedService<SidecarHeartbeatService>();
         services.AddHostedService<ListenerService>();
         services.AddHostedService<ModelValidationService>();
-        services.AddModelAsDataOnline(options);
+        services.AddModelAsDataRequests(options);
         services.TryAddSingleton(_ => new ModelCache(options.Scoring));
         services.AddHostedService<RefreshWorkerService>();
         services.AddHostedService<StreamWorkerService>();

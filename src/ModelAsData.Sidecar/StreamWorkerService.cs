@@ -5,7 +5,7 @@ using ModelAsData.Core.Onnx;
 using ModelAsData.Postgres;
 using ModelAsData.Postgres.Listening;
 using ModelAsData.Postgres.Streaming;
-using ModelAsData.Sidecar.Online;
+using ModelAsData.Sidecar.Requests;
 using Npgsql;
 
 namespace ModelAsData.Sidecar;
@@ -25,7 +25,7 @@ internal sealed partial class StreamWorkerService : BackgroundService
     private readonly StreamStats _stats;
     private readonly ILogger _logger;
 
-    public StreamWorkerService(NpgsqlDataSource dataSource, PostgresListener listener, SidecarOptions options, ModelCache cache, OnlineMetrics metrics,
+    public StreamWorkerService(NpgsqlDataSource dataSource, PostgresListener listener, SidecarOptions options, ModelCache cache, RequestMetrics metrics,
         ILogger<StreamWorkerService> logger)
     {
         _drain = new StreamDrain(dataSource, cache, options.BatchSize);

@@ -1,4 +1,0 @@
-namespace ModelAsData.Sidecar.Online;
-
-/// <summary>A request this sidecar is to answer, from a claim or whole from its notification.</summary>
-internal sealed record ClaimedRequest(long Id, string Kind, string Reference, string Model, int Version, string Features);
