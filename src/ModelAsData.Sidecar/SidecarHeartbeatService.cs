@@ -1,9 +1,9 @@
-using ModelAsData.Postgres;
 using System.Reflection;
 using System.Text.Json;
 using Dapper;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using ModelAsData.Postgres;
 using Npgsql;
 
 namespace ModelAsData.Sidecar;

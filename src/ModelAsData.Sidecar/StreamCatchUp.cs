@@ -1,8 +1,8 @@
-using ModelAsData.Postgres;
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using ModelAsData.Core;
 using ModelAsData.Core.Onnx;
+using ModelAsData.Postgres;
 using ModelAsData.Postgres.Streaming;
 using Npgsql;
 

@@ -1,4 +1,3 @@
-using ModelAsData.Postgres;
 using System.Diagnostics;
 using System.Net;
 using System.Text.Json;
@@ -14,6 +13,7 @@ using Microsoft.Extensions.Logging;
 using ModelAsData.Core;
 using ModelAsData.Core.Onnx;
 using ModelAsData.Core.Scoring;
+using ModelAsData.Postgres;
 using Npgsql;
 using Prometheus;
 

@@ -1,6 +1,6 @@
-using ModelAsData.Postgres;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using ModelAsData.Postgres;
 using Npgsql;
 using NpgsqlTypes;
 
