@@ -1,30 +1,36 @@
 using Microsoft.Data.Sqlite;
-using ModelAsData.Core;
 using ModelAsData.Core.Onnx;
 using ModelAsData.Core.Registry;
 using ModelAsData.Postgres.Jobs;
 using ModelAsData.Postgres.Registry;
+using ModelAsData.Postgres.Streaming;
 using ModelAsData.Sqlite;
 
 namespace ModelAsData.Cli;
 
 /// <summary>
 /// The store a <c>--db</c> value names, behind the interfaces the verbs use, so that each verb is written once for
-/// SQLite and PostgreSQL. Owns what it opened.
+/// SQLite and PostgreSQL. Every capability is there on every store; one a store lacks says so when called
+/// (<see cref="IRefreshJobs.IsSupported"/>, <see cref="IStreaming.IsSupported"/>). Owns what it opened.
 /// </summary>
 public sealed class MadStore : IAsyncDisposable
 {
-    private MadStore(IModelRegistry registry, IPredictionTables? tables, SqliteConnection? sqlite)
+    private MadStore(IModelRegistry registry, IPredictionTables tables, IRefreshJobs jobs, IStreaming streaming, SqliteConnection? sqlite)
     {
         Registry = registry;
         Tables = tables;
+        Jobs = jobs;
+        Streaming = streaming;
         Sqlite = sqlite;
     }
 
     public IModelRegistry Registry { get; }
 
-    /// <summary>Null where the store has no prediction tables yet.</summary>
-    public IPredictionTables? Tables { get; }
+    public IPredictionTables Tables { get; }
+
+    public IRefreshJobs Jobs { get; }
+
+    public IStreaming Streaming { get; }
 
     /// <summary>The embedded store's connection, with <c>predict()</c> registered; null on PostgreSQL.</summary>
     public SqliteConnection? Sqlite { get; }
@@ -44,18 +50,15 @@ public sealed class MadStore : IAsyncDisposable
 
         var registry = await SqliteModelRegistry.OpenAsync(db, cancellationToken);
         SqlitePredictFunctions.Register(registry.Connection, Cache);
-        return new MadStore(registry, new SqlitePredictionTables(registry, Cache), registry.Connection);
+        return new MadStore(registry, new SqlitePredictionTables(registry, Cache), new SqliteRefreshJobs(), new SqliteStreaming(), registry.Connection);
     }
-
-    /// <summary>The prediction tables, or a message that says this store has none yet.</summary>
-    public IPredictionTables RequireTables() => Tables
-        ?? throw new ModelAsDataException(ErrorCode.InvalidArgument, $"Prediction tables are not available on {Registry.Kind} yet.");
 
     public ValueTask DisposeAsync() => Registry.DisposeAsync();
 
     private static async Task<MadStore> OpenPostgresAsync(string db, CancellationToken cancellationToken)
     {
         var registry = await PostgresModelRegistry.OpenAsync(db, cancellationToken);
-        return new(registry, new PostgresPredictionTables(registry), sqlite: null);
+        var tables = new PostgresPredictionTables(registry);
+        return new(registry, tables, tables, new PostgresStreaming(registry), sqlite: null);
     }
 }

@@ -23,4 +23,6 @@ public enum ErrorCode
     InvalidArgument = 18,
     /// <summary>Waited for work that did not finish in time.</summary>
     Timeout = 19,
+    /// <summary>This store does not do that; the message says which store or verb does.</summary>
+    NotSupported = 20,
 }

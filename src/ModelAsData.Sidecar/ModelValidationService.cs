@@ -7,15 +7,14 @@ using ModelAsData.Postgres.Listening;
 namespace ModelAsData.Sidecar;
 
 /// <summary>
-/// The sidecar's first job: LISTENs on <c>mad_models</c> and validates pending versions on start, on every
-/// <c>pushed</c> notification, after every reconnect (notifications sent meanwhile are lost) and at least every
+/// The sidecar's first job: validates pending versions on start, on every <c>pushed</c> notification on
+/// <c>mad_models</c> (heard by the shared listener, which <see cref="ListenerService"/> runs), after every reconnect (notifications sent meanwhile are lost) and at least every
 /// <see cref="SidecarOptions.PollInterval"/>. Stops claiming when the host stops; a validation in flight finishes or
 /// rolls back, leaving its version pending.
 /// </summary>
 internal sealed partial class ModelValidationService : BackgroundService
 {
     private readonly PendingVersionValidator _validator;
-    private readonly PostgresListener _listener;
     private readonly SidecarOptions _options;
     private readonly ILogger _logger;
     private readonly WakeSignal _wake = new();
@@ -23,11 +22,10 @@ internal sealed partial class ModelValidationService : BackgroundService
     public ModelValidationService(PendingVersionValidator validator, PostgresListener listener, SidecarOptions options, ILogger<ModelValidationService> logger)
     {
         _validator = validator;
-        _listener = listener;
         _options = options;
         _logger = logger;
-        _listener.Connected += (_, _) => _wake.Set();
-        _listener.Notified += (_, notification) =>
+        listener.Connected += (_, _) => _wake.Set();
+        listener.Notified += (_, notification) =>
         {
             if (notification.Channel == Protocol.Channels.Models && IsPush(notification.Payload))
             {
@@ -45,7 +43,6 @@ internal sealed partial class ModelValidationService : BackgroundService
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         LogStarted(_logger, _options.SidecarId);
-        var listening = _listener.RunAsync(stoppingToken);
         try
         {
             while (!stoppingToken.IsCancellationRequested)
@@ -56,11 +53,10 @@ internal sealed partial class ModelValidationService : BackgroundService
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
-            // Stopping: the listener ends on the same token.
+            // Stopping.
         }
         finally
         {
-            await listening;
             LogStopped(_logger, _options.SidecarId);
         }
     }
@@ -92,12 +88,12 @@ internal sealed partial class ModelValidationService : BackgroundService
         }
     }
 
-    [LoggerMessage(EventId = 2101, Level = LogLevel.Information, Message = "Sidecar {SidecarId} validates pending model versions")]
+    [LoggerMessage(EventId = Protocol.LogEvents.ValidationStarted, Level = LogLevel.Information, Message = "Sidecar {SidecarId} validates pending model versions")]
     private static partial void LogStarted(ILogger logger, string sidecarId);
 
-    [LoggerMessage(EventId = 2102, Level = LogLevel.Information, Message = "Sidecar {SidecarId} stopped validating")]
+    [LoggerMessage(EventId = Protocol.LogEvents.ValidationStopped, Level = LogLevel.Information, Message = "Sidecar {SidecarId} stopped validating")]
     private static partial void LogStopped(ILogger logger, string sidecarId);
 
-    [LoggerMessage(EventId = 2103, Level = LogLevel.Warning, Message = "Scanning for pending model versions failed; retrying on reconnect or poll")]
+    [LoggerMessage(EventId = Protocol.LogEvents.ValidationScanFailed, Level = LogLevel.Warning, Message = "Scanning for pending model versions failed; retrying on reconnect or poll")]
     private static partial void LogScanFailed(ILogger logger, Exception exception);
 }

@@ -105,10 +105,10 @@ public sealed partial class PendingVersionValidator
         }
     }
 
-    [LoggerMessage(EventId = 2001, Level = LogLevel.Information, Message = "Model {Model} v{Version} is ready")]
+    [LoggerMessage(EventId = Protocol.LogEvents.VersionReady, Level = LogLevel.Information, Message = "Model {Model} v{Version} is ready")]
     private static partial void LogReady(ILogger logger, string model, int version);
 
-    [LoggerMessage(EventId = 2002, Level = LogLevel.Warning, Message = "Model {Model} v{Version} is rejected: {Reason}")]
+    [LoggerMessage(EventId = Protocol.LogEvents.VersionRejected, Level = LogLevel.Warning, Message = "Model {Model} v{Version} is rejected: {Reason}")]
     private static partial void LogRejected(ILogger logger, string model, int version, string? reason);
 
     private sealed class ClaimedVersion

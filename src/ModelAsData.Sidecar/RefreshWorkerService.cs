@@ -203,24 +203,24 @@ internal sealed partial class RefreshWorkerService : BackgroundService
         }
     }
 
-    [LoggerMessage(EventId = 2301, Level = LogLevel.Information, Message = "Claimed task {Task} of job {Job} ({Table})")]
+    [LoggerMessage(EventId = Protocol.LogEvents.RefreshTaskClaimed, Level = LogLevel.Information, Message = "Claimed task {Task} of job {Job} ({Table})")]
     private static partial void LogClaimed(ILogger logger, long task, long job, string table);
 
-    [LoggerMessage(EventId = 2302, Level = LogLevel.Information, Message = "Task {Task} of job {Job}: {Rows} rows, {Failed} with an error, in {ElapsedMs} ms; job {State}")]
+    [LoggerMessage(EventId = Protocol.LogEvents.RefreshTaskCompleted, Level = LogLevel.Information, Message = "Task {Task} of job {Job}: {Rows} rows, {Failed} with an error, in {ElapsedMs} ms; job {State}")]
     private static partial void LogCompleted(ILogger logger, long task, long job, long rows, long failed, long elapsedMs, string state);
 
-    [LoggerMessage(EventId = 2303, Level = LogLevel.Warning, Message = "Task {Task} of job {Job}: the lease was lost; its rows were rolled back")]
+    [LoggerMessage(EventId = Protocol.LogEvents.RefreshLeaseLost, Level = LogLevel.Warning, Message = "Task {Task} of job {Job}: the lease was lost; its rows were rolled back")]
     private static partial void LogLeaseLost(ILogger logger, long task, long job);
 
-    [LoggerMessage(EventId = 2304, Level = LogLevel.Warning, Message = "Task {Task} of job {Job} was given back")]
+    [LoggerMessage(EventId = Protocol.LogEvents.RefreshTaskGivenBack, Level = LogLevel.Warning, Message = "Task {Task} of job {Job} was given back")]
     private static partial void LogGivenBack(ILogger logger, Exception exception, long task, long job);
 
-    [LoggerMessage(EventId = 2305, Level = LogLevel.Error, Message = "Task {Task} of job {Job} failed")]
+    [LoggerMessage(EventId = Protocol.LogEvents.RefreshTaskFailed, Level = LogLevel.Error, Message = "Task {Task} of job {Job} failed")]
     private static partial void LogTaskFailed(ILogger logger, Exception exception, long task, long job);
 
-    [LoggerMessage(EventId = 2306, Level = LogLevel.Warning, Message = "Could not renew or give back the lease of task {Task}")]
+    [LoggerMessage(EventId = Protocol.LogEvents.RefreshLeaseRenewFailed, Level = LogLevel.Warning, Message = "Could not renew or give back the lease of task {Task}")]
     private static partial void LogRenewFailed(ILogger logger, Exception exception, long task);
 
-    [LoggerMessage(EventId = 2307, Level = LogLevel.Warning, Message = "Claiming refresh tasks failed; retrying")]
+    [LoggerMessage(EventId = Protocol.LogEvents.RefreshScanFailed, Level = LogLevel.Warning, Message = "Claiming refresh tasks failed; retrying")]
     private static partial void LogScanFailed(ILogger logger, Exception exception);
 }

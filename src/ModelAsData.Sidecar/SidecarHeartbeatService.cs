@@ -3,6 +3,7 @@ using System.Text.Json;
 using Dapper;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using ModelAsData.Postgres;
 using Npgsql;
 
 namespace ModelAsData.Sidecar;
@@ -87,9 +88,9 @@ internal sealed partial class SidecarHeartbeatService : BackgroundService
     private static string Version() =>
         typeof(SidecarHeartbeatService).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown";
 
-    [LoggerMessage(EventId = 2201, Level = LogLevel.Information, Message = "Sidecar {SidecarId} registered in mad.sidecars")]
+    [LoggerMessage(EventId = Protocol.LogEvents.SidecarRegistered, Level = LogLevel.Information, Message = "Sidecar {SidecarId} registered in mad.sidecars")]
     private static partial void LogRegistered(ILogger logger, string sidecarId);
 
-    [LoggerMessage(EventId = 2202, Level = LogLevel.Warning, Message = "Sidecar {SidecarId} could not update mad.sidecars")]
+    [LoggerMessage(EventId = Protocol.LogEvents.HeartbeatFailed, Level = LogLevel.Warning, Message = "Sidecar {SidecarId} could not update mad.sidecars")]
     private static partial void LogHeartbeatFailed(ILogger logger, Exception exception, string sidecarId);
 }

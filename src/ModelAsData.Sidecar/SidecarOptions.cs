@@ -72,7 +72,7 @@ public sealed record SidecarOptions
 
         if (Http is not null)
         {
-            _ = Online.HttpEndpoint.Parse(Http);
+            _ = Requests.HttpEndpoint.Parse(Http);
         }
 
         Listener.Validate();

@@ -5,7 +5,7 @@ using ModelAsData.Core.Onnx;
 using ModelAsData.Postgres;
 using ModelAsData.Postgres.Jobs;
 using ModelAsData.Postgres.Listening;
-using ModelAsData.Sidecar.Online;
+using ModelAsData.Sidecar.Requests;
 
 namespace ModelAsData.Sidecar;
 
@@ -13,8 +13,10 @@ namespace ModelAsData.Sidecar;
 public static class SidecarServiceCollectionExtensions
 {
     /// <summary>
-    /// Adds the sidecar's hosted services (model validation, heartbeat), its <see cref="PendingVersionValidator"/> and
-    /// one <see cref="Npgsql.NpgsqlDataSource"/> for <paramref name="connectionString"/>, owned by the container.
+    /// Adds the sidecar's hosted services (heartbeat, the shared listener, model validation, requests, refresh,
+    /// streaming), its <see cref="PendingVersionValidator"/> and one <see cref="Npgsql.NpgsqlDataSource"/> for
+    /// <paramref name="connectionString"/>, owned by the container. The <see cref="PostgresListener"/> is one
+    /// singleton that <see cref="ListenerService"/> runs; the services that wake on it subscribe to it.
     /// </summary>
     public static IServiceCollection AddModelAsDataSidecar(this IServiceCollection services, string connectionString, SidecarOptions? options = null)
     {
@@ -27,8 +29,9 @@ public static class SidecarServiceCollectionExtensions
             provider.GetRequiredService<ILogger<PostgresListener>>()));
         services.AddSingleton<PendingVersionValidator>();
         services.AddHostedService<SidecarHeartbeatService>();
+        services.AddHostedService<ListenerService>();
         services.AddHostedService<ModelValidationService>();
-        services.AddModelAsDataOnline(options);
+        services.AddModelAsDataRequests(options);
         services.TryAddSingleton(_ => new ModelCache(options.Scoring));
         services.AddHostedService<RefreshWorkerService>();
         services.AddHostedService<StreamWorkerService>();

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using ModelAsData.Core;
 using ModelAsData.Core.Onnx;
+using ModelAsData.Postgres;
 using ModelAsData.Postgres.Streaming;
 using Npgsql;
 
@@ -71,6 +72,6 @@ internal sealed partial class StreamCatchUp(NpgsqlDataSource dataSource, ModelCa
         _wake.Dispose();
     }
 
-    [LoggerMessage(EventId = 2405, Level = LogLevel.Debug, Message = "Catching up on {Table} failed; the worker's own drain goes on")]
+    [LoggerMessage(EventId = Protocol.LogEvents.StreamCatchUpFailed, Level = LogLevel.Debug, Message = "Catching up on {Table} failed; the worker's own drain goes on")]
     private static partial void LogFailed(ILogger logger, Exception exception, string table);
 }

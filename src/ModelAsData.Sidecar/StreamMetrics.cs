@@ -1,5 +1,5 @@
 using ModelAsData.Postgres.Streaming;
-using ModelAsData.Sidecar.Online;
+using ModelAsData.Sidecar.Requests;
 using Prometheus;
 
 namespace ModelAsData.Sidecar;
@@ -7,7 +7,7 @@ namespace ModelAsData.Sidecar;
 /// <summary>Streaming's Prometheus metrics, in the sidecar's registry (served at <c>/metrics</c>), by prediction table.</summary>
 internal sealed class StreamMetrics
 {
-    public StreamMetrics(OnlineMetrics metrics)
+    public StreamMetrics(RequestMetrics metrics)
     {
         var factory = Metrics.WithCustomRegistry(metrics.Registry);
         var byTable = new[] { "table" };

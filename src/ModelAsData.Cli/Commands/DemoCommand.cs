@@ -74,7 +74,7 @@ internal static class DemoCommand
         await PushAsync(console, store.Registry, "titanic", "skl2onnx_pipeline_titanic_nozipmap.onnx", [], "production", cancellationToken);
 
         console.MarkupLine("[bold]3.[/] Bound them to the tables and scored every row:");
-        var tables = store.RequireTables();
+        var tables = store.Tables;
         await tables.CreateAsync(new PredictionTableSpec("flower_scores", "flowers", ["id"], "iris", null), cancellationToken);
         await tables.CreateAsync(new PredictionTableSpec("passenger_scores", "passengers", ["id"], "titanic", null), cancellationToken);
         foreach (var name in new[] { "flower_scores", "passenger_scores" })
@@ -98,14 +98,14 @@ internal static class DemoCommand
               mad sql --db {{db}}                                  (a prompt)
               mad predict --db {{db}} iris --json '{"float_input": [6.3, 3.3, 6.0, 2.5]}'
               mad models list --db {{db}}                          mad models show --db {{db}} iris@production
-              mad models push --db {{db}} iris {{ShippedModel("skl2onnx_rf_iris.onnx")}}   then   mad models alias --db {{db}} iris production 2
+              mad models push --db {{db}} iris {{ShippedModels.Path("skl2onnx_rf_iris.onnx")}}   then   mad models alias --db {{db}} iris production 2
               mad tables refresh --db {{db}} flower_scores         mad models rollback --db {{db}} iris production
             """);
     }
 
     private static async Task PushAsync(IAnsiConsole console, IModelRegistry registry, string name, string file, JsonObject metadata, string? alias, CancellationToken cancellationToken)
     {
-        var bytes = await File.ReadAllBytesAsync(ShippedModel(file), cancellationToken);
+        var bytes = await File.ReadAllBytesAsync(ShippedModels.Path(file), cancellationToken);
         metadata["source"] = $"models/{file}";
         var version = await registry.PushAsync(name, bytes, metadata, cancellationToken);
         if (alias is not null)
@@ -121,19 +121,5 @@ internal static class DemoCommand
     {
         console.Write(new Panel(new Text(query)) { Border = BoxBorder.None, Padding = new Padding(3, 0, 0, 0) });
         await SqlCommand.RunAsync(console, connection, query, 50, cancellationToken);
-    }
-
-    /// <summary>The models folder shipped beside the binary, or the repository's when run from a checkout.</summary>
-    internal static string ShippedModel(string file)
-    {
-        foreach (var folder in new[] { Path.Combine(AppContext.BaseDirectory, "models"), Path.Combine(Environment.CurrentDirectory, "models") })
-        {
-            if (File.Exists(Path.Combine(folder, file)))
-            {
-                return Path.Combine(folder, file);
-            }
-        }
-
-        throw new ModelAsDataException(ErrorCode.NotFound, $"The demo model {file} is missing from {Path.Combine(AppContext.BaseDirectory, "models")}: rebuild with dotnet build.");
     }
 }

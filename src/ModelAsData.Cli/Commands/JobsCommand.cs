@@ -6,7 +6,7 @@ using Spectre.Console;
 
 namespace ModelAsData.Cli.Commands;
 
-/// <summary><c>mad jobs [watch ID]</c>: refresh jobs on PostgreSQL and their progress, and the live lag of watched tables.</summary>
+/// <summary><c>mad jobs [follow ID]</c>: refresh jobs on PostgreSQL and their progress, and the live lag of watched tables.</summary>
 internal static class JobsCommand
 {
     public static Command Create(CliContext cli)
@@ -16,26 +16,33 @@ internal static class JobsCommand
         cli.SetAction(jobs, async (parse, ct) =>
         {
             await using var store = await MadStore.OpenAsync(cli.RequireDb(parse), ct);
-            Print(cli.Console, await RequireJobs(store).ListJobsAsync(parse.GetValue(limit), ct));
-            if (store.Tables is ModelAsData.Postgres.Jobs.PostgresPredictionTables postgres && await postgres.ListStreamsAsync(ct) is { Count: > 0 } streams)
+            Print(cli.Console, await store.Jobs.ListJobsAsync(parse.GetValue(limit), ct));
+            if (store.Streaming.IsSupported && await store.Streaming.ListLagsAsync(ct) is { Count: > 0 } streams)
             {
                 PrintStreams(cli.Console, streams);
             }
 
             return 0;
         });
-        jobs.Subcommands.Add(Watch(cli));
+        jobs.Subcommands.Add(Follow(cli, "follow"));
+        jobs.Subcommands.Add(Follow(cli, "watch", hidden: true));
         return jobs;
     }
 
-    private static Command Watch(CliContext cli)
+    /// <summary>
+    /// <c>mad jobs follow ID</c>. "Watch" means streaming (<c>mad tables watch</c>), so following a job has its own
+    /// word; <c>watch</c> stays as a hidden twin so DESIGN.md's <c>mad jobs [watch ID]</c> keeps working. (A
+    /// System.CommandLine alias would show in the help as "follow, watch".)
+    /// </summary>
+    private static Command Follow(CliContext cli, string verb, bool hidden = false)
     {
         var id = new Argument<long>("id") { Description = "The job id (from mad tables refresh or mad jobs)." };
-        var command = new Command("watch", "Follow a job with a progress bar until it finishes.") { id };
+        var command = new Command(verb, "Follow a job with a progress bar until it finishes.") { id };
+        command.Hidden = hidden;
         cli.SetAction(command, async (parse, ct) =>
         {
             await using var store = await MadStore.OpenAsync(cli.RequireDb(parse), ct);
-            var job = await WatchAsync(cli.Console, RequireJobs(store), parse.GetValue(id), ct);
+            var job = await FollowAsync(cli.Console, store.Jobs, parse.GetValue(id), ct);
             Print(cli.Console, [job]);
             return 0;
         });
@@ -43,7 +50,7 @@ internal static class JobsCommand
     }
 
     /// <summary>A progress bar of rows done / total and rows/s until the job finishes; a failed job throws with its error.</summary>
-    internal static Task<RefreshJob> WatchAsync(IAnsiConsole console, IRefreshJobs jobs, long id, CancellationToken cancellationToken) =>
+    internal static Task<RefreshJob> FollowAsync(IAnsiConsole console, IRefreshJobs jobs, long id, CancellationToken cancellationToken) =>
         console.Progress()
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
             .StartAsync(async context =>
@@ -60,9 +67,6 @@ internal static class JobsCommand
                 task.Value = task.MaxValue;
                 return job;
             });
-
-    private static IRefreshJobs RequireJobs(MadStore store) => store.Tables as IRefreshJobs
-        ?? throw new ModelAsDataException(ErrorCode.InvalidArgument, $"Jobs run on PostgreSQL, where sidecars refresh tables; the {store.Registry.Kind} store refreshes in-process (mad tables refresh).");
 
     private static void Print(IAnsiConsole console, IReadOnlyList<RefreshJob> jobs)
     {
@@ -83,7 +87,7 @@ internal static class JobsCommand
     }
 
     /// <summary>Streaming is a job that never ends: each watched table's keys waiting, oldest age, rows/s and error.</summary>
-    private static void PrintStreams(IAnsiConsole console, IReadOnlyList<ModelAsData.Postgres.Streaming.StreamLag> streams)
+    private static void PrintStreams(IAnsiConsole console, IReadOnlyList<StreamLag> streams)
     {
         var view = new Table().Title("streaming (watched tables)").AddColumns("table", "keys waiting", "oldest", "rows/s", "error");
         foreach (var s in streams)

@@ -3,7 +3,7 @@ using Spectre.Console;
 using ModelAsData.Core;
 using ModelAsData.Core.Scoring;
 using ModelAsData.Postgres;
-using ModelAsData.Postgres.Online;
+using ModelAsData.Postgres.Requests;
 
 namespace ModelAsData.Cli.Commands;
 
@@ -26,13 +26,13 @@ internal static class PredictCommand
             {
                 // Through the database (CALL mad.predict), so the answer is made by a sidecar and logged.
                 await using var dataSource = PostgresDataSource.Create(db, "mad predict");
-                var called = await new PostgresOnlineClient(dataSource).CallAsync(parse.GetValue(reference)!, parse.GetValue(json)!, ct);
+                var called = await new PostgresRequestClient(dataSource).CallAsync(parse.GetValue(reference)!, parse.GetValue(json)!, ct);
                 cli.Console.WriteLine(called.ToJsonString());
                 return 0;
             }
 
             await using var store = await MadStore.OpenAsync(db, ct);
-            var predictor = new OnlinePredictor(store.Registry, MadStore.Cache);
+            var predictor = new RequestPredictor(store.Registry, MadStore.Cache);
             var answer = await predictor.PredictAsync(ModelReference.Parse(parse.GetValue(reference)), JsonFeatures.Parse(parse.GetValue(json)!), ct);
             cli.Console.WriteLine(answer.ToJsonString());
             return 0;

@@ -32,7 +32,7 @@ internal static class TablesCommand
         {
             await using var store = await MadStore.OpenAsync(cli.RequireDb(parse), ct);
             var keys = parse.GetValue(key)!.SelectMany(k => k.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToList();
-            var table = await store.RequireTables().CreateAsync(
+            var table = await store.Tables.CreateAsync(
                 new PredictionTableSpec(parse.GetValue(name)!, parse.GetValue(source)!, keys, parse.GetValue(model)!, FeatureMapping.Parse(parse.GetValue(features))), ct);
             cli.Console.MarkupLineInterpolated($"Created [bold]{table.OutputTable}[/]: {string.Join(", ", table.Key)} → {string.Join(", ", table.Columns.Select(c => c.Name))}, model_version, scored_at, error.");
             cli.Console.MarkupLineInterpolated($"Features: {table.Features.ToJsonString()}");
@@ -50,22 +50,22 @@ internal static class TablesCommand
         cli.SetAction(command, async (parse, ct) =>
         {
             await using var store = await MadStore.OpenAsync(cli.RequireDb(parse), ct);
-            if (store.Tables is IRefreshJobs jobs)
+            if (store.Jobs.IsSupported)
             {
-                var id = await jobs.StartRefreshAsync(parse.GetValue(name)!, ct);
+                var id = await store.Jobs.StartRefreshAsync(parse.GetValue(name)!, ct);
                 if (!parse.GetValue(wait))
                 {
-                    cli.Console.MarkupLineInterpolated($"Started job [bold]{id}[/]: running sidecars (mad serve) score it. Follow it with: mad jobs watch {id}");
+                    cli.Console.MarkupLineInterpolated($"Started job [bold]{id}[/]: running sidecars (mad serve) score it. Follow it with: mad jobs follow {id}");
                     return 0;
                 }
 
-                var job = await JobsCommand.WatchAsync(cli.Console, jobs, id, ct);
+                var job = await JobsCommand.FollowAsync(cli.Console, store.Jobs, id, ct);
                 cli.Console.MarkupLineInterpolated(
                     $"Job {job.Id}: scored {job.RowsDone:N0} rows of {job.Table} with [bold]{job.Model}@{job.Version}[/] ({job.RowsPerSecond(DateTimeOffset.UtcNow):N0} rows/s); {job.RowsFailed:N0} with an error.");
                 return 0;
             }
 
-            var result = await RefreshWithProgressAsync(cli.Console, store.RequireTables(), parse.GetValue(name)!, ct);
+            var result = await RefreshWithProgressAsync(cli.Console, store.Tables, parse.GetValue(name)!, ct);
             cli.Console.MarkupLineInterpolated(
                 $"Scored {result.Rows:N0} rows of {result.Name} with [bold]{result.Version}[/] in {result.Elapsed.TotalSeconds:F2}s ({result.Rows / Math.Max(result.Elapsed.TotalSeconds, 1e-9):N0} rows/s); {result.Failed:N0} with an error.");
             return 0;
@@ -95,7 +95,7 @@ internal static class TablesCommand
         cli.SetAction(command, async (parse, ct) =>
         {
             await using var store = await MadStore.OpenAsync(cli.RequireDb(parse), ct);
-            Print(cli.Console, await store.RequireTables().ListAsync(ct));
+            Print(cli.Console, await store.Tables.ListAsync(ct));
             return 0;
         });
         return command;
@@ -108,19 +108,19 @@ internal static class TablesCommand
         cli.SetAction(command, async (parse, ct) =>
         {
             await using var store = await MadStore.OpenAsync(cli.RequireDb(parse), ct);
-            var table = await store.RequireTables().GetAsync(parse.GetValue(name)!, ct);
+            var table = await store.Tables.GetAsync(parse.GetValue(name)!, ct);
             Print(cli.Console, [table]);
             cli.Console.MarkupLineInterpolated($"features: {table.Features.ToJsonString()}");
             cli.Console.MarkupLineInterpolated($"columns:  {string.Join(", ", table.Columns.Select(c => c.Name))}");
-            if (store.Tables is ModelAsData.Postgres.Jobs.PostgresPredictionTables postgres)
+            if (store.Streaming.IsSupported)
             {
-                var lag = await postgres.GetStreamLagAsync(table.Name, ct);
+                var lag = await store.Streaming.GetLagAsync(table.Name, ct);
                 if (lag.Watched)
                 {
                     cli.Console.MarkupLineInterpolated($"streaming: watched; {lag.Waiting:N0} keys waiting, oldest {lag.OldestSeconds ?? 0:F3} s, {lag.RowsPerSecond:N0} rows/s");
                     if (lag.Error is { } error)
                     {
-                        cli.Console.MarkupLineInterpolated($"[red]streaming is failing[/] (its keys stay queued and are retried): {error}");
+                        cli.Console.MarkupLineInterpolated($"[red]streaming is failing[/] (its keys stay waiting in the outbox and are retried): {error}");
                     }
                 }
                 else
@@ -143,18 +143,14 @@ internal static class TablesCommand
         cli.SetAction(command, async (parse, ct) =>
         {
             await using var store = await MadStore.OpenAsync(cli.RequireDb(parse), ct);
-            if (store.Tables is not ModelAsData.Postgres.Jobs.PostgresPredictionTables postgres)
-            {
-                throw new ModelAsDataException(ErrorCode.InvalidArgument, "Streaming needs a PostgreSQL database (--db postgres://...).");
-            }
-
-            await postgres.WatchAsync(parse.GetValue(name)!, watch, ct);
             if (watch)
             {
+                await store.Streaming.WatchAsync(parse.GetValue(name)!, ct);
                 cli.Console.MarkupLineInterpolated($"Watching [bold]{parse.GetValue(name)}[/]: running sidecars (mad serve) score its changed rows. Lag: mad tables status {parse.GetValue(name)}");
             }
             else
             {
+                await store.Streaming.UnwatchAsync(parse.GetValue(name)!, ct);
                 cli.Console.MarkupLineInterpolated($"Stopped watching [bold]{parse.GetValue(name)}[/].");
             }
             return 0;

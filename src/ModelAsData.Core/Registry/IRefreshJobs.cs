@@ -1,11 +1,15 @@
 namespace ModelAsData.Core.Registry;
 
 /// <summary>
-/// A store whose refreshes run as jobs that other processes (sidecars) carry out: start one and get its id at once,
-/// then watch it. Implemented beside <see cref="IPredictionTables"/> by stores that have a job queue.
+/// Refreshes that run as jobs other processes (sidecars) carry out: start one and get its id at once, then follow it.
+/// Stores without a job queue implement it too: then <see cref="IsSupported"/> is false, every call throws
+/// <see cref="ErrorCode.NotSupported"/>, and <see cref="IPredictionTables.RefreshAsync"/> refreshes in the calling process.
 /// </summary>
 public interface IRefreshJobs
 {
+    /// <summary>Whether this store runs refreshes as jobs; where false, refresh with <see cref="IPredictionTables.RefreshAsync"/>.</summary>
+    bool IsSupported { get; }
+
     /// <summary>Starts a refresh of the prediction table; returns the job id (of the one already running, if any).</summary>
     Task<long> StartRefreshAsync(string name, CancellationToken cancellationToken = default);
 

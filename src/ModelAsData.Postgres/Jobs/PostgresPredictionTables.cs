@@ -3,7 +3,6 @@ using Dapper;
 using ModelAsData.Core;
 using ModelAsData.Core.Registry;
 using ModelAsData.Postgres.Registry;
-using ModelAsData.Postgres.Streaming;
 using Npgsql;
 
 namespace ModelAsData.Postgres.Jobs;
@@ -29,6 +28,9 @@ public sealed class PostgresPredictionTables : IPredictionTables, IRefreshJobs
     public static TimeSpan StallCheck { get; } = TimeSpan.FromSeconds(5);
 
     private NpgsqlDataSource DataSource => _registry.DataSource;
+
+    /// <summary>Every refresh here is a job of the queue in <c>mad.refresh_jobs</c>.</summary>
+    public bool IsSupported => true;
 
     public Task<PredictionTable> CreateAsync(PredictionTableSpec spec, CancellationToken cancellationToken = default)
     {
@@ -72,28 +74,6 @@ public sealed class PostgresPredictionTables : IPredictionTables, IRefreshJobs
     public Task<IReadOnlyList<PredictionTable>> ListAsync(CancellationToken cancellationToken = default) =>
         RunAsync<IReadOnlyList<PredictionTable>>(async connection =>
             (await connection.QueryAsync<TableRow>(Command(TableSql.List, null, cancellationToken))).Select(r => r.ToTable()).ToList(), cancellationToken);
-
-    /// <summary>Starts (<c>mad.watch</c>) or stops (<c>mad.unwatch</c>) streaming a prediction table.</summary>
-    public Task WatchAsync(string name, bool watch, CancellationToken cancellationToken = default) =>
-        RunAsync(connection => connection.ExecuteAsync(Command(watch ? "SELECT mad.watch(@name)" : "SELECT mad.unwatch(@name)", new { name }, cancellationToken)), cancellationToken);
-
-    /// <summary>Whether the table is watched, and its live lag: keys waiting in the outbox, the age of the oldest, rows/s and the last batch error.</summary>
-    public Task<StreamLag> GetStreamLagAsync(string name, CancellationToken cancellationToken = default) =>
-        RunAsync(connection => connection.QuerySingleAsync<StreamLag>(Command("""
-            SELECT coalesce((SELECT p.watched FROM mad.prediction_tables p WHERE p.name = @name), false) AS Watched,
-                   l.waiting AS Waiting, extract(epoch FROM l.oldest_age)::double precision AS OldestSeconds,
-                   l.rows_per_second AS RowsPerSecond, l.error AS Error
-            FROM mad.stream_lag(@name) l
-            """, new { name }, cancellationToken)), cancellationToken);
-
-    /// <summary>Every watched table's live lag, by name.</summary>
-    public Task<IReadOnlyList<StreamLag>> ListStreamsAsync(CancellationToken cancellationToken = default) =>
-        RunAsync<IReadOnlyList<StreamLag>>(async connection => (await connection.QueryAsync<StreamLag>(Command("""
-            SELECT p.name AS Name, true AS Watched, l.waiting AS Waiting, extract(epoch FROM l.oldest_age)::double precision AS OldestSeconds,
-                   l.rows_per_second AS RowsPerSecond, l.error AS Error
-            FROM mad.prediction_tables p CROSS JOIN LATERAL mad.stream_lag(p.name) l
-            WHERE p.watched ORDER BY p.name
-            """, null, cancellationToken))).ToList(), cancellationToken);
 
     /// <summary>Starts a refresh and waits for the sidecars to finish it; fails when the job fails.</summary>
     public async Task<RefreshResult> RefreshAsync(string name, IProgress<RefreshProgress>? progress = null, CancellationToken cancellationToken = default)
@@ -141,7 +121,7 @@ public sealed class PostgresPredictionTables : IPredictionTables, IRefreshJobs
                 if (await RunAsync(c => c.ExecuteScalarAsync<int>(Command(RegistrySql.LiveSidecars, null, cancellationToken)), cancellationToken) == 0)
                 {
                     throw new ModelAsDataException(ErrorCode.Timeout,
-                        $"Job {id} (refresh of {job.Table}) is waiting for a sidecar, and none is running: start one with `mad serve --db ...`. The job stays queued; follow it with: mad jobs watch {id}");
+                        $"Job {id} (refresh of {job.Table}) is waiting for a sidecar, and none is running: start one with `mad serve --db ...`. The job stays running, its tasks queued until a sidecar claims them; follow it with: mad jobs follow {id}");
                 }
             }
 

@@ -130,12 +130,12 @@ public sealed partial class PostgresListener
         return TimeSpan.FromMilliseconds(ms * (0.8 + 0.4 * Random.Shared.NextDouble()));
     }
 
-    [LoggerMessage(EventId = 1101, Level = LogLevel.Information, Message = "Listening on {Channels} (backend {ProcessId})")]
+    [LoggerMessage(EventId = Protocol.LogEvents.Listening, Level = LogLevel.Information, Message = "Listening on {Channels} (backend {ProcessId})")]
     private static partial void LogListening(ILogger logger, string channels, int processId);
 
-    [LoggerMessage(EventId = 1102, Level = LogLevel.Warning, Message = "Listener connection lost or refused (attempt {Attempt}); reconnecting in {DelayMs} ms")]
+    [LoggerMessage(EventId = Protocol.LogEvents.ListenerDisconnected, Level = LogLevel.Warning, Message = "Listener connection lost or refused (attempt {Attempt}); reconnecting in {DelayMs} ms")]
     private static partial void LogDisconnected(ILogger logger, Exception exception, int attempt, long delayMs);
 
-    [LoggerMessage(EventId = 1103, Level = LogLevel.Error, Message = "A handler of the listener's {Event} event failed")]
+    [LoggerMessage(EventId = Protocol.LogEvents.ListenerHandlerFailed, Level = LogLevel.Error, Message = "A handler of the listener's {Event} event failed")]
     private static partial void LogHandlerFailed(ILogger logger, Exception exception, string @event);
 }

@@ -87,6 +87,6 @@ public sealed partial class PostgresMigrator
         return applied;
     }
 
-    [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "Applied migration {Migration}")]
+    [LoggerMessage(EventId = Protocol.LogEvents.MigrationApplied, Level = LogLevel.Information, Message = "Applied migration {Migration}")]
     private static partial void LogApplied(ILogger logger, string migration);
 }

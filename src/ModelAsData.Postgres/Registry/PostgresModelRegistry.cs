@@ -113,7 +113,7 @@ public sealed partial class PostgresModelRegistry : IModelRegistry
         new(sql, parameters, transaction, cancellationToken: cancellationToken);
 
     /// <summary>Runs <paramref name="work"/> on a pooled connection and turns database failures into <see cref="ModelAsDataException"/>s.</summary>
-    private async Task<T> RunAsync<T>(Func<NpgsqlConnection, Task<T>> work, CancellationToken cancellationToken)
+    internal async Task<T> RunAsync<T>(Func<NpgsqlConnection, Task<T>> work, CancellationToken cancellationToken)
     {
         try
         {

@@ -78,7 +78,7 @@ public sealed class StreamDrain(NpgsqlDataSource dataSource, ModelCache cache, i
 
     /// <summary>
     /// Drains one batch of <paramref name="table"/> (see <see cref="StreamedTable.DrainAsync"/>). On failure the
-    /// transaction is rolled back (the keys stay queued), the table's plan is dropped, and the error is thrown.
+    /// transaction is rolled back (the keys stay waiting), the table's plan is dropped, and the error is thrown.
     /// </summary>
     public async Task<StreamBatchResult> DrainAsync(string table, CancellationToken cancellationToken)
     {

@@ -1,3 +1,4 @@
+using ModelAsData.Bench;
 using ModelAsData.IntegrationTests.Infrastructure;
 using ModelAsData.Sidecar;
 
@@ -14,7 +15,7 @@ public sealed class KilledSidecarTests(PostgresDatabase database) : IClassFixtur
         var source = await BatchTables.CreateFlowersAsync(database.DataSource, 150_000);
         var name = Sql.UniqueName("killed");
         await BatchTables.CreateAsync(tables, name, source, model);
-        using var doomed = SidecarProcess.Start(database.ConnectionString, new Dictionary<string, string>
+        await using var doomed = SidecarProcess.Start(database.ConnectionString, SidecarProcess.NewId("killable"), environment: new Dictionary<string, string>
         {
             ["MAD_TASK_LEASE_SECONDS"] = "2",
             ["MAD_BATCH_SIZE"] = "1",

@@ -19,7 +19,8 @@ public sealed class TablesCliTests(PostgresDatabase database) : IClassFixture<Po
         var create = await RunAsync("tables", "create", name, "--model", model, "--source", source, "--key", "id", "--features", BatchTables.IrisFeatures);
         var started = await RunAsync("tables", "refresh", name);
         var jobId = await database.DataSource.ScalarAsync<long>("SELECT max(id) FROM mad.jobs WHERE prediction_table = @name", new { name });
-        var watched = await RunAsync("jobs", "watch", jobId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        var followed = await RunAsync("jobs", "follow", jobId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        var watched = await RunAsync("jobs", "watch", jobId.ToString(System.Globalization.CultureInfo.InvariantCulture)); // DESIGN.md's name, kept hidden
         var waited = await RunAsync("tables", "refresh", name, "--wait");
         var status = await RunAsync("tables", "status", name);
         var list = await RunAsync("tables", "list");
@@ -29,6 +30,9 @@ public sealed class TablesCliTests(PostgresDatabase database) : IClassFixture<Po
         Assert.Contains($"mad_out.{name}", create.Output, StringComparison.Ordinal);
         Assert.True(started.ExitCode == 0, started.Output);
         Assert.Contains($"Started job {jobId}", started.Output, StringComparison.Ordinal);
+        Assert.Contains($"Follow it with: mad jobs follow {jobId}", started.Output, StringComparison.Ordinal);
+        Assert.True(followed.ExitCode == 0, followed.Output);
+        Assert.Contains("done", followed.Output, StringComparison.Ordinal);
         Assert.True(watched.ExitCode == 0, watched.Output);
         Assert.Contains("done", watched.Output, StringComparison.Ordinal);
         Assert.True(waited.ExitCode == 0, waited.Output);

@@ -1,3 +1,4 @@
+using ModelAsData.Bench;
 using ModelAsData.IntegrationTests.Batch;
 using ModelAsData.IntegrationTests.Infrastructure;
 using ModelAsData.Sidecar;
@@ -15,7 +16,7 @@ public sealed class KilledStreamTests(PostgresDatabase database) : IClassFixture
     public async Task A_sidecar_killed_mid_drain_loses_no_row_and_leaves_no_stale_prediction()
     {
         var (source, name) = await StreamingTables.WatchedAsync(database, rows: 0);
-        using var doomed = await SlowSidecarProcessAsync();
+        await using var doomed = await SlowSidecarProcessAsync();
 
         await database.DataSource.ExecuteAsync($"INSERT INTO public.{source} SELECT g, 5.1, 3.5, 1.4, 0.2 FROM generate_series(1, 100000) g");
         await Eventually.WaitForAsync(() => database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad_out.{name}"),
@@ -46,7 +47,7 @@ public sealed class KilledStreamTests(PostgresDatabase database) : IClassFixture
         await database.DataSource.ExecuteAsync("UPDATE mad.settings SET value = '1000' WHERE name = 'stream_batch_idle_timeout_ms'");
         try
         {
-            using var stopped = await SlowSidecarProcessAsync();
+            await using var stopped = await SlowSidecarProcessAsync();
             await database.DataSource.ExecuteAsync($"INSERT INTO public.{source} SELECT g, 5.1, 3.5, 1.4, 0.2 FROM generate_series(1, 50000) g");
             await Eventually.WaitForAsync(() => database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad_out.{name}"),
                 n => n >= 2_000, "the sidecar to drain two batches", TimeSpan.FromSeconds(40));
@@ -92,7 +93,7 @@ public sealed class KilledStreamTests(PostgresDatabase database) : IClassFixture
     /// <summary>A `mad serve` process scoring one row per ONNX Runtime call, so that its batches take long; registered.</summary>
     private async Task<SidecarProcess> SlowSidecarProcessAsync()
     {
-        var process = SidecarProcess.Start(database.ConnectionString, new Dictionary<string, string> { ["MAD_BATCH_SIZE"] = "1" });
+        var process = SidecarProcess.Start(database.ConnectionString, SidecarProcess.NewId("killable"), environment: new Dictionary<string, string> { ["MAD_BATCH_SIZE"] = "1" });
         await Eventually.WaitForAsync(() => database.DataSource.ScalarAsync<long>("SELECT count(*) FROM mad.sidecars WHERE id = @id", new { id = process.Id }),
             n => n > 0 || process.HasExited, "the sidecar process to register", TimeSpan.FromSeconds(30));
         Assert.False(process.HasExited, process.Output);

@@ -2,10 +2,10 @@ using Dapper;
 using Microsoft.Extensions.DependencyInjection;
 using ModelAsData.IntegrationTests.Batch;
 using ModelAsData.IntegrationTests.Infrastructure;
-using ModelAsData.IntegrationTests.Online;
+using ModelAsData.IntegrationTests.Requests;
 using ModelAsData.Postgres.Jobs;
 using ModelAsData.Postgres.Registry;
-using ModelAsData.Sidecar.Online;
+using ModelAsData.Sidecar.Requests;
 using Npgsql;
 using static ModelAsData.IntegrationTests.Streaming.StreamingTables;
 
@@ -113,7 +113,7 @@ public sealed class StreamingChangesTests(PostgresDatabase database) : IClassFix
     [Fact(Timeout = 60_000)]
     public async Task Streamed_rows_show_in_metrics_and_in_the_tables_figures()
     {
-        await using var sidecar = await OnlineSupport.StartSidecarAsync(database, $"127.0.0.1:{OnlineSupport.FreePort()}");
+        await using var sidecar = await RequestSupport.StartSidecarAsync(database, $"127.0.0.1:{RequestSupport.FreePort()}");
         using var http = new HttpClient { BaseAddress = sidecar.Services.GetRequiredService<HttpInferenceService>().Address };
         var (source, name) = await WatchedAsync(database, rows: 0);
 

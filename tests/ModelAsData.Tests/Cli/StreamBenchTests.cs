@@ -1,4 +1,4 @@
-using ModelAsData.Cli.Bench;
+using ModelAsData.Bench;
 using Spectre.Console.Testing;
 
 namespace ModelAsData.Tests.Cli;

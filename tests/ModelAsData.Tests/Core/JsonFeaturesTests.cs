@@ -128,7 +128,7 @@ public sealed class JsonFeaturesTests
         JsonFeatures.AddRow(scorer, JsonFeatures.Parse("""{"float_input": [6.3, 3.3, 6.0, 2.5]}"""), "iris");
         var version = new ModelAsData.Core.Registry.ModelVersion("iris", 3, LoadedModels.RandomForestIris.Sha256, 61224,
             ModelAsData.Core.Registry.VersionStatus.Ready, null, LoadedModels.RandomForestIris.Signature, [], "me", DateTimeOffset.UnixEpoch);
-        var json = OnlinePredictor.ToJson(scorer.Score(), version);
+        var json = RequestPredictor.ToJson(scorer.Score(), version);
         Assert.Equal("iris", (string?)json["model"]);
         Assert.Equal(3, (int?)json["version"]);
         Assert.Equal(2L, (long?)json["label"]);

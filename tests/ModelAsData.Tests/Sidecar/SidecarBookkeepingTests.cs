@@ -1,5 +1,5 @@
 using ModelAsData.Sidecar;
-using ModelAsData.Sidecar.Online;
+using ModelAsData.Sidecar.Requests;
 
 namespace ModelAsData.Tests.Sidecar;
 

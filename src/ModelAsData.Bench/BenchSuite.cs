@@ -1,0 +1,74 @@
+using Spectre.Console;
+
+namespace ModelAsData.Bench;
+
+/// <summary>What <c>mad bench</c> runs: the sections behind docs/BENCHMARKS.md, each with its reference measured in the same run.</summary>
+public static class BenchSuite
+{
+    /// <summary>Each figure's reference and the ratio the project aims for.</summary>
+    private static readonly (string Figure, string Reference, double Goal)[] s_ratios =
+    [
+        ("predict() in SQLite, 1 row per call", "raw ONNX Runtime, 1 row per call", 0.5),
+        ("tables refresh", "bare read + write, no scoring", 0.6),
+        ("tables refresh", "raw ONNX Runtime, {batch} rows per call", 0),
+    ];
+
+    /// <summary>The PostgreSQL figures: the refresh against the slower of raw scoring and bare movement, and against the service path.</summary>
+    private static readonly (string Figure, string Reference, double Goal)[] s_postgresRatios =
+    [
+        (PostgresBench.Refresh, "slower of (raw ONNX Runtime, bare data movement)", 0.6),
+        (PostgresBench.Refresh, PostgresBench.Bare, 0),
+        (PostgresBench.Refresh, PostgresBench.Service, 5),
+    ];
+
+    /// <summary>The sections <see cref="RunPostgresAsync"/> takes.</summary>
+    public static readonly string[] Sections = ["all", "online", "stream", "batch"];
+
+    /// <summary>
+    /// The PostgreSQL sections against <paramref name="db"/>. <paramref name="rows"/> and <paramref name="rounds"/>
+    /// are what the user gave, or null for each section's own default.
+    /// </summary>
+    public static async Task RunPostgresAsync(IAnsiConsole console, string db, string section, int? rows, int? rounds, bool markdown, CancellationToken cancellationToken)
+    {
+        if (section is "all" or "online")
+        {
+            console.MarkupLine("[bold]Online (PostgreSQL)[/]: latency of one request at a time, beside SELECT 1 and raw ONNX Runtime.");
+            await new RequestBench(db, Math.Min(rows ?? EmbeddedRows, 5_000), rounds ?? EmbeddedRounds, console).RunAsync(markdown, cancellationToken);
+        }
+
+        if (section is "all" or "stream")
+        {
+            console.MarkupLine("[bold]Streaming (PostgreSQL)[/]: commit → prediction latency, sustained rate with bounded lag, writer overhead of the watch triggers.");
+            var stream = new StreamBench(db, rounds ?? EmbeddedRounds, Log(console));
+            StreamReport.Print(console, await stream.RunAsync(cancellationToken), markdown);
+        }
+
+        if (section is not ("all" or "batch"))
+        {
+            return;
+        }
+
+        // Batch: a full refresh by one sidecar, beside raw scoring, bare data movement and a service path.
+        var pgRows = rows ?? 1_000_000;
+        var pgRounds = rounds ?? 3;
+        console.MarkupLineInterpolated($"[bold]PostgreSQL[/]: {pgRows:N0} rows of {EmbeddedBench.Model}, {pgRounds} rounds, median rows/s.");
+        var pg = new PostgresBench(db, pgRows, pgRounds, Log(console));
+        MeasurementReport.Print(console, await pg.RunAsync(cancellationToken), markdown, s_postgresRatios);
+    }
+
+    /// <summary>Rows per measurement of the embedded bench (and the online section's cap) unless the user gives --rows.</summary>
+    public const int EmbeddedRows = 200_000;
+
+    /// <summary>Rounds of every section but the PostgreSQL batch unless the user gives --rounds.</summary>
+    public const int EmbeddedRounds = 5;
+
+    /// <summary>The embedded (SQLite) bench: <c>predict()</c> and a table refresh beside raw ONNX Runtime and bare read + write.</summary>
+    public static async Task RunEmbeddedAsync(IAnsiConsole console, int rows, int rounds, bool markdown, CancellationToken cancellationToken)
+    {
+        console.MarkupLineInterpolated($"[bold]Embedded (SQLite)[/]: {rows:N0} rows of {EmbeddedBench.Model}, {rounds} rounds, median rows/s.");
+        var bench = new EmbeddedBench(rows, rounds, Log(console));
+        MeasurementReport.Print(console, await bench.RunAsync(cancellationToken), markdown, s_ratios);
+    }
+
+    private static Action<string> Log(IAnsiConsole console) => line => console.MarkupLineInterpolated($"[grey]{line}[/]");
+}

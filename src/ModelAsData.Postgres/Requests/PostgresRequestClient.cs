@@ -1,0 +1,141 @@
+using System.Text.Json.Nodes;
+using ModelAsData.Core;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace ModelAsData.Postgres.Requests;
+
+/// <summary>
+/// Online predictions through the database, as an application would ask for them. <see cref="CallAsync"/> runs
+/// <c>CALL mad.predict</c> (one round trip; the procedure waits for the sidecar). <see cref="PredictAsync"/> shows the
+/// asynchronous pattern end to end: LISTEN <c>mad_reply</c> first, then <c>SELECT mad.predict_async(...)</c>, wait for
+/// the notification that names the request, and read the answer from <c>mad.requests</c>. Both answers are logged by
+/// the sidecar in <c>mad.prediction_log</c>. Thread-safe; does not own the data source.
+/// </summary>
+public sealed class PostgresRequestClient
+{
+    private readonly NpgsqlDataSource _dataSource;
+
+    public PostgresRequestClient(NpgsqlDataSource dataSource)
+    {
+        _dataSource = dataSource;
+    }
+
+    /// <summary><c>CALL mad.predict(reference, features, NULL)</c>: the decoded outputs plus <c>model</c> and <c>version</c>.</summary>
+    public async Task<JsonObject> CallAsync(string reference, string featuresJson, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
+            await using var command = new NpgsqlCommand("CALL mad.predict($1, $2::jsonb, NULL)", connection)
+            {
+                Parameters = { new() { Value = reference }, new() { Value = featuresJson } },
+            };
+            var result = (string)(await command.ExecuteScalarAsync(cancellationToken))!;
+            return ModelFirst(result);
+        }
+        catch (Exception e) when (PostgresErrors.CanMap(e))
+        {
+            throw PostgresErrors.Map(e, _dataSource);
+        }
+    }
+
+    /// <summary>
+    /// <c>mad.predict_async</c> + LISTEN <c>mad_reply</c>: waits for the answer up to <paramref name="timeout"/>
+    /// (the request itself stays in <c>mad.requests</c> and is answered when a sidecar runs, or expires).
+    /// </summary>
+    public async Task<JsonObject> PredictAsync(string reference, string featuresJson, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            // LISTEN on a session of our own before asking, so the reply cannot come before we listen.
+            var builder = new NpgsqlConnectionStringBuilder(_dataSource.ConnectionString) { Pooling = false };
+            await using var connection = new NpgsqlConnection(builder.ConnectionString);
+            await connection.OpenAsync(cancellationToken);
+            long id;
+            await using (var listen = new NpgsqlCommand("LISTEN mad_reply", connection))
+            {
+                await listen.ExecuteNonQueryAsync(cancellationToken);
+            }
+
+            await using (var submit = new NpgsqlCommand("SELECT mad.predict_async($1, $2::jsonb)", connection)
+            {
+                Parameters = { new() { Value = reference }, new() { Value = featuresJson, NpgsqlDbType = NpgsqlDbType.Text } },
+            })
+            {
+                id = (long)(await submit.ExecuteScalarAsync(cancellationToken))!;
+            }
+
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            deadline.CancelAfter(timeout);
+            // The answer may already be there (a fast sidecar answers before we wait): read first, then wait.
+            while (true)
+            {
+                if (await ReadAsync(connection, id, cancellationToken) is { } answer)
+                {
+                    return answer;
+                }
+
+                try
+                {
+                    // Any mad_reply notification wakes us; reading our row again is one cheap query.
+                    await connection.WaitAsync(deadline.Token);
+                }
+                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+                {
+                    throw new ModelAsDataException(ErrorCode.Timeout,
+                        $"Request {id} for {reference} was not answered within {timeout.TotalSeconds:0.#} s. Is a sidecar running (`mad serve`)? The request stays in mad.requests and is answered when one starts, or expires.");
+                }
+            }
+        }
+        catch (Exception e) when (PostgresErrors.CanMap(e))
+        {
+            throw PostgresErrors.Map(e, _dataSource);
+        }
+    }
+
+    /// <summary>The answer of a finished request, null while it waits; a failed or expired one throws its error.</summary>
+    private static async Task<JsonObject?> ReadAsync(NpgsqlConnection connection, long id, CancellationToken cancellationToken)
+    {
+        await using var read = new NpgsqlCommand("SELECT status, result::text, error, error_code FROM mad.requests WHERE id = $1", connection)
+        {
+            Parameters = { new() { Value = id } },
+        };
+        await using var reader = await read.ExecuteReaderAsync(cancellationToken);
+        if (!await reader.ReadAsync(cancellationToken))
+        {
+            throw new ModelAsDataException(ErrorCode.NotFound, $"There is no request {id} (or it is not yours).");
+        }
+
+        var status = reader.GetString(0);
+        return status switch
+        {
+            "done" => ModelFirst(reader.GetString(1)),
+            "failed" or "expired" => throw new ModelAsDataException(
+                reader.IsDBNull(3) ? ErrorCode.Database : Code(reader.GetString(3)), reader.IsDBNull(2) ? $"Request {id} {status}." : reader.GetString(2)),
+            _ => null,
+        };
+    }
+
+    /// <summary>jsonb orders keys by length; answers read best with the model and version first, as the sidecar wrote them.</summary>
+    private static JsonObject ModelFirst(string json)
+    {
+        var parsed = (JsonObject)JsonNode.Parse(json)!;
+        var ordered = new JsonObject { ["model"] = parsed["model"]?.DeepClone(), ["version"] = parsed["version"]?.DeepClone() };
+        foreach (var (key, value) in parsed.Where(p => p.Key is not "model" and not "version"))
+        {
+            ordered[key] = value?.DeepClone();
+        }
+
+        return ordered;
+    }
+
+    private static ErrorCode Code(string sqlState) => sqlState switch
+    {
+        Protocol.SqlStates.FeatureMismatch => ErrorCode.FeatureMismatch,
+        PostgresErrorCodes.NoDataFound => ErrorCode.NotFound,
+        Protocol.SqlStates.NotReady or Protocol.SqlStates.NoSidecar => ErrorCode.NotReady,
+        Protocol.SqlStates.Timeout => ErrorCode.Timeout,
+        _ => ErrorCode.Database,
+    };
+}

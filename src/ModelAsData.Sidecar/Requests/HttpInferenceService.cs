@@ -1,0 +1,237 @@
+using System.Diagnostics;
+using System.Net;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using ModelAsData.Core;
+using ModelAsData.Core.Onnx;
+using ModelAsData.Core.Scoring;
+using ModelAsData.Postgres;
+using Npgsql;
+using Prometheus;
+
+namespace ModelAsData.Sidecar.Requests;
+
+/// <summary>
+/// The sidecar's HTTP endpoint (Kestrel): the Open Inference Protocol v2 REST API (<c>/v2/health/live</c>,
+/// <c>/v2/health/ready</c>, <c>/v2/models/{name}[/versions/{v}]</c>, <c>…/infer</c>) and Prometheus <c>/metrics</c>.
+/// A model name may be a reference (<c>iris@production</c>); <c>/versions/{v}</c> picks a version. Binds where
+/// <see cref="SidecarOptions.Http"/> says (a port alone means loopback).
+/// </summary>
+public sealed partial class HttpInferenceService : IHostedService, IAsyncDisposable
+{
+    private readonly SidecarOptions _options;
+    private readonly RequestModels _models;
+    private readonly PredictionLog _log;
+    private readonly RequestMetrics _metrics;
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly ILogger _logger;
+    private WebApplication? _app;
+
+    public HttpInferenceService(SidecarOptions options, RequestModels models, PredictionLog log, RequestMetrics metrics, NpgsqlDataSource dataSource, ILogger<HttpInferenceService> logger)
+    {
+        _options = options;
+        _models = models;
+        _log = log;
+        _metrics = metrics;
+        _dataSource = dataSource;
+        _logger = logger;
+    }
+
+    /// <summary>The address the endpoint listens on, once started (e.g. <c>http://127.0.0.1:8080</c>).</summary>
+    public Uri? Address { get; private set; }
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        var endpoint = HttpEndpoint.Parse(_options.Http!);
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { EnvironmentName = Environments.Production });
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(endpoint.Address, endpoint.Port));
+        var app = builder.Build();
+        Map(app);
+        await app.StartAsync(cancellationToken);
+        _app = app;
+        var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault();
+        Address = bound is null ? null : new Uri(bound.Replace("[::]", "localhost", StringComparison.Ordinal));
+        LogListening(_logger, Address?.ToString() ?? endpoint.ToString());
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (_app is not null)
+        {
+            await _app.StopAsync(cancellationToken);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_app is not null)
+        {
+            await _app.DisposeAsync();
+        }
+    }
+
+    private void Map(WebApplication app)
+    {
+        app.MapGet("/v2/health/live", () => Results.Json(new JsonObject { ["live"] = true }));
+        app.MapGet("/v2/health/ready", ReadyAsync);
+        app.MapGet("/v2", () => Results.Json(new JsonObject
+        {
+            ["name"] = "modelasdata",
+            ["version"] = typeof(HttpInferenceService).Assembly.GetName().Version?.ToString() ?? "0",
+            ["extensions"] = new JsonArray(),
+        }));
+        app.MapGet("/v2/models/{name}", (string name, CancellationToken ct) => MetadataAsync(name, null, ct));
+        app.MapGet("/v2/models/{name}/versions/{version}", (string name, string version, CancellationToken ct) => MetadataAsync(name, version, ct));
+        app.MapGet("/v2/models/{name}/ready", (string name, CancellationToken ct) => ModelReadyAsync(name, null, ct));
+        app.MapGet("/v2/models/{name}/versions/{version}/ready", (string name, string version, CancellationToken ct) => ModelReadyAsync(name, version, ct));
+        app.MapPost("/v2/models/{name}/infer", (string name, HttpRequest request, CancellationToken ct) => InferAsync(name, null, request, ct));
+        app.MapPost("/v2/models/{name}/versions/{version}/infer", (string name, string version, HttpRequest request, CancellationToken ct) => InferAsync(name, version, request, ct));
+        app.MapGet("/metrics", async (HttpContext context) =>
+        {
+            context.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
+            await _metrics.Registry.CollectAndExportAsTextAsync(context.Response.Body, context.RequestAborted);
+        });
+    }
+
+    private async Task<IResult> ReadyAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(TimeSpan.FromSeconds(2));
+            await using var command = _dataSource.CreateCommand("SELECT 1");
+            await command.ExecuteScalarAsync(timeout.Token);
+            return Results.Json(new JsonObject { ["ready"] = true });
+        }
+        catch (Exception e) when (e is NpgsqlException or OperationCanceledException or TimeoutException)
+        {
+            return Results.Json(new JsonObject { ["ready"] = false, ["error"] = $"The database does not answer: {e.Message}" }, statusCode: 503);
+        }
+    }
+
+    private async Task<IResult> MetadataAsync(string name, string? version, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var loaded = await LoadAsync(name, version, cancellationToken);
+            var signature = loaded.Onnx.Signature;
+            return Results.Json(new JsonObject
+            {
+                ["name"] = loaded.Model,
+                ["versions"] = new JsonArray(loaded.Version.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+                ["platform"] = "onnxruntime_onnx",
+                ["inputs"] = new JsonArray(signature.Inputs.Select(i => (JsonNode)new JsonObject
+                {
+                    ["name"] = i.Name,
+                    ["datatype"] = DataType(i.Type),
+                    ["shape"] = new JsonArray(i.Shape.Select(d => (JsonNode)d).ToArray()),
+                }).ToArray()),
+                ["outputs"] = new JsonArray(signature.Columns.Select(c => (JsonNode)new JsonObject
+                {
+                    ["name"] = c.Name,
+                    ["datatype"] = DataType(c.Type),
+                    ["shape"] = c.Type == ColumnType.RealArray ? new JsonArray(-1, signature.Outputs[c.Output].Width ?? -1) : new JsonArray(-1),
+                }).ToArray()),
+            });
+        }
+        catch (ModelAsDataException e)
+        {
+            return Error(e);
+        }
+    }
+
+    private async Task<IResult> ModelReadyAsync(string name, string? version, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var loaded = await LoadAsync(name, version, cancellationToken);
+            return Results.Json(new JsonObject { ["name"] = loaded.Model, ["ready"] = true });
+        }
+        catch (ModelAsDataException e)
+        {
+            return Error(e);
+        }
+    }
+
+    private async Task<IResult> InferAsync(string name, string? version, HttpRequest request, CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            JsonNode? body;
+            try
+            {
+                body = await JsonNode.ParseAsync(request.Body, cancellationToken: cancellationToken);
+            }
+            catch (JsonException e)
+            {
+                throw new ModelAsDataException(ErrorCode.InvalidArgument, $"The request body is not valid JSON ({e.Message}).", e);
+            }
+
+            var loaded = await LoadAsync(name, version, cancellationToken);
+            var response = OipInference.Infer(loaded, body as JsonObject ?? throw OipInference.Bad("The request body must be a JSON object with \"inputs\"."),
+                ReferenceText(name, version), _log, cancellationToken);
+            _metrics.Requests.WithLabels("http", "ok").Inc();
+            _metrics.RowsScored.WithLabels(loaded.Model).Inc(response.Rows);
+            return Results.Text(response.Json.ToJsonString(), "application/json");
+        }
+        catch (ModelAsDataException e)
+        {
+            _metrics.Requests.WithLabels("http", "error").Inc();
+            _metrics.Errors.WithLabels("http", e.Code.ToString()).Inc();
+            return Error(e);
+        }
+        finally
+        {
+            _metrics.Latency.WithLabels("http").Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
+        }
+    }
+
+    private async ValueTask<RequestVersion> LoadAsync(string name, string? version, CancellationToken cancellationToken)
+    {
+        var (model, number) = await _models.ResolveAsync(ReferenceText(name, version), cancellationToken);
+        return await _models.GetAsync(model, number, cancellationToken);
+    }
+
+    private static string ReferenceText(string name, string? version) => version is null ? name : $"{name}@{version}";
+
+    /// <summary>OIP errors are <c>{"error": "..."}</c>; the status says whose fault it is.</summary>
+    private static IResult Error(ModelAsDataException e) => Results.Json(new JsonObject { ["error"] = e.Message }, statusCode: e.Code switch
+    {
+        ErrorCode.NotFound => (int)HttpStatusCode.NotFound,
+        ErrorCode.InvalidName or ErrorCode.InvalidArgument or ErrorCode.FeatureMismatch => (int)HttpStatusCode.BadRequest,
+        ErrorCode.NotReady => (int)HttpStatusCode.Conflict,
+        ErrorCode.PermissionDenied => (int)HttpStatusCode.Forbidden,
+        ErrorCode.Database or ErrorCode.Timeout => (int)HttpStatusCode.ServiceUnavailable,
+        _ => (int)HttpStatusCode.InternalServerError,
+    });
+
+    internal static string DataType(FeatureType type) => type switch
+    {
+        FeatureType.Float => "FP32",
+        FeatureType.Double => "FP64",
+        FeatureType.Int64 => "INT64",
+        FeatureType.Int32 => "INT32",
+        FeatureType.Bool => "BOOL",
+        _ => "BYTES",
+    };
+
+    internal static string DataType(ColumnType type) => type switch
+    {
+        ColumnType.Integer => "INT64",
+        ColumnType.Text => "BYTES",
+        _ => "FP64",
+    };
+
+    [LoggerMessage(EventId = Protocol.LogEvents.HttpListening, Level = LogLevel.Information, Message = "HTTP endpoint (Open Inference Protocol v2, /metrics) listening on {Address}")]
+    private static partial void LogListening(ILogger logger, string address);
+}

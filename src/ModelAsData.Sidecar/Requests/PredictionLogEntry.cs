@@ -1,0 +1,10 @@
+using System.Text.Json.Nodes;
+
+namespace ModelAsData.Sidecar.Requests;
+
+/// <summary>One online prediction, as <c>mad.prediction_log</c> keeps it.</summary>
+/// <param name="Door">call, async or http.</param>
+/// <param name="InputsSha256">sha256 (hex) of the features' jsonb text: <c>mad.inputs_hash(features)</c>.</param>
+/// <param name="Outputs">The answer, or null when it failed.</param>
+public sealed record PredictionLogEntry(
+    DateTime PredictedAt, string Door, string Model, int Version, string InputsSha256, JsonObject? Outputs, string? Error, long? RequestId);

@@ -1,0 +1,57 @@
+using System.Diagnostics;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace ModelAsData.Sidecar.Requests;
+
+/// <summary>
+/// Claims requests from <c>mad.requests</c> on the session's connection: those assigned to this sidecar, and on a
+/// scan orphaned ones too; a scan also purges old answered requests, at most once a minute.
+/// </summary>
+internal sealed class RequestClaim : IAsyncDisposable
+{
+    /// <summary>The most requests one claim takes, and so one answer batch holds.</summary>
+    public const int MaxClaim = 64;
+
+    private static readonly TimeSpan PurgeInterval = TimeSpan.FromMinutes(1);
+
+    private readonly NpgsqlCommand _claim;
+    private readonly NpgsqlCommand _purge;
+    private long _purged = Stopwatch.GetTimestamp();
+
+    public RequestClaim(NpgsqlConnection connection, string sidecarId)
+    {
+        _claim = new NpgsqlCommand(RequestSql.Claim, connection)
+        {
+            Parameters = { new() { Value = sidecarId }, new() { Value = MaxClaim }, new() { NpgsqlDbType = NpgsqlDbType.Boolean } },
+        };
+        _purge = new NpgsqlCommand(RequestSql.Purge, connection);
+    }
+
+    public async Task<List<ClaimedRequest>> ClaimAsync(bool scan, CancellationToken cancellationToken)
+    {
+        _claim.Parameters[2].Value = scan;
+        var requests = new List<ClaimedRequest>();
+        await using (var reader = await _claim.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                requests.Add(new ClaimedRequest(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetInt32(4), reader.GetString(5)));
+            }
+        }
+
+        if (scan && Stopwatch.GetElapsedTime(_purged) > PurgeInterval)
+        {
+            await _purge.ExecuteScalarAsync(cancellationToken);
+            _purged = Stopwatch.GetTimestamp();
+        }
+
+        return requests;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _claim.DisposeAsync();
+        await _purge.DisposeAsync();
+    }
+}

@@ -1,0 +1,120 @@
+using System.Collections.Concurrent;
+using Dapper;
+using ModelAsData.Core;
+using ModelAsData.Core.Onnx;
+using ModelAsData.Postgres;
+using Npgsql;
+
+namespace ModelAsData.Sidecar.Requests;
+
+/// <summary>
+/// The versions online scoring uses, loaded once per process (versions are immutable), each with a pool of one-row
+/// scorers so that HTTP requests on several threads never share one. References (<c>iris@production</c>) are resolved
+/// through <c>mad.resolve</c> and cached until a <c>mad_models</c> notification or a reconnect says the registry may
+/// have moved (<see cref="ForgetReferences"/>). Thread-safe; owns the loaded models.
+/// </summary>
+public sealed class RequestModels : IDisposable
+{
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly ModelCache _cache;
+    private readonly RequestMetrics _metrics;
+    private readonly ConcurrentDictionary<(string Model, int Version), Lazy<Task<RequestVersion>>> _versions = new();
+    private ConcurrentDictionary<string, (string Model, int Version)> _references = new(StringComparer.Ordinal);
+
+    public RequestModels(NpgsqlDataSource dataSource, SidecarOptions options, RequestMetrics metrics)
+    {
+        _dataSource = dataSource;
+        _cache = new ModelCache(options.Scoring);
+        _metrics = metrics;
+    }
+
+    /// <summary>The version a reference points at now; throws <see cref="ModelAsDataException"/> (NotFound, NotReady…) with the registry's message.</summary>
+    public async ValueTask<(string Model, int Version)> ResolveAsync(string reference, CancellationToken cancellationToken)
+    {
+        if (_references.TryGetValue(reference, out var known))
+        {
+            return known;
+        }
+
+        var parsed = ModelReference.Parse(reference);
+        var target = parsed.Version?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? parsed.Alias;
+        var references = _references;
+        try
+        {
+            await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
+            var version = await connection.ExecuteScalarAsync<int>(new CommandDefinition(RequestSql.Resolve, new { model = parsed.Model, target }, cancellationToken: cancellationToken));
+            var resolved = (parsed.Model, version);
+            references.TryAdd(reference, resolved);
+            return resolved;
+        }
+        catch (Exception e) when (PostgresErrors.CanMap(e))
+        {
+            throw PostgresErrors.Map(e, _dataSource);
+        }
+    }
+
+    /// <summary>Drops resolved references: an alias may have moved.</summary>
+    public void ForgetReferences() => _references = new(StringComparer.Ordinal);
+
+    /// <summary>A loaded, ready version; loads it (once) from its blob.</summary>
+    public async ValueTask<RequestVersion> GetAsync(string model, int version, CancellationToken cancellationToken)
+    {
+        var lazy = _versions.GetOrAdd((model, version), key => new Lazy<Task<RequestVersion>>(() => LoadAsync(key.Model, key.Version)));
+        try
+        {
+            return await lazy.Value.WaitAsync(cancellationToken);
+        }
+        catch (Exception) when (lazy.Value.IsFaulted)
+        {
+            _versions.TryRemove(new KeyValuePair<(string, int), Lazy<Task<RequestVersion>>>((model, version), lazy));
+            throw;
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var version in _versions.Values.Where(v => v.IsValueCreated && v.Value.IsCompletedSuccessfully))
+        {
+            version.Value.Result.Dispose();
+        }
+
+        _cache.Dispose();
+    }
+
+    private async Task<RequestVersion> LoadAsync(string model, int version)
+    {
+        StoredVersion? stored;
+        try
+        {
+            await using var connection = await _dataSource.OpenConnectionAsync();
+            stored = await connection.QuerySingleOrDefaultAsync<StoredVersion>(RequestSql.LoadVersion, new { model, version });
+        }
+        catch (Exception e) when (PostgresErrors.CanMap(e))
+        {
+            throw PostgresErrors.Map(e, _dataSource);
+        }
+
+        if (stored is null)
+        {
+            throw new ModelAsDataException(ErrorCode.NotFound, $"Model '{model}' has no version {version}.");
+        }
+
+        if (stored.Status != "ready")
+        {
+            throw new ModelAsDataException(ErrorCode.NotReady, $"{model}@{version} is {stored.Status}: only ready versions can score.");
+        }
+
+        var onnx = _cache.GetOrLoad(stored.Sha256, () => stored.Onnx);
+        _metrics.ModelLoads.WithLabels(model).Inc();
+        return new RequestVersion(model, version, onnx);
+    }
+
+    private sealed class StoredVersion
+    {
+        public string Sha256 { get; set; } = "";
+
+        public string Status { get; set; } = "";
+
+        public byte[] Onnx { get; set; } = [];
+    }
+}

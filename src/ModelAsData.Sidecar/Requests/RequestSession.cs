@@ -1,0 +1,110 @@
+using Microsoft.Extensions.Logging;
+using ModelAsData.Postgres;
+using Npgsql;
+
+namespace ModelAsData.Sidecar.Requests;
+
+/// <summary>
+/// One dedicated connection of the request worker: it LISTENs on <c>mad_requests</c>, holds the ticket, and loops:
+/// take what notifications brought, claim when they say so (and scan for orphans at start and after every quiet
+/// <see cref="SidecarOptions.RequestPollInterval"/>), answer, then wait on the connection for the next notification.
+/// Ends with an exception when the connection breaks; the worker opens a new one.
+/// </summary>
+internal sealed partial class RequestSession : IAsyncDisposable
+{
+    private readonly NpgsqlConnection _connection;
+    private readonly RequestInbox _inbox;
+    private readonly RequestClaim _claim;
+    private readonly RequestAnswers _answers;
+    private readonly RecentRequestIds _answered;
+    private readonly TimeSpan _pollInterval;
+
+    private RequestSession(NpgsqlConnection connection, RequestInbox inbox, RequestClaim claim, RequestAnswers answers, RecentRequestIds answered, TimeSpan pollInterval)
+    {
+        _connection = connection;
+        _inbox = inbox;
+        _claim = claim;
+        _answers = answers;
+        _answered = answered;
+        _pollInterval = pollInterval;
+    }
+
+    /// <summary>Connects, LISTENs and takes the first ticket; the models' references are forgotten (notifications were missed while disconnected).</summary>
+    public static async Task<RequestSession> OpenAsync(NpgsqlDataSource dataSource, SidecarOptions options, RequestInbox inbox, RequestScorer scorer,
+        RecentRequestIds answered, RequestModels models, ILogger logger, CancellationToken cancellationToken)
+    {
+        var builder = PostgresConnectionString.Parse(dataSource.ConnectionString);
+        builder.Pooling = false; // the session holds the ticket and the LISTEN: it must be ours alone
+        builder.KeepAlive = (int)Math.Ceiling(options.Listener.KeepAliveInterval.TotalSeconds);
+        builder.TcpKeepAlive = true;
+        builder.ApplicationName = "mad serve (requests)";
+        var connection = new NpgsqlConnection(builder.ConnectionString);
+        try
+        {
+            await connection.OpenAsync(cancellationToken);
+            connection.Notification += inbox.OnNotification;
+            await using (var session = new NpgsqlCommand(RequestSql.Session, connection))
+            {
+                await session.ExecuteNonQueryAsync(cancellationToken);
+            }
+
+            var answers = await RequestAnswers.ArmAsync(connection, options.SidecarId, scorer, answered, cancellationToken);
+            models.ForgetReferences();
+            LogListening(logger, options.SidecarId, connection.ProcessID);
+            return new RequestSession(connection, inbox, new RequestClaim(connection, options.SidecarId), answers, answered, options.RequestPollInterval);
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+
+    public async Task RunAsync(CancellationToken stoppingToken)
+    {
+        var scan = true;
+        _inbox.Clear();
+        _answered.Clear();
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            _inbox.Reset();
+            // Requests that came whole in their notification need no claim: the answer claims them.
+            var requests = _inbox.TakeNotified();
+            if (scan || _inbox.ClaimNeeded || requests.Count == 0)
+            {
+                _inbox.ClaimNeeded = false;
+                var known = requests.Select(r => r.Id).ToHashSet();
+                requests.AddRange((await _claim.ClaimAsync(scan, stoppingToken)).Where(r => !known.Contains(r.Id)));
+                scan = false;
+            }
+
+            requests.RemoveAll(r => _answered.Contains(r.Id));
+            if (requests.Count > 0)
+            {
+                await _answers.AnswerAsync(requests, stoppingToken);
+                if (_inbox.Woken || requests.Count == RequestClaim.MaxClaim)
+                {
+                    continue; // more arrived meanwhile
+                }
+            }
+
+            while (!_inbox.Woken)
+            {
+                if (!await _connection.WaitAsync(_pollInterval, stoppingToken))
+                {
+                    scan = true;
+                    break;
+                }
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _claim.DisposeAsync();
+        await _connection.DisposeAsync();
+    }
+
+    [LoggerMessage(EventId = Protocol.LogEvents.RequestWorkerListening, Level = LogLevel.Information, Message = "Sidecar {SidecarId} answers online requests (backend {ProcessId})")]
+    private static partial void LogListening(ILogger logger, string sidecarId, int processId);
+}

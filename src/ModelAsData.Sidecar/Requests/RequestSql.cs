@@ -1,0 +1,24 @@
+namespace ModelAsData.Sidecar.Requests;
+
+/// <summary>The statements of requests; the protocol itself is in the <c>mad</c> SQL functions (005_online_requests.sql).</summary>
+internal static class RequestSql
+{
+    public const string Resolve = "SELECT mad.resolve(@model, @target)";
+
+    public const string LoadVersion = "SELECT sha256 AS Sha256, status AS Status, onnx AS Onnx FROM mad.model_versions WHERE model = @model AND version = @version";
+
+    /// <summary>The worker's session: answers need no WAL flush of their own (a lost answer is a request that expires).</summary>
+    public const string Session = "SET synchronous_commit = off; LISTEN mad_requests; LISTEN mad_models";
+
+    public const string Arm = "SELECT mad.arm_request_worker($1)";
+
+    public const string Claim = "SELECT id, kind, reference, model, version, features FROM mad.claim_requests($1, $2, $3)";
+
+    public const string Answer = "SELECT mad.answer_requests($1, $2::jsonb)";
+
+    public const string Purge = "SELECT mad.purge_requests()";
+
+    public const string Release = "SELECT mad.release_ticket($1)";
+
+    public const string LogCopy = "COPY mad.prediction_log (predicted_at, door, model, version, inputs_sha256, outputs, error, request_id, sidecar) FROM STDIN (FORMAT BINARY)";
+}
