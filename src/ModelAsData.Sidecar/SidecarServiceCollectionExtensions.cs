@@ -5,7 +5,10 @@ using ModelAsData.Core.Onnx;
 using ModelAsData.Postgres;
 using ModelAsData.Postgres.Jobs;
 using ModelAsData.Postgres.Listening;
+using ModelAsData.Sidecar.Refresh;
 using ModelAsData.Sidecar.Requests;
+using ModelAsData.Sidecar.Streaming;
+using ModelAsData.Sidecar.Validation;
 
 namespace ModelAsData.Sidecar;
 

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
-using ModelAsData.Core;
 using ModelAsData.Core.Scoring;
+using ModelAsData.Core;
 using ModelAsData.Postgres;
 using Npgsql;
 

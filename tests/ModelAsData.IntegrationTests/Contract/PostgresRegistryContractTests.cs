@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using ModelAsData.Core.Registry;
 using ModelAsData.IntegrationTests.Infrastructure;
 using ModelAsData.Postgres.Registry;
+using ModelAsData.Sidecar.Validation;
 using ModelAsData.Sidecar;
 
 namespace ModelAsData.IntegrationTests.Contract;

@@ -1,6 +1,7 @@
 using ModelAsData.Core.Registry;
 using ModelAsData.IntegrationTests.Infrastructure;
 using ModelAsData.Postgres.Registry;
+using ModelAsData.Sidecar.Validation;
 using ModelAsData.Sidecar;
 
 namespace ModelAsData.IntegrationTests.Postgres;

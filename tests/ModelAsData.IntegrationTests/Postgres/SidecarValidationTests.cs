@@ -1,9 +1,10 @@
 using System.Text.Json.Nodes;
-using ModelAsData.Core;
 using ModelAsData.Core.Onnx;
 using ModelAsData.Core.Registry;
+using ModelAsData.Core;
 using ModelAsData.IntegrationTests.Infrastructure;
 using ModelAsData.Postgres.Registry;
+using ModelAsData.Sidecar.Validation;
 using ModelAsData.Sidecar;
 
 namespace ModelAsData.IntegrationTests.Postgres;

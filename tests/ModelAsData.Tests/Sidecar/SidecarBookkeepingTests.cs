@@ -1,5 +1,6 @@
-using ModelAsData.Sidecar;
 using ModelAsData.Sidecar.Requests;
+using ModelAsData.Sidecar.Streaming;
+using ModelAsData.Sidecar;
 
 namespace ModelAsData.Tests.Sidecar;
 

@@ -6,7 +6,7 @@ using ModelAsData.Postgres;
 using ModelAsData.Postgres.Streaming;
 using Npgsql;
 
-namespace ModelAsData.Sidecar;
+namespace ModelAsData.Sidecar.Streaming;
 
 /// <summary>
 /// A second drain for a table whose writers are ahead: while the worker's batches come back full, this one drains the

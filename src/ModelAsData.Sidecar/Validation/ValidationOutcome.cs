@@ -1,6 +1,6 @@
 using ModelAsData.Core.Registry;
 
-namespace ModelAsData.Sidecar;
+namespace ModelAsData.Sidecar.Validation;
 
 /// <summary>What a sidecar decided about one pending version.</summary>
 /// <param name="Reason">ONNX Runtime's reason when rejected.</param>

@@ -4,7 +4,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using ModelAsData.Postgres.Listening;
 
-namespace ModelAsData.Sidecar;
+namespace ModelAsData.Sidecar.Validation;
 
 /// <summary>
 /// The sidecar's first job: validates pending versions on start, on every <c>pushed</c> notification on

@@ -1,4 +1,4 @@
-namespace ModelAsData.Sidecar;
+namespace ModelAsData.Sidecar.Streaming;
 
 /// <summary>
 /// This sidecar's <see cref="StreamTableState"/> of every table it has streamed: a table whose batch fails pauses on

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace ModelAsData.Sidecar;
+namespace ModelAsData.Sidecar.Streaming;
 
 /// <summary>What this sidecar knows of one table: rows streamed, and its failing batch's error and pause.</summary>
 internal sealed class StreamTableState

@@ -2,7 +2,7 @@ using ModelAsData.Postgres.Streaming;
 using ModelAsData.Sidecar.Requests;
 using Prometheus;
 
-namespace ModelAsData.Sidecar;
+namespace ModelAsData.Sidecar.Streaming;
 
 /// <summary>Streaming's Prometheus metrics, in the sidecar's registry (served at <c>/metrics</c>), by prediction table.</summary>
 internal sealed class StreamMetrics

@@ -5,7 +5,7 @@ using ModelAsData.Postgres;
 using ModelAsData.Postgres.Streaming;
 using Npgsql;
 
-namespace ModelAsData.Sidecar;
+namespace ModelAsData.Sidecar.Streaming;
 
 /// <summary>
 /// One pass of the stream worker over every watched table, a batch per table in turns. A table whose batch fails is

@@ -3,7 +3,7 @@ using ModelAsData.Postgres;
 using ModelAsData.Postgres.Streaming;
 using Npgsql;
 
-namespace ModelAsData.Sidecar;
+namespace ModelAsData.Sidecar.Streaming;
 
 /// <summary>
 /// How the stream worker hears of new rows, by their rate: below <see cref="PollAbove"/> keys/s writers' capture

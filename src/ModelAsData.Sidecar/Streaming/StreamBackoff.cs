@@ -1,4 +1,4 @@
-namespace ModelAsData.Sidecar;
+namespace ModelAsData.Sidecar.Streaming;
 
 /// <summary>How long streaming waits before trying again after <c>failures</c> failures in a row: 0.5 s, doubling, at most 30 s.</summary>
 internal static class StreamBackoff

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using ModelAsData.Postgres.Streaming;
 
-namespace ModelAsData.Sidecar;
+namespace ModelAsData.Sidecar.Streaming;
 
 /// <summary>
 /// Every <see cref="ReportInterval"/>: each watched table's rows/s and error into <c>mad.stream_stats</c> (what

@@ -7,7 +7,7 @@ using ModelAsData.Core.Registry;
 using ModelAsData.Postgres;
 using Npgsql;
 
-namespace ModelAsData.Sidecar;
+namespace ModelAsData.Sidecar.Validation;
 
 /// <summary>
 /// Validates pending versions: claims one with <c>FOR UPDATE SKIP LOCKED</c> (so several sidecars never validate the

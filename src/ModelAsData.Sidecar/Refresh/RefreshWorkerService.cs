@@ -8,7 +8,7 @@ using ModelAsData.Postgres.Jobs;
 using ModelAsData.Postgres.Listening;
 using Npgsql;
 
-namespace ModelAsData.Sidecar;
+namespace ModelAsData.Sidecar.Refresh;
 
 /// <summary>
 /// Carries out refresh jobs: claims tasks (<c>mad.claim_task</c>, FOR UPDATE SKIP LOCKED) on start, on every

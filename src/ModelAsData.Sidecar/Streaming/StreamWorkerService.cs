@@ -8,7 +8,7 @@ using ModelAsData.Postgres.Streaming;
 using ModelAsData.Sidecar.Requests;
 using Npgsql;
 
-namespace ModelAsData.Sidecar;
+namespace ModelAsData.Sidecar.Streaming;
 
 /// <summary>
 /// Streams watched prediction tables: drains their outboxes (<c>mad_outbox.&lt;name&gt;</c>) in batches

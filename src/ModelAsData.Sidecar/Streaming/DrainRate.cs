@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace ModelAsData.Sidecar;
+namespace ModelAsData.Sidecar.Streaming;
 
 /// <summary>Keys drained per second, over windows of a quarter second.</summary>
 internal sealed class DrainRate
