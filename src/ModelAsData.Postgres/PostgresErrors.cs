@@ -51,6 +51,9 @@ internal static class PostgresErrors
         var text = e.Hint is { Length: > 0 } hint ? $"{e.MessageText} {hint}" : e.MessageText;
         return e.SqlState switch
         {
+            // PostgreSQL's own privilege check (EXECUTE grants are the gate) names the object, not the role that may use it.
+            PostgresErrorCodes.InsufficientPrivilege when e.Routine == "aclcheck_error" =>
+                new(ErrorCode.PermissionDenied, $"{text}. {MissingRoleHint}", e),
             PostgresErrorCodes.InsufficientPrivilege => new(ErrorCode.PermissionDenied, text, e),
             PostgresErrorCodes.InvalidName => new(ErrorCode.InvalidName, text, e),
             PostgresErrorCodes.NoDataFound => new(ErrorCode.NotFound, text, e),
@@ -76,6 +79,11 @@ internal static class PostgresErrors
             _ => new(ErrorCode.Database, $"PostgreSQL error {e.SqlState}: {text}", e),
         };
     }
+
+    private const string MissingRoleHint =
+        "Each ModelAsData role may do its own part: mad_admin (push models, move aliases, create prediction tables), mad_user " +
+        "(predict, refresh and watch its own tables) or mad_sidecar (`mad serve`); docs/SECURITY.md lists which role may call each function. " +
+        "An administrator can run: GRANT <role> TO <your role>;";
 
     /// <summary>"host:port/database", for messages; never the password.</summary>
     public static string Describe(string connectionString)

@@ -173,20 +173,21 @@ public sealed class RefreshTests(PostgresDatabase database) : IClassFixture<Post
     }
 
     [Fact(Timeout = 60_000)]
-    public async Task A_mad_user_can_create_and_refresh_only_over_tables_it_may_select()
+    public async Task A_mad_user_cannot_create_but_refreshes_its_own_table_only_while_it_may_select_the_source()
     {
         await using var sidecar = await RunningSidecar.StartAsync(database.ConnectionString);
-        var (model, _) = await BatchTables.ReadyModelAsync(database);
-        var secret = await BatchTables.CreateFlowersAsync(database.DataSource, 20);
+        var (model, adminTables) = await BatchTables.ReadyModelAsync(database);
         var open = await BatchTables.CreateFlowersAsync(database.DataSource, 20);
         var login = Sql.UniqueName("analyst");
         await database.DataSource.ExecuteAsync($"CREATE ROLE {login} LOGIN PASSWORD 'pw' IN ROLE mad_user; GRANT USAGE ON SCHEMA public TO {login}; GRANT SELECT ON public.{open} TO {login}");
         await using var user = await PostgresModelRegistry.OpenAsync(database.ConnectionStringFor(login, "pw"), Ct);
         var tables = new ModelAsData.Postgres.Jobs.PostgresPredictionTables(user, TimeSpan.FromMilliseconds(50));
 
-        var denied = await Assert.ThrowsAsync<ModelAsDataException>(() => BatchTables.CreateAsync(tables, Sql.UniqueName("s"), secret, model));
+        // Creating prediction tables is for mad_admin (DESIGN.md), even over a table the user may read.
+        var denied = await Assert.ThrowsAsync<ModelAsDataException>(() => BatchTables.CreateAsync(tables, Sql.UniqueName("s"), open, model));
         var name = Sql.UniqueName("s");
-        await BatchTables.CreateAsync(tables, name, open, model);
+        await BatchTables.CreateAsync(adminTables, name, open, model);
+        await database.DataSource.ExecuteAsync("UPDATE mad.prediction_tables SET owner = @login WHERE name = @name", new { login, name });
         var refreshed = await tables.RefreshAsync(name, cancellationToken: Ct);
         var read = await user.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad_out.{name}");
         await database.DataSource.ExecuteAsync($"REVOKE SELECT ON public.{open} FROM {login}");
@@ -194,9 +195,10 @@ public sealed class RefreshTests(PostgresDatabase database) : IClassFixture<Post
 
         Assert.Equal(ErrorCode.PermissionDenied, denied.Code);
         Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, Assert.IsType<PostgresException>(denied.InnerException).SqlState);
-        Assert.Contains($"may not SELECT from public.{secret}", denied.Message, StringComparison.Ordinal);
+        Assert.Contains("permission denied for function create_prediction_table", denied.Message, StringComparison.Ordinal);
         Assert.Equal(20, refreshed.Rows);
         Assert.Equal(20, read);
         Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, Assert.IsType<PostgresException>(refreshDenied.InnerException).SqlState);
+        Assert.Contains($"may not SELECT from public.{open}", refreshDenied.Message, StringComparison.Ordinal);
     }
 }

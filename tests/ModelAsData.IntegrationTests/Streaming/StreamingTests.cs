@@ -138,19 +138,25 @@ public sealed class StreamingTests(PostgresDatabase database) : IClassFixture<Po
     }
 
     [Fact(Timeout = 60_000)]
-    public async Task A_mad_user_cannot_watch_a_table_it_may_not_select()
+    public async Task A_mad_user_watches_its_own_table_only_once_it_may_select_and_trigger_the_source()
     {
         var (source, name) = await CreatedAsync(rows: 0);
         var login = Sql.UniqueName("analyst");
         await database.DataSource.ExecuteAsync($"CREATE ROLE {login} LOGIN PASSWORD 'pw' IN ROLE mad_user");
+        // Creating is for mad_admin: the admin hands the table over to the analyst.
+        await database.DataSource.ExecuteAsync("UPDATE mad.prediction_tables SET owner = @login WHERE name = @name", new { login, name });
         await using var user = await PostgresModelRegistry.OpenAsync(database.ConnectionStringFor(login, "pw"), Ct);
 
         var denied = await user.DataSource.FailsAsync("SELECT mad.watch(@name)", new { name });
         await database.DataSource.ExecuteAsync($"GRANT USAGE ON SCHEMA public TO {login}; GRANT SELECT ON public.{source} TO {login}");
+        var noTrigger = await user.DataSource.FailsAsync("SELECT mad.watch(@name)", new { name });
+        await database.DataSource.ExecuteAsync($"GRANT TRIGGER ON public.{source} TO {login}");
         await user.DataSource.ExecuteAsync("SELECT mad.watch(@name)", new { name });
 
         Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, denied.SqlState);
         Assert.Contains($"may not SELECT from public.{source}", denied.MessageText, StringComparison.Ordinal);
+        Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, noTrigger.SqlState);
+        Assert.Contains($"needs the TRIGGER privilege on public.{source}", noTrigger.MessageText, StringComparison.Ordinal);
         Assert.True(await database.DataSource.ScalarAsync<bool>("SELECT watched FROM mad.prediction_tables WHERE name = @name", new { name }));
     }
 

@@ -1,0 +1,117 @@
+using ModelAsData.IntegrationTests.Infrastructure;
+
+namespace ModelAsData.IntegrationTests.Hostile;
+
+/// <summary>
+/// EXECUTE grants are the gate (docs/SECURITY.md): every routine in schema mad has a decided set of grantees, and a
+/// new one without a decision fails here rather than shipping with PostgreSQL's default (EXECUTE for PUBLIC).
+/// </summary>
+public sealed class FunctionGrantTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>
+{
+    private const string Admin = "mad_admin";
+    private const string Callers = "mad_admin mad_user";
+    private const string Sidecar = "mad_sidecar";
+    private const string Nobody = "";
+
+    private static readonly Dictionary<string, string> Expected = new(StringComparer.Ordinal)
+    {
+        // Admin functions.
+        ["mad.push_model(text,bytea,jsonb)"] = Admin,
+        ["mad.set_alias(text,text,integer,text)"] = Admin,
+        ["mad.rollback_alias(text,text)"] = Admin,
+        ["mad.create_prediction_table(text,regclass,text[],text,jsonb)"] = Admin,
+        ["mad.inputs_hash(jsonb)"] = Admin,
+        // Caller functions (mad_admin is not a member of mad_user, so both).
+        ["mad.resolve(text,text)"] = "mad_admin mad_sidecar mad_user",
+        ["mad.alias_at(text,text,timestamp with time zone)"] = Callers,
+        ["mad.require_model(text)"] = Callers,
+        ["mad.refresh(text)"] = Callers,
+        ["mad.watch(text)"] = Callers,
+        ["mad.unwatch(text)"] = Callers,
+        ["mad.stream_lag(text)"] = Callers,
+        ["mad.predict(text,jsonb,jsonb)"] = Callers,
+        ["mad.predict_async(text,jsonb)"] = Callers,
+        ["mad.submit_request(text,jsonb,text)"] = Callers,
+        ["mad.await_request(bigint)"] = Callers,
+        // The sidecar protocol.
+        ["mad.register_sidecar(text,text,integer,jsonb)"] = Sidecar,
+        ["mad.sidecar_heartbeat(text)"] = Sidecar,
+        ["mad.sidecar_stopped(text)"] = Sidecar,
+        ["mad.claim_pending_version()"] = Sidecar,
+        ["mad.mark_version(text,integer,text,text,jsonb,text)"] = Sidecar,
+        ["mad.claim_task(text,interval)"] = Sidecar,
+        ["mad.renew_task(bigint,uuid,interval)"] = Sidecar,
+        ["mad.task_plan(bigint)"] = Sidecar,
+        ["mad.complete_task(bigint,uuid,bigint,bigint)"] = Sidecar,
+        ["mad.fail_task(bigint,uuid,text,boolean)"] = Sidecar,
+        ["mad.arm_request_worker(text)"] = Sidecar,
+        ["mad.release_ticket(bigint)"] = Sidecar,
+        ["mad.claim_requests(text,integer,boolean)"] = Sidecar,
+        ["mad.answer_requests(text,jsonb)"] = Sidecar,
+        ["mad.purge_requests(integer)"] = Sidecar,
+        ["mad.stream_set_notify(boolean)"] = Sidecar,
+        ["mad.stream_claim(text,jsonb)"] = Sidecar,
+        ["mad.stream_claim_statement(text)"] = Sidecar,
+        ["mad.stream_plan(text)"] = Sidecar,
+        ["mad.stream_report(text,text,bigint,double precision,text)"] = Sidecar,
+        ["mad.setting_int(text,bigint)"] = Sidecar,
+        // Internal helpers: only definer functions (running as the owner) call them.
+        ["mad.caller_role()"] = Nobody,
+        ["mad.lock_key(text)"] = Nobody,
+        ["mad.check_name(text,text)"] = Nobody,
+        ["mad.require_role(text,text)"] = Nobody,
+        ["mad.max_model_bytes()"] = Nobody,
+        ["mad.describe_models()"] = Nobody,
+        ["mad.describe_versions(text)"] = Nobody,
+        ["mad.describe_aliases(text)"] = Nobody,
+        ["mad.key_list(mad.prediction_tables,text,text)"] = Nobody,
+        ["mad.key_values(mad.prediction_tables,text[])"] = Nobody,
+        ["mad.qualified_name(regclass)"] = Nobody,
+        ["mad.output_sql_type(text)"] = Nobody,
+        ["mad.column_feeds(regtype,text)"] = Nobody,
+        ["mad.require_source_access(regclass,text)"] = Nobody,
+        ["mad.require_binding_owner(mad.prediction_tables,text)"] = Nobody,
+        ["mad.require_trigger_privilege(regclass,text)"] = Nobody,
+        ["mad.describe_columns(regclass)"] = Nobody,
+        ["mad.find_column(regclass,text)"] = Nobody,
+        ["mad.resolve_reference(text)"] = Nobody,
+        ["mad.ready_signature(text,integer)"] = Nobody,
+        ["mad.map_features(regclass,text,jsonb,jsonb)"] = Nobody,
+        ["mad.require_prediction_table(text)"] = Nobody,
+        ["mad.feature_reads(mad.prediction_tables)"] = Nobody,
+        ["mad.ticket_key(bigint)"] = Nobody,
+        ["mad.ticket_held(bigint)"] = Nobody,
+        ["mad.grant_stream_writes(text)"] = Nobody,
+        ["mad.clear_outbox(text)"] = Nobody,
+        ["mad.rebuild_outbox_view()"] = Nobody,
+        ["mad.capture_function(text,text)"] = Nobody,
+        ["mad.create_capture(mad.prediction_tables,boolean)"] = Nobody,
+        ["mad.stream_after_refresh()"] = Nobody,
+        ["mad.stream_outbox_lag(text)"] = Nobody,
+    };
+
+    [Fact(Timeout = 60_000)]
+    public async Task Every_mad_function_is_granted_to_exactly_the_roles_decided_for_it()
+    {
+        // Grantees other than the owner; PUBLIC shows as "PUBLIC". Capture functions (one set per watched table) are
+        // generated by mad.watch and granted to nobody.
+        var actual = await database.DataSource.QueryAsync<(string Routine, string Grantees)>("""
+            SELECT p.oid::regprocedure::text,
+                   coalesce((SELECT string_agg(g.name, ' ' ORDER BY g.name)
+                             FROM pg_catalog.aclexplode(coalesce(p.proacl, pg_catalog.acldefault('f', p.proowner))) a
+                             CROSS JOIN LATERAL (SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END AS name) g
+                             WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner), '')
+            FROM pg_catalog.pg_proc p
+            WHERE p.pronamespace = 'mad'::regnamespace AND p.proname !~ '^capture_[0-9a-f]{16}_[iudt]$'
+            """);
+
+        var undecided = actual.Where(a => !Expected.ContainsKey(a.Routine)).Select(a => $"{a.Routine} (granted to '{a.Grantees}')").ToList();
+        var wrong = actual.Where(a => Expected.TryGetValue(a.Routine, out var e) && e != a.Grantees)
+            .Select(a => $"{a.Routine}: expected '{Expected[a.Routine]}', granted to '{a.Grantees}'").ToList();
+        var gone = Expected.Keys.Except(actual.Select(a => a.Routine)).ToList();
+
+        Assert.True(undecided.Count == 0, "Functions without a decided grant (add them to Expected and docs/SECURITY.md): " + string.Join("; ", undecided));
+        Assert.True(wrong.Count == 0, string.Join("; ", wrong));
+        Assert.True(gone.Count == 0, "Expected functions that do not exist: " + string.Join("; ", gone));
+    }
+}
