@@ -60,8 +60,7 @@ public sealed partial class SqliteModelRegistry : IModelRegistry
         var signature = _cache.GetOrLoad(sha256, () => onnx).Signature; // Throws ONNX Runtime's reason; nothing is stored.
         var now = SqliteTime.Now();
         using var transaction = Connection.BeginTransaction(deferred: false);
-        await Execute(SqliteRegistrySql.InsertModel, new { model, at = now }, transaction, cancellationToken);
-        var version = await Connection.ExecuteScalarAsync<long>(Command(SqliteRegistrySql.NextVersion, new { model }, transaction, cancellationToken));
+        var version = await Connection.ExecuteScalarAsync<long>(Command(SqliteRegistrySql.NextVersion, new { model, by = Environment.UserName, at = now }, transaction, cancellationToken));
         await Execute(SqliteRegistrySql.InsertVersion, new
         {
             model,

@@ -60,9 +60,11 @@ public sealed partial class SqlitePredictionTables : IPredictionTables
         {
             name = spec.Name,
             source,
-            key = JsonSerializer.Serialize(key.Select(k => k.Name)),
+            keyColumns = JsonSerializer.Serialize(key.Select(k => k.Name)),
+            keyTypes = JsonSerializer.Serialize(key.Select(k => k.Type)),
             model = reference.ToString(),
             features = mapping.Json.ToJsonString(),
+            featureColumns = JsonSerializer.Serialize(mapping.SlotColumns),
             columns = JsonSerializer.Serialize(columns, ModelSignature.JsonOptions),
             by = Environment.UserName,
             at = SqliteTime.Now(),
@@ -146,14 +148,14 @@ public sealed partial class SqlitePredictionTables : IPredictionTables
 
     private sealed record SourceColumn(string Name, string Type);
 
-    private sealed record TableRow(string Name, string Source, string KeyColumns, string ModelRef, string Features, string Columns,
+    private sealed record TableRow(string Name, string Source, string KeyColumns, string Model, string Features, string Columns,
         string? RefreshedAt, long? RefreshedVersion, long? RowsScored, long? RowsFailed)
     {
         public PredictionTable ToTable() => new(
             Name,
             Source,
             JsonSerializer.Deserialize<List<string>>(KeyColumns)!,
-            ModelRef,
+            Model,
             (JsonObject)JsonNode.Parse(Features)!,
             JsonSerializer.Deserialize<List<OutputColumn>>(Columns, ModelSignature.JsonOptions)!,
             OutputTableOf(Name),

@@ -52,7 +52,7 @@ public sealed class ModelsCommandTests : IDisposable
         Assert.Equal(0, history.ExitCode);
         var lines = history.Output.Split('\n').Where(l => l.Contains(Environment.UserName, StringComparison.Ordinal)).ToList();
         Assert.Equal(3, lines.Count);
-        Assert.Contains("rollback from version 2", lines[0]);
+        Assert.Contains("rollback of the move to version 2", lines[0]);
         Assert.Contains("better recall", lines[1]);
         Assert.Contains("pushed with --alias", lines[2]);
     }

@@ -170,7 +170,7 @@ public sealed class SqliteModelRegistryTests
 
         var rollback = await db.Registry.RollbackAliasAsync("iris", "production");
         Assert.Equal((2, 1), (rollback.From, rollback.To));
-        Assert.Equal("rollback from version 2", rollback.Reason);
+        Assert.Equal("rollback of the move to version 2", rollback.Reason);
         Assert.Equal(1, (await db.Registry.ResolveAsync(ModelReference.Parse("iris"))).Version);
 
         var history = await db.Registry.AliasHistoryAsync("iris", "production");
