@@ -12,16 +12,10 @@ public sealed partial class SqliteModelRegistry
     {
         Names.Validate(model, "model");
         Names.Validate(alias, "alias");
-        if (int.TryParse(alias, out _))
-        {
-            throw new ModelAsDataException(ErrorCode.InvalidName, $"Alias '{alias}' would read as a version number in '{model}@{alias}': choose a name with a letter.");
-        }
-
         var target = await GetVersionAsync(model, version, cancellationToken);
         if (target.Status != VersionStatus.Ready)
         {
-            throw new ModelAsDataException(ErrorCode.NotReady,
-                $"{target} is {target.Status.ToString().ToLowerInvariant()}{(target.Reason is null ? "" : $" ({target.Reason})")}: an alias can only point at a ready version.");
+            throw SqliteRegistryMessages.AliasNeedsReady(model, alias, target);
         }
 
         return await MoveAsync(model, alias, version, "set", reason, cancellationToken);

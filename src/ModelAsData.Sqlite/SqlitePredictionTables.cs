@@ -45,9 +45,8 @@ public sealed partial class SqlitePredictionTables : IPredictionTables
 
         var key = spec.Key.Select(k => Column(sourceColumns, k, spec.Source)).ToList();
         var version = await _registry.ResolveAsync(reference, cancellationToken);
-        var signature = version.Signature
-            ?? throw new ModelAsDataException(ErrorCode.NotReady, $"{version} is {version.Status.ToString().ToLowerInvariant()}: only a ready version can be bound.");
-        var mapping = FeatureMapping.Resolve(signature, spec.Model, spec.Features ?? version.Metadata["features"] as JsonObject, sourceColumns.Select(c => c.Name).ToList());
+        var signature = version.Status == VersionStatus.Ready && version.Signature is { } ready ? ready : throw SqliteRegistryMessages.NotReadyToScore(version);
+        var mapping = FeatureMapping.Resolve(signature, reference.Model, spec.Features ?? version.Metadata["features"] as JsonObject, source, sourceColumns.Select(c => c.Name).ToList());
         if (await TableNameAsync(OutputTableOf(spec.Name), cancellationToken) is not null || await FindAsync(spec.Name, cancellationToken) is not null)
         {
             throw new ModelAsDataException(ErrorCode.Conflict, $"Prediction table '{spec.Name}' already exists; refresh it with: mad tables refresh {spec.Name}");

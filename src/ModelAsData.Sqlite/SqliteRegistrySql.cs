@@ -28,7 +28,7 @@ internal static class SqliteRegistrySql
 
     public const string ModelNames = "SELECT name FROM mad_models ORDER BY name";
 
-    public const string VersionNumbers = "SELECT version FROM mad_model_versions WHERE model = @model ORDER BY version";
+    public const string VersionStatuses = "SELECT version AS Version, status AS Status FROM mad_model_versions WHERE model = @model ORDER BY version";
 
     public const string Models = """
         SELECT m.name AS Model,
