@@ -27,8 +27,12 @@ public sealed class FeatureMapping
     /// Maps a model's inputs to a table's columns: by <paramref name="mapping"/> when given, else by the model's
     /// metadata key <c>features</c> (same form), else each input to the column of its own name. Column names match
     /// case-insensitively. A mismatch throws a message that names the input, what it needs and what the table has.
+    /// PostgreSQL's <c>mad.map_features</c> (sql/postgres/010_prediction_tables.sql) applies the same rules in SQL and is
+    /// the authority for the messages: Contract/FeatureMappingContractTests asserts the same text on both stores.
     /// </summary>
-    public static FeatureMapping Resolve(ModelSignature signature, string model, JsonObject? mapping, IReadOnlyList<string> tableColumns)
+    /// <param name="model">The model's name (without <c>@alias</c>), for messages.</param>
+    /// <param name="source">The source table as messages name it.</param>
+    public static FeatureMapping Resolve(ModelSignature signature, string model, JsonObject? mapping, string source, IReadOnlyList<string> tableColumns)
     {
         var byName = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         foreach (var column in tableColumns)
@@ -46,7 +50,7 @@ public sealed class FeatureMapping
                 var how = mapping?.ContainsKey(input.Name) == true
                     ? $"the mapping gives {wanted.Count} column(s)"
                     : $"the table has no column '{input.Name}'";
-                throw new ModelAsDataException(ErrorCode.FeatureMismatch,
+                throw new ModelAsDataException(ErrorCode.InvalidArgument,
                     $"Model '{model}' input {ModelSignature.Describe(input)} takes {input.Width} value(s) per row, but {how}. " +
                     $"Map it with features => '{{\"{input.Name}\": [{(input.Width == 1 ? "\"column\"" : "\"column1\", \"column2\", ...")}]}}'. " +
                     $"Columns: {string.Join(", ", tableColumns)}.");
@@ -57,8 +61,8 @@ public sealed class FeatureMapping
             {
                 if (!byName.TryGetValue(column, out var actual))
                 {
-                    throw new ModelAsDataException(ErrorCode.FeatureMismatch,
-                        $"Model '{model}' input '{input.Name}' is mapped to column '{column}', which the table does not have. Columns: {string.Join(", ", tableColumns)}.");
+                    throw new ModelAsDataException(ErrorCode.InvalidArgument,
+                        $"Model '{model}' input '{input.Name}' is mapped to column '{column}', which {source} does not have. Columns: {string.Join(", ", tableColumns)}.");
                 }
 
                 slots.Add(actual);
@@ -71,8 +75,8 @@ public sealed class FeatureMapping
         var unknown = mapping?.Select(p => p.Key).Where(k => signature.Inputs.All(i => i.Name != k)).ToList();
         if (unknown is { Count: > 0 })
         {
-            throw new ModelAsDataException(ErrorCode.FeatureMismatch,
-                $"The mapping names {string.Join(", ", unknown.Select(u => $"'{u}'"))}, which model '{model}' does not take; its inputs: {signature.DescribeInputs()}.");
+            throw new ModelAsDataException(ErrorCode.InvalidArgument,
+                $"The mapping names {string.Join(", ", unknown.Select(u => $"'{u}'"))}, which model '{model}' does not take; its inputs: {string.Join(", ", signature.Inputs.Select(i => i.Name))}.");
         }
 
         return new FeatureMapping(slots, json);

@@ -13,7 +13,7 @@ public sealed record ModelReference(string Model, string? Alias, int? Version)
 
     public static ModelReference Parse(string? text)
     {
-        if (string.IsNullOrWhiteSpace(text))
+        if (string.IsNullOrEmpty(text))
         {
             throw new ModelAsDataException(ErrorCode.InvalidName, "A model reference is empty: write 'name', 'name@alias' or 'name@version'.");
         }
@@ -26,9 +26,10 @@ public sealed record ModelReference(string Model, string? Alias, int? Version)
 
         var model = Names.Validate(text[..at], "model");
         var target = text[(at + 1)..];
-        if (int.TryParse(target, NumberStyles.None, CultureInfo.InvariantCulture, out var version) && version > 0)
+        // As PostgreSQL's mad.resolve ('^[0-9]{1,9}$'): one to nine digits are a version number, so '@0' is "no version 0".
+        if (target.Length is >= 1 and <= 9 && target.All(char.IsAsciiDigit))
         {
-            return new ModelReference(model, null, version);
+            return new ModelReference(model, null, int.Parse(target, NumberStyles.None, CultureInfo.InvariantCulture));
         }
 
         return new ModelReference(model, Names.Validate(target, "alias"), null);

@@ -12,19 +12,13 @@ public sealed partial class SqliteModelRegistry
     {
         Names.Validate(model, "model");
         Names.Validate(alias, "alias");
-        if (int.TryParse(alias, out _))
-        {
-            throw new ModelAsDataException(ErrorCode.InvalidName, $"Alias '{alias}' would read as a version number in '{model}@{alias}': choose a name with a letter.");
-        }
-
         var target = await GetVersionAsync(model, version, cancellationToken);
         if (target.Status != VersionStatus.Ready)
         {
-            throw new ModelAsDataException(ErrorCode.NotReady,
-                $"{target} is {target.Status.ToString().ToLowerInvariant()}{(target.Reason is null ? "" : $" ({target.Reason})")}: an alias can only point at a ready version.");
+            throw SqliteRegistryMessages.AliasNeedsReady(model, alias, target);
         }
 
-        return await MoveAsync(model, alias, version, reason, cancellationToken);
+        return await MoveAsync(model, alias, version, "set", reason, cancellationToken);
     }
 
     public async Task<AliasMove> RollbackAliasAsync(string model, string alias, CancellationToken cancellationToken = default)
@@ -42,7 +36,7 @@ public sealed partial class SqliteModelRegistry
                 $"{model}@{alias} has pointed only at version {last.To} since it was created: there is no earlier version to roll back to.");
         }
 
-        return await MoveAsync(model, alias, previous, $"rollback from version {last.To}", cancellationToken);
+        return await MoveAsync(model, alias, previous, "rollback", $"rollback of the move to version {last.To}", cancellationToken);
     }
 
     public async Task<IReadOnlyList<AliasMove>> AliasHistoryAsync(string model, string alias, CancellationToken cancellationToken = default)
@@ -57,13 +51,14 @@ public sealed partial class SqliteModelRegistry
         return (int?)version;
     }
 
-    private async Task<AliasMove> MoveAsync(string model, string alias, int version, string? reason, CancellationToken cancellationToken)
+    /// <param name="kind">As in PostgreSQL's mad.alias_history: 'set' or 'rollback'.</param>
+    private async Task<AliasMove> MoveAsync(string model, string alias, int version, string kind, string? reason, CancellationToken cancellationToken)
     {
         var now = SqliteTime.Now();
         using var transaction = Connection.BeginTransaction(deferred: false);
         var from = await Connection.ExecuteScalarAsync<long?>(Command(SqliteRegistrySql.AliasTarget, new { model, alias }, transaction, cancellationToken));
-        await Execute(SqliteRegistrySql.UpsertAlias, new { model, alias, version, at = now }, transaction, cancellationToken);
-        await Execute(SqliteRegistrySql.InsertHistory, new { model, alias, from, to = version, by = Environment.UserName, at = now, reason }, transaction, cancellationToken);
+        await Execute(SqliteRegistrySql.UpsertAlias, new { model, alias, version, by = Environment.UserName, at = now }, transaction, cancellationToken);
+        await Execute(SqliteRegistrySql.InsertHistory, new { model, alias, from, to = version, kind, by = Environment.UserName, at = now, reason }, transaction, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
         return new AliasMove(model, alias, (int?)from, version, Environment.UserName, SqliteTime.Parse(now), reason);
     }

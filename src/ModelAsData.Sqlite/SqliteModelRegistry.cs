@@ -60,8 +60,7 @@ public sealed partial class SqliteModelRegistry : IModelRegistry
         var signature = _cache.GetOrLoad(sha256, () => onnx).Signature; // Throws ONNX Runtime's reason; nothing is stored.
         var now = SqliteTime.Now();
         using var transaction = Connection.BeginTransaction(deferred: false);
-        await Execute(SqliteRegistrySql.InsertModel, new { model, at = now }, transaction, cancellationToken);
-        var version = await Connection.ExecuteScalarAsync<long>(Command(SqliteRegistrySql.NextVersion, new { model }, transaction, cancellationToken));
+        var version = await Connection.ExecuteScalarAsync<long>(Command(SqliteRegistrySql.NextVersion, new { model, by = Environment.UserName, at = now }, transaction, cancellationToken));
         await Execute(SqliteRegistrySql.InsertVersion, new
         {
             model,
@@ -98,6 +97,7 @@ public sealed partial class SqliteModelRegistry : IModelRegistry
             SqliteTime.Parse(m.UpdatedAt))).ToList();
     }
 
+    /// <summary>As PostgreSQL's mad.resolve, with its messages: a bare name is the production alias when it exists, else the newest ready version.</summary>
     public async Task<ModelVersion> ResolveAsync(ModelReference reference, CancellationToken cancellationToken = default)
     {
         if (reference.Version is { } version)
@@ -112,23 +112,14 @@ public sealed partial class SqliteModelRegistry : IModelRegistry
             return await GetVersionAsync(reference.Model, (int)aliased, cancellationToken);
         }
 
+        await EnsureModelExistsAsync(reference.Model, cancellationToken);
         if (reference.Alias is not null)
         {
-            await EnsureModelExistsAsync(reference.Model, cancellationToken);
-            var aliases = await AliasesAsync(reference.Model, cancellationToken);
-            var known = aliases.Count == 0 ? "it has no aliases" : "its aliases are " + string.Join(", ", aliases.Select(a => $"{a.Key} → {a.Value}"));
-            throw new ModelAsDataException(ErrorCode.NotFound,
-                $"Model '{reference.Model}' has no alias '{reference.Alias}': {known}. Create it with: mad models alias {reference.Model} {reference.Alias} VERSION");
+            throw SqliteRegistryMessages.NoSuchAlias(reference.Model, reference.Alias, await AliasesAsync(reference.Model, cancellationToken));
         }
 
         var newest = await Connection.QuerySingleOrDefaultAsync<VersionRow>(Command(SqliteRegistrySql.NewestReady, new { model = reference.Model }, null, cancellationToken));
-        if (newest is null)
-        {
-            await EnsureModelExistsAsync(reference.Model, cancellationToken);
-            throw new ModelAsDataException(ErrorCode.NotReady, $"Model '{reference.Model}' has no ready version yet: push one with mad models push {reference.Model} FILE.onnx");
-        }
-
-        return newest.ToModelVersion();
+        return newest?.ToModelVersion() ?? throw SqliteRegistryMessages.NoReadyVersion(reference.Model, await VersionStatusesAsync(reference.Model, cancellationToken));
     }
 
     public async Task<byte[]> LoadBytesAsync(string model, int version, CancellationToken cancellationToken = default) =>
@@ -157,17 +148,18 @@ public sealed partial class SqliteModelRegistry : IModelRegistry
     private async Task<ModelAsDataException> VersionNotFoundAsync(string model, int version, CancellationToken cancellationToken)
     {
         await EnsureModelExistsAsync(model, cancellationToken);
-        var versions = await Connection.QueryAsync<long>(Command(SqliteRegistrySql.VersionNumbers, new { model }, null, cancellationToken));
-        return new ModelAsDataException(ErrorCode.NotFound, $"Model '{model}' has no version {version}; its versions are {string.Join(", ", versions)}.");
+        return SqliteRegistryMessages.NoSuchVersion(model, version, await VersionStatusesAsync(model, cancellationToken));
     }
+
+    private async Task<List<(long Version, string Status)>> VersionStatusesAsync(string model, CancellationToken cancellationToken) =>
+        (await Connection.QueryAsync<(long Version, string Status)>(Command(SqliteRegistrySql.VersionStatuses, new { model }, null, cancellationToken))).ToList();
 
     private async Task EnsureModelExistsAsync(string model, CancellationToken cancellationToken)
     {
         var models = (await Connection.QueryAsync<string>(Command(SqliteRegistrySql.ModelNames, null, null, cancellationToken))).ToList();
         if (!models.Contains(model))
         {
-            var known = models.Count == 0 ? "the registry is empty" : "models: " + string.Join(", ", models);
-            throw new ModelAsDataException(ErrorCode.NotFound, $"No model '{model}' in {Connection.DataSource} ({known}). Push one with: mad models push {model} FILE.onnx");
+            throw SqliteRegistryMessages.NoSuchModel(model, models);
         }
     }
 

@@ -60,7 +60,7 @@ internal sealed class SqliteModelResolver : IDisposable
         var version = _registry.ResolveAsync(parsed).GetAwaiter().GetResult();
         if (version.Status != VersionStatus.Ready)
         {
-            throw new ModelAsDataException(ErrorCode.NotReady, $"{version} is {version.Status.ToString().ToLowerInvariant()}: only ready versions can score.");
+            throw SqliteRegistryMessages.NotReadyToScore(version);
         }
 
         var model = _cache.GetOrLoad(version.Sha256, () => _registry.LoadBytesAsync(version.Model, version.Version).GetAwaiter().GetResult());

@@ -23,13 +23,13 @@ public sealed partial class SqlitePredictionTables
         var version = await _registry.ResolveAsync(ModelReference.Parse(table.Model), cancellationToken);
         if (version.Status != VersionStatus.Ready)
         {
-            throw new ModelAsDataException(ErrorCode.NotReady, $"{version} is {version.Status.ToString().ToLowerInvariant()}: only ready versions can score.");
+            throw SqliteRegistryMessages.NotReadyToScore(version);
         }
 
         var model = _cache.GetOrLoad(version.Sha256, () => _registry.LoadBytesAsync(version.Model, version.Version, cancellationToken).GetAwaiter().GetResult());
         EnsureSameColumns(table, model.Signature, version);
         var sourceColumns = await SourceColumnsAsync(table.Source, cancellationToken);
-        var mapping = FeatureMapping.Resolve(model.Signature, table.Model, table.Features, sourceColumns.Select(c => c.Name).ToList());
+        var mapping = FeatureMapping.Resolve(model.Signature, version.Model, table.Features, table.Source, sourceColumns.Select(c => c.Name).ToList());
         var total = await Connection.ExecuteScalarAsync<long>(new CommandDefinition($"SELECT count(*) FROM {SqliteDatabase.Quote(table.Source)}", cancellationToken: cancellationToken));
 
         using var transaction = Connection.BeginTransaction(deferred: false);

@@ -45,9 +45,8 @@ public sealed partial class SqlitePredictionTables : IPredictionTables
 
         var key = spec.Key.Select(k => Column(sourceColumns, k, spec.Source)).ToList();
         var version = await _registry.ResolveAsync(reference, cancellationToken);
-        var signature = version.Signature
-            ?? throw new ModelAsDataException(ErrorCode.NotReady, $"{version} is {version.Status.ToString().ToLowerInvariant()}: only a ready version can be bound.");
-        var mapping = FeatureMapping.Resolve(signature, spec.Model, spec.Features ?? version.Metadata["features"] as JsonObject, sourceColumns.Select(c => c.Name).ToList());
+        var signature = version.Status == VersionStatus.Ready && version.Signature is { } ready ? ready : throw SqliteRegistryMessages.NotReadyToScore(version);
+        var mapping = FeatureMapping.Resolve(signature, reference.Model, spec.Features ?? version.Metadata["features"] as JsonObject, source, sourceColumns.Select(c => c.Name).ToList());
         if (await TableNameAsync(OutputTableOf(spec.Name), cancellationToken) is not null || await FindAsync(spec.Name, cancellationToken) is not null)
         {
             throw new ModelAsDataException(ErrorCode.Conflict, $"Prediction table '{spec.Name}' already exists; refresh it with: mad tables refresh {spec.Name}");
@@ -60,9 +59,11 @@ public sealed partial class SqlitePredictionTables : IPredictionTables
         {
             name = spec.Name,
             source,
-            key = JsonSerializer.Serialize(key.Select(k => k.Name)),
+            keyColumns = JsonSerializer.Serialize(key.Select(k => k.Name)),
+            keyTypes = JsonSerializer.Serialize(key.Select(k => k.Type)),
             model = reference.ToString(),
             features = mapping.Json.ToJsonString(),
+            featureColumns = JsonSerializer.Serialize(mapping.SlotColumns),
             columns = JsonSerializer.Serialize(columns, ModelSignature.JsonOptions),
             by = Environment.UserName,
             at = SqliteTime.Now(),
@@ -146,14 +147,14 @@ public sealed partial class SqlitePredictionTables : IPredictionTables
 
     private sealed record SourceColumn(string Name, string Type);
 
-    private sealed record TableRow(string Name, string Source, string KeyColumns, string ModelRef, string Features, string Columns,
+    private sealed record TableRow(string Name, string Source, string KeyColumns, string Model, string Features, string Columns,
         string? RefreshedAt, long? RefreshedVersion, long? RowsScored, long? RowsFailed)
     {
         public PredictionTable ToTable() => new(
             Name,
             Source,
             JsonSerializer.Deserialize<List<string>>(KeyColumns)!,
-            ModelRef,
+            Model,
             (JsonObject)JsonNode.Parse(Features)!,
             JsonSerializer.Deserialize<List<OutputColumn>>(Columns, ModelSignature.JsonOptions)!,
             OutputTableOf(Name),

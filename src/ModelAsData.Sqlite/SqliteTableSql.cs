@@ -9,12 +9,12 @@ internal static class SqliteTableSql
     public const string TableName = "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name = @table COLLATE NOCASE";
 
     public const string Insert = """
-        INSERT INTO mad_prediction_tables (name, source, key_columns, model_ref, features, columns, created_by, created_at)
-        VALUES (@name, @source, @key, @model, @features, @columns, @by, @at)
+        INSERT INTO mad_prediction_tables (name, source, key_columns, key_types, model, features, feature_columns, columns, created_by, created_at)
+        VALUES (@name, @source, @keyColumns, @keyTypes, @model, @features, @featureColumns, @columns, @by, @at)
         """;
 
     public const string Columns = """
-        name AS Name, source AS Source, key_columns AS KeyColumns, model_ref AS ModelRef, features AS Features, columns AS Columns,
+        name AS Name, source AS Source, key_columns AS KeyColumns, model AS Model, features AS Features, columns AS Columns,
         refreshed_at AS RefreshedAt, refreshed_version AS RefreshedVersion, rows_scored AS RowsScored, rows_failed AS RowsFailed
         """;
 

@@ -52,7 +52,7 @@ public sealed class ModelsCommandTests : IDisposable
         Assert.Equal(0, history.ExitCode);
         var lines = history.Output.Split('\n').Where(l => l.Contains(Environment.UserName, StringComparison.Ordinal)).ToList();
         Assert.Equal(3, lines.Count);
-        Assert.Contains("rollback from version 2", lines[0]);
+        Assert.Contains("rollback of the move to version 2", lines[0]);
         Assert.Contains("better recall", lines[1]);
         Assert.Contains("pushed with --alias", lines[2]);
     }
@@ -122,16 +122,15 @@ public sealed class ModelsCommandTests : IDisposable
 
         var model = await MadRunner.RunAsync("models", "show", "--db", Db, "churn");
         Assert.Equal(12, model.ExitCode);
-        Assert.Contains("No model 'churn'", model.Output);
-        Assert.Contains("(models: iris)", model.Output);
+        Assert.Contains("Model 'churn' does not exist; the models are 'iris'.", model.Output);
 
         var alias = await MadRunner.RunAsync("models", "show", "--db", Db, "iris@staging");
         Assert.Equal(12, alias.ExitCode);
-        Assert.Contains("Model 'iris' has no alias 'staging': it has no aliases.", alias.Output);
+        Assert.Contains("Model 'iris' has no alias 'staging'; it has no aliases.", alias.Output);
 
         var version = await MadRunner.RunAsync("models", "alias", "--db", Db, "iris", "production", "5");
         Assert.Equal(12, version.ExitCode);
-        Assert.Contains("Model 'iris' has no version 5; its versions are 1.", version.Output);
+        Assert.Contains("Model 'iris' has no version 5; its versions are 1 (ready).", version.Output);
 
         var rollback = await MadRunner.RunAsync("models", "rollback", "--db", Db, "iris", "production");
         Assert.Equal(12, rollback.ExitCode);

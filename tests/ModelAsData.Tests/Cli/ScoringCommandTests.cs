@@ -46,7 +46,7 @@ public sealed class ScoringCommandTests : IDisposable
         await PushIrisAsync();
         var result = await MadRunner.RunAsync("predict", "--db", Db, "churn", "--json", """{"tenure": 3}""");
         Assert.Equal(12, result.ExitCode);
-        Assert.Contains("No model 'churn'", result.Output);
+        Assert.Contains("Model 'churn' does not exist", result.Output);
     }
 
     [Fact]
@@ -150,7 +150,7 @@ public sealed class ScoringCommandTests : IDisposable
         string[] create = ["tables", "create", "--db", Db, "flower_scores", "--model", "iris", "--source", "flowers", "--key", "id"];
 
         var unmapped = await MadRunner.RunAsync(create);
-        Assert.Equal(14, unmapped.ExitCode);
+        Assert.Equal(18, unmapped.ExitCode); // InvalidArgument, as mad.map_features raises it
         Assert.Contains("input float_input float[-1,4] takes 4 value(s) per row", unmapped.Output);
 
         var badJson = await MadRunner.RunAsync([.. create, "--features", "{oops"]);

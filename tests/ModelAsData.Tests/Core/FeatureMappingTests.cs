@@ -11,7 +11,7 @@ public sealed class FeatureMappingTests
     [Fact]
     public void Named_inputs_map_to_columns_of_the_same_name()
     {
-        var mapping = FeatureMapping.Resolve(LoadedModels.Titanic.Signature, "titanic", null, s_titanicColumns);
+        var mapping = FeatureMapping.Resolve(LoadedModels.Titanic.Signature, "titanic", null, "passengers", s_titanicColumns);
         Assert.Equal(["pclass", "sex", "age", "fare", "embarked"], mapping.SlotColumns);
         Assert.Equal("""{"pclass":["pclass"],"sex":["sex"],"age":["age"],"fare":["fare"],"embarked":["embarked"]}""", mapping.Json.ToJsonString());
     }
@@ -20,11 +20,11 @@ public sealed class FeatureMappingTests
     public void Column_names_match_case_insensitively_and_keep_the_tables_spelling()
     {
         string[] columns = ["ID", "PClass", "SEX", "Age", "Fare", "Embarked"];
-        var mapping = FeatureMapping.Resolve(LoadedModels.Titanic.Signature, "titanic", null, columns);
+        var mapping = FeatureMapping.Resolve(LoadedModels.Titanic.Signature, "titanic", null, "passengers", columns);
         Assert.Equal(["PClass", "SEX", "Age", "Fare", "Embarked"], mapping.SlotColumns);
 
         var explicitMapping = FeatureMapping.Parse("""{"float_input": ["SEPAL_LENGTH", "Sepal_Width", "petal_LENGTH", "petal_width"]}""");
-        var iris = FeatureMapping.Resolve(LoadedModels.RandomForestIris.Signature, "iris", explicitMapping, s_flowerColumns);
+        var iris = FeatureMapping.Resolve(LoadedModels.RandomForestIris.Signature, "iris", explicitMapping, "flowers", s_flowerColumns);
         Assert.Equal(["sepal_length", "sepal_width", "petal_length", "petal_width"], iris.SlotColumns);
     }
 
@@ -32,7 +32,7 @@ public sealed class FeatureMappingTests
     public void Explicit_json_maps_a_wide_input_to_a_list_of_columns_in_order()
     {
         var json = FeatureMapping.Parse("""{"float_input": ["petal_width", "petal_length", "sepal_width", "sepal_length"]}""");
-        var mapping = FeatureMapping.Resolve(LoadedModels.RandomForestIris.Signature, "iris", json, s_flowerColumns);
+        var mapping = FeatureMapping.Resolve(LoadedModels.RandomForestIris.Signature, "iris", json, "flowers", s_flowerColumns);
         Assert.Equal(["petal_width", "petal_length", "sepal_width", "sepal_length"], mapping.SlotColumns);
         Assert.Equal("""{"float_input":["petal_width","petal_length","sepal_width","sepal_length"]}""", mapping.Json.ToJsonString());
     }
@@ -42,7 +42,7 @@ public sealed class FeatureMappingTests
     {
         string[] columns = ["id", "class", "sex", "age_years", "fare", "port"];
         var json = FeatureMapping.Parse("""{"pclass": "class", "age": ["age_years"], "embarked": "port"}""");
-        var mapping = FeatureMapping.Resolve(LoadedModels.Titanic.Signature, "titanic", json, columns);
+        var mapping = FeatureMapping.Resolve(LoadedModels.Titanic.Signature, "titanic", json, "passengers", columns);
         Assert.Equal(["class", "sex", "age_years", "fare", "port"], mapping.SlotColumns);
     }
 
@@ -51,15 +51,15 @@ public sealed class FeatureMappingTests
     {
         // The registry's metadata key "features" is passed in exactly like a user's mapping.
         var metadata = JsonNode.Parse("""{"features": {"float_input": ["sepal_length", "sepal_width", "petal_length", "petal_width"]}}""")!.AsObject();
-        var mapping = FeatureMapping.Resolve(LoadedModels.RandomForestIris.Signature, "iris", metadata["features"] as JsonObject, s_flowerColumns);
+        var mapping = FeatureMapping.Resolve(LoadedModels.RandomForestIris.Signature, "iris", metadata["features"] as JsonObject, "flowers", s_flowerColumns);
         Assert.Equal(["sepal_length", "sepal_width", "petal_length", "petal_width"], mapping.SlotColumns);
     }
 
     [Fact]
     public void Wide_input_without_a_mapping_names_the_input_its_width_and_the_columns()
     {
-        var e = Assert.Throws<ModelAsDataException>(() => FeatureMapping.Resolve(LoadedModels.RandomForestIris.Signature, "iris", null, s_flowerColumns));
-        Assert.Equal(ErrorCode.FeatureMismatch, e.Code);
+        var e = Assert.Throws<ModelAsDataException>(() => FeatureMapping.Resolve(LoadedModels.RandomForestIris.Signature, "iris", null, "flowers", s_flowerColumns));
+        Assert.Equal(ErrorCode.InvalidArgument, e.Code);
         Assert.Contains("Model 'iris' input float_input float[-1,4] takes 4 value(s) per row", e.Message);
         Assert.Contains("the table has no column 'float_input'", e.Message);
         Assert.Contains("Columns: id, sepal_length, sepal_width, petal_length, petal_width, species.", e.Message);
@@ -70,8 +70,8 @@ public sealed class FeatureMappingTests
     public void Mapping_with_the_wrong_number_of_columns_says_how_many_it_gave()
     {
         var json = FeatureMapping.Parse("""{"float_input": ["sepal_length", "sepal_width", "petal_length"]}""");
-        var e = Assert.Throws<ModelAsDataException>(() => FeatureMapping.Resolve(LoadedModels.RandomForestIris.Signature, "iris", json, s_flowerColumns));
-        Assert.Equal(ErrorCode.FeatureMismatch, e.Code);
+        var e = Assert.Throws<ModelAsDataException>(() => FeatureMapping.Resolve(LoadedModels.RandomForestIris.Signature, "iris", json, "flowers", s_flowerColumns));
+        Assert.Equal(ErrorCode.InvalidArgument, e.Code);
         Assert.Contains("takes 4 value(s) per row, but the mapping gives 3 column(s)", e.Message);
         Assert.Contains("Columns: id, sepal_length", e.Message);
     }
@@ -80,10 +80,10 @@ public sealed class FeatureMappingTests
     public void Mapping_to_a_missing_column_names_the_input_the_column_and_the_tables_columns()
     {
         var json = FeatureMapping.Parse("""{"float_input": ["sepal_length", "sepal_width", "petal_length", "petal_wdith"]}""");
-        var e = Assert.Throws<ModelAsDataException>(() => FeatureMapping.Resolve(LoadedModels.RandomForestIris.Signature, "iris", json, s_flowerColumns));
-        Assert.Equal(ErrorCode.FeatureMismatch, e.Code);
+        var e = Assert.Throws<ModelAsDataException>(() => FeatureMapping.Resolve(LoadedModels.RandomForestIris.Signature, "iris", json, "flowers", s_flowerColumns));
+        Assert.Equal(ErrorCode.InvalidArgument, e.Code);
         Assert.Equal(
-            "Model 'iris' input 'float_input' is mapped to column 'petal_wdith', which the table does not have. Columns: id, sepal_length, sepal_width, petal_length, petal_width, species.",
+            "Model 'iris' input 'float_input' is mapped to column 'petal_wdith', which flowers does not have. Columns: id, sepal_length, sepal_width, petal_length, petal_width, species.",
             e.Message);
     }
 
@@ -91,18 +91,18 @@ public sealed class FeatureMappingTests
     public void Missing_column_of_a_named_input_is_named_with_the_tables_columns()
     {
         string[] columns = ["id", "pclass", "sex", "fare", "embarked"];
-        var e = Assert.Throws<ModelAsDataException>(() => FeatureMapping.Resolve(LoadedModels.Titanic.Signature, "titanic", null, columns));
-        Assert.Equal(ErrorCode.FeatureMismatch, e.Code);
-        Assert.Equal("Model 'titanic' input 'age' is mapped to column 'age', which the table does not have. Columns: id, pclass, sex, fare, embarked.", e.Message);
+        var e = Assert.Throws<ModelAsDataException>(() => FeatureMapping.Resolve(LoadedModels.Titanic.Signature, "titanic", null, "passengers", columns));
+        Assert.Equal(ErrorCode.InvalidArgument, e.Code);
+        Assert.Equal("Model 'titanic' input 'age' is mapped to column 'age', which passengers does not have. Columns: id, pclass, sex, fare, embarked.", e.Message);
     }
 
     [Fact]
     public void Mapping_an_input_the_model_does_not_take_lists_its_inputs()
     {
         var json = FeatureMapping.Parse("""{"float_input": ["sepal_length", "sepal_width", "petal_length", "petal_width"], "colour": "species"}""");
-        var e = Assert.Throws<ModelAsDataException>(() => FeatureMapping.Resolve(LoadedModels.RandomForestIris.Signature, "iris", json, s_flowerColumns));
-        Assert.Equal(ErrorCode.FeatureMismatch, e.Code);
-        Assert.Equal("The mapping names 'colour', which model 'iris' does not take; its inputs: float_input float[-1,4].", e.Message);
+        var e = Assert.Throws<ModelAsDataException>(() => FeatureMapping.Resolve(LoadedModels.RandomForestIris.Signature, "iris", json, "flowers", s_flowerColumns));
+        Assert.Equal(ErrorCode.InvalidArgument, e.Code);
+        Assert.Equal("The mapping names 'colour', which model 'iris' does not take; its inputs: float_input.", e.Message);
     }
 
     [Theory]
@@ -113,8 +113,8 @@ public sealed class FeatureMappingTests
     public void Mapping_values_that_are_not_column_names_are_refused_clearly(string json)
     {
         var mapping = FeatureMapping.Parse(json);
-        var e = Assert.Throws<ModelAsDataException>(() => FeatureMapping.Resolve(LoadedModels.RandomForestIris.Signature, "iris", mapping, s_flowerColumns));
-        Assert.True(e.Code is ErrorCode.InvalidArgument or ErrorCode.FeatureMismatch, e.Code.ToString());
+        var e = Assert.Throws<ModelAsDataException>(() => FeatureMapping.Resolve(LoadedModels.RandomForestIris.Signature, "iris", mapping, "flowers", s_flowerColumns));
+        Assert.True(e.Code is ErrorCode.InvalidArgument or ErrorCode.InvalidArgument, e.Code.ToString());
         Assert.Contains("float_input", e.Message);
     }
 

@@ -50,7 +50,7 @@ public sealed class RequestPredictorTests
 
         var missing = await Assert.ThrowsAsync<ModelAsDataException>(() => predictor.PredictAsync(ModelReference.Parse("churn"), JsonFeatures.Parse("{}")));
         Assert.Equal(ErrorCode.NotFound, missing.Code);
-        Assert.Contains("models: iris", missing.Message);
+        Assert.Contains("the models are 'iris'", missing.Message);
 
         var mismatch = await Assert.ThrowsAsync<ModelAsDataException>(() => predictor.PredictAsync(ModelReference.Parse("iris"), JsonFeatures.Parse("""{"float_input": [1, 2]}""")));
         Assert.Equal(ErrorCode.FeatureMismatch, mismatch.Code);

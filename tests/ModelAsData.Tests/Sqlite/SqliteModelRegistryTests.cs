@@ -170,7 +170,7 @@ public sealed class SqliteModelRegistryTests
 
         var rollback = await db.Registry.RollbackAliasAsync("iris", "production");
         Assert.Equal((2, 1), (rollback.From, rollback.To));
-        Assert.Equal("rollback from version 2", rollback.Reason);
+        Assert.Equal("rollback of the move to version 2", rollback.Reason);
         Assert.Equal(1, (await db.Registry.ResolveAsync(ModelReference.Parse("iris"))).Version);
 
         var history = await db.Registry.AliasHistoryAsync("iris", "production");
@@ -198,7 +198,7 @@ public sealed class SqliteModelRegistryTests
         Assert.Contains("Model 'iris' has no alias 'staging' to roll back", alias.Message);
         var model = await Assert.ThrowsAsync<ModelAsDataException>(() => db.Registry.RollbackAliasAsync("churn", "production"));
         Assert.Equal(ErrorCode.NotFound, model.Code);
-        Assert.Contains("No model 'churn'", model.Message);
+        Assert.Contains("Model 'churn' does not exist", model.Message);
     }
 
     [Fact]
@@ -228,9 +228,7 @@ public sealed class SqliteModelRegistryTests
         await db.PushAsync("boost", "onnxmltools_xgboost_regressor.onnx");
         var e = await Assert.ThrowsAsync<ModelAsDataException>(() => db.Registry.ResolveAsync(ModelReference.Parse("churn")));
         Assert.Equal(ErrorCode.NotFound, e.Code);
-        Assert.Contains("No model 'churn'", e.Message);
-        Assert.Contains("models: boost, iris", e.Message);
-        Assert.Contains("mad models push churn FILE.onnx", e.Message);
+        Assert.Equal("Model 'churn' does not exist; the models are 'boost', 'iris'.", e.Message);
     }
 
     [Fact]
@@ -239,7 +237,7 @@ public sealed class SqliteModelRegistryTests
         await using var db = await TempDatabase.CreateAsync();
         var e = await Assert.ThrowsAsync<ModelAsDataException>(() => db.Registry.ResolveAsync(ModelReference.Parse("churn@production")));
         Assert.Equal(ErrorCode.NotFound, e.Code);
-        Assert.Contains("the registry is empty", e.Message);
+        Assert.Contains("there are no models yet", e.Message);
     }
 
     [Fact]
@@ -250,13 +248,12 @@ public sealed class SqliteModelRegistryTests
         await db.PushAsync("iris", LogisticRegression);
         var none = await Assert.ThrowsAsync<ModelAsDataException>(() => db.Registry.ResolveAsync(ModelReference.Parse("iris@staging")));
         Assert.Equal(ErrorCode.NotFound, none.Code);
-        Assert.Contains("Model 'iris' has no alias 'staging': it has no aliases.", none.Message);
+        Assert.Contains("Model 'iris' has no alias 'staging'; it has no aliases.", none.Message);
 
         await db.Registry.SetAliasAsync("iris", "production", 2);
         await db.Registry.SetAliasAsync("iris", "canary", 1);
         var some = await Assert.ThrowsAsync<ModelAsDataException>(() => db.Registry.ResolveAsync(ModelReference.Parse("iris@staging")));
-        Assert.Contains("its aliases are canary → 1, production → 2", some.Message);
-        Assert.Contains("mad models alias iris staging VERSION", some.Message);
+        Assert.Contains("its aliases are canary -> 1, production -> 2", some.Message);
     }
 
     [Fact]
@@ -267,9 +264,9 @@ public sealed class SqliteModelRegistryTests
         await db.PushAsync("iris", LogisticRegression);
         var e = await Assert.ThrowsAsync<ModelAsDataException>(() => db.Registry.ResolveAsync(ModelReference.Parse("iris@7")));
         Assert.Equal(ErrorCode.NotFound, e.Code);
-        Assert.Equal("Model 'iris' has no version 7; its versions are 1, 2.", e.Message);
+        Assert.Equal("Model 'iris' has no version 7; its versions are 1 (ready), 2 (ready).", e.Message);
         var alias = await Assert.ThrowsAsync<ModelAsDataException>(() => db.Registry.SetAliasAsync("iris", "production", 9));
-        Assert.Equal("Model 'iris' has no version 9; its versions are 1, 2.", alias.Message);
+        Assert.Equal("Model 'iris' has no version 9; its versions are 1 (ready), 2 (ready).", alias.Message);
         var bytes = await Assert.ThrowsAsync<ModelAsDataException>(() => db.Registry.LoadBytesAsync("iris", 3));
         Assert.Equal(ErrorCode.NotFound, bytes.Code);
     }

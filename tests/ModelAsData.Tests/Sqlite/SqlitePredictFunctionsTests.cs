@@ -253,12 +253,11 @@ public sealed class SqlitePredictFunctionsTests
         await db.PushAsync("iris", "skl2onnx_rf_iris.onnx");
         SqlitePredictFunctions.Register(db.Connection);
         var model = Assert.Throws<SqliteException>(() => Row(db.Connection, "SELECT predict('churn', 1, 2, 3, 4)"));
-        Assert.Contains("No model 'churn'", model.Message);
-        Assert.Contains("models: iris", model.Message);
+        Assert.Contains("Model 'churn' does not exist; the models are 'iris'.", model.Message);
         var alias = Assert.Throws<SqliteException>(() => Row(db.Connection, "SELECT predict('iris@staging', 1, 2, 3, 4)"));
         Assert.Contains("Model 'iris' has no alias 'staging'", alias.Message);
         var version = Assert.Throws<SqliteException>(() => Row(db.Connection, "SELECT predict('iris@4', 1, 2, 3, 4)"));
-        Assert.Contains("Model 'iris' has no version 4; its versions are 1.", version.Message);
+        Assert.Contains("Model 'iris' has no version 4; its versions are 1 (ready).", version.Message);
         var missing = Assert.Throws<SqliteException>(() => Row(db.Connection, "SELECT predict(NULL, 1, 2, 3, 4)"));
         Assert.Contains("predict(model, feature, ...) takes a model reference", missing.Message);
     }

@@ -213,7 +213,7 @@ public sealed class SqlitePredictionTablesTests
         CreateFlowers(db, 3);
         var tables = new SqlitePredictionTables(db.Registry);
         var e = await Assert.ThrowsAsync<ModelAsDataException>(() => tables.CreateAsync(new PredictionTableSpec("flower_scores", "flowers", ["id"], "iris", null)));
-        Assert.Equal(ErrorCode.FeatureMismatch, e.Code);
+        Assert.Equal(ErrorCode.InvalidArgument, e.Code);
         Assert.Contains("input float_input float[-1,4] takes 4 value(s) per row", e.Message);
         Assert.Contains("Columns: id, sepal_length, sepal_width, petal_length, petal_width, expected.", e.Message);
         Assert.Equal(0L, db.Scalar("SELECT count(*) FROM sqlite_master WHERE name = 'mad_out_flower_scores'"));
@@ -287,7 +287,7 @@ public sealed class SqlitePredictionTablesTests
 
         var feature = await Assert.ThrowsAsync<ModelAsDataException>(() => tables.CreateAsync(new PredictionTableSpec("s", "flowers", ["id"], "iris",
             FeatureMapping.Parse("""{"float_input": ["sepal_length", "sepal_width", "petal_length", "petal_width\" FROM flowers; DROP TABLE flowers; --"]}"""))));
-        Assert.Equal(ErrorCode.FeatureMismatch, feature.Code);
+        Assert.Equal(ErrorCode.InvalidArgument, feature.Code);
 
         var name = await Assert.ThrowsAsync<ModelAsDataException>(() =>
             tables.CreateAsync(new PredictionTableSpec("s; DROP TABLE flowers", "flowers", ["id"], "iris", mapping)));
