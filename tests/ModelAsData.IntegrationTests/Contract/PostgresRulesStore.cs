@@ -4,6 +4,7 @@ using ModelAsData.IntegrationTests.Infrastructure;
 using ModelAsData.Postgres.Jobs;
 using ModelAsData.Postgres.Registry;
 using ModelAsData.Sidecar;
+using ModelAsData.Sidecar.Validation;
 
 namespace ModelAsData.IntegrationTests.Contract;
 
