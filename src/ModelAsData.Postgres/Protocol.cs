@@ -10,7 +10,7 @@ public static class Protocol
     /// <summary>NOTIFY channels. A notification is a wake-up call: the work it announces is always a row first.</summary>
     public static class Channels
     {
-        /// <summary>A version was pushed or its status changed; an alias moved (payload: model name, or <c>push:</c>…).</summary>
+        /// <summary>A version was pushed, marked ready or rejected, or an alias moved (payload: JSON <c>{"event": "pushed" | "ready" | "rejected" | "alias", "model", "version"[, "alias"]}</c>).</summary>
         public const string Models = "mad_models";
 
         /// <summary>A refresh job has tasks to claim.</summary>

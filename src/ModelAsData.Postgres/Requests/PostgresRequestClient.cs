@@ -130,12 +130,15 @@ public sealed class PostgresRequestClient
         return ordered;
     }
 
+    /// <summary>The inverse of the sidecar's <c>RequestScorer.SqlState</c>: an answer's SQLSTATE back to the error code it was raised for.</summary>
     private static ErrorCode Code(string sqlState) => sqlState switch
     {
         Protocol.SqlStates.FeatureMismatch => ErrorCode.FeatureMismatch,
         PostgresErrorCodes.NoDataFound => ErrorCode.NotFound,
         Protocol.SqlStates.NotReady or Protocol.SqlStates.NoSidecar => ErrorCode.NotReady,
         Protocol.SqlStates.Timeout => ErrorCode.Timeout,
+        Protocol.SqlStates.InvalidModel => ErrorCode.InvalidModel,
+        PostgresErrorCodes.InvalidName => ErrorCode.InvalidName,
         _ => ErrorCode.Database,
     };
 }
