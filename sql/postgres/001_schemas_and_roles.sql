@@ -77,5 +77,12 @@ BEGIN
 END
 $$;
 
-REVOKE ALL ON FUNCTION mad.lock_key(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mad.lock_key(text) TO mad_admin, mad_user, mad_sidecar;
+-- The role a call is judged by: the one SET ROLE chose, else the login. Inside a SECURITY DEFINER function
+-- current_user is the owner, but the role setting still reports the caller's SET ROLE (and cannot be changed there).
+CREATE FUNCTION mad.caller_role() RETURNS text
+LANGUAGE sql STABLE SECURITY INVOKER SET search_path = mad, pg_temp AS $$
+  SELECT CASE WHEN pg_catalog.current_setting('role') = 'none' THEN session_user::text ELSE pg_catalog.current_setting('role') END;
+$$;
+
+-- EXECUTE grants are the gate (docs/SECURITY.md): nobody may call what is not granted here.
+REVOKE ALL ON FUNCTION mad.caller_role(), mad.lock_key(text) FROM PUBLIC;

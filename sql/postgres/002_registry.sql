@@ -18,7 +18,7 @@ INSERT INTO mad.settings (name, value, description) VALUES
 CREATE TABLE mad.models (
   name text PRIMARY KEY,
   last_version int NOT NULL DEFAULT 0,
-  created_by text NOT NULL DEFAULT session_user,
+  created_by text NOT NULL DEFAULT mad.caller_role(),
   created_at timestamptz NOT NULL DEFAULT now(),
   updated_at timestamptz NOT NULL DEFAULT now(),
   CONSTRAINT models_name_valid CHECK (name ~ '^[a-z_][a-z0-9_]*$' AND length(name) <= 63)
@@ -34,7 +34,7 @@ CREATE TABLE mad.model_versions (
   reason text,
   signature jsonb,
   metadata jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(metadata) = 'object'),
-  created_by text NOT NULL DEFAULT session_user,
+  created_by text NOT NULL DEFAULT mad.caller_role(),
   created_at timestamptz NOT NULL DEFAULT now(),
   validated_by text,
   validated_at timestamptz,
@@ -53,7 +53,7 @@ CREATE TABLE mad.aliases (
   model text NOT NULL REFERENCES mad.models (name),
   alias text NOT NULL CHECK (alias ~ '^[a-z_][a-z0-9_]*$' AND length(alias) <= 63),
   version int NOT NULL,
-  updated_by text NOT NULL DEFAULT session_user,
+  updated_by text NOT NULL DEFAULT mad.caller_role(),
   updated_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (model, alias),
   FOREIGN KEY (model, version) REFERENCES mad.model_versions (model, version)
@@ -66,7 +66,7 @@ CREATE TABLE mad.alias_history (
   from_version int,
   to_version int NOT NULL,
   kind text NOT NULL CHECK (kind IN ('set', 'rollback')),
-  moved_by text NOT NULL DEFAULT session_user,
+  moved_by text NOT NULL DEFAULT mad.caller_role(),
   -- clock_timestamp, not now(): two moves in one transaction keep their order in time.
   moved_at timestamptz NOT NULL DEFAULT clock_timestamp(),
   reason text,
@@ -93,14 +93,15 @@ BEGIN
 END
 $$;
 
--- SECURITY DEFINER functions run as their owner, so the caller is session_user: the role that logged in.
+-- SECURITY DEFINER functions run as their owner: the caller is the effective role, mad.caller_role(). EXECUTE grants are
+-- the gate; this check stays as a second one, with a message that names the role to grant.
 CREATE FUNCTION mad.require_role(needed text, action text) RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = mad, pg_temp AS $$
 BEGIN
-  IF NOT pg_catalog.pg_has_role(session_user, needed, 'MEMBER') THEN
-    RAISE EXCEPTION 'permission denied to %: role % needs role %', action, quote_ident(session_user::text), needed
+  IF NOT pg_catalog.pg_has_role(mad.caller_role(), needed, 'MEMBER') THEN
+    RAISE EXCEPTION 'permission denied to %: role % needs role %', action, quote_ident(mad.caller_role()), needed
       USING ERRCODE = 'insufficient_privilege',
-            HINT = format('An administrator can run: GRANT %I TO %I;', needed, session_user);
+            HINT = format('An administrator can run: GRANT %I TO %I;', needed, mad.caller_role());
   END IF;
 END
 $$;
@@ -139,7 +140,7 @@ $$;
 
 -- Raises "not found" naming the models that exist, unless the model exists.
 CREATE FUNCTION mad.require_model(model_name text) RETURNS void
-LANGUAGE plpgsql STABLE SET search_path = mad, pg_temp AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = mad, pg_temp AS $$
 BEGIN
   IF NOT EXISTS (SELECT FROM mad.models m WHERE m.name = model_name) THEN
     RAISE EXCEPTION 'Model % does not exist; %.', quote_literal(model_name), mad.describe_models()
@@ -149,7 +150,6 @@ END
 $$;
 
 -- The registry's write and lookup functions.
-
 
 CREATE FUNCTION mad.push_model(name text, onnx bytea, metadata jsonb DEFAULT '{}') RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = mad, pg_temp AS $$
@@ -193,7 +193,7 @@ $$;
 -- The version a reference means: target NULL is the 'production' alias when it exists, else the newest ready
 -- version; digits are a version number; anything else is an alias.
 CREATE FUNCTION mad.resolve(model text, target text DEFAULT NULL) RETURNS int
-LANGUAGE plpgsql STABLE SET search_path = mad, pg_temp AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = mad, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
   model_name text := resolve.model;
@@ -266,7 +266,7 @@ BEGIN
   END IF;
 
   INSERT INTO mad.aliases AS a (model, alias, version) VALUES (model_name, alias_name, target)
-  ON CONFLICT (model, alias) DO UPDATE SET version = EXCLUDED.version, updated_by = session_user, updated_at = now();
+  ON CONFLICT (model, alias) DO UPDATE SET version = EXCLUDED.version, updated_by = mad.caller_role(), updated_at = now();
   INSERT INTO mad.alias_history (model, alias, from_version, to_version, kind, reason)
   VALUES (model_name, alias_name, previous, target, 'set', set_alias.reason);
 
@@ -305,7 +305,7 @@ BEGIN
       USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Point it at another version with mad.set_alias.';
   END IF;
 
-  UPDATE mad.aliases a SET version = previous, updated_by = session_user, updated_at = now()
+  UPDATE mad.aliases a SET version = previous, updated_by = mad.caller_role(), updated_at = now()
   WHERE a.model = model_name AND a.alias = alias_name;
   INSERT INTO mad.alias_history (model, alias, from_version, to_version, kind, reason)
   VALUES (model_name, alias_name, current_version, previous, 'rollback', format('rollback of the move to version %s', current_version));
@@ -318,7 +318,7 @@ $$;
 -- The version an alias pointed at, at a moment in the past; NULL before it was created. An alias that never
 -- existed is "not found", naming the aliases that do.
 CREATE FUNCTION mad.alias_at(model text, alias text, at timestamptz) RETURNS int
-LANGUAGE plpgsql STABLE SET search_path = mad, pg_temp AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = mad, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
   model_name text := alias_at.model;
@@ -339,12 +339,13 @@ BEGIN
 END
 $$;
 
-REVOKE ALL ON FUNCTION mad.check_name(text, text), mad.require_role(text, text), mad.setting_int(text, bigint), mad.max_model_bytes(),
-  mad.describe_models(), mad.describe_versions(text), mad.describe_aliases(text), mad.require_model(text),
-  mad.push_model(text, bytea, jsonb), mad.resolve(text, text), mad.set_alias(text, text, int, text),
-  mad.rollback_alias(text, text), mad.alias_at(text, text, timestamptz) FROM PUBLIC;
-
-GRANT EXECUTE ON FUNCTION mad.check_name(text, text), mad.require_role(text, text), mad.setting_int(text, bigint), mad.max_model_bytes(),
-  mad.describe_models(), mad.describe_versions(text), mad.describe_aliases(text), mad.require_model(text),
-  mad.push_model(text, bytea, jsonb), mad.resolve(text, text), mad.set_alias(text, text, int, text),
-  mad.rollback_alias(text, text), mad.alias_at(text, text, timestamptz) TO mad_admin, mad_user, mad_sidecar;
+-- EXECUTE grants are the gate (docs/SECURITY.md): nobody may call what is not granted here.
+REVOKE ALL ON FUNCTION mad.alias_at(text, text, timestamp with time zone), mad.check_name(text, text),
+  mad.describe_aliases(text), mad.describe_models(), mad.describe_versions(text), mad.max_model_bytes(),
+  mad.push_model(text, bytea, jsonb), mad.require_model(text), mad.require_role(text, text), mad.resolve(text, text),
+  mad.rollback_alias(text, text), mad.set_alias(text, text, integer, text), mad.setting_int(text, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mad.push_model(text, bytea, jsonb), mad.rollback_alias(text, text),
+  mad.set_alias(text, text, integer, text) TO mad_admin;
+GRANT EXECUTE ON FUNCTION mad.resolve(text, text) TO mad_admin, mad_user, mad_sidecar;
+GRANT EXECUTE ON FUNCTION mad.alias_at(text, text, timestamp with time zone), mad.require_model(text) TO mad_admin, mad_user;
+GRANT EXECUTE ON FUNCTION mad.setting_int(text, bigint) TO mad_sidecar;

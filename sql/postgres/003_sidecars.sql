@@ -95,7 +95,7 @@ BEGIN
   SET status = mark_version.status,
       reason = CASE WHEN mark_version.status = 'rejected' THEN mark_version.reason END,
       signature = CASE WHEN mark_version.status = 'ready' THEN mark_version.signature END,
-      validated_by = coalesce(mark_version.sidecar, session_user),
+      validated_by = coalesce(mark_version.sidecar, mad.caller_role()),
       validated_at = now()
   WHERE v.model = model_name AND v.version = mark_version.version;
 
@@ -103,7 +103,8 @@ BEGIN
 END
 $$;
 
-REVOKE ALL ON FUNCTION mad.register_sidecar(text, text, int, jsonb), mad.sidecar_heartbeat(text), mad.sidecar_stopped(text),
-  mad.claim_pending_version(), mad.mark_version(text, int, text, text, jsonb, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mad.register_sidecar(text, text, int, jsonb), mad.sidecar_heartbeat(text), mad.sidecar_stopped(text),
-  mad.claim_pending_version(), mad.mark_version(text, int, text, text, jsonb, text) TO mad_admin, mad_user, mad_sidecar;
+-- EXECUTE grants are the gate (docs/SECURITY.md): nobody may call what is not granted here.
+REVOKE ALL ON FUNCTION mad.claim_pending_version(), mad.mark_version(text, integer, text, text, jsonb, text),
+  mad.register_sidecar(text, text, integer, jsonb), mad.sidecar_heartbeat(text), mad.sidecar_stopped(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mad.claim_pending_version(), mad.mark_version(text, integer, text, text, jsonb, text),
+  mad.register_sidecar(text, text, integer, jsonb), mad.sidecar_heartbeat(text), mad.sidecar_stopped(text) TO mad_sidecar;

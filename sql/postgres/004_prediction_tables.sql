@@ -36,7 +36,9 @@ CREATE TABLE mad.prediction_tables (
   features jsonb NOT NULL,
   feature_columns text[] NOT NULL,
   columns jsonb NOT NULL,
-  created_by text NOT NULL DEFAULT session_user,
+  created_by text NOT NULL DEFAULT mad.caller_role(),
+  -- The role the table belongs to: only it (or a member of it) and mad_admin may refresh, watch or unwatch it.
+  owner text NOT NULL DEFAULT mad.caller_role(),
   created_at timestamptz NOT NULL DEFAULT now(),
   refreshed_at timestamptz,
   refreshed_version int,
@@ -93,15 +95,45 @@ $$;
 CREATE FUNCTION mad.require_source_access(source regclass, action text) RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = mad, pg_temp AS $$
 BEGIN
-  IF NOT (pg_catalog.pg_has_role(session_user, 'mad_user', 'MEMBER') OR pg_catalog.pg_has_role(session_user, 'mad_admin', 'MEMBER')) THEN
-    RAISE EXCEPTION 'permission denied to %: role % needs role mad_user or mad_admin', action, quote_ident(session_user::text)
+  IF NOT (pg_catalog.pg_has_role(mad.caller_role(), 'mad_user', 'MEMBER') OR pg_catalog.pg_has_role(mad.caller_role(), 'mad_admin', 'MEMBER')) THEN
+    RAISE EXCEPTION 'permission denied to %: role % needs role mad_user or mad_admin', action, quote_ident(mad.caller_role())
       USING ERRCODE = 'insufficient_privilege',
-            HINT = format('An administrator can run: GRANT mad_user TO %I;', session_user);
+            HINT = format('An administrator can run: GRANT mad_user TO %I;', mad.caller_role());
   END IF;
-  IF NOT pg_catalog.has_table_privilege(session_user, source, 'SELECT') THEN
-    RAISE EXCEPTION 'permission denied to %: role % may not SELECT from %', action, quote_ident(session_user::text), source
+  IF NOT pg_catalog.has_table_privilege(mad.caller_role(), source, 'SELECT') THEN
+    RAISE EXCEPTION 'permission denied to %: role % may not SELECT from %', action, quote_ident(mad.caller_role()), source
       USING ERRCODE = 'insufficient_privilege',
-            HINT = format('The owner of the table can run: GRANT SELECT ON %s TO %I;', source, session_user);
+            HINT = format('The owner of the table can run: GRANT SELECT ON %s TO %I;', source, mad.caller_role());
+  END IF;
+END
+$$;
+
+-- Raises unless the caller owns the binding (is its owner role or a member of it) or is a mad_admin.
+CREATE FUNCTION mad.require_binding_owner(binding mad.prediction_tables, action text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = mad, pg_temp AS $$
+DECLARE
+  caller text := mad.caller_role();
+BEGIN
+  IF caller = binding.owner
+     OR pg_catalog.pg_has_role(caller, 'mad_admin', 'MEMBER')
+     OR (EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.rolname = binding.owner) AND pg_catalog.pg_has_role(caller, binding.owner, 'MEMBER')) THEN
+    RETURN;
+  END IF;
+  RAISE EXCEPTION 'permission denied to %: prediction table % belongs to role %; role % needs to be that role or mad_admin',
+    action, quote_literal(binding.name), quote_ident(binding.owner), quote_ident(caller)
+    USING ERRCODE = 'insufficient_privilege',
+          HINT = format('Its owner can run it, or an administrator can run: GRANT %I TO %I;', binding.owner, caller);
+END
+$$;
+
+-- Watching puts triggers on the source: the caller needs the TRIGGER privilege on it (its owner has it).
+CREATE FUNCTION mad.require_trigger_privilege(source regclass, action text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = mad, pg_temp AS $$
+BEGIN
+  IF NOT pg_catalog.has_table_privilege(mad.caller_role(), source, 'TRIGGER') THEN
+    RAISE EXCEPTION 'permission denied to %: role % needs the TRIGGER privilege on %', action, quote_ident(mad.caller_role()), source
+      USING ERRCODE = 'insufficient_privilege',
+            HINT = format('The owner of the table can run: GRANT TRIGGER ON %s TO %I;', source, mad.caller_role());
   END IF;
 END
 $$;
@@ -309,15 +341,6 @@ END
 $$;
 
 -- source is a regclass: a name given as text is resolved with the caller's search_path, in the caller's statement.
-REVOKE ALL ON FUNCTION mad.key_list(mad.prediction_tables, text, text), mad.key_values(mad.prediction_tables, text[]),
-  mad.qualified_name(regclass) FROM PUBLIC;
-REVOKE ALL ON FUNCTION mad.output_sql_type(text), mad.column_feeds(regtype, text), mad.require_source_access(regclass, text),
-  mad.describe_columns(regclass), mad.find_column(regclass, text), mad.resolve_reference(text), mad.ready_signature(text, int),
-  mad.map_features(regclass, text, jsonb, jsonb), mad.create_prediction_table(text, regclass, text[], text, jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mad.output_sql_type(text), mad.column_feeds(regtype, text), mad.require_source_access(regclass, text),
-  mad.describe_columns(regclass), mad.find_column(regclass, text), mad.resolve_reference(text), mad.ready_signature(text, int),
-  mad.map_features(regclass, text, jsonb, jsonb), mad.create_prediction_table(text, regclass, text[], text, jsonb)
-  TO mad_admin, mad_user, mad_sidecar;
 
 -- Refresh jobs and their tasks.
 
@@ -335,7 +358,7 @@ CREATE TABLE mad.jobs (
   rows_done bigint NOT NULL DEFAULT 0,
   rows_failed bigint NOT NULL DEFAULT 0,
   error text,
-  created_by text NOT NULL DEFAULT session_user,
+  created_by text NOT NULL DEFAULT mad.caller_role(),
   created_at timestamptz NOT NULL DEFAULT now(),
   finished_at timestamptz,
   FOREIGN KEY (model, version) REFERENCES mad.model_versions (model, version)
@@ -408,6 +431,7 @@ DECLARE
   ordinal int := 0;
   missing text;
 BEGIN
+  PERFORM mad.require_binding_owner(binding, 'refresh ' || quote_ident(binding.name));
   PERFORM mad.require_source_access(binding.source, 'refresh ' || quote_ident(binding.name));
   -- Serialise refreshes of one table, so "already running" is decided once.
   PERFORM FROM mad.prediction_tables p WHERE p.name = binding.name FOR UPDATE;
@@ -663,9 +687,18 @@ BEGIN
 END
 $$;
 
-REVOKE ALL ON FUNCTION mad.require_prediction_table(text), mad.refresh(text),
-  mad.feature_reads(mad.prediction_tables), mad.claim_task(text, interval), mad.renew_task(bigint, uuid, interval), mad.task_plan(bigint),
-  mad.complete_task(bigint, uuid, bigint, bigint), mad.fail_task(bigint, uuid, text, boolean) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mad.require_prediction_table(text), mad.refresh(text),
-  mad.claim_task(text, interval), mad.renew_task(bigint, uuid, interval), mad.task_plan(bigint),
-  mad.complete_task(bigint, uuid, bigint, bigint), mad.fail_task(bigint, uuid, text, boolean) TO mad_admin, mad_user, mad_sidecar;
+-- EXECUTE grants are the gate (docs/SECURITY.md): nobody may call what is not granted here.
+REVOKE ALL ON FUNCTION mad.claim_task(text, interval), mad.column_feeds(regtype, text),
+  mad.complete_task(bigint, uuid, bigint, bigint), mad.create_prediction_table(text, regclass, text[], text, jsonb),
+  mad.describe_columns(regclass), mad.fail_task(bigint, uuid, text, boolean),
+  mad.feature_reads(mad.prediction_tables), mad.find_column(regclass, text),
+  mad.key_list(mad.prediction_tables, text, text), mad.key_values(mad.prediction_tables, text[]),
+  mad.map_features(regclass, text, jsonb, jsonb), mad.output_sql_type(text), mad.qualified_name(regclass),
+  mad.ready_signature(text, integer), mad.refresh(text), mad.renew_task(bigint, uuid, interval),
+  mad.require_binding_owner(mad.prediction_tables, text), mad.require_prediction_table(text),
+  mad.require_source_access(regclass, text), mad.require_trigger_privilege(regclass, text),
+  mad.resolve_reference(text), mad.task_plan(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mad.create_prediction_table(text, regclass, text[], text, jsonb) TO mad_admin;
+GRANT EXECUTE ON FUNCTION mad.refresh(text) TO mad_admin, mad_user;
+GRANT EXECUTE ON FUNCTION mad.claim_task(text, interval), mad.complete_task(bigint, uuid, bigint, bigint),
+  mad.fail_task(bigint, uuid, text, boolean), mad.renew_task(bigint, uuid, interval), mad.task_plan(bigint) TO mad_sidecar;

@@ -27,7 +27,7 @@ CREATE TABLE mad.requests (
   error text,
   error_code text,
   sidecar text,
-  requested_by text NOT NULL DEFAULT session_user,
+  requested_by text NOT NULL DEFAULT mad.caller_role(),
   created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
   claimed_at timestamptz,
   answered_at timestamptz,
@@ -39,11 +39,13 @@ CREATE INDEX requests_open ON mad.requests (id) WHERE status IN ('pending', 'run
 CREATE INDEX requests_created ON mad.requests (created_at);
 
 -- Callers read their own requests; admins and sidecars read all. The definer functions (owner) bypass the policy.
+-- A policy runs as the reader, so current_user is the effective role (session_user would be the login, whatever role
+-- it had switched to).
 ALTER TABLE mad.requests ENABLE ROW LEVEL SECURITY;
 CREATE POLICY requests_read ON mad.requests FOR SELECT USING (
-  requested_by = session_user
-  OR pg_catalog.pg_has_role(session_user, 'mad_admin', 'MEMBER')
-  OR pg_catalog.pg_has_role(session_user, 'mad_sidecar', 'MEMBER'));
+  requested_by = current_user
+  OR pg_catalog.pg_has_role('mad_admin', 'MEMBER')
+  OR pg_catalog.pg_has_role('mad_sidecar', 'MEMBER'));
 GRANT SELECT ON mad.requests TO mad_admin, mad_user, mad_sidecar;
 
 -- Unlogged: after a crash every worker re-arms anyway.
@@ -237,9 +239,9 @@ BEGIN
     RAISE EXCEPTION 'A request is of kind call or async, not %.', coalesce(quote_literal(submit_request.kind), 'NULL')
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  IF NOT (pg_catalog.pg_has_role(session_user, 'mad_user', 'MEMBER') OR pg_catalog.pg_has_role(session_user, 'mad_admin', 'MEMBER')) THEN
-    RAISE EXCEPTION 'permission denied to request predictions: role % needs role mad_user', quote_ident(session_user::text)
-      USING ERRCODE = 'insufficient_privilege', HINT = format('An administrator can run: GRANT mad_user TO %I;', session_user);
+  IF NOT (pg_catalog.pg_has_role(mad.caller_role(), 'mad_user', 'MEMBER') OR pg_catalog.pg_has_role(mad.caller_role(), 'mad_admin', 'MEMBER')) THEN
+    RAISE EXCEPTION 'permission denied to request predictions: role % needs role mad_user', quote_ident(mad.caller_role())
+      USING ERRCODE = 'insufficient_privilege', HINT = format('An administrator can run: GRANT mad_user TO %I;', mad.caller_role());
   END IF;
   IF submit_request.reference IS NULL OR length(submit_request.reference) > 200 THEN
     RAISE EXCEPTION 'Invalid model reference %: use name, name@alias or name@version.', coalesce(quote_literal(left(submit_request.reference, 200)), 'NULL')
@@ -327,7 +329,7 @@ BEGIN
     ELSE
       RAISE EXCEPTION 'There is no request %.', await_request.request_id USING ERRCODE = 'no_data_found';
     END IF;
-    IF r.requested_by <> session_user AND NOT pg_catalog.pg_has_role(session_user, 'mad_admin', 'MEMBER') THEN
+    IF r.requested_by <> mad.caller_role() AND NOT pg_catalog.pg_has_role(mad.caller_role(), 'mad_admin', 'MEMBER') THEN
       RAISE EXCEPTION 'permission denied to read request %: it belongs to %', r.id, quote_ident(r.requested_by) USING ERRCODE = 'insufficient_privilege';
     END IF;
     IF r.status IN ('done', 'failed', 'expired') THEN
@@ -413,15 +415,15 @@ BEGIN
 END
 $$;
 
-REVOKE ALL ON FUNCTION mad.purge_requests(int) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mad.purge_requests(int) TO mad_sidecar, mad_admin;
-REVOKE ALL ON FUNCTION mad.arm_request_worker(text), mad.release_ticket(bigint), mad.claim_requests(text, int, boolean),
-  mad.answer_requests(text, jsonb), mad.submit_request(text, jsonb, text), mad.await_request(bigint),
-  mad.predict_async(text, jsonb), mad.ticket_held(bigint), mad.ticket_key(bigint) FROM PUBLIC;
+-- EXECUTE grants are the gate (docs/SECURITY.md): nobody may call what is not granted here.
+REVOKE ALL ON FUNCTION mad.answer_requests(text, jsonb), mad.arm_request_worker(text), mad.await_request(bigint),
+  mad.claim_requests(text, integer, boolean), mad.inputs_hash(jsonb), mad.predict_async(text, jsonb),
+  mad.purge_requests(integer), mad.release_ticket(bigint), mad.submit_request(text, jsonb, text),
+  mad.ticket_held(bigint), mad.ticket_key(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mad.inputs_hash(jsonb) TO mad_admin;
+GRANT EXECUTE ON FUNCTION mad.await_request(bigint), mad.predict_async(text, jsonb),
+  mad.submit_request(text, jsonb, text) TO mad_admin, mad_user;
+GRANT EXECUTE ON FUNCTION mad.answer_requests(text, jsonb), mad.arm_request_worker(text),
+  mad.claim_requests(text, integer, boolean), mad.purge_requests(integer), mad.release_ticket(bigint) TO mad_sidecar;
 REVOKE ALL ON PROCEDURE mad.predict(text, jsonb, jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mad.arm_request_worker(text), mad.release_ticket(bigint), mad.claim_requests(text, int, boolean),
-  mad.answer_requests(text, jsonb) TO mad_sidecar, mad_admin, mad_user;
-GRANT EXECUTE ON FUNCTION mad.submit_request(text, jsonb, text), mad.await_request(bigint), mad.predict_async(text, jsonb),
-  mad.ticket_held(bigint), mad.inputs_hash(jsonb), mad.ticket_key(bigint)
-  TO mad_admin, mad_user, mad_sidecar;
-GRANT EXECUTE ON PROCEDURE mad.predict(text, jsonb, jsonb) TO mad_admin, mad_user, mad_sidecar;
+GRANT EXECUTE ON PROCEDURE mad.predict(text, jsonb, jsonb) TO mad_admin, mad_user;

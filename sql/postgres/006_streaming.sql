@@ -197,7 +197,9 @@ DECLARE
   operation text;
 BEGIN
   binding := mad.require_prediction_table(watch.name);
-  PERFORM mad.require_source_access(binding.source, 'watch a prediction table');
+  PERFORM mad.require_binding_owner(binding, 'watch ' || quote_ident(binding.name));
+  PERFORM mad.require_source_access(binding.source, 'watch ' || quote_ident(binding.name));
+  PERFORM mad.require_trigger_privilege(binding.source, 'watch ' || quote_ident(binding.name));
   IF (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = binding.source) NOT IN ('r', 'p') THEN
     RAISE EXCEPTION 'Only a table can be watched; % is not one.', binding.source USING ERRCODE = 'wrong_object_type';
   END IF;
@@ -231,7 +233,8 @@ DECLARE
   operation text;
 BEGIN
   binding := mad.require_prediction_table(unwatch.name);
-  PERFORM mad.require_source_access(binding.source, 'unwatch a prediction table');
+  PERFORM mad.require_binding_owner(binding, 'unwatch ' || quote_ident(binding.name));
+  PERFORM mad.require_source_access(binding.source, 'unwatch ' || quote_ident(binding.name));
   FOREACH operation IN ARRAY ARRAY['i', 'u', 'd', 't'] LOOP
     EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'mad_watch_' || binding.name || '_' || operation, mad.qualified_name(binding.source));
     EXECUTE format('DROP FUNCTION IF EXISTS %s()', mad.capture_function(binding.name, operation));
@@ -435,7 +438,7 @@ $$;
 -- in the last 10 s), and the error of the last failed batch.
 CREATE FUNCTION mad.stream_lag(table_name text)
 RETURNS TABLE (waiting bigint, oldest_age interval, rows_per_second double precision, error text)
-LANGUAGE sql STABLE SET search_path = mad, pg_temp AS $$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = mad, pg_temp AS $$
   SELECT o.waiting, o.oldest_age,
          (SELECT coalesce(sum(s.rows_per_second), 0) FROM mad.stream_stats s
           WHERE s.prediction_table = table_name AND s.reported_at > now() - interval '10 seconds'),
@@ -443,10 +446,12 @@ LANGUAGE sql STABLE SET search_path = mad, pg_temp AS $$
   FROM mad.stream_outbox_lag(table_name) o;
 $$;
 
-REVOKE ALL ON FUNCTION mad.grant_stream_writes(text), mad.clear_outbox(text), mad.rebuild_outbox_view(), mad.capture_function(text, text),
-  mad.create_capture(mad.prediction_tables, boolean), mad.stream_set_notify(boolean), mad.watch(text), mad.unwatch(text),
-  mad.stream_claim(text, jsonb), mad.stream_claim_statement(text), mad.stream_plan(text), mad.stream_after_refresh(),
-  mad.stream_report(text, text, bigint, double precision, text), mad.stream_outbox_lag(text), mad.stream_lag(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mad.watch(text), mad.unwatch(text), mad.stream_outbox_lag(text), mad.stream_lag(text) TO mad_admin, mad_user, mad_sidecar;
-GRANT EXECUTE ON FUNCTION mad.stream_set_notify(boolean), mad.stream_claim(text, jsonb), mad.stream_claim_statement(text), mad.stream_plan(text),
-  mad.stream_report(text, text, bigint, double precision, text) TO mad_sidecar;
+-- EXECUTE grants are the gate (docs/SECURITY.md): nobody may call what is not granted here.
+REVOKE ALL ON FUNCTION mad.capture_function(text, text), mad.clear_outbox(text),
+  mad.create_capture(mad.prediction_tables, boolean), mad.grant_stream_writes(text), mad.rebuild_outbox_view(),
+  mad.stream_after_refresh(), mad.stream_claim(text, jsonb), mad.stream_claim_statement(text), mad.stream_lag(text),
+  mad.stream_outbox_lag(text), mad.stream_plan(text), mad.stream_report(text, text, bigint, double precision, text),
+  mad.stream_set_notify(boolean), mad.unwatch(text), mad.watch(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mad.stream_lag(text), mad.unwatch(text), mad.watch(text) TO mad_admin, mad_user;
+GRANT EXECUTE ON FUNCTION mad.stream_claim(text, jsonb), mad.stream_claim_statement(text), mad.stream_plan(text),
+  mad.stream_report(text, text, bigint, double precision, text), mad.stream_set_notify(boolean) TO mad_sidecar;
