@@ -1,10 +1,6 @@
 using System.Globalization;
-using ModelAsData.Core.Registry;
-using ModelAsData.IntegrationTests.Infrastructure;
 using ModelAsData.IntegrationTests.Postgres;
 using ModelAsData.Postgres.Jobs;
-using ModelAsData.Postgres.Registry;
-using Npgsql;
 
 namespace ModelAsData.IntegrationTests.Batch;
 

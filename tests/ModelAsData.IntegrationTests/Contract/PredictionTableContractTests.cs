@@ -1,8 +1,5 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
-using ModelAsData.Core;
-using ModelAsData.Core.Registry;
-using ModelAsData.IntegrationTests.Infrastructure;
 
 namespace ModelAsData.IntegrationTests.Contract;
 

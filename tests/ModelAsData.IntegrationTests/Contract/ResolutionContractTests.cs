@@ -1,7 +1,3 @@
-using ModelAsData.Core;
-using ModelAsData.Core.Registry;
-using ModelAsData.IntegrationTests.Infrastructure;
-
 namespace ModelAsData.IntegrationTests.Contract;
 
 /// <summary>
