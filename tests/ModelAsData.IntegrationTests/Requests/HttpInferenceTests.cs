@@ -8,13 +8,13 @@ using static ModelAsData.IntegrationTests.Requests.RequestSupport;
 namespace ModelAsData.IntegrationTests.Requests;
 
 /// <summary>The Open Inference Protocol v2 endpoint and /metrics of a sidecar started in-process on a free loopback port.</summary>
-public sealed class HttpInferenceTests(PostgresDatabase database) : DatabaseTests(database)
+public sealed class HttpInferenceTests(PostgresDatabase database) : OnlineRequestTests(database)
 {
     [Fact(Timeout = 60_000)]
     public async Task Health_metadata_infer_and_metrics_answer_over_http()
     {
-        var model = await PushIrisAsync(Database);
-        await using var sidecar = await StartSidecarAsync(Database, $"127.0.0.1:{FreePort()}");
+        var model = await PushIrisAsync();
+        await using var sidecar = await StartSidecarAsync($"127.0.0.1:{FreePort()}");
         var address = sidecar.Services.GetRequiredService<HttpInferenceService>().Address!;
         Assert.Equal("127.0.0.1", address.Host);
         using var http = new HttpClient { BaseAddress = address };
@@ -61,8 +61,8 @@ public sealed class HttpInferenceTests(PostgresDatabase database) : DatabaseTest
     [Fact(Timeout = 60_000)]
     public async Task A_missing_model_or_bad_input_gets_an_oip_error()
     {
-        var model = await PushIrisAsync(Database);
-        await using var sidecar = await StartSidecarAsync(Database, $"127.0.0.1:{FreePort()}");
+        var model = await PushIrisAsync();
+        await using var sidecar = await StartSidecarAsync($"127.0.0.1:{FreePort()}");
         using var http = new HttpClient { BaseAddress = sidecar.Services.GetRequiredService<HttpInferenceService>().Address };
 
         using var missing = await http.PostAsJsonAsync("/v2/models/no_such_model/infer", new JsonObject(), Ct);

@@ -6,13 +6,13 @@ using static ModelAsData.IntegrationTests.Requests.RequestSupport;
 namespace ModelAsData.IntegrationTests.Requests;
 
 /// <summary>CALL mad.predict and mad.predict_async against a real server and a sidecar running in-process.</summary>
-public sealed class PredictProcedureTests(PostgresDatabase database) : DatabaseTests(database)
+public sealed class PredictProcedureTests(PostgresDatabase database) : OnlineRequestTests(database)
 {
     [Fact(Timeout = 60_000)]
     public async Task Call_returns_the_label_the_probabilities_and_the_version()
     {
-        var model = await PushIrisAsync(Database);
-        await using var sidecar = await StartSidecarAsync(Database);
+        var model = await PushIrisAsync();
+        await using var sidecar = await StartSidecarAsync();
 
         var setosa = JsonNode.Parse(await CallAsync(Database.DataSource, model, Setosa))!;
         var versicolor = JsonNode.Parse(await CallAsync(Database.DataSource, $"{model}@1", Versicolor))!;
@@ -38,8 +38,8 @@ public sealed class PredictProcedureTests(PostgresDatabase database) : DatabaseT
     [Fact(Timeout = 60_000)]
     public async Task Predict_async_answers_on_mad_reply_and_the_answer_stays_in_mad_requests()
     {
-        var model = await PushIrisAsync(Database);
-        await using var sidecar = await StartSidecarAsync(Database);
+        var model = await PushIrisAsync();
+        await using var sidecar = await StartSidecarAsync();
 
         var answer = await new PostgresRequestClient(Database.DataSource).PredictAsync(model, Versicolor, TimeSpan.FromSeconds(20), Ct);
 
@@ -51,8 +51,8 @@ public sealed class PredictProcedureTests(PostgresDatabase database) : DatabaseT
     [Fact(Timeout = 60_000)]
     public async Task Inside_an_explicit_transaction_call_fails_at_once_naming_the_alternatives()
     {
-        var model = await PushIrisAsync(Database);
-        await using var sidecar = await StartSidecarAsync(Database);
+        var model = await PushIrisAsync();
+        await using var sidecar = await StartSidecarAsync();
         await using var connection = await Database.DataSource.OpenConnectionAsync(Ct);
 
         // A transaction that has written: the procedure says so itself.
@@ -85,8 +85,8 @@ public sealed class PredictProcedureTests(PostgresDatabase database) : DatabaseT
     [Fact(Timeout = 60_000)]
     public async Task A_missing_model_or_alias_fails_clearly()
     {
-        var model = await PushIrisAsync(Database);
-        await using var sidecar = await StartSidecarAsync(Database);
+        var model = await PushIrisAsync();
+        await using var sidecar = await StartSidecarAsync();
         var client = new PostgresRequestClient(Database.DataSource);
 
         var noModel = await Assert.ThrowsAsync<ModelAsDataException>(() => client.CallAsync("no_such_model", Setosa, Ct));
@@ -103,8 +103,8 @@ public sealed class PredictProcedureTests(PostgresDatabase database) : DatabaseT
     [Fact(Timeout = 60_000)]
     public async Task Features_that_do_not_fit_fail_clearly_and_the_failure_is_logged()
     {
-        var model = await PushIrisAsync(Database);
-        await using var sidecar = await StartSidecarAsync(Database);
+        var model = await PushIrisAsync();
+        await using var sidecar = await StartSidecarAsync();
         var client = new PostgresRequestClient(Database.DataSource);
 
         var tooFew = await Assert.ThrowsAsync<ModelAsDataException>(() => client.CallAsync(model, """{"float_input": [5.1, 3.5]}""", Ct));
@@ -124,8 +124,8 @@ public sealed class PredictProcedureTests(PostgresDatabase database) : DatabaseT
     [Fact(Timeout = 60_000)]
     public async Task Identifiers_and_values_cannot_inject_sql()
     {
-        var model = await PushIrisAsync(Database);
-        await using var sidecar = await StartSidecarAsync(Database);
+        var model = await PushIrisAsync();
+        await using var sidecar = await StartSidecarAsync();
         var client = new PostgresRequestClient(Database.DataSource);
 
         var name = await Assert.ThrowsAsync<ModelAsDataException>(() => client.CallAsync("iris'; DROP TABLE mad.requests; --", Setosa, Ct));
@@ -143,8 +143,8 @@ public sealed class PredictProcedureTests(PostgresDatabase database) : DatabaseT
     [Fact(Timeout = 60_000)]
     public async Task A_mad_user_may_call_predict_and_predict_async()
     {
-        var model = await PushIrisAsync(Database);
-        await using var sidecar = await StartSidecarAsync(Database);
+        var model = await PushIrisAsync();
+        await using var sidecar = await StartSidecarAsync();
         var name = Sql.UniqueName("app");
         await Database.DataSource.ExecuteAsync($"CREATE ROLE {name} LOGIN PASSWORD 'test-only' IN ROLE mad_user");
         try
@@ -172,8 +172,8 @@ public sealed class PredictProcedureTests(PostgresDatabase database) : DatabaseT
     [Fact(Timeout = 60_000)]
     public async Task Finished_requests_are_purged_after_their_retention_and_open_ones_are_kept()
     {
-        var model = await PushIrisAsync(Database);
-        await using (var sidecar = await StartSidecarAsync(Database))
+        var model = await PushIrisAsync();
+        await using (var sidecar = await StartSidecarAsync())
         {
             await CallAsync(Database.DataSource, model, Setosa);
         }

@@ -4,12 +4,12 @@ using static ModelAsData.IntegrationTests.Requests.RequestSupport;
 namespace ModelAsData.IntegrationTests.Requests;
 
 /// <summary>No sidecar, a sidecar that stops answering or is killed, a request that waits for a sidecar to start.</summary>
-public sealed class SidecarFaultTests(PostgresDatabase database) : DatabaseTests(database)
+public sealed class SidecarFaultTests(PostgresDatabase database) : OnlineRequestTests(database)
 {
     [Fact(Timeout = 60_000)]
     public async Task With_no_sidecar_running_call_fails_at_once_saying_to_run_mad_serve()
     {
-        var model = await PushIrisAsync(Database);
+        var model = await PushIrisAsync();
         var started = DateTime.UtcNow;
 
         var error = await Assert.ThrowsAsync<ModelAsDataException>(() => new PostgresRequestClient(Database.DataSource).CallAsync(model, Setosa, Ct));
@@ -23,11 +23,11 @@ public sealed class SidecarFaultTests(PostgresDatabase database) : DatabaseTests
     [Fact(Timeout = 60_000)]
     public async Task A_request_made_with_no_sidecar_is_answered_when_one_starts()
     {
-        var model = await PushIrisAsync(Database);
+        var model = await PushIrisAsync();
         var id = await Database.DataSource.ScalarAsync<long>("SELECT mad.predict_async(@model, @features::jsonb)", new { model, features = Virginica });
         Assert.Equal("pending", await Database.DataSource.ScalarAsync<string>("SELECT status FROM mad.requests WHERE id = @id", new { id }));
 
-        await using var sidecar = await StartSidecarAsync(Database);
+        await using var sidecar = await StartSidecarAsync();
 
         var status = await Eventually.WaitForAsync(() => Database.DataSource.ScalarAsync<string>("SELECT status FROM mad.requests WHERE id = @id", new { id }), s => s != "pending" && s != "running", "the request to be answered");
         Assert.Equal("done", status);
@@ -37,11 +37,11 @@ public sealed class SidecarFaultTests(PostgresDatabase database) : DatabaseTests
     [Fact(Timeout = 60_000)]
     public async Task A_request_nobody_answers_in_time_expires_with_a_clear_error()
     {
-        var model = await PushIrisAsync(Database);
+        var model = await PushIrisAsync();
         var id = await Database.DataSource.ScalarAsync<long>("SELECT mad.predict_async(@model, @features::jsonb)", new { model, features = Setosa });
         await Database.DataSource.ExecuteAsync("UPDATE mad.requests SET expires_at = clock_timestamp() - interval '1 second' WHERE id = @id", new { id });
 
-        await using var sidecar = await StartSidecarAsync(Database);
+        await using var sidecar = await StartSidecarAsync();
 
         var row = await Eventually.WaitForAsync(() => Database.DataSource.QueryAsync<(string Status, string? Error)>("SELECT status, error FROM mad.requests WHERE id = @id", new { id }),
             r => r[0].Status == "expired", "the request to expire");
@@ -52,12 +52,12 @@ public sealed class SidecarFaultTests(PostgresDatabase database) : DatabaseTests
     [Fact(Timeout = 120_000)]
     public async Task A_sidecar_that_stops_answering_times_out_and_one_killed_while_a_request_waits_fails_clearly()
     {
-        var model = await PushIrisAsync(Database);
+        var model = await PushIrisAsync();
         var id = Sql.UniqueName("external");
         using var process = StartExternalSidecar(Database.ConnectionString, id);
         try
         {
-            await WaitForWorkerAsync(Database, id);
+            await WaitForWorkerAsync(id);
             Assert.Equal(0, (await new PostgresRequestClient(Database.DataSource).CallAsync(model, Setosa, Ct))["label"]!.GetValue<long>());
 
             // Frozen: it holds its ticket but answers nothing, so the call times out.

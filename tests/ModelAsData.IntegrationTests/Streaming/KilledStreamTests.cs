@@ -9,12 +9,12 @@ namespace ModelAsData.IntegrationTests.Streaming;
 /// into the outbox and is drained again, by another sidecar or by itself once it reconnects. (Without the batch's idle
 /// timeout the stopped sidecar's keys stayed claimed: the second test waited in vain on 2,000 of them.)
 /// </summary>
-public sealed class KilledStreamTests(PostgresDatabase database) : DatabaseTests(database)
+public sealed class KilledStreamTests(PostgresDatabase database) : WatchedTableTests(database)
 {
     [Fact(Timeout = 120_000)]
     public async Task A_sidecar_killed_mid_drain_loses_no_row_and_leaves_no_stale_prediction()
     {
-        var (source, name) = await StreamingTables.WatchedAsync(Database, rows: 0);
+        var (source, name) = await WatchedAsync(rows: 0);
         await using var doomed = await SlowSidecarProcessAsync();
 
         await Database.DataSource.ExecuteAsync($"INSERT INTO public.{source} SELECT g, 5.1, 3.5, 1.4, 0.2 FROM generate_series(1, 100000) g");
@@ -42,7 +42,7 @@ public sealed class KilledStreamTests(PostgresDatabase database) : DatabaseTests
     [Fact(Timeout = 120_000)]
     public async Task A_sidecar_stopped_mid_drain_gives_its_keys_back_after_the_idle_timeout()
     {
-        var (source, name) = await StreamingTables.WatchedAsync(Database, rows: 0);
+        var (source, name) = await WatchedAsync(rows: 0);
         await Database.DataSource.ExecuteAsync("UPDATE mad.settings SET value = '1000' WHERE name = 'stream_batch_idle_timeout_ms'");
         try
         {
@@ -68,7 +68,7 @@ public sealed class KilledStreamTests(PostgresDatabase database) : DatabaseTests
     [Fact(Timeout = 120_000)]
     public async Task A_sidecar_whose_sessions_are_terminated_mid_drain_reconnects_and_loses_no_row()
     {
-        var (source, name) = await StreamingTables.WatchedAsync(Database, rows: 0);
+        var (source, name) = await WatchedAsync(rows: 0);
         await using var sidecar = await RunningSidecar.StartAsync(Database.ConnectionString, new SidecarOptions { SidecarId = "terminated-stream", BatchSize = 1 });
 
         await Database.DataSource.ExecuteAsync($"INSERT INTO public.{source} SELECT g, 5.1, 3.5, 1.4, 0.2 FROM generate_series(1, 50000) g");

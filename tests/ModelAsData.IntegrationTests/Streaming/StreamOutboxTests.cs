@@ -9,7 +9,7 @@ namespace ModelAsData.IntegrationTests.Streaming;
 /// The per-table outboxes (006_streaming.sql): typed keys of any shape, the wake-up compiled into the capture
 /// functions, capture under a writer's hostile search_path, and <c>mad.outbox</c> as the view over them.
 /// </summary>
-public sealed class StreamOutboxTests(PostgresDatabase database) : DatabaseTests(database)
+public sealed class StreamOutboxTests(PostgresDatabase database) : WatchedTableTests(database)
 {
     /// <summary>How long a writer's NOTIFY may take to arrive (a busy machine), and how long its absence is watched for.</summary>
     private static readonly TimeSpan Heard = TimeSpan.FromSeconds(10);
@@ -30,11 +30,11 @@ public sealed class StreamOutboxTests(PostgresDatabase database) : DatabaseTests
         await using var sidecar = await RunningSidecar.StartAsync(Database.ConnectionString);
 
         await Database.DataSource.ExecuteAsync($"INSERT INTO public.{source} VALUES ('north', 1, {Setosa}), ('south', 1, {Virginica}), ('it''s', 2, {Setosa})");
-        await WaitForAsync(Database, $"SELECT count(*) FROM mad_out.{name}", 3);
+        await WaitForAsync($"SELECT count(*) FROM mad_out.{name}", 3);
         await Database.DataSource.ExecuteAsync($"UPDATE public.{source} SET region = 'east' WHERE region = 'north'");
-        await WaitForAsync(Database, $"SELECT count(*) FROM mad_out.{name} WHERE region = 'east'", 1);
+        await WaitForAsync($"SELECT count(*) FROM mad_out.{name} WHERE region = 'east'", 1);
         await Database.DataSource.ExecuteAsync($"DELETE FROM public.{source} WHERE id = 2");
-        await WaitForAsync(Database, $"SELECT count(*) FROM mad_out.{name}", 2);
+        await WaitForAsync($"SELECT count(*) FROM mad_out.{name}", 2);
 
         Assert.Equal(["east", "south"], await Database.DataSource.QueryAsync<string>($"SELECT region FROM mad_out.{name} ORDER BY region"));
         Assert.Equal(["region text", "id integer"], await Database.DataSource.QueryAsync<string>($"""
@@ -49,7 +49,7 @@ public sealed class StreamOutboxTests(PostgresDatabase database) : DatabaseTests
     [Fact(Timeout = 60_000)]
     public async Task Writers_notify_only_while_the_drains_ask_for_it_and_only_the_polling_drain_turns_it_back_on()
     {
-        var (source, name) = await WatchedAsync(Database, rows: 0);
+        var (source, name) = await WatchedAsync(rows: 0);
         await using var listener = await Database.DataSource.OpenConnectionAsync(Ct);
         var heard = 0;
         listener.Notification += (_, e) =>
@@ -111,7 +111,7 @@ public sealed class StreamOutboxTests(PostgresDatabase database) : DatabaseTests
     [Fact(Timeout = 60_000)]
     public async Task A_writer_with_a_hostile_search_path_cannot_reach_into_the_capture_functions()
     {
-        var (source, name) = await WatchedAsync(Database, rows: 0);
+        var (source, name) = await WatchedAsync(rows: 0);
         var hostile = Sql.UniqueName("hostile");
         // Lookalikes of what the capture functions call, which would run as their owner if they were found.
         await Database.DataSource.ExecuteAsync($"""

@@ -9,22 +9,22 @@ using static ModelAsData.IntegrationTests.Streaming.StreamingTables;
 namespace ModelAsData.IntegrationTests.Streaming;
 
 /// <summary>Streaming while other things change: TRUNCATE, an alias move, a refresh, a source that stops fitting.</summary>
-public sealed class StreamingChangesTests(PostgresDatabase database) : DatabaseTests(database)
+public sealed class StreamingChangesTests(PostgresDatabase database) : WatchedTableTests(database)
 {
     [Fact(Timeout = 60_000)]
     public async Task Truncating_a_watched_source_removes_its_predictions_with_it()
     {
         await using var sidecar = await RunningSidecar.StartAsync(Database.ConnectionString);
-        var (source, name) = await WatchedAsync(Database, rows: 0);
+        var (source, name) = await WatchedAsync(rows: 0);
         await Database.DataSource.ExecuteAsync($"INSERT INTO public.{source} VALUES (1, {Setosa}), (2, {Virginica})");
-        await WaitForAsync(Database, $"SELECT count(*) FROM mad_out.{name}", 2);
+        await WaitForAsync($"SELECT count(*) FROM mad_out.{name}", 2);
 
         await Database.DataSource.ExecuteAsync($"BEGIN; TRUNCATE public.{source}; ROLLBACK");
         var afterRollback = await Database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad_out.{name}");
         await Database.DataSource.ExecuteAsync($"TRUNCATE public.{source}");
         var afterTruncate = await Database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad_out.{name}");
         await Database.DataSource.ExecuteAsync($"INSERT INTO public.{source} VALUES (3, {Setosa})");
-        await WaitForAsync(Database, $"SELECT count(*) FROM mad_out.{name}", 1);
+        await WaitForAsync($"SELECT count(*) FROM mad_out.{name}", 1);
 
         Assert.Equal(2, afterRollback);
         Assert.Equal(0, afterTruncate);
@@ -40,13 +40,13 @@ public sealed class StreamingChangesTests(PostgresDatabase database) : DatabaseT
         var second = await Postgres.ReadyModels.PushReadyAsync(registry, model, "skl2onnx_rf_iris.onnx");
         await registry.WaitForValidationAsync(model, second.Version, TimeSpan.FromSeconds(30), Ct);
         await registry.SetAliasAsync(model, "production", 1, cancellationToken: Ct);
-        var (source, name) = await WatchedAsync(Database, rows: 0, model);
+        var (source, name) = await WatchedAsync(rows: 0, model);
         await Database.DataSource.ExecuteAsync($"INSERT INTO public.{source} VALUES (1, {Setosa})");
-        await WaitForAsync(Database, $"SELECT count(*) FROM mad_out.{name}", 1);
+        await WaitForAsync($"SELECT count(*) FROM mad_out.{name}", 1);
 
         await registry.SetAliasAsync(model, "production", 2, cancellationToken: Ct);
         await Database.DataSource.ExecuteAsync($"INSERT INTO public.{source} VALUES (2, {Virginica})");
-        await WaitForAsync(Database, $"SELECT count(*) FROM mad_out.{name}", 2);
+        await WaitForAsync($"SELECT count(*) FROM mad_out.{name}", 2);
 
         Assert.Equal([(1L, 1), (2L, 2)], await Database.DataSource.QueryAsync<(long, int)>($"SELECT id, model_version FROM mad_out.{name} ORDER BY id"));
     }
@@ -54,7 +54,7 @@ public sealed class StreamingChangesTests(PostgresDatabase database) : DatabaseT
     [Fact(Timeout = 90_000)]
     public async Task Keys_streamed_while_a_refresh_runs_are_scored_again_once_it_swaps_its_table_in()
     {
-        var (source, name) = await WatchedAsync(Database, rows: 100);
+        var (source, name) = await WatchedAsync(rows: 100);
         var job = await Database.DataSource.ScalarAsync<long>("SELECT mad.refresh(@name)", new { name });
         await Database.DataSource.ExecuteAsync($"UPDATE public.{source} SET petal_length = 5.0 WHERE id = 7");
         // A drain that ran during the refresh (the keys left the outbox, as a sidecar's batch takes them).
@@ -84,19 +84,19 @@ public sealed class StreamingChangesTests(PostgresDatabase database) : DatabaseT
     public async Task A_table_whose_batches_fail_keeps_its_keys_shows_why_and_streams_again_once_fixed()
     {
         await using var sidecar = await RunningSidecar.StartAsync(Database.ConnectionString);
-        var (source, name) = await WatchedAsync(Database, rows: 0);
-        var (other, otherName) = await WatchedAsync(Database, rows: 0);
+        var (source, name) = await WatchedAsync(rows: 0);
+        var (other, otherName) = await WatchedAsync(rows: 0);
 
         await Database.DataSource.ExecuteAsync($"ALTER TABLE public.{source} RENAME COLUMN petal_width TO petal_w");
         await Database.DataSource.ExecuteAsync($"INSERT INTO public.{source} VALUES (1, {Setosa}); INSERT INTO public.{other} VALUES (1, {Setosa})");
         var error = await Eventually.WaitForAsync(
             () => Database.DataSource.ScalarAsync<string?>("SELECT error FROM mad.stream_lag(@name)", new { name }),
             e => e is not null, "the failing batch's error", TimeSpan.FromSeconds(10));
-        await WaitForAsync(Database, $"SELECT count(*) FROM mad_out.{otherName}", 1);
+        await WaitForAsync($"SELECT count(*) FROM mad_out.{otherName}", 1);
         var waiting = await Database.DataSource.ScalarAsync<long>("SELECT waiting FROM mad.stream_lag(@name)", new { name });
 
         await Database.DataSource.ExecuteAsync($"ALTER TABLE public.{source} RENAME COLUMN petal_w TO petal_width");
-        await WaitForAsync(Database, $"SELECT count(*) FROM mad_out.{name} WHERE error IS NULL", 1, TimeSpan.FromSeconds(20));
+        await WaitForAsync($"SELECT count(*) FROM mad_out.{name} WHERE error IS NULL", 1, TimeSpan.FromSeconds(20));
         await Eventually.WaitForAsync(
             () => Database.DataSource.ScalarAsync<string?>("SELECT error FROM mad.stream_lag(@name)", new { name }),
             e => e is null, "the error cleared", TimeSpan.FromSeconds(10));
@@ -110,11 +110,11 @@ public sealed class StreamingChangesTests(PostgresDatabase database) : DatabaseT
     {
         await using var sidecar = await RequestSupport.StartSidecarAsync(Database, $"127.0.0.1:{RequestSupport.FreePort()}");
         using var http = new HttpClient { BaseAddress = sidecar.Services.GetRequiredService<HttpInferenceService>().Address };
-        var (source, name) = await WatchedAsync(Database, rows: 0);
+        var (source, name) = await WatchedAsync(rows: 0);
 
         await Database.DataSource.ExecuteAsync($"INSERT INTO public.{source} VALUES (1, {Setosa}), (2, {Virginica}), (3, NULL, 1, 1, 1)");
-        await WaitForAsync(Database, $"SELECT count(*) FROM mad_out.{name}", 3);
-        await WaitForAsync(Database, $"SELECT coalesce(sum(rows_total), 0) FROM mad.stream_stats WHERE prediction_table = '{name}'", 3);
+        await WaitForAsync($"SELECT count(*) FROM mad_out.{name}", 3);
+        await WaitForAsync($"SELECT coalesce(sum(rows_total), 0) FROM mad.stream_stats WHERE prediction_table = '{name}'", 3);
         var metrics = await http.GetStringAsync("/metrics", Ct);
 
         Assert.Contains($"mad_stream_rows_total{{table=\"{name}\"}} 3", metrics, StringComparison.Ordinal);
@@ -128,7 +128,7 @@ public sealed class StreamingChangesTests(PostgresDatabase database) : DatabaseT
     public async Task Truncate_unwatch_and_watch_while_a_sidecar_drains_do_not_deadlock()
     {
         await using var sidecar = await RunningSidecar.StartAsync(Database.ConnectionString);
-        var (source, name) = await WatchedAsync(Database, rows: 0);
+        var (source, name) = await WatchedAsync(rows: 0);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(Ct);
         var writing = Task.Run(async () =>
         {
@@ -149,10 +149,10 @@ public sealed class StreamingChangesTests(PostgresDatabase database) : DatabaseT
 
         await stop.CancelAsync();
         await writing;
-        await WaitForAsync(Database, $"SELECT waiting FROM mad.stream_lag('{name}')", 0);
+        await WaitForAsync($"SELECT waiting FROM mad.stream_lag('{name}')", 0);
 
         // No prediction outlives its row, whatever the interleaving.
-        await WaitForAsync(Database, $"SELECT count(*) FROM mad_out.{name} p WHERE NOT EXISTS (SELECT FROM public.{source} s WHERE s.id = p.id)", 0);
+        await WaitForAsync($"SELECT count(*) FROM mad_out.{name} p WHERE NOT EXISTS (SELECT FROM public.{source} s WHERE s.id = p.id)", 0);
         Assert.True(await Database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM public.{source}") > 0);
     }
 }

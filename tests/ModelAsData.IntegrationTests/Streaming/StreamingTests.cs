@@ -4,7 +4,7 @@ using static ModelAsData.IntegrationTests.Streaming.StreamingTables;
 namespace ModelAsData.IntegrationTests.Streaming;
 
 /// <summary>Watched tables: trigger → outbox → drain → score → upsert, with in-process sidecars.</summary>
-public sealed class StreamingTests(PostgresDatabase database) : DatabaseTests(database)
+public sealed class StreamingTests(PostgresDatabase database) : WatchedTableTests(database)
 {
     [Fact(Timeout = 60_000)]
     public async Task Inserted_updated_and_deleted_rows_are_followed_by_their_predictions_within_seconds()
@@ -170,10 +170,4 @@ public sealed class StreamingTests(PostgresDatabase database) : DatabaseTests(da
 
         Assert.Equal(0, await Database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad_out.{name} WHERE error IS NOT NULL"));
     }
-
-    private Task<(string Source, string Name)> CreatedAsync(int rows) => StreamingTables.CreatedAsync(Database, rows);
-
-    private Task<(string Source, string Name)> WatchedAsync(int rows) => StreamingTables.WatchedAsync(Database, rows);
-
-    private Task<long> WaitForAsync(string sql, long expected, TimeSpan? timeout = null) => StreamingTables.WaitForAsync(Database, sql, expected, timeout);
 }
