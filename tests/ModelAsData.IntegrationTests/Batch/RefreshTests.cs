@@ -40,11 +40,7 @@ public sealed class RefreshTests(PostgresDatabase database) : DatabaseTests(data
     public async Task Moving_the_alias_and_refreshing_rescores_with_the_new_version_and_drops_deleted_rows()
     {
         await using var sidecar = await RunningSidecar.StartAsync(Database.ConnectionString);
-        var registry = new PostgresModelRegistry(Database.DataSource);
-        var (model, tables) = await BatchTables.ReadyModelAsync(Database);
-        var second = await Postgres.ReadyModels.PushReadyAsync(registry, model, "skl2onnx_rf_iris.onnx");
-        await registry.WaitForValidationAsync(model, second.Version, TimeSpan.FromSeconds(30), Ct);
-        await registry.SetAliasAsync(model, "production", 1, cancellationToken: Ct);
+        var (model, tables, registry) = await BatchTables.TwoReadyVersionsAsync(Database);
         var source = await BatchTables.CreateFlowersAsync(Database.DataSource, 2_000);
         var name = Sql.UniqueName("scores");
         await BatchTables.CreateAsync(tables, name, source, model);

@@ -1,11 +1,7 @@
-using System.CommandLine;
-using ModelAsData.Cli;
-using Spectre.Console.Testing;
-
 namespace ModelAsData.IntegrationTests.Batch;
 
 /// <summary><c>mad tables</c> and <c>mad jobs</c> on PostgreSQL through the real parser.</summary>
-public sealed class TablesCliTests(PostgresDatabase database) : DatabaseTests(database)
+public sealed class TablesCliTests(PostgresDatabase database) : MadCliTests(database)
 {
     [Fact(Timeout = 60_000)]
     public async Task Tables_create_refresh_status_list_and_jobs_work_on_postgres()
@@ -56,15 +52,5 @@ public sealed class TablesCliTests(PostgresDatabase database) : DatabaseTests(da
         Assert.Equal(19, result.ExitCode);
         Assert.Contains("none is running: start one with `mad serve", result.Output, StringComparison.Ordinal);
         Assert.Contains("running", await Database.DataSource.ScalarAsync<string>("SELECT state FROM mad.jobs WHERE prediction_table = @name", new { name }), StringComparison.Ordinal);
-    }
-
-    private async Task<(int ExitCode, string Output)> RunAsync(params string[] args)
-    {
-        using var console = new TestConsole();
-        console.Profile.Width = 240;
-        using var output = new StringWriter();
-        var exitCode = await MadCommand.Create(console).Parse([.. args, "--db", Database.ConnectionString])
-            .InvokeAsync(new InvocationConfiguration { Output = output, Error = output }, Ct);
-        return (exitCode, console.Output + output);
     }
 }

@@ -1,11 +1,7 @@
-using System.CommandLine;
-using ModelAsData.Cli;
-using Spectre.Console.Testing;
-
 namespace ModelAsData.IntegrationTests.Cli;
 
 /// <summary>The same `mad` verbs on PostgreSQL as on SQLite, through the real parser, against the test server.</summary>
-public sealed class PostgresCliTests(PostgresDatabase database) : DatabaseTests(database)
+public sealed class PostgresCliTests(PostgresDatabase database) : MadCliTests(database)
 {
     [Fact(Timeout = 60_000)]
     public async Task Push_with_alias_waits_for_the_sidecar_then_list_show_predict_and_rollback_work()
@@ -83,16 +79,5 @@ public sealed class PostgresCliTests(PostgresDatabase database) : DatabaseTests(
         var result = await RunAsync("predict", "no_such_model_here", "--json", "{}");
         Assert.Equal(12, result.ExitCode);
         Assert.Contains("no_such_model_here", result.Output);
-    }
-
-    private Task<(int ExitCode, string Output)> RunAsync(params string[] args) => RunWithDbAsync(Database.ConnectionString, args);
-
-    private static async Task<(int ExitCode, string Output)> RunWithDbAsync(string db, params string[] args)
-    {
-        using var console = new TestConsole();
-        console.Profile.Width = 240;
-        using var output = new StringWriter();
-        var exitCode = await MadCommand.Create(console).Parse([.. args, "--db", db]).InvokeAsync(new InvocationConfiguration { Output = output, Error = output }, Ct);
-        return (exitCode, console.Output + output);
     }
 }

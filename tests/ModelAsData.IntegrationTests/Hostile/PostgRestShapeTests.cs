@@ -13,8 +13,7 @@ public sealed class PostgRestShapeTests(PostgresDatabase database) : DatabaseTes
     {
         var model = await TwoReadyVersionsAsync();
         await using var roles = new HostileRoles(Database);
-        var webAnon = await roles.GroupAsync("web_anon", "IN ROLE mad_user");
-        var (_, authenticator) = await roles.LoginAsync("authenticator", $"NOINHERIT IN ROLE {webAnon}");
+        var (webAnon, authenticator) = await WebAnonBehindAnAuthenticatorAsync(roles);
 
         var error = await authenticator.FailsAsync($"SET ROLE {webAnon}; SELECT mad.set_alias(@model, 'production', 2)", new { model });
 
@@ -28,8 +27,7 @@ public sealed class PostgRestShapeTests(PostgresDatabase database) : DatabaseTes
     {
         var model = await TwoReadyVersionsAsync();
         await using var roles = new HostileRoles(Database);
-        var webAnon = await roles.GroupAsync("web_anon", "IN ROLE mad_user");
-        var (_, authenticator) = await roles.LoginAsync("authenticator", $"NOINHERIT IN ROLE {webAnon}, mad_admin");
+        var (webAnon, authenticator) = await WebAnonBehindAnAuthenticatorAsync(roles, alsoIn: ", mad_admin");
 
         var moved = await authenticator.FailsAsync($"SET ROLE {webAnon}; SELECT mad.set_alias(@model, 'production', 2)", new { model });
         var rolledBack = await authenticator.FailsAsync($"SET ROLE {webAnon}; SELECT mad.rollback_alias(@model, 'production')", new { model });
@@ -63,6 +61,17 @@ public sealed class PostgRestShapeTests(PostgresDatabase database) : DatabaseTes
             new { model });
         Assert.Equal((operators, operators), movedBy.Single());
         Assert.NotEqual(login, movedBy.Single().MovedBy);
+    }
+
+    /// <summary>
+    /// PostgREST's shape: a web_anon group in mad_user and a NOINHERIT authenticator login in it (and in
+    /// <paramref name="alsoIn"/>), which has no rights until it SETs ROLE.
+    /// </summary>
+    private static async Task<(string WebAnon, NpgsqlDataSource Authenticator)> WebAnonBehindAnAuthenticatorAsync(HostileRoles roles, string alsoIn = "")
+    {
+        var webAnon = await roles.GroupAsync("web_anon", "IN ROLE mad_user");
+        var (_, authenticator) = await roles.LoginAsync("authenticator", $"NOINHERIT IN ROLE {webAnon}{alsoIn}");
+        return (webAnon, authenticator);
     }
 
     private async Task<string> TwoReadyVersionsAsync()

@@ -35,11 +35,7 @@ public sealed class StreamingChangesTests(PostgresDatabase database) : WatchedTa
     public async Task Moving_the_alias_streams_the_next_rows_with_the_new_version()
     {
         await using var sidecar = await RunningSidecar.StartAsync(Database.ConnectionString);
-        var registry = new PostgresModelRegistry(Database.DataSource);
-        var (model, _) = await BatchTables.ReadyModelAsync(Database);
-        var second = await Postgres.ReadyModels.PushReadyAsync(registry, model, "skl2onnx_rf_iris.onnx");
-        await registry.WaitForValidationAsync(model, second.Version, TimeSpan.FromSeconds(30), Ct);
-        await registry.SetAliasAsync(model, "production", 1, cancellationToken: Ct);
+        var (model, _, registry) = await BatchTables.TwoReadyVersionsAsync(Database);
         var (source, name) = await WatchedAsync(rows: 0, model);
         await Database.DataSource.ExecuteAsync($"INSERT INTO public.{source} VALUES (1, {Setosa})");
         await WaitForAsync($"SELECT count(*) FROM mad_out.{name}", 1);

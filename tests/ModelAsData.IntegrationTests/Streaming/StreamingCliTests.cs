@@ -1,12 +1,9 @@
-using System.CommandLine;
-using ModelAsData.Cli;
 using ModelAsData.IntegrationTests.Batch;
-using Spectre.Console.Testing;
 
 namespace ModelAsData.IntegrationTests.Streaming;
 
 /// <summary><c>mad tables watch | unwatch | status</c> and <c>mad jobs</c> through the real parser.</summary>
-public sealed class StreamingCliTests(PostgresDatabase database) : DatabaseTests(database)
+public sealed class StreamingCliTests(PostgresDatabase database) : MadCliTests(database)
 {
     [Fact(Timeout = 60_000)]
     public async Task Tables_watch_status_and_unwatch_work_and_status_shows_the_lag()
@@ -34,15 +31,5 @@ public sealed class StreamingCliTests(PostgresDatabase database) : DatabaseTests
         Assert.Matches($@"{name}\s*│\s*42\s*│", jobs.Output);
         Assert.True(unwatch.ExitCode == 0, unwatch.Output);
         Assert.Contains("not watched", after.Output, StringComparison.Ordinal);
-    }
-
-    private async Task<(int ExitCode, string Output)> RunAsync(params string[] args)
-    {
-        using var console = new TestConsole();
-        console.Profile.Width = 240;
-        using var output = new StringWriter();
-        var exitCode = await MadCommand.Create(console).Parse([.. args, "--db", Database.ConnectionString])
-            .InvokeAsync(new InvocationConfiguration { Output = output, Error = output }, Ct);
-        return (exitCode, console.Output + output);
     }
 }
