@@ -1,10 +1,6 @@
 using System.Globalization;
-using ModelAsData.Core.Registry;
-using ModelAsData.IntegrationTests.Infrastructure;
 using ModelAsData.IntegrationTests.Postgres;
 using ModelAsData.Postgres.Jobs;
-using ModelAsData.Postgres.Registry;
-using Npgsql;
 
 namespace ModelAsData.IntegrationTests.Batch;
 
@@ -38,6 +34,17 @@ internal static class BatchTables
         // A running sidecar may have claimed the version first (SKIP LOCKED): wait for its verdict.
         await registry.WaitForValidationAsync(model, pushed.Version, TimeSpan.FromSeconds(30), Ct);
         return (model, new PostgresPredictionTables(registry, TimeSpan.FromMilliseconds(50)));
+    }
+
+    /// <summary>A ready iris model with a second ready version and its production alias on version 1, for a test to move to 2.</summary>
+    public static async Task<(string Model, PostgresPredictionTables Tables, PostgresModelRegistry Registry)> TwoReadyVersionsAsync(PostgresDatabase database)
+    {
+        var registry = new PostgresModelRegistry(database.DataSource);
+        var (model, tables) = await ReadyModelAsync(database);
+        var second = await Postgres.ReadyModels.PushReadyAsync(registry, model, "skl2onnx_rf_iris.onnx");
+        await registry.WaitForValidationAsync(model, second.Version, TimeSpan.FromSeconds(30), Ct);
+        await registry.SetAliasAsync(model, "production", 1, cancellationToken: Ct);
+        return (model, tables, registry);
     }
 
     public static Task<PredictionTable> CreateAsync(PostgresPredictionTables tables, string name, string source, string model) =>

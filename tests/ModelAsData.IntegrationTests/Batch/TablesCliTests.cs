@@ -1,24 +1,19 @@
-using System.CommandLine;
-using ModelAsData.Cli;
-using ModelAsData.IntegrationTests.Infrastructure;
-using Spectre.Console.Testing;
-
 namespace ModelAsData.IntegrationTests.Batch;
 
 /// <summary><c>mad tables</c> and <c>mad jobs</c> on PostgreSQL through the real parser.</summary>
-public sealed class TablesCliTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>
+public sealed class TablesCliTests(PostgresDatabase database) : MadCliTests(database)
 {
     [Fact(Timeout = 60_000)]
     public async Task Tables_create_refresh_status_list_and_jobs_work_on_postgres()
     {
-        await using var sidecar = await RunningSidecar.StartAsync(database.ConnectionString);
-        var (model, _) = await BatchTables.ReadyModelAsync(database);
-        var source = await BatchTables.CreateFlowersAsync(database.DataSource, 3_000);
+        await using var sidecar = await RunningSidecar.StartAsync(Database.ConnectionString);
+        var (model, _) = await BatchTables.ReadyModelAsync(Database);
+        var source = await BatchTables.CreateFlowersAsync(Database.DataSource, 3_000);
         var name = Sql.UniqueName("cli");
 
         var create = await RunAsync("tables", "create", name, "--model", model, "--source", source, "--key", "id", "--features", BatchTables.IrisFeatures);
         var started = await RunAsync("tables", "refresh", name);
-        var jobId = await database.DataSource.ScalarAsync<long>("SELECT max(id) FROM mad.jobs WHERE prediction_table = @name", new { name });
+        var jobId = await Database.DataSource.ScalarAsync<long>("SELECT max(id) FROM mad.jobs WHERE prediction_table = @name", new { name });
         var followed = await RunAsync("jobs", "follow", jobId.ToString(System.Globalization.CultureInfo.InvariantCulture));
         var watched = await RunAsync("jobs", "watch", jobId.ToString(System.Globalization.CultureInfo.InvariantCulture)); // DESIGN.md's name, kept hidden
         var waited = await RunAsync("tables", "refresh", name, "--wait");
@@ -41,14 +36,14 @@ public sealed class TablesCliTests(PostgresDatabase database) : IClassFixture<Po
         Assert.Contains("3,000", status.Output, StringComparison.Ordinal);
         Assert.Contains(name, list.Output, StringComparison.Ordinal);
         Assert.Contains("3,000/3,000", jobs.Output, StringComparison.Ordinal);
-        await BatchTables.AssertOnePredictionPerRowAsync(database.DataSource, source, name);
+        await BatchTables.AssertOnePredictionPerRowAsync(Database.DataSource, source, name);
     }
 
     [Fact(Timeout = 60_000)]
     public async Task Refresh_wait_with_no_sidecar_running_says_to_start_one()
     {
-        var (model, _) = await BatchTables.ReadyModelAsync(database);
-        var source = await BatchTables.CreateFlowersAsync(database.DataSource, 10);
+        var (model, _) = await BatchTables.ReadyModelAsync(Database);
+        var source = await BatchTables.CreateFlowersAsync(Database.DataSource, 10);
         var name = Sql.UniqueName("lonely");
         await RunAsync("tables", "create", name, "--model", model, "--source", source, "--key", "id", "--features", BatchTables.IrisFeatures);
 
@@ -56,16 +51,6 @@ public sealed class TablesCliTests(PostgresDatabase database) : IClassFixture<Po
 
         Assert.Equal(19, result.ExitCode);
         Assert.Contains("none is running: start one with `mad serve", result.Output, StringComparison.Ordinal);
-        Assert.Contains("running", await database.DataSource.ScalarAsync<string>("SELECT state FROM mad.jobs WHERE prediction_table = @name", new { name }), StringComparison.Ordinal);
-    }
-
-    private async Task<(int ExitCode, string Output)> RunAsync(params string[] args)
-    {
-        using var console = new TestConsole();
-        console.Profile.Width = 240;
-        using var output = new StringWriter();
-        var exitCode = await MadCommand.Create(console).Parse([.. args, "--db", database.ConnectionString])
-            .InvokeAsync(new InvocationConfiguration { Output = output, Error = output }, TestContext.Current.CancellationToken);
-        return (exitCode, console.Output + output);
+        Assert.Contains("running", await Database.DataSource.ScalarAsync<string>("SELECT state FROM mad.jobs WHERE prediction_table = @name", new { name }), StringComparison.Ordinal);
     }
 }

@@ -1,17 +1,12 @@
-using System.CommandLine;
-using ModelAsData.Cli;
-using ModelAsData.IntegrationTests.Infrastructure;
-using Spectre.Console.Testing;
-
 namespace ModelAsData.IntegrationTests.Cli;
 
 /// <summary>The same `mad` verbs on PostgreSQL as on SQLite, through the real parser, against the test server.</summary>
-public sealed class PostgresCliTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>
+public sealed class PostgresCliTests(PostgresDatabase database) : MadCliTests(database)
 {
     [Fact(Timeout = 60_000)]
     public async Task Push_with_alias_waits_for_the_sidecar_then_list_show_predict_and_rollback_work()
     {
-        await using var sidecar = await RunningSidecar.StartAsync(database.ConnectionString);
+        await using var sidecar = await RunningSidecar.StartAsync(Database.ConnectionString);
         var model = Sql.UniqueName("cli");
         var file = System.IO.Path.Combine(TestModels.Folder, "skl2onnx_rf_iris.onnx");
 
@@ -52,14 +47,14 @@ public sealed class PostgresCliTests(PostgresDatabase database) : IClassFixture<
     public async Task Malformed_model_is_refused_before_anything_is_stored()
     {
         var path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"mad-bad-{Guid.NewGuid():N}.onnx");
-        await File.WriteAllBytesAsync(path, "not a model"u8.ToArray(), TestContext.Current.CancellationToken);
+        await File.WriteAllBytesAsync(path, "not a model"u8.ToArray(), Ct);
         try
         {
             var model = Sql.UniqueName("bad");
             var result = await RunAsync("models", "push", model, path);
             Assert.Equal(11, result.ExitCode);
             Assert.Contains("ONNX Runtime cannot load the model", result.Output);
-            Assert.Equal(0, await database.DataSource.ScalarAsync<int>("SELECT count(*) FROM mad.model_versions WHERE model = @model", new { model }));
+            Assert.Equal(0, await Database.DataSource.ScalarAsync<int>("SELECT count(*) FROM mad.model_versions WHERE model = @model", new { model }));
         }
         finally
         {
@@ -84,16 +79,5 @@ public sealed class PostgresCliTests(PostgresDatabase database) : IClassFixture<
         var result = await RunAsync("predict", "no_such_model_here", "--json", "{}");
         Assert.Equal(12, result.ExitCode);
         Assert.Contains("no_such_model_here", result.Output);
-    }
-
-    private Task<(int ExitCode, string Output)> RunAsync(params string[] args) => RunWithDbAsync(database.ConnectionString, args);
-
-    private static async Task<(int ExitCode, string Output)> RunWithDbAsync(string db, params string[] args)
-    {
-        using var console = new TestConsole();
-        console.Profile.Width = 240;
-        using var output = new StringWriter();
-        var exitCode = await MadCommand.Create(console).Parse([.. args, "--db", db]).InvokeAsync(new InvocationConfiguration { Output = output, Error = output }, TestContext.Current.CancellationToken);
-        return (exitCode, console.Output + output);
     }
 }

@@ -1,7 +1,4 @@
 using System.Text.Json.Nodes;
-using ModelAsData.Core;
-using ModelAsData.Core.Registry;
-using ModelAsData.IntegrationTests.Infrastructure;
 
 namespace ModelAsData.IntegrationTests.Contract;
 

@@ -1,7 +1,4 @@
 using System.Text.Json.Nodes;
-using ModelAsData.Core.Registry;
-using ModelAsData.IntegrationTests.Infrastructure;
-using ModelAsData.Postgres.Registry;
 using ModelAsData.Sidecar.Validation;
 using ModelAsData.Sidecar;
 

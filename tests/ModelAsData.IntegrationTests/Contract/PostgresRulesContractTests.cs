@@ -1,5 +1,3 @@
-using ModelAsData.IntegrationTests.Infrastructure;
-
 namespace ModelAsData.IntegrationTests.Contract;
 
 /// <summary>Reference resolution on PostgreSQL (<see cref="ResolutionContractTests"/>).</summary>

@@ -1,8 +1,5 @@
 using System.Text.Json.Nodes;
-using ModelAsData.Core.Registry;
-using ModelAsData.IntegrationTests.Infrastructure;
 using ModelAsData.Postgres.Jobs;
-using ModelAsData.Postgres.Registry;
 using ModelAsData.Sidecar;
 using ModelAsData.Sidecar.Validation;
 

@@ -1,8 +1,5 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
-using ModelAsData.Core;
-using ModelAsData.Core.Registry;
-using ModelAsData.IntegrationTests.Infrastructure;
 
 namespace ModelAsData.IntegrationTests.Contract;
 
@@ -13,7 +10,7 @@ namespace ModelAsData.IntegrationTests.Contract;
 /// the output table lives (<see cref="OutputTableOf"/>). Names are unique per test, so a store may share one database
 /// between tests.
 /// </summary>
-public abstract class PredictionTableContractTests : IAsyncLifetime
+public abstract class PredictionTableContractTests : StoreContractTests
 {
     /// <summary>The iris random forest's features in the source tables below.</summary>
     protected const string IrisFeatures = """{"float_input": ["sepal_length", "sepal_width", "petal_length", "petal_width"]}""";
@@ -26,22 +23,14 @@ public abstract class PredictionTableContractTests : IAsyncLifetime
         ([6.3, 3.3, 6.0, 2.5], 2),
     ];
 
-    private IModelRegistry? _registry;
     private IPredictionTables? _tables;
 
-    protected IModelRegistry Registry => _registry ?? throw new InvalidOperationException("InitializeAsync has not run.");
-
     protected IPredictionTables Tables => _tables ?? throw new InvalidOperationException("InitializeAsync has not run.");
-
-    protected static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     private static byte[] RandomForest => TestModels.Bytes("skl2onnx_rf_iris.onnx");
 
     /// <summary>A migrated registry and its prediction tables for one test, ready to refresh (a store scored by sidecars starts one).</summary>
     protected abstract Task<(IModelRegistry Registry, IPredictionTables Tables)> OpenAsync();
-
-    /// <summary>Pushes <paramref name="onnx"/> and returns the version once the store has validated it.</summary>
-    protected abstract Task<ModelVersion> PushReadyAsync(string model, byte[] onnx, JsonObject? metadata = null);
 
     /// <summary>The table analysts join for prediction table <paramref name="name"/>, as SQL names it.</summary>
     protected abstract string OutputTableOf(string name);
@@ -62,21 +51,11 @@ public abstract class PredictionTableContractTests : IAsyncLifetime
     /// <summary>Runs a query on the store's database; columns map by position onto <typeparamref name="T"/>.</summary>
     protected abstract Task<IReadOnlyList<T>> QueryAsync<T>(string sql);
 
-    public async ValueTask InitializeAsync() => (_registry, _tables) = await OpenAsync();
-
-    public async ValueTask DisposeAsync()
+    protected sealed override async Task<IModelRegistry> OpenRegistryAsync()
     {
-        if (_registry is not null)
-        {
-            await _registry.DisposeAsync();
-        }
-
-        await CleanUpAsync();
-        GC.SuppressFinalize(this);
+        (var registry, _tables) = await OpenAsync();
+        return registry;
     }
-
-    /// <summary>Removes what <see cref="OpenAsync"/> made for this test, after the registry is disposed.</summary>
-    protected virtual ValueTask CleanUpAsync() => ValueTask.CompletedTask;
 
     [Fact(Timeout = 90_000)]
     public async Task Create_binds_the_model_and_makes_an_empty_output_table_keyed_like_the_source()

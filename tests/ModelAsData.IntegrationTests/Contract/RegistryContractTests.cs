@@ -1,7 +1,4 @@
 using System.Text.Json.Nodes;
-using ModelAsData.Core;
-using ModelAsData.Core.Registry;
-using ModelAsData.IntegrationTests.Infrastructure;
 
 namespace ModelAsData.IntegrationTests.Contract;
 
@@ -12,20 +9,8 @@ namespace ModelAsData.IntegrationTests.Contract;
 /// ready versions through <see cref="PushReadyAsync"/>, which each store implements its own way. Model names are
 /// unique per test, so a store may share one database between tests.
 /// </summary>
-public abstract class RegistryContractTests : IAsyncLifetime
+public abstract class RegistryContractTests : StoreContractTests
 {
-    private IModelRegistry? _registry;
-
-    protected IModelRegistry Registry => _registry ?? throw new InvalidOperationException("InitializeAsync has not run.");
-
-    protected static CancellationToken Ct => TestContext.Current.CancellationToken;
-
-    /// <summary>A migrated registry for one test; disposed after it.</summary>
-    protected abstract Task<IModelRegistry> OpenRegistryAsync();
-
-    /// <summary>Pushes <paramref name="onnx"/> and returns the version once the store has validated it.</summary>
-    protected abstract Task<ModelVersion> PushReadyAsync(string model, byte[] onnx, JsonObject? metadata = null);
-
     /// <summary>
     /// What migrating must leave alone, as text to compare: the journal of applied migrations (name, checksum, when),
     /// and whatever else the store keeps about its schema (PostgreSQL: the grants on its objects).
@@ -34,22 +19,6 @@ public abstract class RegistryContractTests : IAsyncLifetime
 
     /// <summary>The store's word for itself in <see cref="IModelRegistry.Kind"/>.</summary>
     protected abstract string ExpectedKind { get; }
-
-    public async ValueTask InitializeAsync() => _registry = await OpenRegistryAsync();
-
-    public async ValueTask DisposeAsync()
-    {
-        if (_registry is not null)
-        {
-            await _registry.DisposeAsync();
-        }
-
-        await CleanUpAsync();
-        GC.SuppressFinalize(this);
-    }
-
-    /// <summary>Removes what <see cref="OpenRegistryAsync"/> made for this test, after the registry is disposed.</summary>
-    protected virtual ValueTask CleanUpAsync() => ValueTask.CompletedTask;
 
     private static byte[] Iris => TestModels.Bytes("skl2onnx_logreg_iris.onnx");
 

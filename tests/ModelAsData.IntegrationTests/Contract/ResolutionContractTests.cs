@@ -1,7 +1,3 @@
-using ModelAsData.Core;
-using ModelAsData.Core.Registry;
-using ModelAsData.IntegrationTests.Infrastructure;
-
 namespace ModelAsData.IntegrationTests.Contract;
 
 /// <summary>
@@ -106,10 +102,7 @@ public abstract class ResolutionContractTests(RulesStore store) : IAsyncLifetime
     [Fact(Timeout = 90_000)]
     public async Task An_alias_cannot_point_at_a_pending_or_rejected_version()
     {
-        await PushReadyAsync("churn", 1);
-        await store.PushPendingAsync("churn", Iris);
-        await store.PushPendingAsync("churn", Iris);
-        await store.RejectAsync("churn", 3, "ONNX Runtime cannot load it");
+        await ReadyPendingAndRejectedChurnAsync();
 
         Assert.Equal((ErrorCode.NotReady,
                 "Cannot point churn@production at version 2: it is pending, and an alias can only point at a ready version. A running sidecar (`mad serve`) validates pending versions; try again once it is ready."),
@@ -124,10 +117,7 @@ public abstract class ResolutionContractTests(RulesStore store) : IAsyncLifetime
     [Fact(Timeout = 90_000)]
     public async Task A_pending_or_rejected_version_cannot_be_bound_to_a_table()
     {
-        await PushReadyAsync("churn", 1);
-        await store.PushPendingAsync("churn", Iris);
-        await store.PushPendingAsync("churn", Iris);
-        await store.RejectAsync("churn", 3, "ONNX Runtime cannot load it");
+        await ReadyPendingAndRejectedChurnAsync();
 
         Assert.Equal((ErrorCode.NotReady, "Model churn@2 is pending: only a ready version can score. A running sidecar (`mad serve`) validates pending versions."),
             await BindFailsAsync("churn@2"));
@@ -160,6 +150,15 @@ public abstract class ResolutionContractTests(RulesStore store) : IAsyncLifetime
         {
             await store.PushReadyAsync(model, Iris);
         }
+    }
+
+    /// <summary>churn@1 ready, churn@2 pending and churn@3 rejected (ONNX Runtime cannot load it).</summary>
+    private async Task ReadyPendingAndRejectedChurnAsync()
+    {
+        await PushReadyAsync("churn", 1);
+        await store.PushPendingAsync("churn", Iris);
+        await store.PushPendingAsync("churn", Iris);
+        await store.RejectAsync("churn", 3, "ONNX Runtime cannot load it");
     }
 
     private async Task<int> VersionOfAsync(string reference) => (await Registry.ResolveAsync(ModelReference.Parse(reference), Ct)).Version;

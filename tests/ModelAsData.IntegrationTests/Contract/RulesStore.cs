@@ -1,5 +1,4 @@
 using System.Text.Json.Nodes;
-using ModelAsData.Core.Registry;
 
 namespace ModelAsData.IntegrationTests.Contract;
 

@@ -1,6 +1,5 @@
 using System.Text.Json.Nodes;
 using Microsoft.Data.Sqlite;
-using ModelAsData.Core.Registry;
 using ModelAsData.Sqlite;
 
 namespace ModelAsData.IntegrationTests.Contract;

@@ -1,7 +1,6 @@
 using System.Text.Json.Nodes;
 using Dapper;
 using Microsoft.Data.Sqlite;
-using ModelAsData.Core.Registry;
 using ModelAsData.Sqlite;
 
 namespace ModelAsData.IntegrationTests.Contract;

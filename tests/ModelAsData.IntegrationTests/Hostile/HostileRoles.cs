@@ -1,6 +1,4 @@
-using ModelAsData.IntegrationTests.Infrastructure;
 using ModelAsData.Postgres;
-using Npgsql;
 
 namespace ModelAsData.IntegrationTests.Hostile;
 

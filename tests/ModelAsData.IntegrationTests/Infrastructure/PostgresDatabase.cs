@@ -1,6 +1,5 @@
 using ModelAsData.Postgres;
 using ModelAsData.Postgres.Migrations;
-using Npgsql;
 
 namespace ModelAsData.IntegrationTests.Infrastructure;
 

@@ -1,10 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
-using ModelAsData.Core;
-using ModelAsData.IntegrationTests.Infrastructure;
-using ModelAsData.Postgres.Registry;
 using ModelAsData.Sidecar;
-using Npgsql;
 
 namespace ModelAsData.IntegrationTests.Postgres;
 

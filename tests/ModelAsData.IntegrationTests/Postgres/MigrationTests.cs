@@ -1,8 +1,5 @@
-using ModelAsData.Core;
-using ModelAsData.IntegrationTests.Infrastructure;
 using ModelAsData.Postgres;
 using ModelAsData.Postgres.Migrations;
-using Npgsql;
 
 namespace ModelAsData.IntegrationTests.Postgres;
 

@@ -1,25 +1,17 @@
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
-using ModelAsData.Core;
-using ModelAsData.Core.Registry;
-using ModelAsData.IntegrationTests.Infrastructure;
-using ModelAsData.Postgres.Registry;
-using Npgsql;
 
 namespace ModelAsData.IntegrationTests.Postgres;
 
-public sealed class PushTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>
+public sealed class PushTests(PostgresDatabase database) : RegistryTests(database)
 {
-    private readonly PostgresModelRegistry _registry = new(database.DataSource);
-    private static CancellationToken Ct => TestContext.Current.CancellationToken;
-
     [Fact(Timeout = 90_000)]
-    public async Task Push_from_the_registry_stores_a_pending_version_with_sha256_size_metadata_and_who()
+    public async Task Push_from_theRegistry_stores_a_pending_version_with_sha256_size_metadata_and_who()
     {
         var model = Sql.UniqueName("churn");
         var bytes = TestModels.Bytes("skl2onnx_rf_iris.onnx");
 
-        var version = await _registry.PushAsync(model, bytes, new JsonObject { ["trained_on"] = "2026-11" }, Ct);
+        var version = await Registry.PushAsync(model, bytes, new JsonObject { ["trained_on"] = "2026-11" }, Ct);
 
         Assert.Equal(1, version.Version);
         Assert.Equal(VersionStatus.Pending, version.Status);
@@ -27,16 +19,16 @@ public sealed class PushTests(PostgresDatabase database) : IClassFixture<Postgre
         Assert.Equal(bytes.Length, version.SizeBytes);
         Assert.Equal("2026-11", (string?)version.Metadata["trained_on"]);
         Assert.Null(version.Signature);
-        Assert.Equal(new NpgsqlConnectionStringBuilder(database.ConnectionString).Username, version.CreatedBy);
+        Assert.Equal(new NpgsqlConnectionStringBuilder(Database.ConnectionString).Username, version.CreatedBy);
         Assert.InRange(version.CreatedAt, DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddMinutes(5));
-        Assert.Equal(bytes, await _registry.LoadBytesAsync(model, 1, Ct));
+        Assert.Equal(bytes, await Registry.LoadBytesAsync(model, 1, Ct));
     }
 
     [Fact(Timeout = 90_000)]
     public async Task Push_from_sql_numbers_versions_per_model_and_notifies_mad_models()
     {
         var model = Sql.UniqueName("churn");
-        await using var listener = await database.DataSource.OpenConnectionAsync(Ct);
+        await using var listener = await Database.DataSource.OpenConnectionAsync(Ct);
         var received = new List<string>();
         listener.Notification += (_, e) => received.Add(e.Payload);
         await using (var listen = new NpgsqlCommand("LISTEN mad_models", listener))
@@ -45,8 +37,8 @@ public sealed class PushTests(PostgresDatabase database) : IClassFixture<Postgre
         }
 
         var bytes = TestModels.Bytes("skl2onnx_logreg_iris.onnx");
-        var first = await database.DataSource.ScalarAsync<int>("SELECT mad.push_model(@model, @bytes, '{\"by\":\"sql\"}')", new { model, bytes });
-        var second = await database.DataSource.ScalarAsync<int>("SELECT mad.push_model(@model, @bytes)", new { model, bytes });
+        var first = await Database.DataSource.ScalarAsync<int>("SELECT mad.push_model(@model, @bytes, '{\"by\":\"sql\"}')", new { model, bytes });
+        var second = await Database.DataSource.ScalarAsync<int>("SELECT mad.push_model(@model, @bytes)", new { model, bytes });
         using var wait = CancellationTokenSource.CreateLinkedTokenSource(Ct);
         wait.CancelAfter(TimeSpan.FromSeconds(10));
         while (received.Count < 2)
@@ -56,7 +48,7 @@ public sealed class PushTests(PostgresDatabase database) : IClassFixture<Postgre
 
         Assert.Equal((1, 2), (first, second));
         Assert.Equal($$"""{"event" : "pushed", "model" : "{{model}}", "version" : 1}""", received[0]);
-        var stored = await _registry.ResolveAsync(ModelReference.Parse($"{model}@1"), Ct);
+        var stored = await Registry.ResolveAsync(ModelReference.Parse($"{model}@1"), Ct);
         Assert.Equal("sql", (string?)stored.Metadata["by"]);
         Assert.Equal(VersionStatus.Pending, stored.Status);
     }
@@ -67,7 +59,7 @@ public sealed class PushTests(PostgresDatabase database) : IClassFixture<Postgre
         var model = Sql.UniqueName("race");
         var bytes = TestModels.Bytes("skl2onnx_logreg_iris.onnx");
 
-        var versions = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Run(() => _registry.PushAsync(model, bytes, [], Ct))));
+        var versions = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Run(() => Registry.PushAsync(model, bytes, [], Ct))));
 
         Assert.Equal(Enumerable.Range(1, 8), versions.Select(v => v.Version).Order());
     }
@@ -76,27 +68,27 @@ public sealed class PushTests(PostgresDatabase database) : IClassFixture<Postgre
     public async Task A_blob_over_the_size_limit_is_refused_with_the_limit_and_how_to_raise_it()
     {
         var model = Sql.UniqueName("big");
-        await database.DataSource.ExecuteAsync("UPDATE mad.settings SET value = '1000' WHERE name = 'max_model_bytes'");
+        await Database.DataSource.ExecuteAsync("UPDATE mad.settings SET value = '1000' WHERE name = 'max_model_bytes'");
         try
         {
-            var error = await Assert.ThrowsAsync<ModelAsDataException>(() => _registry.PushAsync(model, new byte[1001], [], Ct));
+            var error = await Assert.ThrowsAsync<ModelAsDataException>(() => Registry.PushAsync(model, new byte[1001], [], Ct));
 
             Assert.Equal(ErrorCode.InvalidModel, error.Code);
             Assert.Contains("1001 bytes; the limit is 1000 bytes", error.Message, StringComparison.Ordinal);
             Assert.Contains("max_model_bytes", error.Message, StringComparison.Ordinal);
-            Assert.Equal(0, await database.DataSource.ScalarAsync<int>("SELECT count(*) FROM mad.models WHERE name = @model", new { model }));
+            Assert.Equal(0, await Database.DataSource.ScalarAsync<int>("SELECT count(*) FROM mad.models WHERE name = @model", new { model }));
         }
         finally
         {
-            await database.DataSource.ExecuteAsync("UPDATE mad.settings SET value = '268435456' WHERE name = 'max_model_bytes'");
+            await Database.DataSource.ExecuteAsync("UPDATE mad.settings SET value = '268435456' WHERE name = 'max_model_bytes'");
         }
     }
 
     [Fact(Timeout = 90_000)]
     public async Task An_empty_blob_or_metadata_that_is_not_an_object_is_refused()
     {
-        var empty = await Assert.ThrowsAsync<ModelAsDataException>(() => _registry.PushAsync(Sql.UniqueName("empty"), [], [], Ct));
-        var metadata = await database.DataSource.FailsAsync("SELECT mad.push_model('meta', '\\x01', '[1, 2]')");
+        var empty = await Assert.ThrowsAsync<ModelAsDataException>(() => Registry.PushAsync(Sql.UniqueName("empty"), [], [], Ct));
+        var metadata = await Database.DataSource.FailsAsync("SELECT mad.push_model('meta', '\\x01', '[1, 2]')");
 
         Assert.Equal(ErrorCode.InvalidArgument, empty.Code);
         Assert.Contains("empty", empty.Message, StringComparison.Ordinal);
@@ -115,16 +107,16 @@ public sealed class PushTests(PostgresDatabase database) : IClassFixture<Postgre
     [InlineData("a_name_that_is_far_too_long_to_be_a_postgresql_identifier_at_all_x")]
     public async Task Names_that_are_not_lower_case_identifiers_are_refused_before_any_statement_uses_them(string name)
     {
-        var push = await Assert.ThrowsAsync<ModelAsDataException>(() => _registry.PushAsync(name, [1, 2, 3], [], Ct));
-        var alias = await database.DataSource.FailsAsync("SELECT mad.set_alias('churn', @name, 1)", new { name });
-        var reference = await Assert.ThrowsAsync<ModelAsDataException>(() => _registry.AliasAtAsync("churn", name, DateTimeOffset.UtcNow, Ct));
+        var push = await Assert.ThrowsAsync<ModelAsDataException>(() => Registry.PushAsync(name, [1, 2, 3], [], Ct));
+        var alias = await Database.DataSource.FailsAsync("SELECT mad.set_alias('churn', @name, 1)", new { name });
+        var reference = await Assert.ThrowsAsync<ModelAsDataException>(() => Registry.AliasAtAsync("churn", name, DateTimeOffset.UtcNow, Ct));
 
         Assert.Equal(ErrorCode.InvalidName, push.Code);
         Assert.Contains("Invalid model name", push.Message, StringComparison.Ordinal);
         Assert.Contains("lower-case letters", push.Message, StringComparison.Ordinal);
         Assert.Equal(PostgresErrorCodes.InvalidName, alias.SqlState);
         Assert.Equal(ErrorCode.InvalidName, reference.Code);
-        Assert.NotNull(await database.DataSource.ScalarAsync<string?>("SELECT to_regclass('mad.models')::text"));
-        Assert.NotNull(await database.DataSource.ScalarAsync<string?>("SELECT to_regclass('mad.aliases')::text"));
+        Assert.NotNull(await Database.DataSource.ScalarAsync<string?>("SELECT to_regclass('mad.models')::text"));
+        Assert.NotNull(await Database.DataSource.ScalarAsync<string?>("SELECT to_regclass('mad.aliases')::text"));
     }
 }

@@ -1,6 +1,3 @@
-using ModelAsData.Core.Registry;
-using ModelAsData.IntegrationTests.Infrastructure;
-using ModelAsData.Postgres.Registry;
 using ModelAsData.Sidecar.Validation;
 using ModelAsData.Sidecar;
 

@@ -1,21 +1,15 @@
-using ModelAsData.Core;
-using ModelAsData.IntegrationTests.Infrastructure;
 using ModelAsData.Postgres;
-using ModelAsData.Postgres.Registry;
-using Npgsql;
 
 namespace ModelAsData.IntegrationTests.Postgres;
 
 /// <summary>Login roles granted the group roles, connecting for real: EXECUTE grants decide what each may call.</summary>
-public sealed class RoleTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>
+public sealed class RoleTests(PostgresDatabase database) : DatabaseTests(database)
 {
-    private static CancellationToken Ct => TestContext.Current.CancellationToken;
-
     [Fact(Timeout = 90_000)]
     public async Task A_mad_user_cannot_push_or_move_aliases_and_is_told_which_role_it_needs()
     {
         var model = Sql.UniqueName("churn");
-        var admin = new PostgresModelRegistry(database.DataSource);
+        var admin = new PostgresModelRegistry(Database.DataSource);
         await admin.PushReadyAsync(model);
         await admin.PushReadyAsync(model);
         await admin.SetAliasAsync(model, "production", 1, cancellationToken: Ct);
@@ -54,7 +48,7 @@ public sealed class RoleTests(PostgresDatabase database) : IClassFixture<Postgre
         await using var admin = await PostgresModelRegistry.OpenAsync(login.ConnectionString, Ct);
 
         var pushed = await admin.PushAsync(model, TestModels.Bytes("skl2onnx_logreg_iris.onnx"), [], Ct);
-        await new PostgresModelRegistry(database.DataSource).PushReadyAsync(Sql.UniqueName("other")); // validates the pending version too
+        await new PostgresModelRegistry(Database.DataSource).PushReadyAsync(Sql.UniqueName("other")); // validates the pending version too
         var move = await admin.SetAliasAsync(model, "production", pushed.Version, cancellationToken: Ct);
 
         Assert.Equal(login.Name, pushed.CreatedBy);
@@ -65,7 +59,7 @@ public sealed class RoleTests(PostgresDatabase database) : IClassFixture<Postgre
     public async Task Only_a_sidecar_may_mark_versions()
     {
         var model = Sql.UniqueName("churn");
-        await new PostgresModelRegistry(database.DataSource).PushAsync(model, TestModels.Bytes("skl2onnx_logreg_iris.onnx"), [], Ct);
+        await new PostgresModelRegistry(Database.DataSource).PushAsync(model, TestModels.Bytes("skl2onnx_logreg_iris.onnx"), [], Ct);
         await using var login = await LoginAsync("mad_admin");
 
         var error = await login.DataSource.FailsAsync("SELECT mad.mark_version(@model, 1, 'ready', NULL, '{}')", new { model });
@@ -77,7 +71,7 @@ public sealed class RoleTests(PostgresDatabase database) : IClassFixture<Postgre
     [Fact(Timeout = 90_000)]
     public async Task A_sidecar_logged_in_with_only_mad_sidecar_validates_versions()
     {
-        var registry = new PostgresModelRegistry(database.DataSource);
+        var registry = new PostgresModelRegistry(Database.DataSource);
         await using var login = await LoginAsync("mad_sidecar");
         await using var sidecar = await RunningSidecar.StartAsync(login.ConnectionString);
 
@@ -87,7 +81,7 @@ public sealed class RoleTests(PostgresDatabase database) : IClassFixture<Postgre
         Assert.Equal(Core.Registry.VersionStatus.Ready, validated.Status);
         // Registration and validation start together: the version may be ready before the sidecar's row is written.
         var registeredAs = await Eventually.WaitForAsync(
-            () => database.DataSource.ScalarAsync<string?>("SELECT login FROM mad.sidecars WHERE id = @id", new { id = sidecar.Options.SidecarId }),
+            () => Database.DataSource.ScalarAsync<string?>("SELECT login FROM mad.sidecars WHERE id = @id", new { id = sidecar.Options.SidecarId }),
             l => l is not null, "the sidecar to register", TimeSpan.FromSeconds(10));
         Assert.Equal(login.Name, registeredAs);
     }
@@ -96,8 +90,8 @@ public sealed class RoleTests(PostgresDatabase database) : IClassFixture<Postgre
     {
         var name = Sql.UniqueName("login");
         const string password = "test-only";
-        await database.DataSource.ExecuteAsync($"CREATE ROLE {name} LOGIN PASSWORD '{password}' IN ROLE {groupRole}");
-        return new Login(database, name, database.ConnectionStringFor(name, password));
+        await Database.DataSource.ExecuteAsync($"CREATE ROLE {name} LOGIN PASSWORD '{password}' IN ROLE {groupRole}");
+        return new Login(Database, name, Database.ConnectionStringFor(name, password));
     }
 
     /// <summary>A throwaway LOGIN role, dropped on dispose.</summary>

@@ -2,22 +2,19 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
-using ModelAsData.IntegrationTests.Infrastructure;
 using ModelAsData.Sidecar.Requests;
 using static ModelAsData.IntegrationTests.Requests.RequestSupport;
 
 namespace ModelAsData.IntegrationTests.Requests;
 
 /// <summary>The Open Inference Protocol v2 endpoint and /metrics of a sidecar started in-process on a free loopback port.</summary>
-public sealed class HttpInferenceTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>
+public sealed class HttpInferenceTests(PostgresDatabase database) : OnlineRequestTests(database)
 {
-    private static CancellationToken Ct => TestContext.Current.CancellationToken;
-
     [Fact(Timeout = 60_000)]
     public async Task Health_metadata_infer_and_metrics_answer_over_http()
     {
-        var model = await PushIrisAsync(database);
-        await using var sidecar = await StartSidecarAsync(database, $"127.0.0.1:{FreePort()}");
+        var model = await PushIrisAsync();
+        await using var sidecar = await StartSidecarAsync($"127.0.0.1:{FreePort()}");
         var address = sidecar.Services.GetRequiredService<HttpInferenceService>().Address!;
         Assert.Equal("127.0.0.1", address.Host);
         using var http = new HttpClient { BaseAddress = address };
@@ -51,7 +48,7 @@ public sealed class HttpInferenceTests(PostgresDatabase database) : IClassFixtur
 
         // Logged like the SQL doors: the same features hash the same.
         await Eventually.WaitForAsync(
-            () => database.DataSource.ScalarAsync<long>("SELECT count(*) FROM mad.prediction_log WHERE door = 'http' AND model = @model AND inputs_sha256 = mad.inputs_hash(@features::jsonb)", new { model, features = Setosa }),
+            () => Database.DataSource.ScalarAsync<long>("SELECT count(*) FROM mad.prediction_log WHERE door = 'http' AND model = @model AND inputs_sha256 = mad.inputs_hash(@features::jsonb)", new { model, features = Setosa }),
             n => n == 1, "the http prediction in the log");
 
         var metrics = await http.GetStringAsync("/metrics", Ct);
@@ -64,8 +61,8 @@ public sealed class HttpInferenceTests(PostgresDatabase database) : IClassFixtur
     [Fact(Timeout = 60_000)]
     public async Task A_missing_model_or_bad_input_gets_an_oip_error()
     {
-        var model = await PushIrisAsync(database);
-        await using var sidecar = await StartSidecarAsync(database, $"127.0.0.1:{FreePort()}");
+        var model = await PushIrisAsync();
+        await using var sidecar = await StartSidecarAsync($"127.0.0.1:{FreePort()}");
         using var http = new HttpClient { BaseAddress = sidecar.Services.GetRequiredService<HttpInferenceService>().Address };
 
         using var missing = await http.PostAsJsonAsync("/v2/models/no_such_model/infer", new JsonObject(), Ct);

@@ -1,11 +1,8 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using ModelAsData.IntegrationTests.Infrastructure;
 using ModelAsData.IntegrationTests.Postgres;
-using ModelAsData.Postgres.Registry;
 using ModelAsData.Sidecar;
-using Npgsql;
 
 namespace ModelAsData.IntegrationTests.Requests;
 

@@ -1,25 +1,21 @@
-using System.CommandLine;
-using ModelAsData.Cli;
 using ModelAsData.IntegrationTests.Batch;
-using ModelAsData.IntegrationTests.Infrastructure;
-using Spectre.Console.Testing;
 
 namespace ModelAsData.IntegrationTests.Streaming;
 
 /// <summary><c>mad tables watch | unwatch | status</c> and <c>mad jobs</c> through the real parser.</summary>
-public sealed class StreamingCliTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>
+public sealed class StreamingCliTests(PostgresDatabase database) : MadCliTests(database)
 {
     [Fact(Timeout = 60_000)]
     public async Task Tables_watch_status_and_unwatch_work_and_status_shows_the_lag()
     {
-        var (model, _) = await BatchTables.ReadyModelAsync(database);
-        var source = await BatchTables.CreateFlowersAsync(database.DataSource, 0);
+        var (model, _) = await BatchTables.ReadyModelAsync(Database);
+        var source = await BatchTables.CreateFlowersAsync(Database.DataSource, 0);
         var name = Sql.UniqueName("cli");
         await RunAsync("tables", "create", name, "--model", model, "--source", source, "--key", "id", "--features", BatchTables.IrisFeatures);
 
         var before = await RunAsync("tables", "status", name);
         var watch = await RunAsync("tables", "watch", name);
-        await database.DataSource.ExecuteAsync($"INSERT INTO public.{source} SELECT g, 5.0, 3.0, 1.5, 0.2 FROM generate_series(1, 42) g");
+        await Database.DataSource.ExecuteAsync($"INSERT INTO public.{source} SELECT g, 5.0, 3.0, 1.5, 0.2 FROM generate_series(1, 42) g");
         var waiting = await RunAsync("tables", "status", name);
         var jobs = await RunAsync("jobs");
         var unwatch = await RunAsync("tables", "unwatch", name);
@@ -35,15 +31,5 @@ public sealed class StreamingCliTests(PostgresDatabase database) : IClassFixture
         Assert.Matches($@"{name}\s*│\s*42\s*│", jobs.Output);
         Assert.True(unwatch.ExitCode == 0, unwatch.Output);
         Assert.Contains("not watched", after.Output, StringComparison.Ordinal);
-    }
-
-    private async Task<(int ExitCode, string Output)> RunAsync(params string[] args)
-    {
-        using var console = new TestConsole();
-        console.Profile.Width = 240;
-        using var output = new StringWriter();
-        var exitCode = await MadCommand.Create(console).Parse([.. args, "--db", database.ConnectionString])
-            .InvokeAsync(new InvocationConfiguration { Output = output, Error = output }, TestContext.Current.CancellationToken);
-        return (exitCode, console.Output + output);
     }
 }

@@ -1,5 +1,4 @@
 using ModelAsData.IntegrationTests.Batch;
-using ModelAsData.IntegrationTests.Infrastructure;
 
 namespace ModelAsData.IntegrationTests.Streaming;
 

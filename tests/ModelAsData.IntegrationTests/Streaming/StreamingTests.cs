@@ -1,56 +1,51 @@
 using ModelAsData.IntegrationTests.Batch;
-using ModelAsData.IntegrationTests.Infrastructure;
-using ModelAsData.Postgres.Registry;
-using Npgsql;
 using static ModelAsData.IntegrationTests.Streaming.StreamingTables;
 
 namespace ModelAsData.IntegrationTests.Streaming;
 
 /// <summary>Watched tables: trigger → outbox → drain → score → upsert, with in-process sidecars.</summary>
-public sealed class StreamingTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>
+public sealed class StreamingTests(PostgresDatabase database) : WatchedTableTests(database)
 {
-    private static CancellationToken Ct => TestContext.Current.CancellationToken;
-
     [Fact(Timeout = 60_000)]
     public async Task Inserted_updated_and_deleted_rows_are_followed_by_their_predictions_within_seconds()
     {
-        await using var sidecar = await RunningSidecar.StartAsync(database.ConnectionString);
+        await using var sidecar = await RunningSidecar.StartAsync(Database.ConnectionString);
         var (source, name) = await WatchedAsync(rows: 0);
 
-        await database.DataSource.ExecuteAsync($"INSERT INTO public.{source} VALUES (1, {Setosa}), (2, {Setosa}), (3, {Virginica})");
+        await Database.DataSource.ExecuteAsync($"INSERT INTO public.{source} VALUES (1, {Setosa}), (2, {Setosa}), (3, {Virginica})");
         await WaitForAsync($"SELECT count(*) FROM mad_out.{name}", 3);
-        var inserted = await database.DataSource.QueryAsync<(long Id, long Label, int Version, string? Error)>(
+        var inserted = await Database.DataSource.QueryAsync<(long Id, long Label, int Version, string? Error)>(
             $"SELECT id, label, model_version, error FROM mad_out.{name} ORDER BY id");
-        await database.DataSource.ExecuteAsync($"UPDATE public.{source} SET (sepal_length, sepal_width, petal_length, petal_width) = ({Virginica}) WHERE id = 1");
+        await Database.DataSource.ExecuteAsync($"UPDATE public.{source} SET (sepal_length, sepal_width, petal_length, petal_width) = ({Virginica}) WHERE id = 1");
         await WaitForAsync($"SELECT label FROM mad_out.{name} WHERE id = 1", inserted[2].Label);
-        await database.DataSource.ExecuteAsync($"DELETE FROM public.{source} WHERE id = 2");
+        await Database.DataSource.ExecuteAsync($"DELETE FROM public.{source} WHERE id = 2");
         await WaitForAsync($"SELECT count(*) FROM mad_out.{name}", 2);
 
         Assert.Equal([1L, 2L, 3L], inserted.Select(r => r.Id));
         Assert.All(inserted, r => Assert.Equal(1, r.Version));
         Assert.All(inserted, r => Assert.Null(r.Error));
         Assert.NotEqual(inserted[0].Label, inserted[2].Label);
-        Assert.Equal([1L, 3L], await database.DataSource.QueryAsync<long>($"SELECT id FROM mad_out.{name} ORDER BY id"));
+        Assert.Equal([1L, 3L], await Database.DataSource.QueryAsync<long>($"SELECT id FROM mad_out.{name} ORDER BY id"));
         await WaitForAsync($"SELECT waiting FROM mad.stream_lag('{name}')", 0);
     }
 
     [Fact(Timeout = 60_000)]
     public async Task A_row_updated_twice_quickly_ends_with_the_prediction_of_its_latest_values()
     {
-        await using var sidecar = await RunningSidecar.StartAsync(database.ConnectionString);
+        await using var sidecar = await RunningSidecar.StartAsync(Database.ConnectionString);
         var (source, name) = await WatchedAsync(rows: 0);
 
-        await database.DataSource.ExecuteAsync($"INSERT INTO public.{source} VALUES (1, {Setosa}), (2, {Virginica}), (3, {Setosa})");
+        await Database.DataSource.ExecuteAsync($"INSERT INTO public.{source} VALUES (1, {Setosa}), (2, {Virginica}), (3, {Setosa})");
         for (var i = 0; i < 20; i++)
         {
-            await database.DataSource.ExecuteAsync($"UPDATE public.{source} SET (sepal_length, sepal_width, petal_length, petal_width) = ({(i % 2 == 0 ? Virginica : Setosa)}) WHERE id = 1");
+            await Database.DataSource.ExecuteAsync($"UPDATE public.{source} SET (sepal_length, sepal_width, petal_length, petal_width) = ({(i % 2 == 0 ? Virginica : Setosa)}) WHERE id = 1");
         }
 
-        await database.DataSource.ExecuteAsync($"UPDATE public.{source} SET (sepal_length, sepal_width, petal_length, petal_width) = ({Virginica}) WHERE id = 1");
+        await Database.DataSource.ExecuteAsync($"UPDATE public.{source} SET (sepal_length, sepal_width, petal_length, petal_width) = ({Virginica}) WHERE id = 1");
         await WaitForAsync($"SELECT waiting FROM mad.stream_lag('{name}')", 0);
         await WaitForAsync($"SELECT count(*) FROM mad_out.{name}", 3);
 
-        var rows = await database.DataSource.QueryAsync<(long Id, long Label, float P0)>($"SELECT id, label, probability_0 FROM mad_out.{name} ORDER BY id");
+        var rows = await Database.DataSource.QueryAsync<(long Id, long Label, float P0)>($"SELECT id, label, probability_0 FROM mad_out.{name} ORDER BY id");
         Assert.Equal(rows[1].Label, rows[0].Label);
         Assert.Equal(rows[1].P0, rows[0].P0);
         Assert.NotEqual(rows[2].Label, rows[0].Label);
@@ -60,28 +55,28 @@ public sealed class StreamingTests(PostgresDatabase database) : IClassFixture<Po
     public async Task Rows_written_while_no_sidecar_runs_wait_in_the_outbox_and_are_scored_when_one_starts()
     {
         var (source, name) = await WatchedAsync(rows: 0);
-        await database.DataSource.ExecuteAsync($"INSERT INTO public.{source} SELECT g, 5.0, 3.0, 1.5, 0.2 FROM generate_series(1, 500) g");
-        await database.DataSource.ExecuteAsync($"UPDATE public.{source} SET petal_length = 5.0 WHERE id <= 100");
-        var waiting = await database.DataSource.ScalarAsync<long>($"SELECT waiting FROM mad.stream_lag('{name}')");
+        await Database.DataSource.ExecuteAsync($"INSERT INTO public.{source} SELECT g, 5.0, 3.0, 1.5, 0.2 FROM generate_series(1, 500) g");
+        await Database.DataSource.ExecuteAsync($"UPDATE public.{source} SET petal_length = 5.0 WHERE id <= 100");
+        var waiting = await Database.DataSource.ScalarAsync<long>($"SELECT waiting FROM mad.stream_lag('{name}')");
 
-        await using var sidecar = await RunningSidecar.StartAsync(database.ConnectionString);
+        await using var sidecar = await RunningSidecar.StartAsync(Database.ConnectionString);
         await WaitForAsync($"SELECT count(*) FROM mad_out.{name}", 500);
         await WaitForAsync($"SELECT waiting FROM mad.stream_lag('{name}')", 0);
 
         Assert.Equal(600, waiting);
-        await BatchTables.AssertOnePredictionPerRowAsync(database.DataSource, source, name);
+        await BatchTables.AssertOnePredictionPerRowAsync(Database.DataSource, source, name);
     }
 
     [Fact(Timeout = 60_000)]
     public async Task A_row_that_cannot_be_scored_gets_its_error_and_the_others_their_predictions()
     {
-        await using var sidecar = await RunningSidecar.StartAsync(database.ConnectionString);
+        await using var sidecar = await RunningSidecar.StartAsync(Database.ConnectionString);
         var (source, name) = await WatchedAsync(rows: 0);
 
-        await database.DataSource.ExecuteAsync($"INSERT INTO public.{source} VALUES (1, {Setosa}), (2, NULL, 3.0, 1.5, 0.2), (3, {Virginica})");
+        await Database.DataSource.ExecuteAsync($"INSERT INTO public.{source} VALUES (1, {Setosa}), (2, NULL, 3.0, 1.5, 0.2), (3, {Virginica})");
         await WaitForAsync($"SELECT count(*) FROM mad_out.{name}", 3);
 
-        var rows = await database.DataSource.QueryAsync<(long Id, long? Label, string? Error)>($"SELECT id, label, error FROM mad_out.{name} ORDER BY id");
+        var rows = await Database.DataSource.QueryAsync<(long Id, long? Label, string? Error)>($"SELECT id, label, error FROM mad_out.{name} ORDER BY id");
         Assert.Null(rows[0].Error);
         Assert.NotNull(rows[0].Label);
         Assert.Null(rows[1].Label);
@@ -92,10 +87,10 @@ public sealed class StreamingTests(PostgresDatabase database) : IClassFixture<Po
     [Fact(Timeout = 120_000)]
     public async Task Two_sidecars_drain_one_outbox_without_overlap()
     {
-        await using var first = await RunningSidecar.StartAsync(database.ConnectionString);
-        await using var second = await RunningSidecar.StartAsync(database.ConnectionString);
+        await using var first = await RunningSidecar.StartAsync(Database.ConnectionString);
+        await using var second = await RunningSidecar.StartAsync(Database.ConnectionString);
         var (source, name) = await WatchedAsync(rows: 0);
-        await database.DataSource.ExecuteAsync("UPDATE mad.settings SET value = '200' WHERE name = 'stream_batch_rows'");
+        await Database.DataSource.ExecuteAsync("UPDATE mad.settings SET value = '200' WHERE name = 'stream_batch_rows'");
         try
         {
             var writers = Enumerable.Range(0, 4).Select(w => Task.Run(async () =>
@@ -103,20 +98,20 @@ public sealed class StreamingTests(PostgresDatabase database) : IClassFixture<Po
                 for (var i = 0; i < 50; i++)
                 {
                     var from = (w * 50 + i) * 100 + 1;
-                    await database.DataSource.ExecuteAsync($"INSERT INTO public.{source} SELECT g, 4.3 + (g % 37) * 0.1, 2.0 + (g % 23) * 0.1, 1.0 + (g % 59) * 0.1, 0.1 + (g % 25) * 0.1 FROM generate_series({from}, {from + 99}) g");
-                    await database.DataSource.ExecuteAsync($"UPDATE public.{source} SET sepal_width = sepal_width + 0.1 WHERE id BETWEEN {from} AND {from + 9}");
+                    await Database.DataSource.ExecuteAsync($"INSERT INTO public.{source} SELECT g, 4.3 + (g % 37) * 0.1, 2.0 + (g % 23) * 0.1, 1.0 + (g % 59) * 0.1, 0.1 + (g % 25) * 0.1 FROM generate_series({from}, {from + 99}) g");
+                    await Database.DataSource.ExecuteAsync($"UPDATE public.{source} SET sepal_width = sepal_width + 0.1 WHERE id BETWEEN {from} AND {from + 9}");
                 }
             }, Ct)).ToArray();
             await Task.WhenAll(writers);
 
             await WaitForAsync($"SELECT count(*) FROM mad_out.{name}", 20_000, TimeSpan.FromSeconds(60));
             await WaitForAsync($"SELECT waiting FROM mad.stream_lag('{name}')", 0);
-            await BatchTables.AssertOnePredictionPerRowAsync(database.DataSource, source, name);
-            Assert.Equal(0, await database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad_out.{name} WHERE error IS NOT NULL"));
+            await BatchTables.AssertOnePredictionPerRowAsync(Database.DataSource, source, name);
+            Assert.Equal(0, await Database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad_out.{name} WHERE error IS NOT NULL"));
         }
         finally
         {
-            await database.DataSource.ExecuteAsync("UPDATE mad.settings SET value = '1000' WHERE name = 'stream_batch_rows'");
+            await Database.DataSource.ExecuteAsync("UPDATE mad.settings SET value = '1000' WHERE name = 'stream_batch_rows'");
         }
     }
 
@@ -125,16 +120,16 @@ public sealed class StreamingTests(PostgresDatabase database) : IClassFixture<Po
     {
         var (source, name) = await WatchedAsync(rows: 0);
         var triggers = $"SELECT count(*) FROM pg_trigger WHERE tgrelid = 'public.{source}'::regclass AND tgname LIKE 'mad_watch_%'";
-        var watchedTriggers = await database.DataSource.ScalarAsync<long>(triggers);
-        await database.DataSource.ExecuteAsync($"INSERT INTO public.{source} VALUES (1, {Setosa})");
+        var watchedTriggers = await Database.DataSource.ScalarAsync<long>(triggers);
+        await Database.DataSource.ExecuteAsync($"INSERT INTO public.{source} VALUES (1, {Setosa})");
 
-        await database.DataSource.ExecuteAsync("SELECT mad.unwatch(@name)", new { name });
-        await database.DataSource.ExecuteAsync($"INSERT INTO public.{source} VALUES (2, {Setosa})");
+        await Database.DataSource.ExecuteAsync("SELECT mad.unwatch(@name)", new { name });
+        await Database.DataSource.ExecuteAsync($"INSERT INTO public.{source} VALUES (2, {Setosa})");
 
         Assert.Equal(4, watchedTriggers); // insert, update, delete, truncate
-        Assert.Equal(0, await database.DataSource.ScalarAsync<long>(triggers));
-        Assert.Equal(0, await database.DataSource.ScalarAsync<long>($"SELECT waiting FROM mad.stream_lag('{name}')"));
-        Assert.False(await database.DataSource.ScalarAsync<bool>("SELECT watched FROM mad.prediction_tables WHERE name = @name", new { name }));
+        Assert.Equal(0, await Database.DataSource.ScalarAsync<long>(triggers));
+        Assert.Equal(0, await Database.DataSource.ScalarAsync<long>($"SELECT waiting FROM mad.stream_lag('{name}')"));
+        Assert.False(await Database.DataSource.ScalarAsync<bool>("SELECT watched FROM mad.prediction_tables WHERE name = @name", new { name }));
     }
 
     [Fact(Timeout = 60_000)]
@@ -142,22 +137,22 @@ public sealed class StreamingTests(PostgresDatabase database) : IClassFixture<Po
     {
         var (source, name) = await CreatedAsync(rows: 0);
         var login = Sql.UniqueName("analyst");
-        await database.DataSource.ExecuteAsync($"CREATE ROLE {login} LOGIN PASSWORD 'pw' IN ROLE mad_user");
+        await Database.DataSource.ExecuteAsync($"CREATE ROLE {login} LOGIN PASSWORD 'pw' IN ROLE mad_user");
         // Creating is for mad_admin: the admin hands the table over to the analyst.
-        await database.DataSource.ExecuteAsync("UPDATE mad.prediction_tables SET owner = @login WHERE name = @name", new { login, name });
-        await using var user = await PostgresModelRegistry.OpenAsync(database.ConnectionStringFor(login, "pw"), Ct);
+        await Database.DataSource.ExecuteAsync("UPDATE mad.prediction_tables SET owner = @login WHERE name = @name", new { login, name });
+        await using var user = await PostgresModelRegistry.OpenAsync(Database.ConnectionStringFor(login, "pw"), Ct);
 
         var denied = await user.DataSource.FailsAsync("SELECT mad.watch(@name)", new { name });
-        await database.DataSource.ExecuteAsync($"GRANT USAGE ON SCHEMA public TO {login}; GRANT SELECT ON public.{source} TO {login}");
+        await Database.DataSource.ExecuteAsync($"GRANT USAGE ON SCHEMA public TO {login}; GRANT SELECT ON public.{source} TO {login}");
         var noTrigger = await user.DataSource.FailsAsync("SELECT mad.watch(@name)", new { name });
-        await database.DataSource.ExecuteAsync($"GRANT TRIGGER ON public.{source} TO {login}");
+        await Database.DataSource.ExecuteAsync($"GRANT TRIGGER ON public.{source} TO {login}");
         await user.DataSource.ExecuteAsync("SELECT mad.watch(@name)", new { name });
 
         Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, denied.SqlState);
         Assert.Contains($"may not SELECT from public.{source}", denied.MessageText, StringComparison.Ordinal);
         Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, noTrigger.SqlState);
         Assert.Contains($"needs the TRIGGER privilege on public.{source}", noTrigger.MessageText, StringComparison.Ordinal);
-        Assert.True(await database.DataSource.ScalarAsync<bool>("SELECT watched FROM mad.prediction_tables WHERE name = @name", new { name }));
+        Assert.True(await Database.DataSource.ScalarAsync<bool>("SELECT watched FROM mad.prediction_tables WHERE name = @name", new { name }));
     }
 
     [Fact(Timeout = 60_000)]
@@ -165,20 +160,14 @@ public sealed class StreamingTests(PostgresDatabase database) : IClassFixture<Po
     {
         var (source, name) = await WatchedAsync(rows: 0);
         var login = Sql.UniqueName("streamer");
-        await database.DataSource.ExecuteAsync($"CREATE ROLE {login} LOGIN PASSWORD 'pw' IN ROLE mad_sidecar; GRANT USAGE ON SCHEMA public TO {login}; GRANT SELECT ON public.{source} TO {login}");
-        await using var sidecar = await RunningSidecar.StartAsync(database.ConnectionStringFor(login, "pw"));
+        await Database.DataSource.ExecuteAsync($"CREATE ROLE {login} LOGIN PASSWORD 'pw' IN ROLE mad_sidecar; GRANT USAGE ON SCHEMA public TO {login}; GRANT SELECT ON public.{source} TO {login}");
+        await using var sidecar = await RunningSidecar.StartAsync(Database.ConnectionStringFor(login, "pw"));
 
-        await database.DataSource.ExecuteAsync($"INSERT INTO public.{source} VALUES (1, {Setosa}), (2, {Virginica})");
+        await Database.DataSource.ExecuteAsync($"INSERT INTO public.{source} VALUES (1, {Setosa}), (2, {Virginica})");
         await WaitForAsync($"SELECT count(*) FROM mad_out.{name}", 2);
-        await database.DataSource.ExecuteAsync($"DELETE FROM public.{source} WHERE id = 1");
+        await Database.DataSource.ExecuteAsync($"DELETE FROM public.{source} WHERE id = 1");
         await WaitForAsync($"SELECT count(*) FROM mad_out.{name}", 1);
 
-        Assert.Equal(0, await database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad_out.{name} WHERE error IS NOT NULL"));
+        Assert.Equal(0, await Database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad_out.{name} WHERE error IS NOT NULL"));
     }
-
-    private Task<(string Source, string Name)> CreatedAsync(int rows) => StreamingTables.CreatedAsync(database, rows);
-
-    private Task<(string Source, string Name)> WatchedAsync(int rows) => StreamingTables.WatchedAsync(database, rows);
-
-    private Task<long> WaitForAsync(string sql, long expected, TimeSpan? timeout = null) => StreamingTables.WaitForAsync(database, sql, expected, timeout);
 }

@@ -4,12 +4,8 @@ using ModelAsData.Tests.Sqlite;
 namespace ModelAsData.Tests.Cli;
 
 [Collection(CliCollection.Name)]
-public sealed class DemoCommandTests : IDisposable
+public sealed class DemoCommandTests() : SqliteFileCliTests("demo.db")
 {
-    private readonly string _folder = TempDatabase.NewFolder();
-
-    private string Db => Path.Combine(_folder, "demo.db");
-
     [Fact]
     public async Task Demo_scores_the_sample_tables_and_shows_the_join_with_model_versions()
     {
@@ -60,6 +56,4 @@ public sealed class DemoCommandTests : IDisposable
         await using var check = await SqliteDatabase.OpenAsync(Db);
         Assert.Equal(2L, TempDatabase.Scalar(check, "SELECT count(*) FROM customers"));
     }
-
-    public void Dispose() => TempDatabase.DeleteFolder(_folder);
 }

@@ -4,12 +4,8 @@ using ModelAsData.Tests.Sqlite;
 namespace ModelAsData.Tests.Cli;
 
 [Collection(CliCollection.Name)]
-public sealed class ModelsCommandTests : IDisposable
+public sealed class ModelsCommandTests() : SqliteFileCliTests("cli.db")
 {
-    private readonly string _folder = TempDatabase.NewFolder();
-
-    private string Db => Path.Combine(_folder, "cli.db");
-
     [Fact]
     public async Task Push_list_show_alias_rollback_and_history_work_together()
     {
@@ -72,7 +68,7 @@ public sealed class ModelsCommandTests : IDisposable
     public async Task Pushing_a_malformed_model_exits_11_with_the_reason_and_registers_nothing(string kind)
     {
         Assert.Equal(0, (await MadRunner.RunAsync("models", "push", "--db", Db, "keep", TestModels.External("skl2onnx_logreg_iris.onnx"))).ExitCode);
-        var file = Path.Combine(_folder, "bad.onnx");
+        var file = Path.Combine(Folder, "bad.onnx");
         var random = new byte[2048];
         new Random(3).NextBytes(random);
         await File.WriteAllBytesAsync(file, kind switch
@@ -95,7 +91,7 @@ public sealed class ModelsCommandTests : IDisposable
     [Fact]
     public async Task Pushing_a_missing_file_says_which_file()
     {
-        var missing = Path.Combine(_folder, "nope.onnx");
+        var missing = Path.Combine(Folder, "nope.onnx");
         var push = await MadRunner.RunAsync("models", "push", "--db", Db, "iris", missing);
         Assert.Equal(18, push.ExitCode);
         Assert.Contains($"error: No file {missing}: give the path of an .onnx file.", push.Output);
@@ -166,6 +162,4 @@ public sealed class ModelsCommandTests : IDisposable
         await using var connection = await SqliteDatabase.OpenAsync(Db);
         Assert.Equal(2L, TempDatabase.Scalar(connection, "SELECT count(*) FROM mad_schema_migrations"));
     }
-
-    public void Dispose() => TempDatabase.DeleteFolder(_folder);
 }

@@ -5,12 +5,8 @@ namespace ModelAsData.Tests.Cli;
 
 /// <summary><c>mad predict</c>, <c>mad sql</c> and <c>mad tables</c> on a SQLite file.</summary>
 [Collection(CliCollection.Name)]
-public sealed class ScoringCommandTests : IDisposable
+public sealed class ScoringCommandTests() : SqliteFileCliTests("cli.db")
 {
-    private readonly string _folder = TempDatabase.NewFolder();
-
-    private string Db => Path.Combine(_folder, "cli.db");
-
     [Fact]
     public async Task Predict_json_prints_the_prediction_as_json()
     {
@@ -190,8 +186,6 @@ public sealed class ScoringCommandTests : IDisposable
         Assert.Contains("north/B", rows.Output);
         Assert.Contains("south/A", rows.Output);
     }
-
-    public void Dispose() => TempDatabase.DeleteFolder(_folder);
 
     private async Task PushIrisAsync()
     {

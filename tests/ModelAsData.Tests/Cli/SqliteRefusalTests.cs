@@ -8,13 +8,9 @@ namespace ModelAsData.Tests.Cli;
 /// (<c>NotSupported</c>) with a message naming the PostgreSQL store and what to use on SQLite instead.
 /// </summary>
 [Collection(CliCollection.Name)]
-public sealed class SqliteRefusalTests : IDisposable
+public sealed class SqliteRefusalTests() : SqliteFileCliTests("refusals.db")
 {
     private const int NotSupported = 20;
-
-    private readonly string _folder = TempDatabase.NewFolder();
-
-    private string Db => Path.Combine(_folder, "refusals.db");
 
     [Theory]
     [InlineData("watch")]
@@ -76,6 +72,4 @@ public sealed class SqliteRefusalTests : IDisposable
         Assert.Equal(0, follow.ExitCode);
         Assert.Contains("Follow a job with a progress bar", follow.Output);
     }
-
-    public void Dispose() => TempDatabase.DeleteFolder(_folder);
 }

@@ -39,9 +39,7 @@ public sealed class JsonFeaturesTests
     public void Missing_input_is_named_with_what_the_model_takes()
     {
         using var scorer = LoadedModels.Titanic.CreateScorer(1);
-        var e = Assert.Throws<ModelAsDataException>(() =>
-            JsonFeatures.AddRow(scorer, JsonFeatures.Parse("""{"pclass": 1, "sex": "female", "fare": 211.3, "embarked": "S"}"""), "titanic"));
-        Assert.Equal(ErrorCode.FeatureMismatch, e.Code);
+        var e = Mismatch(scorer, """{"pclass": 1, "sex": "female", "fare": 211.3, "embarked": "S"}""", "titanic");
         Assert.Contains("Features do not fit model 'titanic': input 'age' is missing.", e.Message);
         Assert.Contains("It takes: pclass int64[-1,1], sex string[-1,1], age float[-1,1], fare float[-1,1], embarked string[-1,1].", e.Message);
         Assert.Equal(0, scorer.Count);
@@ -51,9 +49,7 @@ public sealed class JsonFeaturesTests
     public void Unknown_input_is_named()
     {
         using var scorer = LoadedModels.RandomForestIris.CreateScorer(1);
-        var e = Assert.Throws<ModelAsDataException>(() =>
-            JsonFeatures.AddRow(scorer, JsonFeatures.Parse("""{"float_input": [1, 2, 3, 4], "tenure": 3}"""), "iris"));
-        Assert.Equal(ErrorCode.FeatureMismatch, e.Code);
+        var e = Mismatch(scorer, """{"float_input": [1, 2, 3, 4], "tenure": 3}""", "iris");
         Assert.Contains("it has no input 'tenure'", e.Message);
         Assert.Contains("It takes: float_input float[-1,4]", e.Message);
     }
@@ -65,8 +61,7 @@ public sealed class JsonFeaturesTests
     public void Wrong_width_says_how_many_values_the_input_takes_and_how_many_were_given(string json, int given)
     {
         using var scorer = LoadedModels.RandomForestIris.CreateScorer(1);
-        var e = Assert.Throws<ModelAsDataException>(() => JsonFeatures.AddRow(scorer, JsonFeatures.Parse(json), "iris"));
-        Assert.Equal(ErrorCode.FeatureMismatch, e.Code);
+        var e = Mismatch(scorer, json, "iris");
         Assert.Contains($"input 'float_input' takes 4 value(s); {given} given", e.Message);
     }
 
@@ -74,9 +69,7 @@ public sealed class JsonFeaturesTests
     public void Text_in_a_numeric_input_names_the_model_the_input_and_the_value()
     {
         using var scorer = LoadedModels.RandomForestIris.CreateScorer(1);
-        var e = Assert.Throws<ModelAsDataException>(() =>
-            JsonFeatures.AddRow(scorer, JsonFeatures.Parse("""{"float_input": [5.1, "wide", 1.4, 0.2]}"""), "iris@2"));
-        Assert.Equal(ErrorCode.FeatureMismatch, e.Code);
+        var e = Mismatch(scorer, """{"float_input": [5.1, "wide", 1.4, 0.2]}""", "iris@2");
         Assert.Equal("Model 'iris@2': text 'wide' cannot feed input 'float_input' (float).", e.Message);
         Assert.Equal(0, scorer.Count);
     }
@@ -85,9 +78,7 @@ public sealed class JsonFeaturesTests
     public void Null_feature_is_refused_naming_the_input_position()
     {
         using var scorer = LoadedModels.RandomForestIris.CreateScorer(1);
-        var e = Assert.Throws<ModelAsDataException>(() =>
-            JsonFeatures.AddRow(scorer, JsonFeatures.Parse("""{"float_input": [5.1, 3.5, null, 0.2]}"""), "iris"));
-        Assert.Equal(ErrorCode.FeatureMismatch, e.Code);
+        var e = Mismatch(scorer, """{"float_input": [5.1, 3.5, null, 0.2]}""", "iris");
         Assert.Equal("Model 'iris': null cannot feed input 'float_input'[2] (float).", e.Message);
     }
 
@@ -95,9 +86,7 @@ public sealed class JsonFeaturesTests
     public void Fraction_in_an_integer_input_is_refused()
     {
         using var scorer = LoadedModels.Titanic.CreateScorer(1);
-        var e = Assert.Throws<ModelAsDataException>(() =>
-            JsonFeatures.AddRow(scorer, JsonFeatures.Parse("""{"pclass": 1.5, "sex": "female", "age": 29, "fare": 211.3, "embarked": "S"}"""), "titanic"));
-        Assert.Equal(ErrorCode.FeatureMismatch, e.Code);
+        var e = Mismatch(scorer, """{"pclass": 1.5, "sex": "female", "age": 29, "fare": 211.3, "embarked": "S"}""", "titanic");
         Assert.Contains("1.5 does not fit input 'pclass' (int64)", e.Message);
     }
 
@@ -151,5 +140,13 @@ public sealed class JsonFeaturesTests
             JsonFeatures.AddRow(scorer, new JsonObject { ["float_input"] = new JsonArray(new JsonArray(1, 2), 1, 2, 3) }, "iris"));
         Assert.Equal(ErrorCode.FeatureMismatch, e.Code);
         Assert.Contains("cannot feed input 'float_input' (float)", e.Message);
+    }
+
+    /// <summary>Adding the row of <paramref name="json"/> to <paramref name="scorer"/> fails as a feature mismatch; the error is returned for its message.</summary>
+    private static ModelAsDataException Mismatch(ModelScorer scorer, string json, string model)
+    {
+        var e = Assert.Throws<ModelAsDataException>(() => JsonFeatures.AddRow(scorer, JsonFeatures.Parse(json), model));
+        Assert.Equal(ErrorCode.FeatureMismatch, e.Code);
+        return e;
     }
 }

@@ -86,8 +86,7 @@ public sealed class SqliteModelRegistryTests
         Assert.Equal(["keep"], (await db.Registry.ListAsync()).Select(m => m.Model));
         Assert.Equal(0L, db.Scalar("SELECT count(*) FROM mad_models WHERE name = 'broken'"));
         Assert.Equal(1L, db.Scalar("SELECT count(*) FROM mad_model_versions"));
-        var notFound = await Assert.ThrowsAsync<ModelAsDataException>(() => db.Registry.ResolveAsync(ModelReference.Parse("broken")));
-        Assert.Equal(ErrorCode.NotFound, notFound.Code);
+        await NotFoundAsync(db, "broken");
     }
 
     [Fact]
@@ -226,8 +225,7 @@ public sealed class SqliteModelRegistryTests
         await using var db = await TempDatabase.CreateAsync();
         await db.PushAsync("iris", RandomForest);
         await db.PushAsync("boost", "onnxmltools_xgboost_regressor.onnx");
-        var e = await Assert.ThrowsAsync<ModelAsDataException>(() => db.Registry.ResolveAsync(ModelReference.Parse("churn")));
-        Assert.Equal(ErrorCode.NotFound, e.Code);
+        var e = await NotFoundAsync(db, "churn");
         Assert.Equal("Model 'churn' does not exist; the models are 'boost', 'iris'.", e.Message);
     }
 
@@ -235,8 +233,7 @@ public sealed class SqliteModelRegistryTests
     public async Task Unknown_model_in_an_empty_registry_says_it_is_empty()
     {
         await using var db = await TempDatabase.CreateAsync();
-        var e = await Assert.ThrowsAsync<ModelAsDataException>(() => db.Registry.ResolveAsync(ModelReference.Parse("churn@production")));
-        Assert.Equal(ErrorCode.NotFound, e.Code);
+        var e = await NotFoundAsync(db, "churn@production");
         Assert.Contains("there are no models yet", e.Message);
     }
 
@@ -246,13 +243,12 @@ public sealed class SqliteModelRegistryTests
         await using var db = await TempDatabase.CreateAsync();
         await db.PushAsync("iris", RandomForest);
         await db.PushAsync("iris", LogisticRegression);
-        var none = await Assert.ThrowsAsync<ModelAsDataException>(() => db.Registry.ResolveAsync(ModelReference.Parse("iris@staging")));
-        Assert.Equal(ErrorCode.NotFound, none.Code);
+        var none = await NotFoundAsync(db, "iris@staging");
         Assert.Contains("Model 'iris' has no alias 'staging'; it has no aliases.", none.Message);
 
         await db.Registry.SetAliasAsync("iris", "production", 2);
         await db.Registry.SetAliasAsync("iris", "canary", 1);
-        var some = await Assert.ThrowsAsync<ModelAsDataException>(() => db.Registry.ResolveAsync(ModelReference.Parse("iris@staging")));
+        var some = await NotFoundAsync(db, "iris@staging");
         Assert.Contains("its aliases are canary -> 1, production -> 2", some.Message);
     }
 
@@ -262,8 +258,7 @@ public sealed class SqliteModelRegistryTests
         await using var db = await TempDatabase.CreateAsync();
         await db.PushAsync("iris", RandomForest);
         await db.PushAsync("iris", LogisticRegression);
-        var e = await Assert.ThrowsAsync<ModelAsDataException>(() => db.Registry.ResolveAsync(ModelReference.Parse("iris@7")));
-        Assert.Equal(ErrorCode.NotFound, e.Code);
+        var e = await NotFoundAsync(db, "iris@7");
         Assert.Equal("Model 'iris' has no version 7; its versions are 1 (ready), 2 (ready).", e.Message);
         var alias = await Assert.ThrowsAsync<ModelAsDataException>(() => db.Registry.SetAliasAsync("iris", "production", 9));
         Assert.Equal("Model 'iris' has no version 9; its versions are 1 (ready), 2 (ready).", alias.Message);
@@ -349,5 +344,13 @@ public sealed class SqliteModelRegistryTests
         var bytes = new byte[length];
         new Random(42).NextBytes(bytes);
         return bytes;
+    }
+
+    /// <summary>Resolving the reference fails with NotFound; the error is returned for its message.</summary>
+    private static async Task<ModelAsDataException> NotFoundAsync(TempDatabase db, string reference)
+    {
+        var e = await Assert.ThrowsAsync<ModelAsDataException>(() => db.Registry.ResolveAsync(ModelReference.Parse(reference)));
+        Assert.Equal(ErrorCode.NotFound, e.Code);
+        return e;
     }
 }

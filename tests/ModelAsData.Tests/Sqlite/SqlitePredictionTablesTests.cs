@@ -44,9 +44,7 @@ public sealed class SqlitePredictionTablesTests
     [Fact]
     public async Task Source_table_names_match_without_case_as_in_sqlite()
     {
-        await using var db = await TempDatabase.CreateAsync();
-        await db.PushAsync("iris", "skl2onnx_rf_iris.onnx");
-        CreateFlowers(db, 3);
+        await using var db = await IrisAndFlowersAsync(rows: 3);
         var tables = new SqlitePredictionTables(db.Registry);
 
         var table = await tables.CreateAsync(new PredictionTableSpec("flower_scores", "FLOWERS", ["id"], "iris", FeatureMapping.Parse(IrisFeatures)));
@@ -77,9 +75,7 @@ public sealed class SqlitePredictionTablesTests
     [Fact]
     public async Task Output_table_has_typed_columns_key_version_time_and_error()
     {
-        await using var db = await TempDatabase.CreateAsync();
-        await db.PushAsync("iris", "skl2onnx_rf_iris.onnx");
-        CreateFlowers(db, 3);
+        await using var db = await IrisAndFlowersAsync(rows: 3);
         var tables = new SqlitePredictionTables(db.Registry);
         var table = await tables.CreateAsync(new PredictionTableSpec("flower_scores", "flowers", ["ID"], "iris", FeatureMapping.Parse(IrisFeatures)));
 
@@ -97,9 +93,7 @@ public sealed class SqlitePredictionTablesTests
     [Fact]
     public async Task Refresh_scores_every_row_with_its_version_and_time_and_records_the_refresh()
     {
-        await using var db = await TempDatabase.CreateAsync();
-        await db.PushAsync("iris", "skl2onnx_rf_iris.onnx");
-        CreateFlowers(db, 3000);
+        await using var db = await IrisAndFlowersAsync(rows: 3000);
         var tables = new SqlitePredictionTables(db.Registry);
         await tables.CreateAsync(new PredictionTableSpec("flower_scores", "flowers", ["id"], "iris", FeatureMapping.Parse(IrisFeatures)));
         var reports = new List<RefreshProgress>();
@@ -124,9 +118,7 @@ public sealed class SqlitePredictionTablesTests
     [Fact]
     public async Task Rows_with_a_null_or_text_feature_get_their_error_while_the_rest_of_the_batch_is_scored()
     {
-        await using var db = await TempDatabase.CreateAsync();
-        await db.PushAsync("iris", "skl2onnx_rf_iris.onnx");
-        CreateFlowers(db, 2500);
+        await using var db = await IrisAndFlowersAsync(rows: 2500);
         // Failures in the middle of the first batch, at a batch edge and in the last batch.
         db.Execute("UPDATE flowers SET petal_length = NULL WHERE id IN (5, 1024, 2401)");
         db.Execute("UPDATE flowers SET sepal_width = 'wide' WHERE id IN (7, 1025, 2499)");
@@ -175,9 +167,7 @@ public sealed class SqlitePredictionTablesTests
     [Fact]
     public async Task Deleted_source_rows_disappear_and_new_ones_appear_after_refresh()
     {
-        await using var db = await TempDatabase.CreateAsync();
-        await db.PushAsync("iris", "skl2onnx_rf_iris.onnx");
-        CreateFlowers(db, 30);
+        await using var db = await IrisAndFlowersAsync(rows: 30);
         var tables = new SqlitePredictionTables(db.Registry);
         await tables.CreateAsync(new PredictionTableSpec("flower_scores", "flowers", ["id"], "iris", FeatureMapping.Parse(IrisFeatures)));
         await tables.RefreshAsync("flower_scores");
@@ -208,9 +198,7 @@ public sealed class SqlitePredictionTablesTests
     [Fact]
     public async Task Create_without_a_mapping_for_a_wide_input_says_how_to_map_it()
     {
-        await using var db = await TempDatabase.CreateAsync();
-        await db.PushAsync("iris", "skl2onnx_rf_iris.onnx");
-        CreateFlowers(db, 3);
+        await using var db = await IrisAndFlowersAsync(rows: 3);
         var tables = new SqlitePredictionTables(db.Registry);
         var e = await Assert.ThrowsAsync<ModelAsDataException>(() => tables.CreateAsync(new PredictionTableSpec("flower_scores", "flowers", ["id"], "iris", null)));
         Assert.Equal(ErrorCode.InvalidArgument, e.Code);
@@ -265,9 +253,7 @@ public sealed class SqlitePredictionTablesTests
     [Fact]
     public async Task Injection_through_table_key_column_or_feature_names_is_refused_and_changes_nothing()
     {
-        await using var db = await TempDatabase.CreateAsync();
-        await db.PushAsync("iris", "skl2onnx_rf_iris.onnx");
-        CreateFlowers(db, 3);
+        await using var db = await IrisAndFlowersAsync(rows: 3);
         var tables = new SqlitePredictionTables(db.Registry);
         var mapping = FeatureMapping.Parse(IrisFeatures);
 
@@ -324,9 +310,7 @@ public sealed class SqlitePredictionTablesTests
     [Fact]
     public async Task Creating_the_same_prediction_table_twice_is_a_conflict()
     {
-        await using var db = await TempDatabase.CreateAsync();
-        await db.PushAsync("iris", "skl2onnx_rf_iris.onnx");
-        CreateFlowers(db, 3);
+        await using var db = await IrisAndFlowersAsync(rows: 3);
         var tables = new SqlitePredictionTables(db.Registry);
         var spec = new PredictionTableSpec("flower_scores", "flowers", ["id"], "iris", FeatureMapping.Parse(IrisFeatures));
         await tables.CreateAsync(spec);
@@ -346,9 +330,7 @@ public sealed class SqlitePredictionTablesTests
     [Fact]
     public async Task Unknown_prediction_table_names_the_ones_that_exist()
     {
-        await using var db = await TempDatabase.CreateAsync();
-        await db.PushAsync("iris", "skl2onnx_rf_iris.onnx");
-        CreateFlowers(db, 3);
+        await using var db = await IrisAndFlowersAsync(rows: 3);
         var tables = new SqlitePredictionTables(db.Registry);
         var none = await Assert.ThrowsAsync<ModelAsDataException>(() => tables.RefreshAsync("flower_scores"));
         Assert.Equal(ErrorCode.NotFound, none.Code);
@@ -424,6 +406,15 @@ public sealed class SqlitePredictionTablesTests
     }
 
     /// <summary>flowers(id, four features, expected): the MANIFEST rows in turn, with the label the forest gives each.</summary>
+    /// <summary>A fresh registry file with the iris random forest pushed as iris@1 and a flowers table of that many rows.</summary>
+    private static async Task<TempDatabase> IrisAndFlowersAsync(int rows)
+    {
+        var db = await TempDatabase.CreateAsync();
+        await db.PushAsync("iris", "skl2onnx_rf_iris.onnx");
+        CreateFlowers(db, rows);
+        return db;
+    }
+
     private static void CreateFlowers(TempDatabase db, int rows)
     {
         db.Execute("CREATE TABLE flowers (id INTEGER PRIMARY KEY, sepal_length REAL, sepal_width REAL, petal_length REAL, petal_width REAL, expected INTEGER)");
