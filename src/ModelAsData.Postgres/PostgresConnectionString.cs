@@ -25,6 +25,31 @@ public static class PostgresConnectionString
         }
     }
 
+    /// <summary>
+    /// The search_path of every session mad opens for itself (the sidecar, the CLI's store code, the listener):
+    /// pg_catalog, then pg_temp last, so a role with CREATE on public (or any schema a user's own search_path names)
+    /// cannot shadow a built-in with a more specific overload (CVE-2018-1058: <c>public.to_jsonb(text)</c> beats
+    /// <c>pg_catalog.to_jsonb(anyelement)</c> for a text argument, even with pg_catalog searched first). Nothing mad
+    /// runs needs more: its objects are written <c>mad.</c>/<c>mad_out.</c> and user tables come qualified.
+    /// </summary>
+    public const string PinnedSearchPath = "pg_catalog, pg_temp";
+
+    /// <summary>
+    /// Pins <see cref="PinnedSearchPath"/> over whatever <paramref name="builder"/> said. Npgsql sends it as the
+    /// <c>search_path</c> startup parameter, not as a <c>SET</c> after connecting: a SET on a physical connection
+    /// would, behind a transaction-mode pooler (PgBouncer), stay on the server connection and leak to other clients
+    /// (or be missing on the next one), while a startup parameter is what PgBouncer tracks per client and re-applies
+    /// on every server connection it hands out (<c>track_extra_parameters = search_path</c>, PgBouncer 1.20+). An
+    /// older PgBouncer refuses the parameter at connect time, unless told to drop it (<c>ignore_startup_parameters</c>),
+    /// which runs unpinned: hence the built-ins in mad's own C# statements are written <c>pg_catalog.</c> as well.
+    /// </summary>
+    public static NpgsqlConnectionStringBuilder PinSearchPath(NpgsqlConnectionStringBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.SearchPath = PinnedSearchPath;
+        return builder;
+    }
+
     public static bool IsUri(string value) =>
         value.StartsWith("postgres://", StringComparison.OrdinalIgnoreCase) || value.StartsWith("postgresql://", StringComparison.OrdinalIgnoreCase);
 

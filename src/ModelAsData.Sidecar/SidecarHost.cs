@@ -53,7 +53,7 @@ public static class SidecarHost
     /// <summary>Throws <see cref="ErrorCode.Database"/> when the database cannot be reached or has not been migrated.</summary>
     public static async Task CheckDatabaseAsync(string connectionString, CancellationToken cancellationToken = default)
     {
-        await using var dataSource = PostgresDataSource.Create(connectionString, "mad serve");
+        await using var dataSource = PostgresDataSource.Create(connectionString, "mad serve", pinSearchPath: true);
         bool migrated;
         try
         {

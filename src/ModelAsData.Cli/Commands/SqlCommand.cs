@@ -17,6 +17,8 @@ internal static class SqlCommand
         cli.SetAction(command, async (parse, ct) =>
         {
             await using var store = await MadStore.OpenAsync(cli.RequireDb(parse), ct);
+            // Only SQLite: on PostgreSQL the user's own console (psql) runs their SQL with their own search_path, which
+            // mad does not pin (the pin is for mad's own statements, see PostgresConnectionString.PinSearchPath).
             var connection = store.Sqlite
                 ?? throw new ModelAsDataException(ErrorCode.InvalidArgument, "mad sql runs on the embedded SQLite store; on PostgreSQL use psql, where mad.* functions are in the database itself.");
             if (parse.GetValue(statement) is { Length: > 0 } sql)

@@ -39,6 +39,7 @@ public sealed partial class PostgresListener
         builder.KeepAlive = (int)Math.Ceiling(_options.KeepAliveInterval.TotalSeconds);
         builder.TcpKeepAlive = true;
         builder.ApplicationName = _options.ApplicationName;
+        PostgresConnectionString.PinSearchPath(builder);
         _connectionString = builder.ConnectionString;
         _logger = logger ?? NullLogger.Instance;
     }

@@ -26,7 +26,7 @@ internal static class RegistrySql
         SELECT m.name AS Model,
                (SELECT count(*)::int FROM mad.model_versions v WHERE v.model = m.name) AS Versions,
                (SELECT max(v.version) FROM mad.model_versions v WHERE v.model = m.name AND v.status = 'ready') AS LatestReady,
-               (SELECT coalesce(jsonb_object_agg(a.alias, a.version), '{}')::text FROM mad.aliases a WHERE a.model = m.name) AS Aliases,
+               (SELECT coalesce(pg_catalog.jsonb_object_agg(a.alias, a.version), '{}')::text FROM mad.aliases a WHERE a.model = m.name) AS Aliases,
                greatest(m.updated_at,
                         (SELECT max(a.updated_at) FROM mad.aliases a WHERE a.model = m.name),
                         (SELECT max(v.validated_at) FROM mad.model_versions v WHERE v.model = m.name)) AS UpdatedAt

@@ -30,7 +30,7 @@ internal static class StreamSql
     public const string Rollback = "ROLLBACK";
 
     /// <summary>$1 table: its plan, with the statement that claims a batch of it.</summary>
-    public const string Plan = "SELECT jsonb_set(mad.stream_plan($1), '{claim}', to_jsonb(mad.stream_claim_statement($1)))::text";
+    public const string Plan = "SELECT pg_catalog.jsonb_set(mad.stream_plan($1), '{claim}', pg_catalog.to_jsonb(mad.stream_claim_statement($1)))::text";
 
     public const string Bytes = "SELECT v.onnx FROM mad.model_versions v WHERE v.model = $1 AND v.version = $2";
 

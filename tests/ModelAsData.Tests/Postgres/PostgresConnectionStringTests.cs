@@ -47,4 +47,16 @@ public sealed class PostgresConnectionStringTests
         Assert.Contains("Host=localhost", error.Message, StringComparison.Ordinal);
         Assert.Contains("postgres://", error.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void The_sidecars_data_source_pins_search_path_over_the_users_and_the_clis_keeps_it()
+    {
+        const string given = "Host=localhost;Database=mad;Username=me;Search Path=public";
+
+        using var sidecar = PostgresDataSource.Create(given, "mad serve", pinSearchPath: true);
+        using var cli = PostgresDataSource.Create(given);
+
+        Assert.Equal("pg_catalog, pg_temp", new Npgsql.NpgsqlConnectionStringBuilder(sidecar.ConnectionString).SearchPath);
+        Assert.Equal("public", new Npgsql.NpgsqlConnectionStringBuilder(cli.ConnectionString).SearchPath);
+    }
 }
