@@ -26,7 +26,8 @@ public static class PostgresConnectionString
     }
 
     /// <summary>
-    /// The search_path of every session mad opens for itself (the sidecar, the CLI's store code, the listener):
+    /// The search_path of every session the sidecar opens (its data source, request session and listener; not the
+    /// CLI's store sessions, where a user's unqualified <c>--source sales</c> resolves with the login's search_path):
     /// pg_catalog, then pg_temp last, so a role with CREATE on public (or any schema a user's own search_path names)
     /// cannot shadow a built-in with a more specific overload (CVE-2018-1058: <c>public.to_jsonb(text)</c> beats
     /// <c>pg_catalog.to_jsonb(anyelement)</c> for a text argument, even with pg_catalog searched first). Nothing mad
