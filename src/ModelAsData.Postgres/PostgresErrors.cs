@@ -54,14 +54,7 @@ internal static class PostgresErrors
             // PostgreSQL's own privilege check (EXECUTE grants are the gate) names the object, not the role that may use it.
             PostgresErrorCodes.InsufficientPrivilege when e.Routine == "aclcheck_error" =>
                 new(ErrorCode.PermissionDenied, $"{text}. {MissingRoleHint}", e),
-            PostgresErrorCodes.InsufficientPrivilege => new(ErrorCode.PermissionDenied, text, e),
-            PostgresErrorCodes.InvalidName => new(ErrorCode.InvalidName, text, e),
-            PostgresErrorCodes.NoDataFound => new(ErrorCode.NotFound, text, e),
-            Protocol.SqlStates.NotReady or Protocol.SqlStates.NoSidecar => new(ErrorCode.NotReady, text, e),
-            Protocol.SqlStates.LeaseLost => new(ErrorCode.Conflict, text, e),
-            Protocol.SqlStates.FeatureMismatch => new(ErrorCode.FeatureMismatch, text, e),
-            Protocol.SqlStates.InvalidModel => new(ErrorCode.InvalidModel, text, e),
-            Protocol.SqlStates.Timeout => new(ErrorCode.Timeout, text, e),
+            _ when CodeOf(e.SqlState) is var code && code != ErrorCode.Database => new(code, text, e),
             Protocol.SqlStates.SidecarStopped => new(ErrorCode.Database, text, e),
             PostgresErrorCodes.ActiveSqlTransaction => new(ErrorCode.Conflict, text, e),
             PostgresErrorCodes.InvalidTransactionTermination when e.Routine is not null || e.Where is not null => new(ErrorCode.Conflict,
@@ -79,6 +72,23 @@ internal static class PostgresErrors
             _ => new(ErrorCode.Database, $"PostgreSQL error {e.SqlState}: {text}", e),
         };
     }
+
+    /// <summary>
+    /// The error code a SQLSTATE of mad's own functions (and the few of PostgreSQL's they raise) stands for; Database
+    /// for any other. Exceptions and an async request's stored answer are judged by this one table.
+    /// </summary>
+    public static ErrorCode CodeOf(string sqlState) => sqlState switch
+    {
+        PostgresErrorCodes.InsufficientPrivilege => ErrorCode.PermissionDenied,
+        PostgresErrorCodes.InvalidName => ErrorCode.InvalidName,
+        PostgresErrorCodes.NoDataFound => ErrorCode.NotFound,
+        Protocol.SqlStates.NotReady or Protocol.SqlStates.NoSidecar => ErrorCode.NotReady,
+        Protocol.SqlStates.LeaseLost => ErrorCode.Conflict,
+        Protocol.SqlStates.FeatureMismatch => ErrorCode.FeatureMismatch,
+        Protocol.SqlStates.InvalidModel => ErrorCode.InvalidModel,
+        Protocol.SqlStates.Timeout => ErrorCode.Timeout,
+        _ => ErrorCode.Database,
+    };
 
     private const string MissingRoleHint =
         "Each ModelAsData role may do its own part: mad_admin (push models, move aliases, create prediction tables), mad_user " +

@@ -112,7 +112,7 @@ public sealed class PostgresRequestClient
         {
             "done" => ModelFirst(reader.GetString(1)),
             "failed" or "expired" => throw new ModelAsDataException(
-                reader.IsDBNull(3) ? ErrorCode.Database : Code(reader.GetString(3)), reader.IsDBNull(2) ? $"Request {id} {status}." : reader.GetString(2)),
+                reader.IsDBNull(3) ? ErrorCode.Database : PostgresErrors.CodeOf(reader.GetString(3)), reader.IsDBNull(2) ? $"Request {id} {status}." : reader.GetString(2)),
             _ => null,
         };
     }
@@ -129,16 +129,4 @@ public sealed class PostgresRequestClient
 
         return ordered;
     }
-
-    /// <summary>The inverse of the sidecar's <c>RequestScorer.SqlState</c>: an answer's SQLSTATE back to the error code it was raised for.</summary>
-    private static ErrorCode Code(string sqlState) => sqlState switch
-    {
-        Protocol.SqlStates.FeatureMismatch => ErrorCode.FeatureMismatch,
-        PostgresErrorCodes.NoDataFound => ErrorCode.NotFound,
-        Protocol.SqlStates.NotReady or Protocol.SqlStates.NoSidecar => ErrorCode.NotReady,
-        Protocol.SqlStates.Timeout => ErrorCode.Timeout,
-        Protocol.SqlStates.InvalidModel => ErrorCode.InvalidModel,
-        PostgresErrorCodes.InvalidName => ErrorCode.InvalidName,
-        _ => ErrorCode.Database,
-    };
 }
