@@ -21,10 +21,11 @@
 --
 -- Validation attempts: a version whose load crashes the sidecar (a model that allocates a huge tensor at load gets the
 -- process killed) used to stay pending, and every sidecar took it in turn and crashed. The claim still holds the
--- version's row lock for the whole validation (FOR UPDATE SKIP LOCKED, released when the sidecar dies), and the
--- sidecar counts the attempt with mad.count_validation_attempt on a second session before it loads the model, so the
--- count is committed whatever happens next. The attempts live in mad.version_validations, apart from the locked row
--- (and without a foreign key to it, whose check would wait for that lock). A claim that finds a pending version
+-- version's row lock for the whole validation (now FOR NO KEY UPDATE SKIP LOCKED, released when the sidecar dies),
+-- and the sidecar counts the attempt with mad.count_validation_attempt on a second session before it loads the model,
+-- so the count is committed whatever happens next. The attempts live in mad.version_validations, apart from the locked
+-- row; its foreign key (which goes with the version) takes a KEY SHARE lock on that row, which NO KEY UPDATE lets
+-- through where FOR UPDATE would make the count wait for the claim. A claim that finds a pending version
 -- already attempted max_validation_attempts times (each attempt ended without a verdict) rejects it with the reason.
 -- A sidecar whose load fails without a verdict on the model (out of memory) marks the attempt 'failed'; the last one
 -- allowed rejects the version at once.
@@ -68,10 +69,12 @@ BEGIN
   EXECUTE 'CREATE OR REPLACE VIEW mad.outbox (prediction_table, id, key, enqueued_at) AS ' || coalesce(
     (SELECT string_agg(format('SELECT %L::text, o.mad_id, ARRAY[%s]::text[], o.mad_enqueued_at FROM mad_outbox.%I o WHERE %s',
                               p.name, mad.key_list(p, 'o.%I::text'), p.name,
-                              (SELECT string_agg(format('pg_catalog.has_column_privilege(%s::oid, %s::smallint, %L)',
-                                                        p.source::oid, a.attnum, 'SELECT'), ' AND ')
-                               FROM pg_catalog.pg_attribute a
-                               WHERE a.attrelid = p.source AND a.attname = ANY (p.key_columns) AND NOT a.attisdropped)
+                              -- A source that is gone (or lost a key column) shows its keys to no one.
+                              coalesce((SELECT string_agg(format('pg_catalog.has_column_privilege(%s::oid, %s::smallint, %L)',
+                                                                 p.source::oid, a.attnum, 'SELECT'), ' AND ')
+                                        FROM pg_catalog.pg_attribute a
+                                        WHERE a.attrelid = p.source AND a.attname = ANY (p.key_columns) AND NOT a.attisdropped
+                                        HAVING count(*) = cardinality(p.key_columns)), 'false')
                               || format(' AND NOT pg_catalog.row_security_active(%s::oid)', p.source::oid)),
                        ' UNION ALL ' ORDER BY p.name)
      FROM mad.prediction_tables p WHERE pg_catalog.to_regclass(format('mad_outbox.%I', p.name)) IS NOT NULL),
@@ -95,7 +98,8 @@ CREATE TABLE mad.version_validations (
   last_attempt_at timestamptz,
   -- Why the last attempt that ended without a verdict failed (NULL when it died without saying).
   last_error text,
-  PRIMARY KEY (model, version)
+  PRIMARY KEY (model, version),
+  FOREIGN KEY (model, version) REFERENCES mad.model_versions (model, version) ON DELETE CASCADE
 );
 GRANT SELECT ON mad.version_validations TO mad_admin, mad_sidecar;
 
@@ -117,7 +121,7 @@ BEGIN
     WHERE v.status = 'pending'
     ORDER BY v.created_at, v.model, v.version
     LIMIT 1
-    FOR UPDATE SKIP LOCKED;
+    FOR NO KEY UPDATE SKIP LOCKED;
     IF NOT FOUND THEN
       RETURN;
     END IF;
