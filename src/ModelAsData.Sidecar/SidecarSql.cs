@@ -10,7 +10,7 @@ internal static class SidecarSql
 
     public const string Mark = "SELECT mad.mark_version(@model, @version, @status, @reason, @signature::jsonb, @sidecar)";
 
-    public const string VersionStatus = "SELECT v.status FROM mad.model_versions v WHERE v.model = @model AND v.version = @version";
+    public const string VersionStatus = "SELECT v.status, v.reason FROM mad.model_versions v WHERE v.model = @model AND v.version = @version";
 
     public const string Register = "SELECT mad.register_sidecar(@id, @host, @pid, @info::jsonb)";
 

@@ -10,7 +10,7 @@ using Npgsql;
 namespace ModelAsData.Sidecar.Validation;
 
 /// <summary>
-/// Validates pending versions: claims one with <c>FOR UPDATE SKIP LOCKED</c> (so several sidecars never validate the
+/// Validates pending versions: claims one with <c>FOR NO KEY UPDATE SKIP LOCKED</c> (so several sidecars never validate the
 /// same version), counts the attempt on a second session (committed before the load, so a sidecar killed while
 /// loading has counted it), loads it into ONNX Runtime and, in the claim's transaction, marks it <c>ready</c> with its
 /// signature or <c>rejected</c> with ONNX Runtime's reason. A sidecar that dies mid-way rolls back, leaving the version
@@ -73,10 +73,10 @@ public sealed partial class PendingVersionValidator
             if (outcome.Status == VersionStatus.Pending)
             {
                 // The database decided whether that was the last attempt allowed: report what it recorded.
-                var status = await connection.ExecuteScalarAsync<string>(new CommandDefinition(SidecarSql.VersionStatus,
+                var recorded = await connection.QuerySingleAsync<(string Status, string? Reason)>(new CommandDefinition(SidecarSql.VersionStatus,
                     new { model = claimed.Model, version = claimed.Version }, cancellationToken: cancellationToken));
                 LogAttemptFailed(_logger, claimed.Model, claimed.Version, outcome.Reason);
-                outcome = status == "rejected" ? outcome with { Status = VersionStatus.Rejected } : outcome;
+                outcome = recorded.Status == "rejected" ? outcome with { Status = VersionStatus.Rejected, Reason = recorded.Reason } : outcome;
             }
             else if (outcome.Status == VersionStatus.Ready)
             {
