@@ -130,6 +130,10 @@ public sealed class ReaderTests(PostgresDatabase database) : DatabaseTests(datab
         await Database.DataSource.ExecuteAsync($"ALTER TABLE public.{source} DISABLE ROW LEVEL SECURITY");
         Assert.Equal("1 2 3", await admin.ScalarAsync<string>(Keys, new { name }));
 
+        // The gates are constants of the query, evaluated once, not per outbox row.
+        var plan = string.Join("\n", await user.QueryAsync<string>("EXPLAIN SELECT * FROM mad.outbox"));
+        Assert.Contains("One-Time Filter: (has_column_privilege(", plan, StringComparison.Ordinal);
+
         Assert.Equal(3L, await Database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad_outbox.{name}"));
         await Database.DataSource.ExecuteAsync("SELECT mad.unwatch(@name)", new { name });
     }
