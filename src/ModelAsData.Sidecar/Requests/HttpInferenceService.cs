@@ -123,25 +123,7 @@ public sealed partial class HttpInferenceService : IHostedService, IAsyncDisposa
         try
         {
             var loaded = await LoadAsync(name, version, cancellationToken);
-            var signature = loaded.Onnx.Signature;
-            return Results.Json(new JsonObject
-            {
-                ["name"] = loaded.Model,
-                ["versions"] = new JsonArray(loaded.Version.ToString(System.Globalization.CultureInfo.InvariantCulture)),
-                ["platform"] = "onnxruntime_onnx",
-                ["inputs"] = new JsonArray(signature.Inputs.Select(i => (JsonNode)new JsonObject
-                {
-                    ["name"] = i.Name,
-                    ["datatype"] = DataType(i.Type),
-                    ["shape"] = new JsonArray(i.Shape.Select(d => (JsonNode)d).ToArray()),
-                }).ToArray()),
-                ["outputs"] = new JsonArray(signature.Columns.Select(c => (JsonNode)new JsonObject
-                {
-                    ["name"] = c.Name,
-                    ["datatype"] = DataType(c.Type),
-                    ["shape"] = c.Type == ColumnType.RealArray ? new JsonArray(-1, signature.Outputs[c.Output].Width ?? -1) : new JsonArray(-1),
-                }).ToArray()),
-            });
+            return Results.Json(OipMetadata.Describe(loaded));
         }
         catch (ModelAsDataException e)
         {
@@ -182,7 +164,7 @@ public sealed partial class HttpInferenceService : IHostedService, IAsyncDisposa
                 ReferenceText(name, version), _log, cancellationToken);
             _metrics.Requests.WithLabels("http", "ok").Inc();
             _metrics.RowsScored.WithLabels(loaded.Model).Inc(response.Rows);
-            return Results.Text(response.Json.ToJsonString(), "application/json");
+            return Results.Bytes(response.Json, "application/json");
         }
         catch (ModelAsDataException e)
         {
@@ -214,23 +196,6 @@ public sealed partial class HttpInferenceService : IHostedService, IAsyncDisposa
         ErrorCode.Database or ErrorCode.Timeout => (int)HttpStatusCode.ServiceUnavailable,
         _ => (int)HttpStatusCode.InternalServerError,
     });
-
-    internal static string DataType(FeatureType type) => type switch
-    {
-        FeatureType.Float => "FP32",
-        FeatureType.Double => "FP64",
-        FeatureType.Int64 => "INT64",
-        FeatureType.Int32 => "INT32",
-        FeatureType.Bool => "BOOL",
-        _ => "BYTES",
-    };
-
-    internal static string DataType(ColumnType type) => type switch
-    {
-        ColumnType.Integer => "INT64",
-        ColumnType.Text => "BYTES",
-        _ => "FP64",
-    };
 
     [LoggerMessage(EventId = Protocol.LogEvents.HttpListening, Level = LogLevel.Information, Message = "HTTP endpoint (Open Inference Protocol v2, /metrics) listening on {Address}")]
     private static partial void LogListening(ILogger logger, string address);
