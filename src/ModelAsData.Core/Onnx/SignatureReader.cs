@@ -164,28 +164,31 @@ internal static class SignatureReader
         FeatureTypes.FromOnnxRuntime(type)
         ?? throw Unsupported($"{what} has element type {type}; supported: {string.Join(", ", Enum.GetValues<FeatureType>().Select(FeatureTypes.Name))}");
 
-    /// <summary>Names a non-tensor value for messages: <c>a sequence of float tensors</c>, <c>an optional …</c>, <c>a map</c>.</summary>
+    /// <summary>Names a non-tensor value for messages: <c>a sequence of float tensors</c>, <c>an optional int32 tensor</c>, <c>a map</c>.</summary>
     private static string NonTensor(NodeMetadata metadata)
+    {
+        var kind = Kind(metadata);
+        return (kind[0] is 'o' or 'a' or 'e' or 'i' or 'u' ? "an " : "a ") + kind;
+    }
+
+    private static string Kind(NodeMetadata metadata)
     {
         try
         {
             return metadata.OnnxValueType switch
             {
-                OnnxValueType.ONNX_TYPE_SEQUENCE => $"a sequence of {Element(metadata.AsSequenceMetadata().ElementMeta)}",
-                OnnxValueType.ONNX_TYPE_OPTIONAL => $"an optional {Element(metadata.AsOptionalMetadata().ElementMeta)}",
-                OnnxValueType.ONNX_TYPE_MAP => "a map",
-                OnnxValueType.ONNX_TYPE_SPARSETENSOR => "a sparse tensor",
-                var other => $"a {other}",
+                OnnxValueType.ONNX_TYPE_TENSOR => $"{metadata.ElementDataType.ToString().ToLowerInvariant()} tensor",
+                OnnxValueType.ONNX_TYPE_SEQUENCE => $"sequence of {Kind(metadata.AsSequenceMetadata().ElementMeta)}s",
+                OnnxValueType.ONNX_TYPE_OPTIONAL => $"optional {Kind(metadata.AsOptionalMetadata().ElementMeta)}",
+                OnnxValueType.ONNX_TYPE_MAP => "map",
+                OnnxValueType.ONNX_TYPE_SPARSETENSOR => "sparse tensor",
+                var other => other.ToString(),
             };
         }
         catch (OnnxRuntimeException)
         {
-            return $"a {metadata.OnnxValueType}";
+            return metadata.OnnxValueType.ToString();
         }
-
-        static string Element(NodeMetadata element) => element.IsTensor
-            ? $"{element.ElementDataType.ToString().ToLowerInvariant()} tensor"
-            : NonTensor(element);
     }
 
     private static long Product(ReadOnlySpan<long> dims)

@@ -78,7 +78,7 @@ internal static class OipInference
     {
         var signature = version.Onnx.Signature;
         var now = DateTime.UtcNow;
-        var batch = request.Inputs[0].Shape.Count > 0 ? request.Inputs[0].Shape[0] : -1;
+        var batch = request.Inputs.Count > 0 && request.Inputs[0].Shape.Count > 0 ? request.Inputs[0].Shape[0] : -1;
         var batched = batch > 0
             && request.Inputs.All(t => t.Shape.Count > 0 && t.Shape[0] == batch)
             && signature.Inputs.All(i => i.Shape.Length > 0 && i.Shape[0] < 0)

@@ -17,7 +17,8 @@ internal sealed record OipRequest(IReadOnlyList<Tensor> Inputs, IReadOnlyList<IR
 {
     public static OipRequest Read(ModelSignature signature, JsonObject body, string reference)
     {
-        if (body["inputs"] is not JsonArray inputs || inputs.Count == 0)
+        var inputs = body["inputs"] as JsonArray ?? [];
+        if (inputs.Count == 0 && signature.Inputs.Count > 0)
         {
             throw Bad($"The request needs \"inputs\": [{{\"name\", \"shape\", \"datatype\", \"data\"}}]; model '{reference}' takes {Describe(signature)}.");
         }
