@@ -19,6 +19,9 @@ internal static class OipInference
     /// <summary>Outputs larger than this are logged by shape and datatype only: the log keeps answers, not images.</summary>
     private const int MaxLoggedElements = 1024;
 
+    /// <summary>Strings as UTF-8, not \u escapes: the answer is JSON for clients, never embedded in HTML.</summary>
+    private static readonly JsonWriterOptions s_writerOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     public static (byte[] Json, int Rows) Infer(RequestVersion version, JsonObject body, string reference, PredictionLog log, CancellationToken cancellationToken)
     {
         var signature = version.Onnx.Signature;
@@ -34,7 +37,7 @@ internal static class OipInference
     private static byte[] Write(RequestVersion version, JsonObject body, IReadOnlyList<Tensor> outputs)
     {
         var buffer = new ArrayBufferWriter<byte>();
-        using (var writer = new Utf8JsonWriter(buffer))
+        using (var writer = new Utf8JsonWriter(buffer, s_writerOptions))
         {
             writer.WriteStartObject();
             writer.WriteString("model_name", version.Model);
