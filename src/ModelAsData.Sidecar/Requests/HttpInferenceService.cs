@@ -87,7 +87,7 @@ public sealed partial class HttpInferenceService : IHostedService, IAsyncDisposa
         {
             ["name"] = "modelasdata",
             ["version"] = typeof(HttpInferenceService).Assembly.GetName().Version?.ToString() ?? "0",
-            ["extensions"] = new JsonArray(),
+            ["extensions"] = new JsonArray("binary_tensor_data"),
         }));
         app.MapGet("/v2/models/{name}", (string name, CancellationToken ct) => MetadataAsync(name, null, ct));
         app.MapGet("/v2/models/{name}/versions/{version}", (string name, string version, CancellationToken ct) => MetadataAsync(name, version, ct));
@@ -149,22 +149,12 @@ public sealed partial class HttpInferenceService : IHostedService, IAsyncDisposa
         var started = Stopwatch.GetTimestamp();
         try
         {
-            JsonNode? body;
-            try
-            {
-                body = await JsonNode.ParseAsync(request.Body, cancellationToken: cancellationToken);
-            }
-            catch (JsonException e)
-            {
-                throw new ModelAsDataException(ErrorCode.InvalidArgument, $"The request body is not valid JSON ({e.Message}).", e);
-            }
-
+            var (body, binary) = await OipBody.ReadAsync(request, cancellationToken);
             var loaded = await LoadAsync(name, version, cancellationToken);
-            var response = OipInference.Infer(loaded, body as JsonObject ?? throw OipInference.Bad("The request body must be a JSON object with \"inputs\"."),
-                ReferenceText(name, version), _log, cancellationToken);
+            var response = OipInference.Infer(loaded, body, binary, ReferenceText(name, version), _log, cancellationToken);
             _metrics.Requests.WithLabels("http", "ok").Inc();
             _metrics.RowsScored.WithLabels(loaded.Model).Inc(response.Rows);
-            return Results.Bytes(response.Json, "application/json");
+            return response;
         }
         catch (ModelAsDataException e)
         {

@@ -22,19 +22,20 @@ internal static class OipInference
     /// <summary>Strings as UTF-8, not \u escapes: the answer is JSON for clients, never embedded in HTML.</summary>
     private static readonly JsonWriterOptions s_writerOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
-    public static (byte[] Json, int Rows) Infer(RequestVersion version, JsonObject body, string reference, PredictionLog log, CancellationToken cancellationToken)
+    /// <param name="binary">The body's bytes after the JSON (binary tensor data extension); empty when there are none.</param>
+    public static OipAnswer Infer(RequestVersion version, JsonObject body, ReadOnlyMemory<byte> binary, string reference, PredictionLog log, CancellationToken cancellationToken)
     {
         var signature = version.Onnx.Signature;
-        var request = OipRequest.Read(signature, body, reference);
+        var request = OipRequest.Read(signature, body, binary, reference);
         var label = $"{version.Model}@{version.Version.ToString(CultureInfo.InvariantCulture)}";
         var outputs = version.Onnx.Run(label, request.Inputs, request.Outputs, cancellationToken);
         var rows = Log(version, request, outputs, log);
-        return (Write(version, body, outputs), rows);
+        var (answer, jsonLength) = Write(version, body, outputs, request.BinaryOutputs);
+        return new OipAnswer(answer, jsonLength, rows);
     }
 
-    public static Core.ModelAsDataException Bad(string message) => OipRequest.Bad(message);
-
-    private static byte[] Write(RequestVersion version, JsonObject body, IReadOnlyList<Tensor> outputs)
+    /// <returns>The answer, and where its JSON ends when binary outputs follow it.</returns>
+    private static (byte[] Body, int? JsonLength) Write(RequestVersion version, JsonObject body, IReadOnlyList<Tensor> outputs, IReadOnlySet<string> binary)
     {
         var buffer = new ArrayBufferWriter<byte>();
         using (var writer = new Utf8JsonWriter(buffer, s_writerOptions))
@@ -60,8 +61,18 @@ internal static class OipInference
                 }
 
                 writer.WriteEndArray();
-                writer.WritePropertyName("data");
-                TensorJson.WriteData(writer, output);
+                if (binary.Contains(output.Name))
+                {
+                    writer.WriteStartObject("parameters");
+                    writer.WriteNumber("binary_data_size", OipBinary.Write(new ArrayBufferWriter<byte>(), output));
+                    writer.WriteEndObject();
+                }
+                else
+                {
+                    writer.WritePropertyName("data");
+                    TensorJson.WriteData(writer, output);
+                }
+
                 writer.WriteEndObject();
             }
 
@@ -69,7 +80,18 @@ internal static class OipInference
             writer.WriteEndObject();
         }
 
-        return buffer.WrittenSpan.ToArray();
+        if (binary.Count == 0)
+        {
+            return (buffer.WrittenSpan.ToArray(), null);
+        }
+
+        var jsonLength = buffer.WrittenCount;
+        foreach (var output in outputs.Where(o => binary.Contains(o.Name)))
+        {
+            OipBinary.Write(buffer, output);
+        }
+
+        return (buffer.WrittenSpan.ToArray(), jsonLength);
     }
 
     /// <summary>
@@ -83,6 +105,7 @@ internal static class OipInference
         var now = DateTime.UtcNow;
         var batch = request.Inputs.Count > 0 && request.Inputs[0].Shape.Count > 0 ? request.Inputs[0].Shape[0] : -1;
         var batched = batch > 0
+            && request.Data.All(d => d is not null)
             && request.Inputs.All(t => t.Shape.Count > 0 && t.Shape[0] == batch)
             && signature.Inputs.All(i => i.Shape.Length > 0 && i.Shape[0] < 0)
             && outputs.All(t => t.Shape.Count > 0 && t.Shape[0] == batch);
@@ -92,7 +115,9 @@ internal static class OipInference
             var features = new JsonObject();
             for (var i = 0; i < request.Inputs.Count; i++)
             {
-                features[request.Inputs[i].Name] = Slice(request.Data[i], row, rows);
+                features[request.Inputs[i].Name] = request.Data[i] is { } data
+                    ? Slice(data, row, rows)
+                    : Digest(request.Inputs[i]);
             }
 
             var answer = new JsonObject { ["model"] = version.Model, ["version"] = version.Version };
@@ -107,6 +132,19 @@ internal static class OipInference
         }
 
         return rows;
+    }
+
+    /// <summary>An input sent as binary is logged by datatype, shape and the sha256 of its bytes: no JSON text to hash.</summary>
+    private static JsonObject Digest(Tensor tensor)
+    {
+        var bytes = new ArrayBufferWriter<byte>();
+        OipBinary.Write(bytes, tensor);
+        return new JsonObject
+        {
+            ["datatype"] = OipDataType.Of(tensor.Type),
+            ["shape"] = new JsonArray(tensor.Shape.Select(d => (JsonNode)d).ToArray()),
+            ["sha256"] = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes.WrittenSpan)),
+        };
     }
 
     /// <summary>A row's elements as the client sent them: one value alone, several as an array.</summary>

@@ -9,13 +9,19 @@ namespace ModelAsData.Sidecar.Requests;
 /// <summary>
 /// An Open Inference Protocol v2 inference request read into tensors: <c>inputs</c> by the model's own names, each
 /// with its <c>shape</c>, <c>datatype</c> and <c>data</c> (row-major, flat or nested); the requested <c>outputs</c>
-/// (all when absent). The binary tensor data extension is not implemented: an input that says it travels as binary
-/// (<c>binary_data_size</c>) is refused, and outputs asked for as binary are answered as JSON, which clients read
-/// whenever an output carries no <c>binary_data_size</c>.
+/// (all when absent). With the binary tensor data extension, an input whose <c>parameters</c> give a
+/// <c>binary_data_size</c> takes that many bytes of the body after the JSON, in the order of the inputs (elements
+/// little-endian; BYTES as a 4-byte length and the bytes of each string), and outputs are returned as binary when
+/// their <c>parameters</c> say <c>binary_data</c>, or the request's say <c>binary_data_output</c>.
 /// </summary>
-internal sealed record OipRequest(IReadOnlyList<Tensor> Inputs, IReadOnlyList<IReadOnlyList<JsonNode?>> Data, IReadOnlyList<string>? Outputs)
+/// <param name="Data">Each input's elements as the client sent them in JSON; null for an input sent as binary.</param>
+/// <param name="Outputs">The outputs asked for, in order; null for all.</param>
+/// <param name="BinaryOutputs">The outputs to return as binary.</param>
+internal sealed record OipRequest(IReadOnlyList<Tensor> Inputs, IReadOnlyList<IReadOnlyList<JsonNode?>?> Data, IReadOnlyList<string>? Outputs, IReadOnlySet<string> BinaryOutputs)
 {
-    public static OipRequest Read(ModelSignature signature, JsonObject body, string reference)
+    private static readonly JsonElement s_null = JsonDocument.Parse("null").RootElement.Clone();
+
+    public static OipRequest Read(ModelSignature signature, JsonObject body, ReadOnlyMemory<byte> binary, string reference)
     {
         var inputs = body["inputs"] as JsonArray ?? [];
         if (inputs.Count == 0 && signature.Inputs.Count > 0)
@@ -24,7 +30,8 @@ internal sealed record OipRequest(IReadOnlyList<Tensor> Inputs, IReadOnlyList<IR
         }
 
         var tensors = new List<Tensor>(inputs.Count);
-        var data = new List<IReadOnlyList<JsonNode?>>(inputs.Count);
+        var data = new List<IReadOnlyList<JsonNode?>?>(inputs.Count);
+        var offset = 0;
         foreach (var input in inputs)
         {
             if (input is not JsonObject tensor || tensor["name"] is not JsonValue nameNode || !nameNode.TryGetValue<string>(out var name))
@@ -36,9 +43,20 @@ internal sealed record OipRequest(IReadOnlyList<Tensor> Inputs, IReadOnlyList<IR
                 ?? throw Bad($"Model '{reference}' has no input '{name}'; it takes {Describe(signature)}.");
             var shape = Shape(tensor, spec);
             var type = DataType(tensor, spec, reference);
-            if (tensor["parameters"] is JsonObject parameters && parameters.ContainsKey("binary_data_size"))
+            if (tensor["parameters"] is JsonObject parameters && parameters["binary_data_size"] is { } sizeNode)
             {
-                throw Bad($"Input '{name}' is sent as binary data; this server does not implement the binary tensor data extension: send \"data\" as JSON.");
+                if (tensor.ContainsKey("data"))
+                {
+                    throw Bad($"Input '{name}' has both \"data\" and a binary_data_size: send its elements one way.");
+                }
+
+                var size = sizeNode is JsonValue sizeValue && sizeValue.TryGetValue<int>(out var n) && n >= 0 && n <= binary.Length - offset
+                    ? n
+                    : throw Bad($"Input '{name}' has binary_data_size {sizeNode.ToJsonString()}, but {binary.Length - offset} byte(s) of binary data are left after the JSON.");
+                tensors.Add(OipBinary.Read(name, type, shape, binary.Span.Slice(offset, size)));
+                data.Add(null);
+                offset += size;
+                continue;
             }
 
             var values = new List<JsonNode?>();
@@ -53,7 +71,13 @@ internal sealed record OipRequest(IReadOnlyList<Tensor> Inputs, IReadOnlyList<IR
             data.Add(values);
         }
 
-        return new OipRequest(tensors, data, RequestedOutputs(signature, body, reference));
+        if (offset != binary.Length)
+        {
+            throw Bad($"{binary.Length} byte(s) of binary data follow the JSON, but the inputs' binary_data_size account for {offset}.");
+        }
+
+        var (outputs, binaryOutputs) = RequestedOutputs(signature, body, reference);
+        return new OipRequest(tensors, data, outputs, binaryOutputs);
     }
 
     public static ModelAsDataException Bad(string message) => new(ErrorCode.FeatureMismatch, message);
@@ -102,11 +126,18 @@ internal sealed record OipRequest(IReadOnlyList<Tensor> Inputs, IReadOnlyList<IR
         return type;
     }
 
-    private static IReadOnlyList<string>? RequestedOutputs(ModelSignature signature, JsonObject body, string reference)
+    private static (IReadOnlyList<string>? Names, IReadOnlySet<string> Binary) RequestedOutputs(ModelSignature signature, JsonObject body, string reference)
     {
-        if (body["outputs"] is not JsonArray outputs)
+        var allBinary = Flag(body["parameters"], "binary_data_output") ?? false;
+        var binary = new HashSet<string>(StringComparer.Ordinal);
+        if (body["outputs"] is not JsonArray outputs || outputs.Count == 0)
         {
-            return null;
+            if (allBinary)
+            {
+                binary.UnionWith(signature.Outputs.Select(o => o.Name));
+            }
+
+            return (null, binary);
         }
 
         var names = new List<string>(outputs.Count);
@@ -126,15 +157,23 @@ internal sealed record OipRequest(IReadOnlyList<Tensor> Inputs, IReadOnlyList<IR
             {
                 names.Add(name);
             }
+
+            if (Flag(requested["parameters"], "binary_data") ?? allBinary)
+            {
+                binary.Add(name);
+            }
         }
 
-        return names.Count == 0 ? null : names;
+        return (names, binary);
     }
+
+    private static bool? Flag(JsonNode? parameters, string name) =>
+        parameters is JsonObject values && values[name] is JsonValue value && value.TryGetValue<bool>(out var flag) ? flag : null;
 
     private static JsonElement Element(JsonNode? node) => node switch
     {
         JsonValue value when value.TryGetValue<JsonElement>(out var element) => element,
-        null => JsonDocument.Parse("null").RootElement,
+        null => s_null,
         _ => JsonSerializer.SerializeToElement(node),
     };
 

@@ -29,12 +29,7 @@ public sealed class TensorInferenceTests(PostgresDatabase database) : DatabaseTe
     [Fact(Timeout = 60_000)]
     public async Task Tensors_of_any_type_and_shape_are_answered_by_their_own_names_shapes_and_datatypes()
     {
-        var model = Sql.UniqueName("tensors");
-        var registry = new PostgresModelRegistry(Database.DataSource);
-        await registry.PushAsync(model, IdentityModels.Build(("ids", 13, [null]), ("half", 10, [null, 2]), ("brain", 16, [null]),
-            ("pixels", 2, [null, 1, 2, 2]), ("tokens", 8, [null, null])), [], Ct);
-        await new PendingVersionValidator(Database.DataSource, new SidecarOptions { SidecarId = "tests" }).ValidatePendingAsync(Ct);
-        Assert.Equal("ready", await Database.DataSource.ScalarAsync<string>("SELECT status FROM mad.model_versions WHERE model = @model", new { model }));
+        var model = await PushAsync();
 
         await using var sidecar = await RequestSupport.StartSidecarAsync(Database, $"127.0.0.1:{RequestSupport.FreePort()}");
         using var http = new HttpClient { BaseAddress = sidecar.Services.GetRequiredService<HttpInferenceService>().Address };
@@ -76,5 +71,73 @@ public sealed class TensorInferenceTests(PostgresDatabase database) : DatabaseTe
             Assert.Equal(["error"], error.Select(p => p.Key));
             Assert.Contains(expected, error["error"]!.GetValue<string>(), StringComparison.Ordinal);
         }
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Binary_tensor_data_goes_in_and_out_after_the_json()
+    {
+        var model = await PushAsync();
+        await using var sidecar = await RequestSupport.StartSidecarAsync(Database, $"127.0.0.1:{RequestSupport.FreePort()}");
+        using var http = new HttpClient { BaseAddress = sidecar.Services.GetRequiredService<HttpInferenceService>().Address };
+        Assert.Contains("binary_tensor_data", await http.GetStringAsync("/v2", Ct), StringComparison.Ordinal);
+
+        // As tritonclient sends it: pixels and tokens as binary after the JSON, every output asked for as binary but one.
+        var request = JsonNode.Parse(Request)!.AsObject();
+        var inputs = request["inputs"]!.AsArray();
+        byte[] pixels = [0, 255, 7, 8, 9, 10, 11, 12];
+        byte[] tokens = [.. Element("a"), .. Element("b"), .. Element("c"), .. Element("ü"), .. Element(""), .. Element("✓")];
+        foreach (var (name, bytes) in new[] { ("pixels", pixels), ("tokens", tokens) })
+        {
+            var input = inputs.Single(i => i!["name"]!.GetValue<string>() == name)!.AsObject();
+            input.Remove("data");
+            input["parameters"] = new JsonObject { ["binary_data_size"] = bytes.Length };
+        }
+
+        request["parameters"] = new JsonObject { ["binary_data_output"] = true };
+        request["outputs"] = new JsonArray(
+            new JsonObject { ["name"] = "tokens_out" },
+            new JsonObject { ["name"] = "ids_out", ["parameters"] = new JsonObject { ["binary_data"] = false } },
+            new JsonObject { ["name"] = "half_out" });
+        var json = Encoding.UTF8.GetBytes(request.ToJsonString());
+        using var content = new ByteArrayContent([.. json, .. pixels, .. tokens]);
+        content.Headers.Add("Inference-Header-Content-Length", json.Length.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        using var response = await http.PostAsync($"/v2/models/{model}/infer", content, Ct);
+        var body = await response.Content.ReadAsByteArrayAsync(Ct);
+        Assert.True(response.IsSuccessStatusCode, Encoding.UTF8.GetString(body));
+
+        var jsonLength = int.Parse(response.Headers.GetValues("Inference-Header-Content-Length").Single(), System.Globalization.CultureInfo.InvariantCulture);
+        var answer = JsonNode.Parse(body.AsSpan(0, jsonLength))!;
+        var outputs = answer["outputs"]!.AsArray();
+        Assert.Equal(["tokens_out", "ids_out", "half_out"], outputs.Select(o => o!["name"]!.GetValue<string>()));
+        Assert.Equal(tokens.Length, outputs[0]!["parameters"]!["binary_data_size"]!.GetValue<int>());
+        Assert.Null(outputs[0]!["data"]);
+        Assert.Equal("[18446744073709551615,9007199254740993]", outputs[1]!["data"]!.ToJsonString());
+        Assert.Equal(8, outputs[2]!["parameters"]!["binary_data_size"]!.GetValue<int>());
+        // 0.1, 65504, 6e-8, -2 as float16 bits, little-endian.
+        Assert.Equal([.. tokens, 0x66, 0x2E, 0xFF, 0x7B, 0x01, 0x00, 0x00, 0xC0], body[jsonLength..]);
+
+        // Sizes that do not add up are refused.
+        using var short_ = new ByteArrayContent([.. json, .. pixels]);
+        short_.Headers.Add("Inference-Header-Content-Length", json.Length.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        using var refused = await http.PostAsync($"/v2/models/{model}/infer", short_, Ct);
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        Assert.Contains("binary_data_size", (await refused.Content.ReadFromJsonAsync<JsonObject>(Ct))!["error"]!.GetValue<string>(), StringComparison.Ordinal);
+    }
+
+    private async Task<string> PushAsync()
+    {
+        var model = Sql.UniqueName("tensors");
+        var registry = new PostgresModelRegistry(Database.DataSource);
+        await registry.PushAsync(model, IdentityModels.Build(("ids", 13, [null]), ("half", 10, [null, 2]), ("brain", 16, [null]),
+            ("pixels", 2, [null, 1, 2, 2]), ("tokens", 8, [null, null])), [], Ct);
+        await new PendingVersionValidator(Database.DataSource, new SidecarOptions { SidecarId = "tests" }).ValidatePendingAsync(Ct);
+        Assert.Equal("ready", await Database.DataSource.ScalarAsync<string>("SELECT status FROM mad.model_versions WHERE model = @model", new { model }));
+        return model;
+    }
+
+    private static byte[] Element(string text)
+    {
+        var bytes = Encoding.UTF8.GetBytes(text);
+        return [.. BitConverter.GetBytes((uint)bytes.Length), .. bytes];
     }
 }
