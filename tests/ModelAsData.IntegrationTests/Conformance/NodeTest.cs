@@ -14,18 +14,21 @@ internal sealed record NodeTest(string Name, byte[] Model, IReadOnlyList<string>
 {
     private static readonly Lazy<string> s_folder = new(Find);
 
+    /// <summary>Every node test, then the real MNIST-8 CNN of the model zoo with its three data sets (the same layout).</summary>
     public static IReadOnlyList<NodeTest> LoadAll() =>
-        Directory.GetDirectories(s_folder.Value).Order(StringComparer.Ordinal).Select(Load).ToList();
+        Directory.GetDirectories(s_folder.Value).Order(StringComparer.Ordinal).Select(f => Load(f, Path.GetFileName(f), 0))
+            .Concat(Enumerable.Range(0, 3).Select(set => Load(Path.Combine(TestModels.Folder, "mnist-8"), $"zoo_mnist_8_set_{set}", set)))
+            .ToList();
 
-    private static NodeTest Load(string folder)
+    private static NodeTest Load(string folder, string name, int set)
     {
         var model = File.ReadAllBytes(Path.Combine(folder, "model.onnx"));
         var graph = ModelProto.Parser.ParseFrom(model).Graph;
         var initializers = graph.Initializer.Select(i => i.Name).ToHashSet(StringComparer.Ordinal);
         var inputs = graph.Input.Where(i => !initializers.Contains(i.Name)).ToList();
-        var data = Path.Combine(folder, "test_data_set_0");
+        var data = Path.Combine(folder, $"test_data_set_{set}");
         var nonTensor = inputs.Concat(graph.Output).Where(v => v.Type?.TensorType is null).Select(v => v.Name).ToList();
-        return new NodeTest(Path.GetFileName(folder), model, inputs.Select(i => i.Name).ToList(), graph.Output.Select(o => o.Name).ToList(),
+        return new NodeTest(name, model, inputs.Select(i => i.Name).ToList(), graph.Output.Select(o => o.Name).ToList(),
             Enumerable.Range(0, inputs.Count).Select(k => File.ReadAllBytes(Path.Combine(data, $"input_{k}.pb"))).ToList(),
             Enumerable.Range(0, graph.Output.Count).Select(k => File.ReadAllBytes(Path.Combine(data, $"output_{k}.pb"))).ToList(),
             nonTensor.Count == 0 ? null : $"non-tensor (sequence/optional/map) {string.Join(", ", nonTensor.Select(n => $"'{n}'"))}");
