@@ -42,6 +42,11 @@ internal static class OipBinary
             : throw OipRequest.Bad($"Input '{name}' has {count} BYTES element(s) in {offset} byte(s), but its binary_data_size is {bytes.Length}.");
     }
 
+    /// <summary>The size in bytes of the tensor's binary form.</summary>
+    public static int SizeOf(Tensor tensor) => tensor.Type == FeatureType.String
+        ? tensor.Strings!.Sum(text => 4 + Encoding.UTF8.GetByteCount(text))
+        : tensor.Bytes.Length;
+
     /// <summary>Appends the tensor's binary form; returns its size in bytes.</summary>
     public static int Write(IBufferWriter<byte> into, Tensor tensor)
     {

@@ -64,7 +64,7 @@ internal static class OipInference
                 if (binary.Contains(output.Name))
                 {
                     writer.WriteStartObject("parameters");
-                    writer.WriteNumber("binary_data_size", OipBinary.Write(new ArrayBufferWriter<byte>(), output));
+                    writer.WriteNumber("binary_data_size", OipBinary.SizeOf(output));
                     writer.WriteEndObject();
                 }
                 else

@@ -88,8 +88,9 @@ internal static class TensorRunner
                 throw Mismatch($"Input '{tensor.Name}' holds {FeatureTypes.Name(tensor.Type)} values; model '{label}' takes {ModelSignature.Describe(spec)}.");
             }
 
-            var fits = spec.Shape.Length == tensor.Shape.Count;
-            for (var d = 0; fits && d < spec.Shape.Length; d++)
+            // ONNX Runtime reports no dimensions both for a scalar and for an input of unknown shape: it checks those itself.
+            var fits = spec.Shape.Length == 0 || spec.Shape.Length == tensor.Shape.Count;
+            for (var d = 0; fits && d < spec.Shape.Length && d < tensor.Shape.Count; d++)
             {
                 fits = spec.Shape[d] < 0 || spec.Shape[d] == tensor.Shape[d];
             }
