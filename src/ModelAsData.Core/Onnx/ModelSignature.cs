@@ -9,6 +9,13 @@ namespace ModelAsData.Core.Onnx;
 /// </summary>
 public sealed record ModelSignature(IReadOnlyList<InputSpec> Inputs, IReadOnlyList<OutputSpec> Outputs, IReadOnlyList<OutputColumn> Columns)
 {
+    /// <summary>
+    /// Why rows of a table cannot feed this model or hold its outputs (an element type or a dynamic dimension the
+    /// tabular path does not handle yet); null when they can. Such a model has no <see cref="Columns"/> and scores as
+    /// tensors (<see cref="OnnxModel.Run"/>, the Open Inference Protocol endpoint).
+    /// </summary>
+    public string? TensorOnly { get; init; }
+
     /// <summary>The JSON form signatures and columns are stored in: snake_case names and enums.</summary>
     public static JsonSerializerOptions JsonOptions { get; } = new()
     {

@@ -76,7 +76,22 @@ public sealed class OnnxModel : IDisposable
     }
 
     /// <summary>A scorer with buffers for up to <paramref name="capacity"/> rows (capped at <see cref="MaxBatchSize"/>).</summary>
-    public ModelScorer CreateScorer(int capacity) => new(this, Math.Clamp(capacity, 1, MaxBatchSize));
+    /// <remarks>A model whose signature is <see cref="ModelSignature.TensorOnly"/> throws <see cref="ErrorCode.FeatureMismatch"/> saying why.</remarks>
+    public ModelScorer CreateScorer(int capacity) => Signature.TensorOnly is { } reason
+        ? throw new ModelAsDataException(ErrorCode.FeatureMismatch,
+            $"This model scores tensors, not rows of features: {reason}. Send its tensors to the sidecar's Open Inference Protocol endpoint (POST /v2/models/{{name}}/infer).")
+        : new(this, Math.Clamp(capacity, 1, MaxBatchSize));
+
+    /// <summary>
+    /// Runs the model on whole tensors, one per input, by the inputs' own names; returns the outputs asked for (all,
+    /// when <paramref name="outputs"/> is null) with the element types and shapes ONNX Runtime gives them. Any model
+    /// this signature accepts runs here, <see cref="ModelSignature.TensorOnly"/> or not. Tensors that do not fit an
+    /// input, and failures of ONNX Runtime, throw <see cref="ErrorCode.FeatureMismatch"/> naming them; cancellation
+    /// stops the native call. Thread-safe.
+    /// </summary>
+    /// <param name="label">The model as messages name it (<c>iris@2</c>).</param>
+    public IReadOnlyList<Tensors.Tensor> Run(string label, IReadOnlyList<Tensors.Tensor> inputs, IReadOnlyList<string>? outputs = null, CancellationToken cancellationToken = default) =>
+        Tensors.TensorRunner.Run(this, label, inputs, outputs, cancellationToken);
 
     /// <summary>A batch size that suits the model: wide inputs (images) score best in small batches, tabular ones in large.</summary>
     public int PreferredBatchSize => Math.Min(MaxBatchSize, Math.Clamp(65_536 / Math.Max(1, Signature.FeatureCount), 16, 1024));

@@ -11,26 +11,47 @@ internal static class SignatureReader
     /// <summary>Outputs up to this wide get a column per value; wider ones one array column.</summary>
     private const int MaxColumnsPerOutput = 32;
 
+    /// <summary>
+    /// Every tensor input and output of any element type and shape is accepted: a model that rows of a table cannot
+    /// feed (a dynamic dimension after the first, an element type the tabular path does not read) or whose outputs
+    /// cannot be decoded into columns gets no columns and <see cref="ModelSignature.TensorOnly"/> says why; it scores
+    /// over the Open Inference Protocol. Non-tensor inputs and outputs (sequence, map, optional) are refused here,
+    /// naming them, because no door can carry them.
+    /// </summary>
     public static (ModelSignature Signature, int MaxBatch) Read(InferenceSession session, IReadOnlyDictionary<string, IReadOnlyList<string>> classes)
     {
-        var inputs = session.InputNames.Select(name => ReadInput(name, session.InputMetadata[name])).ToList();
+        var notTabular = new List<string>();
+        var inputs = session.InputNames.Select(name => ReadInput(name, session.InputMetadata[name], notTabular)).ToList();
         var outputs = session.OutputNames.Select(name => ReadOutput(name, session.OutputMetadata[name], classes.GetValueOrDefault(name))).ToList();
         var maxBatch = inputs.Any(i => i.Shape.Length == 0 || i.Shape[0] > 0) ? 1 : int.MaxValue;
-        return (new ModelSignature(inputs, outputs, DecodeColumns(outputs)), maxBatch);
+        var columns = DecodeColumns(outputs, notTabular);
+        if (notTabular.Count > 0)
+        {
+            var reason = string.Join("; ", notTabular);
+            return (new ModelSignature(inputs, outputs, []) { TensorOnly = reason }, maxBatch);
+        }
+
+        return (new ModelSignature(inputs, outputs, columns), maxBatch);
     }
 
-    private static InputSpec ReadInput(string name, NodeMetadata metadata)
+    private static InputSpec ReadInput(string name, NodeMetadata metadata, List<string> notTabular)
     {
         if (!metadata.IsTensor)
         {
-            throw Unsupported($"input '{name}' is a {metadata.OnnxValueType}; only tensor inputs can be fed from columns");
+            throw Unsupported($"input '{name}' is {NonTensor(metadata)}; ModelAsData feeds tensor inputs only (any element type, any shape)");
         }
 
         var shape = metadata.Dimensions.Select(d => (long)d).ToArray();
         var type = ToFeatureType(metadata.ElementDataType, $"input '{name}'");
+        if (!FeatureTypes.IsTabular(type))
+        {
+            notTabular.Add($"input '{name}' holds {FeatureTypes.Name(type)} values, which columns do not feed yet");
+        }
+
         if (shape.Skip(1).Any(d => d < 0))
         {
-            throw Unsupported($"input '{name}' has shape [{string.Join(',', shape)}]; only the first (batch) dimension may be dynamic");
+            notTabular.Add($"input '{name}' has shape [{string.Join(',', shape)}], a dynamic dimension after the first");
+            return new InputSpec(name, type, shape, 0);
         }
 
         // A fixed first dimension other than 1 is not a batch: the whole tensor is one row.
@@ -42,7 +63,7 @@ internal static class SignatureReader
     {
         if (!metadata.IsTensor)
         {
-            throw Unsupported($"output '{name}' is a {metadata.OnnxValueType}, not a tensor (a ZipMap that feeds another node cannot be removed)");
+            throw Unsupported($"output '{name}' is {NonTensor(metadata)}; ModelAsData returns tensor outputs only (a ZipMap is removed when it makes a graph output, not when it feeds another node)");
         }
 
         var shape = metadata.Dimensions.Select(d => (long)d).ToArray();
@@ -56,13 +77,19 @@ internal static class SignatureReader
         return new OutputSpec(name, type, shape, width, classes);
     }
 
-    private static List<OutputColumn> DecodeColumns(List<OutputSpec> outputs)
+    private static List<OutputColumn> DecodeColumns(List<OutputSpec> outputs, List<string> notTabular)
     {
         var columns = new List<OutputColumn>();
         var used = new HashSet<string>(StringComparer.Ordinal);
         for (var o = 0; o < outputs.Count; o++)
         {
             var output = outputs[o];
+            if (!FeatureTypes.IsTabular(output.Type))
+            {
+                notTabular.Add($"output '{output.Name}' holds {FeatureTypes.Name(output.Type)} values, which columns do not hold yet");
+                continue;
+            }
+
             var stem = ColumnStem(output.Name);
             var scalarType = output.Type switch
             {
@@ -89,7 +116,7 @@ internal static class SignatureReader
             }
             else
             {
-                throw Unsupported($"output '{output.Name}' holds {output.Type} values of shape [{string.Join(',', output.Shape)}]; only one value per row or numeric arrays can be decoded");
+                notTabular.Add($"output '{output.Name}' holds {FeatureTypes.Name(output.Type)} values of shape [{string.Join(',', output.Shape)}]; columns hold one value per row or numeric arrays");
             }
         }
 
@@ -133,16 +160,36 @@ internal static class SignatureReader
         return candidate;
     }
 
-    private static FeatureType ToFeatureType(TensorElementType type, string what) => type switch
+    private static FeatureType ToFeatureType(TensorElementType type, string what) =>
+        FeatureTypes.FromOnnxRuntime(type)
+        ?? throw Unsupported($"{what} has element type {type}; supported: {string.Join(", ", Enum.GetValues<FeatureType>().Select(FeatureTypes.Name))}");
+
+    /// <summary>Names a non-tensor value for messages: <c>a sequence of float tensors</c>, <c>an optional int32 tensor</c>, <c>a map</c>.</summary>
+    private static string NonTensor(NodeMetadata metadata)
     {
-        TensorElementType.Float => FeatureType.Float,
-        TensorElementType.Double => FeatureType.Double,
-        TensorElementType.Int64 => FeatureType.Int64,
-        TensorElementType.Int32 => FeatureType.Int32,
-        TensorElementType.String => FeatureType.String,
-        TensorElementType.Bool => FeatureType.Bool,
-        _ => throw Unsupported($"{what} has element type {type}; supported: float, double, int64, int32, string, bool"),
-    };
+        var kind = Kind(metadata);
+        return (kind[0] is 'o' or 'a' or 'e' or 'i' or 'u' ? "an " : "a ") + kind;
+    }
+
+    private static string Kind(NodeMetadata metadata)
+    {
+        try
+        {
+            return metadata.OnnxValueType switch
+            {
+                OnnxValueType.ONNX_TYPE_TENSOR => $"{metadata.ElementDataType.ToString().ToLowerInvariant()} tensor",
+                OnnxValueType.ONNX_TYPE_SEQUENCE => $"sequence of {Kind(metadata.AsSequenceMetadata().ElementMeta)}s",
+                OnnxValueType.ONNX_TYPE_OPTIONAL => $"optional {Kind(metadata.AsOptionalMetadata().ElementMeta)}",
+                OnnxValueType.ONNX_TYPE_MAP => "map",
+                OnnxValueType.ONNX_TYPE_SPARSETENSOR => "sparse tensor",
+                var other => other.ToString(),
+            };
+        }
+        catch (OnnxRuntimeException)
+        {
+            return metadata.OnnxValueType.ToString();
+        }
+    }
 
     private static long Product(ReadOnlySpan<long> dims)
     {

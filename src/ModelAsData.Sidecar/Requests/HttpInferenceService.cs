@@ -87,7 +87,7 @@ public sealed partial class HttpInferenceService : IHostedService, IAsyncDisposa
         {
             ["name"] = "modelasdata",
             ["version"] = typeof(HttpInferenceService).Assembly.GetName().Version?.ToString() ?? "0",
-            ["extensions"] = new JsonArray(),
+            ["extensions"] = new JsonArray("binary_tensor_data"),
         }));
         app.MapGet("/v2/models/{name}", (string name, CancellationToken ct) => MetadataAsync(name, null, ct));
         app.MapGet("/v2/models/{name}/versions/{version}", (string name, string version, CancellationToken ct) => MetadataAsync(name, version, ct));
@@ -123,25 +123,7 @@ public sealed partial class HttpInferenceService : IHostedService, IAsyncDisposa
         try
         {
             var loaded = await LoadAsync(name, version, cancellationToken);
-            var signature = loaded.Onnx.Signature;
-            return Results.Json(new JsonObject
-            {
-                ["name"] = loaded.Model,
-                ["versions"] = new JsonArray(loaded.Version.ToString(System.Globalization.CultureInfo.InvariantCulture)),
-                ["platform"] = "onnxruntime_onnx",
-                ["inputs"] = new JsonArray(signature.Inputs.Select(i => (JsonNode)new JsonObject
-                {
-                    ["name"] = i.Name,
-                    ["datatype"] = DataType(i.Type),
-                    ["shape"] = new JsonArray(i.Shape.Select(d => (JsonNode)d).ToArray()),
-                }).ToArray()),
-                ["outputs"] = new JsonArray(signature.Columns.Select(c => (JsonNode)new JsonObject
-                {
-                    ["name"] = c.Name,
-                    ["datatype"] = DataType(c.Type),
-                    ["shape"] = c.Type == ColumnType.RealArray ? new JsonArray(-1, signature.Outputs[c.Output].Width ?? -1) : new JsonArray(-1),
-                }).ToArray()),
-            });
+            return Results.Json(OipMetadata.Describe(loaded));
         }
         catch (ModelAsDataException e)
         {
@@ -167,22 +149,12 @@ public sealed partial class HttpInferenceService : IHostedService, IAsyncDisposa
         var started = Stopwatch.GetTimestamp();
         try
         {
-            JsonNode? body;
-            try
-            {
-                body = await JsonNode.ParseAsync(request.Body, cancellationToken: cancellationToken);
-            }
-            catch (JsonException e)
-            {
-                throw new ModelAsDataException(ErrorCode.InvalidArgument, $"The request body is not valid JSON ({e.Message}).", e);
-            }
-
+            var (body, binary) = await OipBody.ReadAsync(request, cancellationToken);
             var loaded = await LoadAsync(name, version, cancellationToken);
-            var response = OipInference.Infer(loaded, body as JsonObject ?? throw OipInference.Bad("The request body must be a JSON object with \"inputs\"."),
-                ReferenceText(name, version), _log, cancellationToken);
+            var response = OipInference.Infer(loaded, body, binary, ReferenceText(name, version), _log, cancellationToken);
             _metrics.Requests.WithLabels("http", "ok").Inc();
             _metrics.RowsScored.WithLabels(loaded.Model).Inc(response.Rows);
-            return Results.Text(response.Json.ToJsonString(), "application/json");
+            return response;
         }
         catch (ModelAsDataException e)
         {
@@ -214,23 +186,6 @@ public sealed partial class HttpInferenceService : IHostedService, IAsyncDisposa
         ErrorCode.Database or ErrorCode.Timeout => (int)HttpStatusCode.ServiceUnavailable,
         _ => (int)HttpStatusCode.InternalServerError,
     });
-
-    internal static string DataType(FeatureType type) => type switch
-    {
-        FeatureType.Float => "FP32",
-        FeatureType.Double => "FP64",
-        FeatureType.Int64 => "INT64",
-        FeatureType.Int32 => "INT32",
-        FeatureType.Bool => "BOOL",
-        _ => "BYTES",
-    };
-
-    internal static string DataType(ColumnType type) => type switch
-    {
-        ColumnType.Integer => "INT64",
-        ColumnType.Text => "BYTES",
-        _ => "FP64",
-    };
 
     [LoggerMessage(EventId = Protocol.LogEvents.HttpListening, Level = LogLevel.Information, Message = "HTTP endpoint (Open Inference Protocol v2, /metrics) listening on {Address}")]
     private static partial void LogListening(ILogger logger, string address);

@@ -1,184 +1,194 @@
+using System.Buffers;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using ModelAsData.Core;
 using ModelAsData.Core.Onnx;
-using ModelAsData.Core.Scoring;
+using ModelAsData.Core.Onnx.Tensors;
 
 namespace ModelAsData.Sidecar.Requests;
 
 /// <summary>
-/// One Open Inference Protocol v2 inference: <c>{"inputs": [{"name", "shape", "datatype", "data"}]}</c> → one
-/// output per decoded column (<c>label</c>, <c>probability_setosa</c>…) with shape <c>[N]</c> (or <c>[N, k]</c>).
-/// The first dimension of each input's shape is the row count; <c>data</c> is row-major, flat or nested.
+/// One Open Inference Protocol v2 inference, faithful to the model: the inputs by the model's own names, shapes and
+/// datatypes (<see cref="OipRequest"/>), run as whole tensors (<see cref="OnnxModel.Run"/>), and every output (or the
+/// ones asked for) with the name, shape and datatype ONNX Runtime gives it, never renamed or flattened. Works for
+/// any model a sidecar validated, tabular or <see cref="ModelSignature.TensorOnly"/>. The decoded columns of
+/// prediction tables play no part here.
 /// </summary>
 internal static class OipInference
 {
-    public static (JsonObject Json, int Rows) Infer(RequestVersion version, JsonObject body, string reference, PredictionLog log, CancellationToken cancellationToken)
+    /// <summary>Outputs larger than this are logged by shape and datatype only: the log keeps answers, not images.</summary>
+    private const int MaxLoggedElements = 1024;
+
+    /// <summary>Strings as UTF-8, not \u escapes: the answer is JSON for clients, never embedded in HTML.</summary>
+    private static readonly JsonWriterOptions s_writerOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    /// <param name="binary">The body's bytes after the JSON (binary tensor data extension); empty when there are none.</param>
+    public static OipAnswer Infer(RequestVersion version, JsonObject body, ReadOnlyMemory<byte> binary, string reference, PredictionLog log, CancellationToken cancellationToken)
     {
         var signature = version.Onnx.Signature;
-        if (body["inputs"] is not JsonArray inputs || inputs.Count == 0)
-        {
-            throw Bad($"The request needs \"inputs\": [{{\"name\", \"shape\", \"datatype\", \"data\"}}]; model '{reference}' takes {signature.DescribeInputs()}.");
-        }
-
-        var given = new Dictionary<string, (List<JsonNode?> Data, int Rows)>(StringComparer.Ordinal);
-        foreach (var input in inputs)
-        {
-            var name = input?["name"]?.GetValue<string>() ?? throw Bad("Every input needs a \"name\".");
-            var spec = signature.Inputs.FirstOrDefault(i => i.Name == name)
-                ?? throw Bad($"Model '{reference}' has no input '{name}'; it takes {signature.DescribeInputs()}.");
-            if (input["shape"] is not JsonArray shape || shape.Count == 0)
-            {
-                throw Bad($"Input '{name}' needs a \"shape\", e.g. [1, {spec.Width}].");
-            }
-
-            var dims = shape.Select(d => d?.GetValue<long>() ?? -1).ToArray();
-            var rows = (int)dims[0];
-            var width = dims.Skip(1).Aggregate(1L, (a, b) => a * b);
-            if (rows <= 0 || width != spec.Width)
-            {
-                throw Bad($"Input '{name}' has shape [{string.Join(", ", dims)}]; model '{reference}' takes [N, {spec.Width}] rows ({ModelSignature.Describe(spec)}).");
-            }
-
-            var data = new List<JsonNode?>();
-            Flatten(input["data"] ?? throw Bad($"Input '{name}' needs \"data\"."), data);
-            if (data.Count != rows * width)
-            {
-                throw Bad($"Input '{name}' has shape [{string.Join(", ", dims)}], so {rows * width} values, but {data.Count} were given.");
-            }
-
-            given[name] = (data, rows);
-        }
-
-        var missing = signature.Inputs.Where(i => !given.ContainsKey(i.Name)).Select(i => $"'{i.Name}'").ToList();
-        if (missing.Count > 0)
-        {
-            throw Bad($"Model '{reference}' also needs input {string.Join(", ", missing)}; it takes {signature.DescribeInputs()}.");
-        }
-
-        var rowCount = given.Values.First().Rows;
-        if (given.Values.Any(g => g.Rows != rowCount))
-        {
-            throw Bad("All inputs must have the same first dimension (the row count).");
-        }
-
-        var scorer = version.Rent(rowCount);
-        try
-        {
-            scorer.Clear();
-            var hashes = new string[rowCount];
-            for (var row = 0; row < rowCount; row++)
-            {
-                scorer.BeginRow();
-                var features = new JsonObject();
-                var slot = 0;
-                foreach (var spec in signature.Inputs)
-                {
-                    var (data, _) = given[spec.Name];
-                    var values = new JsonArray();
-                    for (var j = 0; j < spec.Width; j++, slot++)
-                    {
-                        var value = data[(row * spec.Width) + j];
-                        if (scorer.Set(slot, JsonFeatures.ToClr(value)) is { } error)
-                        {
-                            scorer.CancelRow();
-                            throw new ModelAsDataException(ErrorCode.FeatureMismatch, $"Model '{reference}', row {row}: {error}.");
-                        }
-
-                        values.Add(value?.DeepClone());
-                    }
-
-                    features[spec.Name] = spec.Width == 1 ? values[0]?.DeepClone() : values;
-                }
-
-                scorer.EndRow();
-                hashes[row] = PredictionLog.Hash(JsonbText.Write(features));
-            }
-
-            var scored = scorer.Score(cancellationToken);
-            var outputs = new JsonArray();
-            for (var c = 0; c < scored.Columns.Count; c++)
-            {
-                var column = scored.Columns[c];
-                var data = new JsonArray();
-                var width = 1;
-                for (var row = 0; row < scored.Count; row++)
-                {
-                    switch (scored.GetValue(row, c))
-                    {
-                        case double[] array:
-                            width = array.Length;
-                            foreach (var d in array)
-                            {
-                                data.Add(d);
-                            }
-
-                            break;
-                        case double d:
-                            data.Add(double.IsFinite(d) ? d : null);
-                            break;
-                        case var other:
-                            data.Add(JsonValue.Create(other));
-                            break;
-                    }
-                }
-
-                outputs.Add(new JsonObject
-                {
-                    ["name"] = column.Name,
-                    ["datatype"] = HttpInferenceService.DataType(column.Type),
-                    ["shape"] = column.Type == ColumnType.RealArray ? new JsonArray(scored.Count, width) : new JsonArray(scored.Count),
-                    ["data"] = data,
-                });
-            }
-
-            var now = DateTime.UtcNow;
-            for (var row = 0; row < scored.Count; row++)
-            {
-                log.Add(new PredictionLogEntry(now, "http", version.Model, version.Version, hashes[row], Core.Scoring.RequestPredictor.ToJson(scored, version.Model, version.Version, row), null, null));
-            }
-
-            var response = new JsonObject
-            {
-                ["model_name"] = version.Model,
-                ["model_version"] = version.Version.ToString(CultureInfo.InvariantCulture),
-            };
-            if (body["id"] is JsonValue id)
-            {
-                response["id"] = id.DeepClone();
-            }
-
-            response["outputs"] = outputs;
-            return (response, scored.Count);
-        }
-        finally
-        {
-            version.Return(scorer);
-        }
+        var request = OipRequest.Read(signature, body, binary, reference);
+        var label = $"{version.Model}@{version.Version.ToString(CultureInfo.InvariantCulture)}";
+        var outputs = version.Onnx.Run(label, request.Inputs, request.Outputs, cancellationToken);
+        var rows = Log(version, request, outputs, log);
+        var (answer, jsonLength) = Write(version, body, outputs, request.BinaryOutputs);
+        return new OipAnswer(answer, jsonLength, rows);
     }
 
-    public static ModelAsDataException Bad(string message) => new(ErrorCode.FeatureMismatch, message);
-
-    private static void Flatten(JsonNode node, List<JsonNode?> into)
+    /// <returns>The answer, and where its JSON ends when binary outputs follow it.</returns>
+    private static (byte[] Body, int? JsonLength) Write(RequestVersion version, JsonObject body, IReadOnlyList<Tensor> outputs, IReadOnlySet<string> binary)
     {
-        if (node is JsonArray array)
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer, s_writerOptions))
         {
-            foreach (var item in array)
+            writer.WriteStartObject();
+            writer.WriteString("model_name", version.Model);
+            writer.WriteString("model_version", version.Version.ToString(CultureInfo.InvariantCulture));
+            if (body["id"] is JsonValue id && id.TryGetValue<string>(out var text))
             {
-                if (item is JsonArray)
+                writer.WriteString("id", text);
+            }
+
+            writer.WriteStartArray("outputs");
+            foreach (var output in outputs)
+            {
+                writer.WriteStartObject();
+                writer.WriteString("name", output.Name);
+                writer.WriteString("datatype", OipDataType.Of(output.Type));
+                writer.WriteStartArray("shape");
+                foreach (var d in output.Shape)
                 {
-                    Flatten(item, into);
+                    writer.WriteNumberValue(d);
+                }
+
+                writer.WriteEndArray();
+                if (binary.Contains(output.Name))
+                {
+                    writer.WriteStartObject("parameters");
+                    writer.WriteNumber("binary_data_size", OipBinary.SizeOf(output));
+                    writer.WriteEndObject();
                 }
                 else
                 {
-                    into.Add(item);
+                    writer.WritePropertyName("data");
+                    TensorJson.WriteData(writer, output);
                 }
+
+                writer.WriteEndObject();
             }
+
+            writer.WriteEndArray();
+            writer.WriteEndObject();
         }
-        else
+
+        if (binary.Count == 0)
         {
-            into.Add(node);
+            return (buffer.WrittenSpan.ToArray(), null);
         }
+
+        var jsonLength = buffer.WrittenCount;
+        foreach (var output in outputs.Where(o => binary.Contains(o.Name)))
+        {
+            OipBinary.Write(buffer, output);
+        }
+
+        return (buffer.WrittenSpan.ToArray(), jsonLength);
+    }
+
+    /// <summary>
+    /// Logs the inference as the SQL doors do: one entry per row when every input and output shares a batch (first)
+    /// dimension the model leaves dynamic, so that a row's features hash like the same features given to
+    /// <c>mad.predict</c>; otherwise one entry for the whole request. Returns the rows scored.
+    /// </summary>
+    private static int Log(RequestVersion version, OipRequest request, IReadOnlyList<Tensor> outputs, PredictionLog log)
+    {
+        var signature = version.Onnx.Signature;
+        var now = DateTime.UtcNow;
+        var batch = request.Inputs.Count > 0 && request.Inputs[0].Shape.Count > 0 ? request.Inputs[0].Shape[0] : -1;
+        var batched = batch > 0
+            && request.Data.All(d => d is not null)
+            && request.Inputs.All(t => t.Shape.Count > 0 && t.Shape[0] == batch)
+            && signature.Inputs.All(i => i.Shape.Length > 0 && i.Shape[0] < 0)
+            && outputs.All(t => t.Shape.Count > 0 && t.Shape[0] == batch);
+        var rows = batched ? (int)batch : 1;
+        for (var row = 0; row < rows; row++)
+        {
+            var features = new JsonObject();
+            for (var i = 0; i < request.Inputs.Count; i++)
+            {
+                features[request.Inputs[i].Name] = request.Data[i] is { } data
+                    ? Slice(data, row, rows)
+                    : Digest(request.Inputs[i]);
+            }
+
+            var answer = new JsonObject { ["model"] = version.Model, ["version"] = version.Version };
+            foreach (var output in outputs)
+            {
+                answer[output.Name] = output.ElementCount / rows > MaxLoggedElements
+                    ? new JsonObject { ["datatype"] = OipDataType.Of(output.Type), ["shape"] = new JsonArray(output.Shape.Select(d => (JsonNode)d).ToArray()) }
+                    : Slice(output, row, rows);
+            }
+
+            log.Add(new PredictionLogEntry(now, "http", version.Model, version.Version, PredictionLog.Hash(JsonbText.Write(features)), answer, null, null));
+        }
+
+        return rows;
+    }
+
+    /// <summary>An input sent as binary is logged by datatype, shape and the sha256 of its bytes: no JSON text to hash.</summary>
+    private static JsonObject Digest(Tensor tensor)
+    {
+        var bytes = new ArrayBufferWriter<byte>();
+        OipBinary.Write(bytes, tensor);
+        return new JsonObject
+        {
+            ["datatype"] = OipDataType.Of(tensor.Type),
+            ["shape"] = new JsonArray(tensor.Shape.Select(d => (JsonNode)d).ToArray()),
+            ["sha256"] = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes.WrittenSpan)),
+        };
+    }
+
+    /// <summary>A row's elements as the client sent them: one value alone, several as an array.</summary>
+    private static JsonNode? Slice(IReadOnlyList<JsonNode?> data, int row, int rows)
+    {
+        var width = data.Count / rows;
+        if (width == 1)
+        {
+            return data[row]?.DeepClone();
+        }
+
+        var values = new JsonArray();
+        for (var j = 0; j < width; j++)
+        {
+            values.Add(data[(row * width) + j]?.DeepClone());
+        }
+
+        return values;
+    }
+
+    private static JsonNode? Slice(Tensor tensor, int row, int rows)
+    {
+        var width = (int)(tensor.ElementCount / rows);
+        var values = new JsonArray();
+        var size = FeatureTypes.Size(tensor.Type);
+        for (var j = 0; j < width; j++)
+        {
+            var index = (row * width) + j;
+            values.Add(tensor.Type == FeatureType.String ? JsonValue.Create(tensor.Strings![index]) : Element(tensor.Type, tensor.Bytes.AsSpan(index * size, size)));
+        }
+
+        return width == 1 ? values[0]?.DeepClone() : values;
+    }
+
+    /// <summary>An element as a JSON node for the log (non-finite numbers as null, as the SQL doors log them).</summary>
+    private static JsonNode? Element(FeatureType type, ReadOnlySpan<byte> bytes)
+    {
+        var buffer = new ArrayBufferWriter<byte>(32);
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            TensorJson.WriteElement(writer, type, bytes);
+        }
+
+        var node = JsonNode.Parse(buffer.WrittenSpan);
+        return node is JsonValue value && value.GetValueKind() == JsonValueKind.String && type != FeatureType.String ? null : node;
     }
 }

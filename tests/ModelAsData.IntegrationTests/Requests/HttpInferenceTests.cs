@@ -24,7 +24,11 @@ public sealed class HttpInferenceTests(PostgresDatabase database) : OnlineReques
         var metadata = (await http.GetFromJsonAsync<JsonObject>($"/v2/models/{model}", Ct))!;
         Assert.Equal("float_input", metadata["inputs"]![0]!["name"]!.GetValue<string>());
         Assert.Equal("FP32", metadata["inputs"]![0]!["datatype"]!.GetValue<string>());
-        Assert.Equal("label", metadata["outputs"]![0]!["name"]!.GetValue<string>());
+        // The model's own outputs (its ZipMap removed at load), not the decoded columns of prediction tables.
+        Assert.Equal("output_label", metadata["outputs"]![0]!["name"]!.GetValue<string>());
+        Assert.Equal("INT64", metadata["outputs"]![0]!["datatype"]!.GetValue<string>());
+        Assert.Equal("output_probability", metadata["outputs"]![1]!["name"]!.GetValue<string>());
+        Assert.Equal("[-1,3]", metadata["outputs"]![1]!["shape"]!.ToJsonString());
 
         var request = new JsonObject
         {
@@ -40,11 +44,14 @@ public sealed class HttpInferenceTests(PostgresDatabase database) : OnlineReques
         var answer = (await infer.Content.ReadFromJsonAsync<JsonObject>(Ct))!;
         Assert.Equal("1", answer["model_version"]!.GetValue<string>());
         Assert.Equal("r1", answer["id"]!.GetValue<string>());
-        var label = answer["outputs"]!.AsArray().Single(o => o!["name"]!.GetValue<string>() == "label")!;
+        var label = answer["outputs"]!.AsArray().Single(o => o!["name"]!.GetValue<string>() == "output_label")!;
         Assert.Equal([0L, 1L, 2L], label["data"]!.AsArray().Select(v => v!.GetValue<long>()));
         Assert.Equal("INT64", label["datatype"]!.GetValue<string>());
-        var p1 = answer["outputs"]!.AsArray().Single(o => o!["name"]!.GetValue<string>() == "probability_1")!;
-        Assert.Equal(0.98999935, p1["data"]![1]!.GetValue<double>(), 6);
+        Assert.Equal("[3]", label["shape"]!.ToJsonString());
+        var probability = answer["outputs"]!.AsArray().Single(o => o!["name"]!.GetValue<string>() == "output_probability")!;
+        Assert.Equal("FP32", probability["datatype"]!.GetValue<string>());
+        Assert.Equal("[3,3]", probability["shape"]!.ToJsonString());
+        Assert.Equal(0.98999935, probability["data"]![(1 * 3) + 1]!.GetValue<double>(), 6);
 
         // Logged like the SQL doors: the same features hash the same.
         await Eventually.WaitForAsync(
@@ -73,7 +80,7 @@ public sealed class HttpInferenceTests(PostgresDatabase database) : OnlineReques
         Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
         Assert.Contains("does not exist", (await missing.Content.ReadFromJsonAsync<JsonObject>(Ct))!["error"]!.GetValue<string>(), StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.BadRequest, shape.StatusCode);
-        Assert.Contains("[N, 4]", (await shape.Content.ReadFromJsonAsync<JsonObject>(Ct))!["error"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Contains("takes [-1, 4]", (await shape.Content.ReadFromJsonAsync<JsonObject>(Ct))!["error"]!.GetValue<string>(), StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.BadRequest, name.StatusCode);
         Assert.Contains("no input 'x'", (await name.Content.ReadFromJsonAsync<JsonObject>(Ct))!["error"]!.GetValue<string>(), StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.BadRequest, text.StatusCode);

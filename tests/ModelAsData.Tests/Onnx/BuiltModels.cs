@@ -10,10 +10,19 @@ namespace ModelAsData.Tests.Onnx;
 internal static class BuiltModels
 {
     public const int Float = 1;
+    public const int Uint8 = 2;
+    public const int Int8 = 3;
+    public const int Uint16 = 4;
+    public const int Int16 = 5;
     public const int Int32 = 6;
     public const int Int64 = 7;
+    public const int String = 8;
     public const int Bool = 9;
+    public const int Float16 = 10;
     public const int Double = 11;
+    public const int Uint32 = 12;
+    public const int Uint64 = 13;
+    public const int Bfloat16 = 16;
 
     /// <summary>A model whose every input is passed through Identity to an output of its own.</summary>
     public static byte[] Identity(params (string Name, int ElementType, long?[] Shape)[] inputs)
