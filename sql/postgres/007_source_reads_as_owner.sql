@@ -126,6 +126,8 @@ BEGIN
 END
 $$;
 
+-- A binding was created, dropped or handed to another owner: mad_reader follows the owners, and a table handed over
+-- is readable by its new owner (with the grant option) and no longer by the old one, nor by those it granted it to.
 CREATE FUNCTION mad.sync_readers() RETURNS trigger
 LANGUAGE plpgsql SET search_path = mad, pg_temp AS $$
 BEGIN
@@ -134,6 +136,12 @@ BEGIN
   END IF;
   IF TG_OP IN ('INSERT', 'UPDATE') THEN
     PERFORM mad.sync_reader(NEW.owner);
+  END IF;
+  IF TG_OP = 'UPDATE' AND pg_catalog.to_regclass(format('mad_out.%I', NEW.name)) IS NOT NULL THEN
+    IF OLD.owner <> current_user AND EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.rolname = OLD.owner) THEN
+      EXECUTE format('REVOKE ALL ON mad_out.%I FROM %I CASCADE', NEW.name, OLD.owner);
+    END IF;
+    PERFORM mad.grant_predictions(NEW);
   END IF;
   RETURN NULL;
 END
@@ -368,7 +376,7 @@ BEGIN
       -- Key ranges from a sample of the key in key order: each task covers [previous bound, next bound).
       'sample', format(
         'SELECT s.b FROM (SELECT ARRAY[%s] AS b, pg_catalog.row_number() OVER (ORDER BY %s) AS rn, pg_catalog.count(*) OVER () AS c FROM %s%s WHERE %s) s ' ||
-        'WHERE s.rn OPERATOR(pg_catalog.%%) pg_catalog.greatest(1, s.c OPERATOR(pg_catalog./) $2::bigint) OPERATOR(pg_catalog.=) 0 AND s.rn OPERATOR(pg_catalog.<) s.c ORDER BY s.rn',
+        'WHERE s.rn OPERATOR(pg_catalog.%%) GREATEST(1::bigint, s.c OPERATOR(pg_catalog./) $2::bigint) OPERATOR(pg_catalog.=) 0 AND s.rn OPERATOR(pg_catalog.<) s.c ORDER BY s.rn',
         mad.key_list(binding, '%I::text'), keys, source,
         CASE WHEN (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = binding.source) IN ('r', 'm') THEN ' TABLESAMPLE SYSTEM ($1::double precision)' ELSE '' END,
         mad.key_list(binding, '%I IS NOT NULL', ' AND ')),
