@@ -61,6 +61,8 @@ public sealed partial class RefreshTaskRunner
 
         await using var transaction = await writer.BeginTransactionAsync(cancellationToken);
         var (rows, failed) = await CopyThroughPipelineAsync(model, plan, task.Version, reader, writer, cancellationToken);
+        // A read like the owner's own: what the source's code wrote (a view's function) stays, as it would for them.
+        await reading.CommitAsync(cancellationToken);
 
         var state = await writer.ExecuteScalarAsync<string>(new CommandDefinition(TableSql.Complete,
             new { task = task.TaskId, token = task.LeaseToken, rows, failed }, transaction, commandTimeout: 0, cancellationToken: cancellationToken));
