@@ -17,7 +17,8 @@
 --   An owner that is, or can become, a superuser is never granted: such a binding is read only by a sidecar that is
 --   itself a superuser, and a non-superuser sidecar fails its reads with a message saying to hand the table over.
 -- * Key columns are of built-in types only (no domain, no user type, so no user CHECK or cast runs when the capture
---   triggers, definers, copy keys): checked by create_prediction_table, refresh, watch and at every plan.
+--   triggers, definers, copy keys): checked by create_prediction_table, refresh, watch and at every plan; while a
+--   table is watched a never-firing trigger on its key columns makes PostgreSQL refuse to change their type.
 -- * A prediction table belongs to its owner: mad_out.<name> is readable by its owner (WITH GRANT OPTION, to grant it
 --   on) and mad_admin, no longer by every mad_user. A refresh's swap carries the table's grants over to the new
 --   table: those the schema owner made in the function, and those its owner made through the sidecar, which acts as
@@ -592,8 +593,19 @@ BEGIN
 END
 $$;
 
+-- Never runs (its trigger fires WHEN false): a trigger AFTER UPDATE OF the key columns makes PostgreSQL refuse to
+-- change their type while the table is watched ("cannot alter type of a column used in a trigger definition"), so a
+-- key cannot become a user type whose assignment cast the capture triggers, running as the schema owner, would call.
+CREATE FUNCTION mad.key_type_guard() RETURNS trigger
+LANGUAGE plpgsql SET search_path = mad, pg_temp AS $$
+BEGIN
+  RETURN NULL;
+END
+$$;
+
 -- Starts streaming a prediction table: the caller must own it, may read its source and has TRIGGER on it; its key
--- columns must be of built-in types (the capture triggers copy them as the schema owner).
+-- columns must be of built-in types (the capture triggers copy them as the schema owner), and stay so while it is
+-- watched (trigger mad_watch_<name>_k).
 CREATE OR REPLACE FUNCTION mad.watch(name text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = mad, pg_temp AS $$
 DECLARE
@@ -622,11 +634,37 @@ BEGIN
                                   WHEN 'd' THEN 'REFERENCING OLD TABLE AS old_rows' ELSE '' END,
                    mad.capture_function(binding.name, operation));
   END LOOP;
+  EXECUTE format('CREATE TRIGGER %I AFTER UPDATE OF %s ON %s FOR EACH STATEMENT WHEN (false) EXECUTE FUNCTION mad.key_type_guard()',
+                 'mad_watch_' || binding.name || '_k', mad.key_list(binding, '%I'), mad.qualified_name(binding.source));
   PERFORM mad.grant_stream_writes(binding.name);
   -- Keys left by an unwatch that skipped a batch in flight: a refresh, not the stream, brings such rows up to date.
   PERFORM mad.clear_outbox(binding.name);
   UPDATE mad.prediction_tables p SET watched = true, stream_error = NULL, stream_error_at = NULL WHERE p.name = binding.name;
   PERFORM pg_notify('mad_rows', 'plan:' || binding.name); -- 'plan:': sidecars read their plans again
+END
+$$;
+
+-- Stops streaming (as in 006, and the key-type guard): removes the triggers, their functions and the keys still waiting (the outbox table stays, empty).
+CREATE OR REPLACE FUNCTION mad.unwatch(name text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = mad, pg_temp AS $$
+DECLARE
+  binding mad.prediction_tables;
+  operation text;
+BEGIN
+  binding := mad.require_prediction_table(unwatch.name);
+  PERFORM mad.require_binding_owner(binding, 'unwatch ' || quote_ident(binding.name));
+  PERFORM mad.require_source_access(binding.source, 'unwatch ' || quote_ident(binding.name));
+  FOREACH operation IN ARRAY ARRAY['i', 'u', 'd', 't'] LOOP
+    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'mad_watch_' || binding.name || '_' || operation, mad.qualified_name(binding.source));
+    EXECUTE format('DROP FUNCTION IF EXISTS %s()', mad.capture_function(binding.name, operation));
+  END LOOP;
+  EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'mad_watch_' || binding.name || '_k', mad.qualified_name(binding.source));
+  EXECUTE format('REVOKE INSERT, UPDATE, DELETE ON mad_out.%I FROM mad_sidecar', binding.name);
+  UPDATE mad.prediction_tables p SET watched = false, stream_error = NULL, stream_error_at = NULL WHERE p.name = binding.name;
+  -- Keys a sidecar's batch holds are skipped, not waited for: that batch waits for the source this holds (a deadlock).
+  PERFORM mad.clear_outbox(binding.name);
+  DELETE FROM mad.stream_stats s WHERE s.prediction_table = binding.name;
+  PERFORM pg_notify('mad_rows', 'plan:' || binding.name);
 END
 $$;
 
@@ -719,5 +757,5 @@ SELECT mad.grant_predictions(p) FROM mad.prediction_tables p WHERE pg_catalog.to
 REVOKE ALL ON FUNCTION mad.key_type_allowed(regtype), mad.require_builtin_keys(regclass, text[], text[]),
   mad.reaches_superuser(text), mad.sync_reader(text), mad.sync_readers(), mad.reader_of(mad.prediction_tables),
   mad.read_role(text), mad.grant_predictions(mad.prediction_tables), mad.plan_job(bigint, uuid, bigint, jsonb),
-  mad.carry_grants(mad.prediction_tables, bigint, aclitem[]), mad.carried_grants(bigint) FROM PUBLIC;
+  mad.carry_grants(mad.prediction_tables, bigint, aclitem[]), mad.carried_grants(bigint), mad.key_type_guard() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mad.read_role(text), mad.plan_job(bigint, uuid, bigint, jsonb), mad.carried_grants(bigint) TO mad_sidecar;

@@ -97,6 +97,7 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.reader_of(mad.prediction_tables)"] = Nobody,
         ["mad.grant_predictions(mad.prediction_tables)"] = Nobody,
         ["mad.carry_grants(mad.prediction_tables,bigint,aclitem[])"] = Nobody,
+        ["mad.key_type_guard()"] = Nobody,
     };
 
     [Fact(Timeout = 60_000)]

@@ -39,7 +39,7 @@ public sealed class SourceReadTests(PostgresDatabase database) : DatabaseTests(d
     }
 
     [Fact(Timeout = 90_000)]
-    public async Task A_key_of_a_domain_type_is_refused_when_bound_and_when_changed_to_one_later()
+    public async Task A_key_of_a_domain_type_is_refused_when_bound_while_watched_and_when_changed_to_one_later()
     {
         var (model, tables) = await BatchTables.ReadyModelAsync(Database);
         await using var roles = new HostileRoles(Database);
@@ -71,8 +71,14 @@ public sealed class SourceReadTests(PostgresDatabase database) : DatabaseTests(d
         Assert.Contains("bigint", bound.Hint, StringComparison.Ordinal);
         Assert.Equal(0L, await Database.DataSource.ScalarAsync<long>("SELECT count(*) FROM mad.prediction_tables WHERE name = @name", new { name }));
 
-        // Bound on a plain key, whose type the attacker (the table's owner) changes afterwards.
+        // Bound on a plain key, whose type the attacker (the table's owner) changes afterwards: not while it is
+        // watched (the capture triggers copy keys as the schema owner), and a refresh or watch refuses it after.
         await BatchTables.CreateAsync(tables, name, $"{source}_plain", model);
+        await Database.DataSource.ExecuteAsync("SELECT mad.watch(@name)", new { name });
+        var altered = await user.FailsAsync($"ALTER TABLE public.{source}_plain ALTER COLUMN id TYPE public.{source}_key");
+        Assert.Equal(PostgresErrorCodes.FeatureNotSupported, altered.SqlState);
+        Assert.Contains("cannot alter type of a column used in a trigger definition", altered.MessageText, StringComparison.Ordinal);
+        await Database.DataSource.ExecuteAsync("SELECT mad.unwatch(@name)", new { name });
         await user.ExecuteAsync($"ALTER TABLE public.{source}_plain ALTER COLUMN id TYPE public.{source}_key; TRUNCATE public.{source}_seen");
         var refresh = await Database.DataSource.FailsAsync("SELECT mad.refresh(@name)", new { name });
         var watch = await Database.DataSource.FailsAsync("SELECT mad.watch(@name)", new { name });

@@ -126,7 +126,7 @@ public sealed class StreamingTests(PostgresDatabase database) : WatchedTableTest
         await Database.DataSource.ExecuteAsync("SELECT mad.unwatch(@name)", new { name });
         await Database.DataSource.ExecuteAsync($"INSERT INTO public.{source} VALUES (2, {Setosa})");
 
-        Assert.Equal(4, watchedTriggers); // insert, update, delete, truncate
+        Assert.Equal(5, watchedTriggers); // insert, update, delete, truncate, and the key columns' type guard
         Assert.Equal(0, await Database.DataSource.ScalarAsync<long>(triggers));
         Assert.Equal(0, await Database.DataSource.ScalarAsync<long>($"SELECT waiting FROM mad.stream_lag('{name}')"));
         Assert.False(await Database.DataSource.ScalarAsync<bool>("SELECT watched FROM mad.prediction_tables WHERE name = @name", new { name }));
