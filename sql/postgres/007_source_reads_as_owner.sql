@@ -26,20 +26,31 @@
 -- * The swap waits at most swap_lock_timeout_ms for a reader's lock, then fails the job naming the table and the
 --   sessions that hold it (issue 12, item 8).
 
+-- The role is cluster-wide: databases migrated at the same moment must not trip over each other (an ALTER, COMMENT
+-- or GRANT of a role that another transaction is changing fails with "tuple concurrently updated"), so each step runs
+-- only when it is still needed, and a concurrent one's duplicate is ignored.
 DO $$
 BEGIN
   IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'mad_reader') THEN
     BEGIN
       CREATE ROLE mad_reader NOLOGIN NOINHERIT;
-    EXCEPTION WHEN duplicate_object OR unique_violation THEN
+      COMMENT ON ROLE mad_reader IS 'ModelAsData: a member of every prediction table owner, without their rights (NOINHERIT): the sidecar SETs ROLE through it to read a source as its owner.';
+    EXCEPTION WHEN duplicate_object OR unique_violation OR internal_error THEN
       NULL; -- created by a concurrent migration of another database
+    END;
+  END IF;
+  IF (SELECT r.rolinherit FROM pg_catalog.pg_roles r WHERE r.rolname = 'mad_reader') THEN
+    ALTER ROLE mad_reader NOINHERIT; -- its privileges must never pass through it
+  END IF;
+  IF NOT pg_catalog.pg_has_role('mad_sidecar', 'mad_reader', 'MEMBER') THEN
+    BEGIN
+      GRANT mad_reader TO mad_sidecar;
+    EXCEPTION WHEN duplicate_object OR unique_violation OR internal_error THEN
+      NULL; -- granted by a concurrent migration
     END;
   END IF;
 END
 $$;
-ALTER ROLE mad_reader NOINHERIT;
-COMMENT ON ROLE mad_reader IS 'ModelAsData: a member of every prediction table owner, without their rights (NOINHERIT): the sidecar SETs ROLE through it to read a source as its owner.';
-GRANT mad_reader TO mad_sidecar;
 
 INSERT INTO mad.settings (name, value, description) VALUES
   ('swap_lock_timeout_ms', '5000', 'How long a refresh waits to swap its new table in while other sessions hold a lock on mad_out.<name>, before the job fails.')
