@@ -39,6 +39,44 @@ public sealed class SourceReadTests(PostgresDatabase database) : DatabaseTests(d
     }
 
     [Fact(Timeout = 90_000)]
+    public async Task A_sidecar_without_superuser_never_becomes_the_superuser_that_owns_a_binding()
+    {
+        var (model, tables) = await BatchTables.ReadyModelAsync(Database);
+        var source = await BatchTables.CreateFlowersAsync(Database.DataSource, 5);
+        var name = Sql.UniqueName("super");
+        await BatchTables.CreateAsync(tables, name, source, model); // by the fixture's superuser: it owns the binding
+        await using var sidecar = await RunningSidecar.StartAsSidecarLoginAsync(Database);
+
+        var id = await tables.StartRefreshAsync(name, Ct);
+        var job = await Eventually.WaitForAsync(() => tables.GetJobAsync(id), j => j.IsFinished, "the refresh to end");
+
+        Assert.Equal("failed", job.State);
+        Assert.Contains("a superuser (or a member of one): the sidecar never reads as a superuser", job.Error, StringComparison.Ordinal);
+        Assert.Equal(0L, await Database.DataSource.ScalarAsync<long>(
+            "SELECT count(*) FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid WHERE m.member = 'mad_reader'::regrole AND r.rolsuper"));
+        Assert.Equal(0L, await Database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad_out.{name}"));
+    }
+
+    [Fact(Timeout = 90_000)]
+    public async Task The_sidecar_may_act_as_an_owner_only_while_it_owns_a_binding()
+    {
+        var (model, tables) = await BatchTables.ReadyModelAsync(Database);
+        var source = await BatchTables.CreateFlowersAsync(Database.DataSource, 5);
+        await using var roles = new HostileRoles(Database);
+        var owner = await roles.GroupAsync("analyst", "IN ROLE mad_user");
+        var name = Sql.UniqueName("held");
+        await BatchTables.CreateAsync(tables, name, source, model);
+        const string Member = "SELECT count(*) FROM pg_auth_members WHERE member = 'mad_reader'::regrole AND roleid = @owner::regrole";
+
+        await HandOverAsync(name, owner);
+        var whileOwned = await Database.DataSource.ScalarAsync<long>(Member, new { owner });
+        await Database.DataSource.ExecuteAsync($"DROP TABLE mad_out.{name}; DELETE FROM mad.prediction_tables WHERE name = @name", new { name });
+
+        Assert.Equal(1L, whileOwned);
+        Assert.Equal(0L, await Database.DataSource.ScalarAsync<long>(Member, new { owner }));
+    }
+
+    [Fact(Timeout = 90_000)]
     public async Task A_key_of_a_domain_type_is_refused_when_bound_while_watched_and_when_changed_to_one_later()
     {
         var (model, tables) = await BatchTables.ReadyModelAsync(Database);
