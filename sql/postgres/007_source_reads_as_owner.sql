@@ -149,8 +149,9 @@ BEGIN
   IF TG_OP IN ('INSERT', 'UPDATE') THEN
     PERFORM mad.sync_reader(NEW.owner);
   END IF;
-  IF TG_OP = 'UPDATE' AND pg_catalog.to_regclass(format('mad_out.%I', NEW.name)) IS NOT NULL THEN
-    IF OLD.owner <> current_user AND EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.rolname = OLD.owner) THEN
+  IF TG_OP = 'UPDATE' AND OLD.owner IS DISTINCT FROM NEW.owner AND pg_catalog.to_regclass(format('mad_out.%I', NEW.name)) IS NOT NULL THEN
+    IF OLD.owner <> (SELECT pg_catalog.pg_get_userbyid(c.relowner)::text FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass(format('mad_out.%I', NEW.name)))
+       AND EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.rolname = OLD.owner) THEN
       EXECUTE format('REVOKE ALL ON mad_out.%I FROM %I CASCADE', NEW.name, OLD.owner);
     END IF;
     PERFORM mad.grant_predictions(NEW);
@@ -491,8 +492,8 @@ BEGIN
       UNION ALL
       SELECT a.*, d.level + 1 FROM acl a JOIN depth d ON a.grantor = d.grantee AND d.is_grantable AND a.privilege_type = d.privilege_type
       WHERE d.level < 8)
-    SELECT DISTINCT ON (d.grantor, d.grantee, d.privilege_type) d.grantor::regrole::text AS grantor,
-           CASE WHEN d.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(d.grantee::regrole::text) END AS grantee,
+    SELECT DISTINCT ON (d.grantor, d.grantee, d.privilege_type) pg_catalog.pg_get_userbyid(d.grantor)::text AS grantor,
+           CASE WHEN d.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_catalog.pg_get_userbyid(d.grantee)::text) END AS grantee,
            d.privilege_type, d.is_grantable, d.level
     FROM depth d ORDER BY d.grantor, d.grantee, d.privilege_type, d.level
   LOOP
