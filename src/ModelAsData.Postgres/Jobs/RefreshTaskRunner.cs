@@ -34,21 +34,22 @@ public sealed partial class RefreshTaskRunner
 
     /// <summary>
     /// Runs the task to completion and commits it; a lost lease throws a <see cref="PostgresException"/> with
-    /// <see cref="Protocol.SqlStates.LeaseLost"/> after rolling the rows back. Cancelling rolls back too.
+    /// <see cref="Protocol.SqlStates.LeaseLost"/> after rolling the rows back. Cancelling rolls back too. The source is
+    /// read as the binding's owner, in a read transaction of its own: its plan (and the model, if not cached) are
+    /// fetched as the sidecar and the role switched in the same round trip; the switch ends with that transaction,
+    /// and every protocol call goes over the writer, which never switches (except to carry grants over, see
+    /// <see cref="CarryGrantsAsync"/>).
     /// </summary>
     public async Task<RefreshTaskResult> RunAsync(RefreshTask task, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(task);
-        TaskPlan plan;
-        byte[]? bytes = null;
-        await using (var connection = await _dataSource.OpenConnectionAsync(cancellationToken))
+        await using var reader = await _dataSource.OpenConnectionAsync(cancellationToken);
+        await using var reading = await reader.BeginTransactionAsync(cancellationToken);
+        var (plan, bytes) = await PlanAndReadAsOwnerAsync(reader, task, cancellationToken);
+        await using var writer = await _dataSource.OpenConnectionAsync(cancellationToken);
+        if (plan.Planning is { } planning)
         {
-            plan = TaskPlan.Parse(await connection.ExecuteScalarAsync<string>(new CommandDefinition(TableSql.Plan, new { task = task.TaskId }, cancellationToken: cancellationToken))
-                ?? throw new InvalidDataException($"No plan for {task}."));
-            if (!_cache.Contains(task.Sha256))
-            {
-                bytes = await connection.ExecuteScalarAsync<byte[]>(new CommandDefinition(TableSql.Bytes, new { model = task.Model, version = task.Version }, cancellationToken: cancellationToken));
-            }
+            plan = await PlanJobAsync(task, planning, reader, writer, cancellationToken);
         }
 
         var model = _cache.GetOrLoad(task.Sha256, () => bytes ?? throw new InvalidOperationException($"Model {task.Model}@{task.Version} was not loaded."));
@@ -58,15 +59,110 @@ public sealed partial class RefreshTaskRunner
                 $"{task.Model}@{task.Version} decodes into {model.Signature.Columns.Count} columns; {task.Table} has {plan.Columns.Count}.");
         }
 
-        await using var reader = await _dataSource.OpenConnectionAsync(cancellationToken);
-        await using var writer = await _dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await writer.BeginTransactionAsync(cancellationToken);
         var (rows, failed) = await CopyThroughPipelineAsync(model, plan, task.Version, reader, writer, cancellationToken);
+        // A read like the owner's own: what the source's code wrote (a view's function) stays, as it would for them.
+        await reading.CommitAsync(cancellationToken);
 
         var state = await writer.ExecuteScalarAsync<string>(new CommandDefinition(TableSql.Complete,
             new { task = task.TaskId, token = task.LeaseToken, rows, failed }, transaction, commandTimeout: 0, cancellationToken: cancellationToken));
+        if (state == "done")
+        {
+            await CarryGrantsAsync(writer, task.JobId, cancellationToken);
+        }
+
         await transaction.CommitAsync(cancellationToken);
         return new RefreshTaskResult(rows, failed, state ?? "running");
+    }
+
+    /// <summary>
+    /// One round trip on the reader (its BEGIN included): the task's plan, the model's bytes when the cache lacks them,
+    /// then the switch to the owner's role for the rest of the transaction (<c>mad.read_role</c> refuses an owner the
+    /// sidecar may not read as, with the reason).
+    /// </summary>
+    private async Task<(TaskPlan Plan, byte[]? Bytes)> PlanAndReadAsOwnerAsync(NpgsqlConnection reader, RefreshTask task, CancellationToken cancellationToken)
+    {
+        var needBytes = !_cache.Contains(task.Sha256);
+        await using var batch = new NpgsqlBatch(reader) { BatchCommands = { new(TableSql.Plan) { Parameters = { new() { Value = task.TaskId } } } } };
+        if (needBytes)
+        {
+            batch.BatchCommands.Add(new(TableSql.Bytes) { Parameters = { new() { Value = task.Model }, new() { Value = task.Version } } });
+        }
+
+        batch.BatchCommands.Add(new(TableSql.ReadAsOwner) { Parameters = { new() { Value = task.Table } } });
+        await using var result = await batch.ExecuteReaderAsync(cancellationToken);
+        await result.ReadAsync(cancellationToken);
+        var plan = TaskPlan.Parse(result.IsDBNull(0) ? throw new InvalidDataException($"No plan for {task}.") : result.GetString(0));
+        byte[]? bytes = null;
+        if (needBytes && await result.NextResultAsync(cancellationToken) && await result.ReadAsync(cancellationToken) && !result.IsDBNull(0))
+        {
+            bytes = result.GetFieldValue<byte[]>(0);
+        }
+
+        while (await result.NextResultAsync(cancellationToken))
+        {
+            // The role switch: its errors surface here.
+        }
+
+        return (plan, bytes);
+    }
+
+    /// <summary>
+    /// Plans the task's job: counts and samples the source on the reader (as the owner), and records the split with
+    /// <c>mad.plan_job</c> on the writer, in its own transaction, so other sidecars can take the other ranges at once.
+    /// </summary>
+    private static async Task<TaskPlan> PlanJobAsync(RefreshTask task, JobPlanning planning, NpgsqlConnection reader, NpgsqlConnection writer, CancellationToken cancellationToken)
+    {
+        long total;
+        await using (var count = new NpgsqlCommand(planning.Count, reader))
+        {
+            total = Convert.ToInt64(await count.ExecuteScalarAsync(cancellationToken), CultureInfo.InvariantCulture);
+        }
+
+        var bounds = new List<string?[]>();
+        var tasks = planning.TasksFor(total);
+        if (tasks > 1)
+        {
+            await using var sample = new NpgsqlCommand(planning.Sample, reader)
+            {
+                Parameters =
+                {
+                    new() { Value = JobPlanning.SamplePercent(tasks, total), NpgsqlDbType = NpgsqlDbType.Double },
+                    new() { Value = (long)tasks, NpgsqlDbType = NpgsqlDbType.Bigint },
+                },
+            };
+            await using var rows = await sample.ExecuteReaderAsync(cancellationToken);
+            while (await rows.ReadAsync(cancellationToken))
+            {
+                bounds.Add(rows.GetFieldValue<string?[]>(0));
+            }
+        }
+
+        await using var plan = new NpgsqlCommand(TableSql.PlanJob, writer)
+        {
+            Parameters =
+            {
+                new() { Value = task.TaskId },
+                new() { Value = task.LeaseToken },
+                new() { Value = total },
+                new() { Value = System.Text.Json.JsonSerializer.Serialize(bounds), NpgsqlDbType = NpgsqlDbType.Text },
+            },
+        };
+        return TaskPlan.Parse((string?)await plan.ExecuteScalarAsync(cancellationToken) ?? throw new InvalidDataException($"No plan for {task}."));
+    }
+
+    /// <summary>
+    /// In the swap's transaction: makes the grants other roles (the owner) had made on the replaced table again, each
+    /// as its grantor (<c>mad.carried_grants</c> builds the script, ending in RESET ROLE), so the owner's REVOKE keeps working.
+    /// </summary>
+    private static async Task CarryGrantsAsync(NpgsqlConnection writer, long job, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(TableSql.CarriedGrants, writer) { Parameters = { new() { Value = job } } };
+        if (await command.ExecuteScalarAsync(cancellationToken) is string script)
+        {
+            await using var replay = new NpgsqlCommand(script, writer);
+            await replay.ExecuteNonQueryAsync(cancellationToken);
+        }
     }
 
     private static string Quote(string identifier) => "\"" + identifier.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";

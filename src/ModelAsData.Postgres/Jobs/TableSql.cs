@@ -41,11 +41,25 @@ internal static class TableSql
 
     public const string Renew = "SELECT mad.renew_task(@task, @token, @lease)";
 
-    public const string Plan = "SELECT mad.task_plan(@task)::text";
+    /// <summary>$1 task.</summary>
+    public const string Plan = "SELECT mad.task_plan($1)::text";
+
+    /// <summary>
+    /// $1 table: switches the rest of the reader's transaction to the role the table's source is read as (its owner).
+    /// Sent in the batch that fetches the plan, after it, so the switch costs no round trip of its own.
+    /// </summary>
+    public const string ReadAsOwner = "SELECT pg_catalog.set_config('role', mad.read_role($1), true)";
+
+    /// <summary>$1 task, $2 lease token, $3 rows counted, $4 key bounds (JSON): plans the job, returns the task's new plan.</summary>
+    public const string PlanJob = "SELECT mad.plan_job($1, $2, $3, $4::jsonb)::text";
+
+    /// <summary>$1 job: the script that makes the replaced table's grants again as their grantors, or null.</summary>
+    public const string CarriedGrants = "SELECT mad.carried_grants($1)";
 
     public const string Complete = "SELECT mad.complete_task(@task, @token, @rows, @failed)";
 
     public const string Fail = "SELECT mad.fail_task(@task, @token, @error, @retry)";
 
-    public const string Bytes = "SELECT v.onnx FROM mad.model_versions v WHERE v.model = @model AND v.version = @version";
+    /// <summary>$1 model, $2 version.</summary>
+    public const string Bytes = "SELECT v.onnx FROM mad.model_versions v WHERE v.model = $1 AND v.version = $2";
 }

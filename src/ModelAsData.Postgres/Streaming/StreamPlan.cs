@@ -22,5 +22,11 @@ internal sealed class StreamPlan : ReadPlan
 
     public string Sha256 { get; set; } = "";
 
+    /// <summary>
+    /// <c>SET LOCAL ROLE</c> to the binding's owner: sent in the claim's batch right before <see cref="ReadPlan.Query"/>
+    /// (and <see cref="StreamSql.ResetRole"/> right after it), so the read runs with the owner's rights and nothing else does.
+    /// </summary>
+    public string ReadAs { get; set; } = "";
+
     public static StreamPlan Parse(string json) => Parse<StreamPlan>(json, "mad.stream_plan");
 }

@@ -25,6 +25,9 @@ internal static class StreamSql
     public static string IdleTimeout(int milliseconds) =>
         string.Create(System.Globalization.CultureInfo.InvariantCulture, $"SET LOCAL idle_in_transaction_session_timeout = {milliseconds}");
 
+    /// <summary>Ends the owner's part of a batch (the read), before the sidecar's own statements (the writes, the protocol calls).</summary>
+    public const string ResetRole = "RESET ROLE";
+
     public const string Commit = "COMMIT";
 
     public const string Rollback = "ROLLBACK";

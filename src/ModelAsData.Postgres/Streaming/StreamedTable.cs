@@ -9,7 +9,7 @@ namespace ModelAsData.Postgres.Streaming;
 
 /// <summary>
 /// One watched table on one drain connection: its plan, model, scorer and prepared statements, so that a batch is
-/// two round trips — BEGIN + claim + read, then upsert (+ delete) + COMMIT. Built again when the plan may have changed
+/// two round trips — BEGIN + claim + read (as the binding's owner), then upsert (+ delete) + COMMIT. Built again when the plan may have changed
 /// (an alias moved, a refresh swapped the table, or <see cref="MaxAge"/> passed).
 /// </summary>
 internal sealed class StreamedTable : IDisposable
@@ -43,7 +43,10 @@ internal sealed class StreamedTable : IDisposable
                 new(StreamSql.IndexesOnly),
                 new(StreamSql.IdleTimeout(idleTimeoutMs)),
                 new(plan.Claim) { Parameters = { new() { Value = batchRows } } },
+                // The read runs as the binding's owner (its grants, RLS, a view's functions), in the same round trip.
+                new(plan.ReadAs),
                 new(plan.Query),
+                new(StreamSql.ResetRole),
             },
         };
         _write = new NpgsqlBatch(connection) { BatchCommands = { Upsert(), new(StreamSql.Commit) } };

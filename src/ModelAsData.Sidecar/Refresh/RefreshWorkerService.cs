@@ -175,10 +175,14 @@ internal sealed partial class RefreshWorkerService : BackgroundService
         }
     }
 
-    /// <summary>Failures that another attempt would meet again: the model, or keys that repeat or are NULL.</summary>
+    /// <summary>
+    /// Failures that another attempt would meet again: the model, keys that repeat or are NULL, a key type that is not
+    /// built in, or the owner lacking a privilege on the source (a revoked grant fails the job with the server's message).
+    /// </summary>
     private static bool IsPermanent(Exception e) =>
         e is ModelAsDataException { Code: ErrorCode.InvalidModel or ErrorCode.FeatureMismatch or ErrorCode.InvalidArgument }
-        || (e is PostgresException pg && pg.SqlState is PostgresErrorCodes.UniqueViolation or PostgresErrorCodes.NotNullViolation);
+        || (e is PostgresException pg && pg.SqlState is PostgresErrorCodes.UniqueViolation or PostgresErrorCodes.NotNullViolation
+            or PostgresErrorCodes.InsufficientPrivilege or PostgresErrorCodes.InvalidParameterValue);
 
     private static string Describe(Exception e) => e is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation or PostgresErrorCodes.NotNullViolation } pg
         ? $"the key of the source is not unique or has NULLs, so its rows cannot be told apart ({pg.MessageText}{(pg.Detail is { } d ? ": " + d : "")})"
@@ -189,13 +193,13 @@ internal sealed partial class RefreshWorkerService : BackgroundService
         || (e is PostgresException pg && pg.SqlState is PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CrashShutdown or PostgresErrorCodes.QueryCanceled)
         || (e is NpgsqlException && e is not PostgresException);
 
-    /// <summary>Work appeared: a new job or a task given back. Progress and finish notices need nothing.</summary>
+    /// <summary>Work appeared: a new job, a job split into tasks, or a task given back. Progress and finish notices need nothing.</summary>
     private static bool IsWork(string payload)
     {
         try
         {
             using var document = JsonDocument.Parse(payload);
-            return !document.RootElement.TryGetProperty("event", out var kind) || kind.ValueEquals("created") || kind.ValueEquals("retry");
+            return !document.RootElement.TryGetProperty("event", out var kind) || kind.ValueEquals("created") || kind.ValueEquals("planned") || kind.ValueEquals("retry");
         }
         catch (JsonException)
         {

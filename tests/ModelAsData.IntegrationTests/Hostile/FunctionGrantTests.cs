@@ -54,6 +54,9 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.stream_plan(text)"] = Sidecar,
         ["mad.stream_report(text,text,bigint,double precision,text)"] = Sidecar,
         ["mad.setting_int(text,bigint)"] = Sidecar,
+        ["mad.read_role(text)"] = Sidecar,
+        ["mad.plan_job(bigint,uuid,bigint,jsonb)"] = Sidecar,
+        ["mad.carried_grants(bigint)"] = Sidecar,
         // Internal helpers: only definer functions (running as the owner) call them.
         ["mad.caller_role()"] = Nobody,
         ["mad.lock_key(text)"] = Nobody,
@@ -87,6 +90,15 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.create_capture(mad.prediction_tables,boolean)"] = Nobody,
         ["mad.stream_after_refresh()"] = Nobody,
         ["mad.stream_outbox_lag(text)"] = Nobody,
+        ["mad.key_type_allowed(regtype)"] = Nobody,
+        ["mad.require_builtin_keys(regclass,text[],text[])"] = Nobody,
+        ["mad.reaches_superuser(text)"] = Nobody,
+        ["mad.sync_reader(text)"] = Nobody,
+        ["mad.sync_readers()"] = Nobody,
+        ["mad.reader_of(mad.prediction_tables)"] = Nobody,
+        ["mad.grant_predictions(mad.prediction_tables)"] = Nobody,
+        ["mad.carry_grants(mad.prediction_tables,bigint,aclitem[])"] = Nobody,
+        ["mad.key_type_guard()"] = Nobody,
     };
 
     [Fact(Timeout = 60_000)]

@@ -65,7 +65,7 @@ public sealed class LifecycleTests(PostgresDatabase database) : DatabaseTests(da
         }
 
         Assert.Equal(jobs, await JobsAsync(name));
-        Assert.Equal(4L, await TriggersAsync(source));
+        Assert.Equal(5L, await TriggersAsync(source)); // four capture triggers and the key-type guard
         Assert.True(await Database.DataSource.ScalarAsync<bool>("SELECT watched FROM mad.prediction_tables WHERE name = @name", new { name }));
 
         // And the other way round: it cannot watch an unwatched table of another role either.

@@ -9,14 +9,20 @@ namespace ModelAsData.IntegrationTests.Infrastructure;
 public sealed class RunningSidecar : IAsyncDisposable
 {
     private readonly IHost _host;
+    private readonly PostgresDatabase? _loginDatabase;
 
-    private RunningSidecar(IHost host, SidecarOptions options)
+    private RunningSidecar(IHost host, SidecarOptions options, PostgresDatabase? loginDatabase = null, string? login = null)
     {
         _host = host;
         Options = options;
+        _loginDatabase = loginDatabase;
+        Login = login;
     }
 
     public SidecarOptions Options { get; }
+
+    /// <summary>The login of a sidecar started by <see cref="StartAsSidecarLoginAsync"/>; null for the fixture's superuser.</summary>
+    public string? Login { get; }
 
     /// <summary>The sidecar's services (its HTTP endpoint, metrics…).</summary>
     public IServiceProvider Services => _host.Services;
@@ -32,10 +38,30 @@ public sealed class RunningSidecar : IAsyncDisposable
         return new RunningSidecar(host, options);
     }
 
+    /// <summary>
+    /// A sidecar as production runs it: logged in as a new role that holds only <c>mad_sidecar</c> (no superuser, no
+    /// grant on any source), dropped again on dispose.
+    /// </summary>
+    public static async Task<RunningSidecar> StartAsSidecarLoginAsync(PostgresDatabase database, SidecarOptions? options = null)
+    {
+        const string password = "test-only";
+        var login = Sql.UniqueName("sidecar");
+        await database.DataSource.ExecuteAsync($"CREATE ROLE {login} LOGIN PASSWORD '{password}' IN ROLE mad_sidecar");
+        options ??= new SidecarOptions { PollInterval = TimeSpan.FromMinutes(5) };
+        var host = SidecarHost.Build(database.ConnectionStringFor(login, password), options);
+        await host.StartAsync(TestContext.Current.CancellationToken);
+        return new RunningSidecar(host, options, database, login);
+    }
+
     public async ValueTask DisposeAsync()
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         await _host.StopAsync(timeout.Token);
         _host.Dispose();
+        if (_loginDatabase is not null)
+        {
+            NpgsqlConnection.ClearAllPools();
+            await _loginDatabase.DataSource.ExecuteAsync($"DROP OWNED BY {Login}; DROP ROLE IF EXISTS {Login}");
+        }
     }
 }

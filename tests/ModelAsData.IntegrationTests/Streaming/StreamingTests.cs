@@ -126,7 +126,7 @@ public sealed class StreamingTests(PostgresDatabase database) : WatchedTableTest
         await Database.DataSource.ExecuteAsync("SELECT mad.unwatch(@name)", new { name });
         await Database.DataSource.ExecuteAsync($"INSERT INTO public.{source} VALUES (2, {Setosa})");
 
-        Assert.Equal(4, watchedTriggers); // insert, update, delete, truncate
+        Assert.Equal(5, watchedTriggers); // insert, update, delete, truncate, and the key columns' type guard
         Assert.Equal(0, await Database.DataSource.ScalarAsync<long>(triggers));
         Assert.Equal(0, await Database.DataSource.ScalarAsync<long>($"SELECT waiting FROM mad.stream_lag('{name}')"));
         Assert.False(await Database.DataSource.ScalarAsync<bool>("SELECT watched FROM mad.prediction_tables WHERE name = @name", new { name }));
@@ -156,11 +156,15 @@ public sealed class StreamingTests(PostgresDatabase database) : WatchedTableTest
     }
 
     [Fact(Timeout = 60_000)]
-    public async Task A_sidecar_logged_in_with_only_mad_sidecar_streams_a_table_it_may_read()
+    public async Task A_sidecar_logged_in_with_only_mad_sidecar_streams_a_table_as_its_owner()
     {
         var (source, name) = await WatchedAsync(rows: 0);
+        // The sidecar reads as the binding's owner (never as a superuser): hand the table to a role that may read the
+        // source; the sidecar's login itself is granted nothing on it.
+        var owner = Sql.UniqueName("owner");
+        await Database.DataSource.ExecuteAsync($"CREATE ROLE {owner} NOLOGIN IN ROLE mad_user; GRANT SELECT ON public.{source} TO {owner}; UPDATE mad.prediction_tables SET owner = '{owner}' WHERE name = '{name}'");
         var login = Sql.UniqueName("streamer");
-        await Database.DataSource.ExecuteAsync($"CREATE ROLE {login} LOGIN PASSWORD 'pw' IN ROLE mad_sidecar; GRANT USAGE ON SCHEMA public TO {login}; GRANT SELECT ON public.{source} TO {login}");
+        await Database.DataSource.ExecuteAsync($"CREATE ROLE {login} LOGIN PASSWORD 'pw' IN ROLE mad_sidecar");
         await using var sidecar = await RunningSidecar.StartAsync(Database.ConnectionStringFor(login, "pw"));
 
         await Database.DataSource.ExecuteAsync($"INSERT INTO public.{source} VALUES (1, {Setosa}), (2, {Virginica})");
