@@ -25,7 +25,7 @@ public static class SidecarServiceCollectionExtensions
     {
         options ??= new SidecarOptions();
         options.Validate();
-        var dataSource = PostgresDataSource.Create(connectionString, "mad serve", pinSearchPath: true);
+        var dataSource = PostgresDataSource.Create(connectionString, "mad serve", pinSearchPath: true, lockTimeout: options.LockTimeout);
         services.AddSingleton(options);
         services.AddSingleton(dataSource);
         services.AddSingleton(provider => new PostgresListener(connectionString, [Protocol.Channels.Models, Protocol.Channels.Jobs, Protocol.Channels.Rows], options.Listener,

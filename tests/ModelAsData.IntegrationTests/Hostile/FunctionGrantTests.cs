@@ -86,6 +86,8 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.create_capture(mad.prediction_tables,boolean)"] = Nobody,
         ["mad.stream_after_refresh()"] = Nobody,
         ["mad.stream_outbox_lag(text)"] = Nobody,
+        ["mad.advisory_lock_holders(bigint,bigint,integer)"] = Nobody,
+        ["mad.raise_lock_timeout(text,integer,text)"] = Nobody,
     };
 
     [Fact(Timeout = 60_000)]
