@@ -18,15 +18,35 @@ public sealed class ManagedInstallTests(PostgresDatabase database) : MadCliTests
     private const string Password = "test-only";
 
     [Fact(Timeout = 180_000)]
-    public async Task A_createrole_createdb_login_installs_and_a_non_superuser_sidecar_serves_every_door()
+    public Task A_createrole_login_installs_where_the_group_roles_exist_made_by_another_role_and_a_non_superuser_sidecar_serves_every_door() =>
+        InstallAndServeAsync(Database.Server.AdminConnectionString);
+
+    [Fact(Timeout = 180_000)]
+    public async Task A_createrole_login_installs_on_a_cluster_without_the_group_roles_and_a_non_superuser_sidecar_serves_every_door()
+    {
+        // The roles are cluster-wide and the shared server has them: a cluster of its own, where the installer makes them.
+        var bin = ThrowawayCluster.FindBinaries() ?? throw new InvalidOperationException(
+            "This test starts a PostgreSQL cluster of its own, where the mad roles do not exist yet: install PostgreSQL's server binaries (apt-get install postgresql) or set MAD_TEST_PG_BIN.");
+        await using var cluster = await ThrowawayCluster.StartAsync(bin);
+        await using (var fresh = NpgsqlDataSource.Create(cluster.ConnectionString))
+        {
+            Assert.False(await fresh.ScalarAsync<bool>("SELECT EXISTS (SELECT FROM pg_roles WHERE rolname IN ('mad_admin', 'mad_user', 'mad_sidecar'))"));
+        }
+
+        await InstallAndServeAsync(cluster.ConnectionString);
+        NpgsqlConnection.ClearAllPools();
+    }
+
+    /// <summary>On the server of <paramref name="superuserConnectionString"/>: a CREATEDB + CREATEROLE login installs, and every door works.</summary>
+    private static async Task InstallAndServeAsync(string superuserConnectionString)
     {
         var installer = Sql.UniqueName("rds_master");
         var sidecarLogin = Sql.UniqueName("mad_engine");
         var appLogin = Sql.UniqueName("app");
-        await using var superuser = NpgsqlDataSource.Create(Database.Server.AdminConnectionString);
+        await using var superuser = NpgsqlDataSource.Create(superuserConnectionString);
         await superuser.ExecuteAsync($"CREATE ROLE {installer} LOGIN CREATEDB CREATEROLE PASSWORD '{Password}'");
         var dbName = Sql.UniqueName("mad_managed");
-        var installerAdmin = new NpgsqlConnectionStringBuilder(Database.Server.AdminConnectionString) { Username = installer, Password = Password, Pooling = false };
+        var installerAdmin = new NpgsqlConnectionStringBuilder(superuserConnectionString) { Username = installer, Password = Password, Pooling = false };
         try
         {
             await using (var maintenance = NpgsqlDataSource.Create(installerAdmin.ConnectionString))
@@ -48,7 +68,24 @@ public sealed class ManagedInstallTests(PostgresDatabase database) : MadCliTests
                 """);
             Assert.False(await superuser.ScalarAsync<bool>($"SELECT rolsuper FROM pg_roles WHERE rolname = '{sidecarLogin}'"));
 
+            // mad serve's check of its login: nothing to say for the sidecar's login, and what is too much for the others.
             var asSidecar = new NpgsqlConnectionStringBuilder(asInstaller) { Username = sidecarLogin, Password = Password }.ConnectionString;
+            await using (var sidecarSource = PostgresDataSource.Create(asSidecar))
+            {
+                Assert.Empty(await SidecarLogin.ExcessAsync(sidecarSource, Ct));
+            }
+
+            var installerExcess = string.Join(" | ", await SidecarLogin.ExcessAsync(installerSource, Ct));
+            foreach (var expected in new[] { "CREATEROLE, CREATEDB", "owns schema mad", "rights of mad_admin", "not a member of mad_sidecar", "CREATE ROLE mad_engine LOGIN" })
+            {
+                Assert.Contains(expected, installerExcess, StringComparison.Ordinal);
+            }
+
+            await using (var superuserHere = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(superuserConnectionString) { Database = dbName }.ConnectionString))
+            {
+                Assert.Contains("a superuser", Assert.Single(await SidecarLogin.ExcessAsync(superuserHere, Ct)), StringComparison.Ordinal);
+            }
+
             var options = new SidecarOptions { PollInterval = TimeSpan.FromSeconds(1), SidecarId = Sql.UniqueName("managed") };
             await using var sidecar = await RunningSidecar.StartAsync(asSidecar, options);
 
