@@ -1,4 +1,4 @@
--- Lock waits the sidecar cannot be stalled by (issue 12, item 8).
+-- Lock waits the sidecar cannot be stalled by (issue 12, item 8), and mad.stream_lag's name check (below).
 --
 -- Advisory-lock keys are public (the table in 001_schemas_and_roles.sql), and pg_advisory_lock needs no privilege: any
 -- login can take mad.lock_key('stream_notify') or ('stream_poll') and hold it, and mad.stream_set_notify, which waits
@@ -77,6 +77,21 @@ BEGIN
   END IF;
   RETURN notify;
 END
+$$;
+
+-- Names (issue 12, "1,000 hostile identifiers", Hostile/HostileIdentifierTests): mad.stream_lag answered zeros for a
+-- name that is no prediction table, and for a 64-byte name read the outbox of the table whose name is its first 63
+-- bytes (format('mad_outbox.%I') then to_regclass truncates an identifier as PostgreSQL does). It now checks the
+-- name first, as every other function taking a prediction table's name does: 42602 for an invalid one, P0002 for an
+-- unknown one. Same signature, result and grants as in 006_streaming.sql.
+CREATE OR REPLACE FUNCTION mad.stream_lag(table_name text)
+RETURNS TABLE (waiting bigint, oldest_age interval, rows_per_second double precision, error text)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = mad, pg_temp AS $$
+  SELECT o.waiting, o.oldest_age,
+         (SELECT coalesce(sum(s.rows_per_second), 0) FROM mad.stream_stats s
+          WHERE s.prediction_table = p.name AND s.reported_at > now() - interval '10 seconds'),
+         p.stream_error
+  FROM mad.require_prediction_table(table_name) p, mad.stream_outbox_lag(p.name) o;
 $$;
 
 -- Internal helpers: only definer functions, running as the schema owner, call them.
