@@ -1,8 +1,8 @@
 namespace ModelAsData.Postgres;
 
 /// <summary>
-/// Who holds an advisory lock that a statement of mad gave up waiting for (SQLSTATE 55P03, the sessions'
-/// <c>lock_timeout</c>), for the warning that names them: the same query as <c>mad.advisory_lock_holders</c> in
+/// Who holds a bigint-keyed advisory lock that a statement of mad gave up waiting for (SQLSTATE 55P03, the sessions'
+/// <c>lock_timeout</c>), for the warning that names them: the C# twin of <c>mad.advisory_lock_holders</c> in
 /// sql/postgres/010_lock_timeouts.sql, which is granted to no one. pg_locks and pg_stat_activity's pid, usename and
 /// application_name are visible to every role.
 /// </summary>

@@ -26,7 +26,7 @@ public static class SidecarLogin
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         var login = await connection.QuerySingleAsync<LoginRights>(new CommandDefinition(Describe, cancellationToken: cancellationToken));
-        var fix = $"log the sidecar in as a login that has only mad_sidecar: CREATE ROLE mad_engine LOGIN PASSWORD '...' IN ROLE mad_sidecar; (docs/SECURITY.md, \"Installing on managed PostgreSQL\")";
+        var fix = "log the sidecar in as a login that has only mad_sidecar: CREATE ROLE mad_engine LOGIN PASSWORD '...' IN ROLE mad_sidecar; (docs/SECURITY.md, \"Installing on managed PostgreSQL\")";
         var excess = new List<string>();
         if (login.Superuser)
         {
