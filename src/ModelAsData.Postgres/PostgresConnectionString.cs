@@ -1,3 +1,4 @@
+using System.Globalization;
 using ModelAsData.Core;
 using Npgsql;
 
@@ -48,6 +49,27 @@ public static class PostgresConnectionString
     {
         ArgumentNullException.ThrowIfNull(builder);
         builder.SearchPath = PinnedSearchPath;
+        return builder;
+    }
+
+    /// <summary>
+    /// Caps how long every statement of the session waits for a lock (<c>lock_timeout</c>), over whatever
+    /// <paramref name="builder"/> said, sent as <c>-c lock_timeout=…</c> in the <c>options</c> startup parameter
+    /// beside the pinned search_path, for the same reason: a pooler re-applies startup parameters per client (PgBouncer
+    /// 1.20+ accepts <c>options</c> for the parameters it tracks: add <c>lock_timeout</c> to
+    /// <c>track_extra_parameters</c>), where a <c>SET</c> would stay on a server connection. Any login may take an
+    /// advisory lock the sidecar waits on (their keys are public), so without a cap it would wait forever; past it the
+    /// statement fails with 55P03 lock_not_available and the sidecar says who holds the lock. Functions that wait on a
+    /// lock (<c>mad.stream_set_notify</c>) also cap their own wait where the session has no cap (a pooler that drops
+    /// the parameter). The rest of <c>options</c> is kept.
+    /// </summary>
+    public static NpgsqlConnectionStringBuilder PinLockTimeout(NpgsqlConnectionStringBuilder builder, TimeSpan lockTimeout)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentOutOfRangeException.ThrowIfLessThan(lockTimeout, TimeSpan.FromMilliseconds(1));
+        // Appended: the server applies options in order, so this one wins over a lock_timeout the user's options set.
+        var setting = string.Create(CultureInfo.InvariantCulture, $"-c lock_timeout={(long)Math.Ceiling(lockTimeout.TotalMilliseconds)}ms");
+        builder.Options = string.IsNullOrWhiteSpace(builder.Options) ? setting : $"{builder.Options.Trim()} {setting}";
         return builder;
     }
 

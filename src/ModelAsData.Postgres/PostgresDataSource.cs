@@ -11,9 +11,10 @@ public static class PostgresDataSource
     /// owns and disposes it. A string that is neither throws <see cref="ErrorCode.InvalidArgument"/>.
     /// <paramref name="pinSearchPath"/> (the sidecar's sessions) pins <see cref="PostgresConnectionString.PinnedSearchPath"/>;
     /// without it the login's search_path stays, because the CLI and the library resolve the table names users give
-    /// (<c>--source sales</c>) with it, as documented.
+    /// (<c>--source sales</c>) with it, as documented. <paramref name="lockTimeout"/> (the sidecar's sessions) caps
+    /// every lock wait (<see cref="PostgresConnectionString.PinLockTimeout"/>).
     /// </summary>
-    public static NpgsqlDataSource Create(string connectionString, string applicationName = "mad", bool pinSearchPath = false)
+    public static NpgsqlDataSource Create(string connectionString, string applicationName = "mad", bool pinSearchPath = false, TimeSpan? lockTimeout = null)
     {
         var builder = PostgresConnectionString.Parse(connectionString);
         if (string.IsNullOrEmpty(builder.ApplicationName))
@@ -26,6 +27,11 @@ public static class PostgresDataSource
         if (pinSearchPath)
         {
             PostgresConnectionString.PinSearchPath(builder);
+        }
+
+        if (lockTimeout is { } timeout)
+        {
+            PostgresConnectionString.PinLockTimeout(builder, timeout);
         }
 
         return new NpgsqlDataSourceBuilder(builder.ConnectionString).Build();

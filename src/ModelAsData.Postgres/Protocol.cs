@@ -100,6 +100,8 @@ public static class Protocol
 
         public const int SidecarRegistered = 2201;
         public const int HeartbeatFailed = 2202;
+        public const int LoginHasTooMuch = 2220;
+        public const int LoginCheckFailed = 2221;
 
         public const int RefreshTaskClaimed = 2301;
         public const int RefreshTaskCompleted = 2302;
@@ -115,6 +117,10 @@ public static class Protocol
         public const int StreamTableRecovered = 2404;
         public const int StreamHandBackFailed = 2405;
         public const int StreamCatchUpFailed = 2406;
+
+        // Lock waits that ran out (issue 12, item 8), numbered apart so that parallel work on the block does not collide.
+        public const int StreamKeyLockTimeout = 2420;
+        public const int StreamNotifyLockTimeout = 2421;
 
         public const int HttpListening = 2501;
 

@@ -22,6 +22,13 @@ public sealed record SidecarOptions
     /// <summary>Rows per ONNX Runtime call in refreshes; null: the model's preferred size. <c>MAD_BATCH_SIZE</c>.</summary>
     public int? BatchSize { get; init; } = EnvironmentInt("MAD_BATCH_SIZE");
 
+    /// <summary>
+    /// The longest any statement of the sidecar's sessions waits for a lock (<c>lock_timeout</c>, a startup parameter
+    /// of every session). Anyone who can connect may take an advisory lock the sidecar waits on: past this, the step
+    /// fails, the sidecar says who holds the lock, retries later and goes on with its other work. <c>MAD_LOCK_TIMEOUT_MS</c>.
+    /// </summary>
+    public TimeSpan LockTimeout { get; init; } = TimeSpan.FromMilliseconds(EnvironmentInt("MAD_LOCK_TIMEOUT_MS") ?? 10_000);
+
     /// <summary>The floor under NOTIFY for online requests: orphaned and expired requests are scanned for this often.</summary>
     public TimeSpan RequestPollInterval { get; init; } = TimeSpan.FromSeconds(2);
 
@@ -58,6 +65,11 @@ public sealed record SidecarOptions
         if (TaskLease < TimeSpan.FromMilliseconds(300))
         {
             throw new ArgumentOutOfRangeException(nameof(TaskLease), TaskLease, "TaskLease must be at least 300 ms.");
+        }
+
+        if (LockTimeout < TimeSpan.FromMilliseconds(100) || LockTimeout > TimeSpan.FromHours(1))
+        {
+            throw new ArgumentOutOfRangeException(nameof(LockTimeout), LockTimeout, "LockTimeout (MAD_LOCK_TIMEOUT_MS) must be between 100 ms and 1 hour.");
         }
 
         if (BatchSize is < 1)

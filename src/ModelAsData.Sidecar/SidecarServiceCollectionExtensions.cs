@@ -16,7 +16,7 @@ namespace ModelAsData.Sidecar;
 public static class SidecarServiceCollectionExtensions
 {
     /// <summary>
-    /// Adds the sidecar's hosted services (heartbeat, the shared listener, model validation, requests, refresh,
+    /// Adds the sidecar's hosted services (the check of its login's rights, heartbeat, the shared listener, model validation, requests, refresh,
     /// streaming), its <see cref="PendingVersionValidator"/> and one <see cref="Npgsql.NpgsqlDataSource"/> for
     /// <paramref name="connectionString"/>, owned by the container. The <see cref="PostgresListener"/> is one
     /// singleton that <see cref="ListenerService"/> runs; the services that wake on it subscribe to it.
@@ -25,12 +25,13 @@ public static class SidecarServiceCollectionExtensions
     {
         options ??= new SidecarOptions();
         options.Validate();
-        var dataSource = PostgresDataSource.Create(connectionString, "mad serve", pinSearchPath: true);
+        var dataSource = PostgresDataSource.Create(connectionString, "mad serve", pinSearchPath: true, lockTimeout: options.LockTimeout);
         services.AddSingleton(options);
         services.AddSingleton(dataSource);
         services.AddSingleton(provider => new PostgresListener(connectionString, [Protocol.Channels.Models, Protocol.Channels.Jobs, Protocol.Channels.Rows], options.Listener,
             provider.GetRequiredService<ILogger<PostgresListener>>()));
         services.AddSingleton<PendingVersionValidator>();
+        services.AddHostedService<SidecarLoginCheckService>();
         services.AddHostedService<SidecarHeartbeatService>();
         services.AddHostedService<ListenerService>();
         services.AddHostedService<ModelValidationService>();

@@ -7,7 +7,13 @@ internal static class MigrationSql
     /// Serialises migrations of one database (advisory locks are per database) with
     /// <see cref="Protocol.AdvisoryLocks.Migrations"/>. Released at the end of each script's transaction.
     /// </summary>
-    public const string Lock = "SELECT pg_advisory_xact_lock(@key)";
+    public const string Lock = "SELECT pg_catalog.pg_advisory_xact_lock(@key)";
+
+    /// <summary>
+    /// Caps every lock wait of the script's transaction, the lock above included: its key is public and any login may
+    /// hold it (or a lock on a mad table a script alters), and <c>mad db migrate</c> must not wait for it forever.
+    /// </summary>
+    public const string LockTimeout = "SELECT pg_catalog.set_config('lock_timeout', @timeout, true)";
 
     /// <summary>The journal must exist before the first script runs, so the runner creates it (under the lock).</summary>
     public const string CreateJournal = """

@@ -17,13 +17,19 @@ public sealed partial class PostgresMigrator
     private readonly NpgsqlDataSource _dataSource;
     private readonly IReadOnlyList<MigrationScript> _scripts;
     private readonly ILogger _logger;
+    private readonly TimeSpan _lockTimeout;
 
-    public PostgresMigrator(NpgsqlDataSource dataSource, ILogger? logger = null, IReadOnlyList<MigrationScript>? scripts = null)
+    /// <param name="lockTimeout">The longest a script's transaction waits for a lock (the migration lock included); default <see cref="DefaultLockTimeout"/>.</param>
+    public PostgresMigrator(NpgsqlDataSource dataSource, ILogger? logger = null, IReadOnlyList<MigrationScript>? scripts = null, TimeSpan? lockTimeout = null)
     {
         _dataSource = dataSource;
         _scripts = scripts ?? MigrationScript.LoadEmbedded();
         _logger = logger ?? NullLogger.Instance;
+        _lockTimeout = lockTimeout ?? DefaultLockTimeout;
     }
+
+    /// <summary>How long a script waits for a lock by default: a concurrent migrator's script takes seconds, a session holding it for longer is stuck or hostile.</summary>
+    public static TimeSpan DefaultLockTimeout { get; } = TimeSpan.FromSeconds(60);
 
     /// <summary>The scripts this build knows, in the order they run.</summary>
     public IReadOnlyList<MigrationScript> Scripts => _scripts;
@@ -49,7 +55,20 @@ public sealed partial class PostgresMigrator
         {
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
             // Take the lock before reading the journal: a concurrent migrator may be applying this very script.
-            await connection.ExecuteAsync(new CommandDefinition(MigrationSql.Lock, new { key = Protocol.AdvisoryLocks.Migrations }, transaction, cancellationToken: cancellationToken));
+            await connection.ExecuteAsync(new CommandDefinition(MigrationSql.LockTimeout, new { timeout = $"{(long)_lockTimeout.TotalMilliseconds}ms" }, transaction, cancellationToken: cancellationToken));
+            try
+            {
+                await connection.ExecuteAsync(new CommandDefinition(MigrationSql.Lock, new { key = Protocol.AdvisoryLocks.Migrations }, transaction, cancellationToken: cancellationToken));
+            }
+            catch (PostgresException e) when (PostgresLockHolders.IsLockTimeout(e))
+            {
+                await transaction.RollbackAsync(cancellationToken);
+                var holders = await PostgresLockHolders.DescribeAsync(connection, Protocol.AdvisoryLocks.Migrations, cancellationToken);
+                throw new ModelAsDataException(ErrorCode.Database,
+                    $"Waited {_lockTimeout.TotalSeconds:0.#} s for the migration lock (advisory lock {Protocol.AdvisoryLocks.Migrations}, held by {holders}) and gave up; nothing was changed. " +
+                    "Another `mad db migrate` holds it while it runs; a session that holds it longer is stuck: end it with SELECT pg_terminate_backend(<pid>), then run `mad db migrate` again.", e);
+            }
+
             await connection.ExecuteAsync(new CommandDefinition(MigrationSql.CreateJournal, transaction: transaction, cancellationToken: cancellationToken));
             var journal = (await connection.QueryAsync<AppliedMigration>(new CommandDefinition(MigrationSql.Applied, transaction: transaction, cancellationToken: cancellationToken)))
                 .ToDictionary(m => m.Name, m => m.Checksum, StringComparer.Ordinal);
@@ -70,6 +89,12 @@ public sealed partial class PostgresMigrator
             try
             {
                 await connection.ExecuteAsync(new CommandDefinition(script.Sql, transaction: transaction, commandTimeout: 0, cancellationToken: cancellationToken));
+            }
+            catch (PostgresException e) when (PostgresLockHolders.IsLockTimeout(e))
+            {
+                throw new ModelAsDataException(ErrorCode.Database,
+                    $"Migration {script.Name} waited {_lockTimeout.TotalSeconds:0.#} s for a lock on an object it changes and gave up ({e.MessageText}); it was rolled back and the database keeps the migrations before it. " +
+                    "A long transaction holds a lock on a mad table (see pg_locks and pg_stat_activity): end it, then run `mad db migrate` again.", e);
             }
             catch (PostgresException e)
             {

@@ -129,6 +129,13 @@ public sealed class StreamDrain(NpgsqlDataSource dataSource, ModelCache cache, i
         return (bool)(await command.ExecuteScalarAsync(cancellationToken))!;
     }
 
+    /// <summary>
+    /// Who holds the advisory locks of streamed keys (a batch's claim locks each key it scores), for the warning after
+    /// a claim gave up waiting for one (55P03). Call it after the failed batch rolled back.
+    /// </summary>
+    public async Task<string> KeyLockHoldersAsync(CancellationToken cancellationToken) =>
+        await PostgresLockHolders.DescribeAsync(await ConnectionAsync(cancellationToken), null, cancellationToken);
+
     /// <summary>Reports a table's figures and its last batch error (null: batches succeed) in <c>mad.stream_stats</c>.</summary>
     public async Task ReportAsync(string sidecar, string table, long rows, double rowsPerSecond, string? error, CancellationToken cancellationToken)
     {

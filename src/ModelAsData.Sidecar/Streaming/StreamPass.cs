@@ -71,6 +71,20 @@ internal sealed partial class StreamPass(StreamDrain drain, StreamCatchUp catchU
             LogBatch(logger, table, result.Keys, result.Rows, result.Failed, result.Deleted);
             return result.Keys;
         }
+        catch (PostgresException e) when (PostgresLockHolders.IsLockTimeout(e) && !cancellationToken.IsCancellationRequested)
+        {
+            // A key of this batch is locked by a session that is not letting go (any login can take the lock; the
+            // keys are hashes anyone can compute): the batch rolled back, its keys stay waiting; say who holds it,
+            // pause this table and keep streaming the others.
+            var holders = await drain.KeyLockHoldersAsync(cancellationToken);
+            metrics.Batches.WithLabels(table, "error").Inc();
+            var delay = StreamBackoff.After(state.Failures + 1);
+            state.Failed($"Gave up waiting for the advisory lock of a streamed key of {table} ({e.MessageText}); held by {holders}. Retried in {(long)delay.TotalMilliseconds} ms.", delay);
+            LogKeyLockTimeout(logger, table, holders, (long)delay.TotalMilliseconds);
+            await drain.ReportAsync(sidecarId, table, state.Rows, 0, state.Error, cancellationToken);
+            state.ReportedError = state.Error;
+            return null;
+        }
         catch (Exception e) when (e is PostgresException { IsTransient: false } or ModelAsDataException or InvalidDataException && !cancellationToken.IsCancellationRequested)
         {
             // The table's batch cannot be done as it stands (a column dropped, a model that no longer fits, a privilege
@@ -90,6 +104,10 @@ internal sealed partial class StreamPass(StreamDrain drain, StreamCatchUp catchU
 
     [LoggerMessage(EventId = Protocol.LogEvents.StreamTableFailed, Level = LogLevel.Error, Message = "Streaming {Table} failed; its keys stay waiting and it is retried in {DelayMs} ms")]
     private static partial void LogTableFailed(ILogger logger, Exception exception, string table, long delayMs);
+
+    [LoggerMessage(EventId = Protocol.LogEvents.StreamKeyLockTimeout, Level = LogLevel.Warning,
+        Message = "Streaming {Table} gave up waiting for the advisory lock of one of its keys (lock_timeout); held by {Holders}. Its keys stay waiting; retried in {DelayMs} ms, other tables go on")]
+    private static partial void LogKeyLockTimeout(ILogger logger, string table, string holders, long delayMs);
 
     [LoggerMessage(EventId = Protocol.LogEvents.StreamTableRecovered, Level = LogLevel.Information, Message = "Streaming {Table} works again")]
     private static partial void LogRecovered(ILogger logger, string table);

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using ModelAsData.Postgres;
 using ModelAsData.Postgres.Streaming;
@@ -26,12 +27,23 @@ internal sealed partial class StreamWakeMode(StreamDrain drain, ILogger logger) 
     private readonly DrainRate _rate = new();
     private bool _notifying = true;
     private bool _sent;
+    private long _sendAfter;
 
     /// <summary>Rows were announced (or may have been missed): a worker waiting in notify mode wakes.</summary>
     public void Wake() => _wake.Set();
 
-    /// <summary>Whether the writers must be told the mode: at start, after a switch, and on a new session.</summary>
-    public bool MustSend => !_sent;
+    /// <summary>Whether the writers must be told the mode: at start, after a switch, and on a new session (unless deferred).</summary>
+    public bool MustSend => !_sent && Stopwatch.GetTimestamp() >= _sendAfter;
+
+    /// <summary>
+    /// Telling the writers gave up waiting for a lock (someone holds it): drain on in the mode the writers have, and
+    /// tell them again after <paramref name="delay"/>, not at every pass (each try waits the whole lock_timeout).
+    /// </summary>
+    public void Defer(TimeSpan delay)
+    {
+        _sent = false;
+        _sendAfter = Stopwatch.GetTimestamp() + (long)(delay.TotalSeconds * Stopwatch.Frequency);
+    }
 
     /// <summary>Tells the writers whether to NOTIFY. A failure leaves it to the caller, which calls <see cref="Lost"/>.</summary>
     public Task SendAsync(CancellationToken cancellationToken)

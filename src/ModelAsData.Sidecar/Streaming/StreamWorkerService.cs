@@ -18,6 +18,9 @@ namespace ModelAsData.Sidecar.Streaming;
 /// </summary>
 internal sealed partial class StreamWorkerService : BackgroundService
 {
+    /// <summary>How long after a NOTIFY-mode switch gave up on its lock the worker tries again.</summary>
+    private static readonly TimeSpan NotifyLockRetry = TimeSpan.FromSeconds(5);
+
     private readonly StreamDrain _drain;
     private readonly StreamCatchUp _catchUp;
     private readonly StreamWakeMode _mode;
@@ -89,7 +92,7 @@ internal sealed partial class StreamWorkerService : BackgroundService
                 {
                     if (_mode.MustSend)
                     {
-                        await _mode.SendAsync(stoppingToken);
+                        await SendModeAsync(stoppingToken);
                     }
 
                     var started = Stopwatch.GetTimestamp();
@@ -130,6 +133,28 @@ internal sealed partial class StreamWorkerService : BackgroundService
             // Stopped with the worker.
         }
     }
+
+    /// <summary>
+    /// Tells the writers the mode; a lock wait that ran out (someone holds <c>stream_notify</c> or <c>stream_poll</c>:
+    /// any login can) is said with who holds it, and the drain goes on in the writers' current mode (at worst woken by
+    /// the idle poll) until the next try.
+    /// </summary>
+    private async Task SendModeAsync(CancellationToken stoppingToken)
+    {
+        try
+        {
+            await _mode.SendAsync(stoppingToken);
+        }
+        catch (PostgresException e) when (PostgresLockHolders.IsLockTimeout(e))
+        {
+            _mode.Defer(NotifyLockRetry);
+            LogNotifyLockTimeout(_logger, e.MessageText, e.Hint ?? "", (long)NotifyLockRetry.TotalMilliseconds);
+        }
+    }
+
+    [LoggerMessage(EventId = Protocol.LogEvents.StreamNotifyLockTimeout, Level = LogLevel.Warning,
+        Message = "Streaming could not switch writers' NOTIFY mode: {Reason} {Hint} Streaming goes on; trying again in {DelayMs} ms")]
+    private static partial void LogNotifyLockTimeout(ILogger logger, string reason, string hint, long delayMs);
 
     [LoggerMessage(EventId = Protocol.LogEvents.StreamSessionFailed, Level = LogLevel.Warning, Message = "Streaming lost its database session; starting again in {DelayMs} ms (nothing was committed)")]
     private static partial void LogSessionFailed(ILogger logger, Exception exception, long delayMs);

@@ -99,6 +99,8 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.grant_predictions(mad.prediction_tables)"] = Nobody,
         ["mad.carry_grants(mad.prediction_tables,bigint,aclitem[])"] = Nobody,
         ["mad.key_type_guard()"] = Nobody,
+        ["mad.advisory_lock_holders(bigint,bigint,integer)"] = Nobody,
+        ["mad.raise_lock_timeout(text,integer,text)"] = Nobody,
     };
 
     [Fact(Timeout = 60_000)]

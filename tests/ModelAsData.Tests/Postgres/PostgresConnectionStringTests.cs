@@ -59,4 +59,19 @@ public sealed class PostgresConnectionStringTests
         Assert.Equal("pg_catalog, pg_temp", new Npgsql.NpgsqlConnectionStringBuilder(sidecar.ConnectionString).SearchPath);
         Assert.Equal("public", new Npgsql.NpgsqlConnectionStringBuilder(cli.ConnectionString).SearchPath);
     }
+
+    [Fact]
+    public void The_sidecars_lock_timeout_is_a_startup_option_appended_after_the_users_options()
+    {
+        const string given = "Host=localhost;Database=mad;Username=me;Options=-c statement_timeout=0 -c lock_timeout=0";
+
+        using var sidecar = PostgresDataSource.Create(given, "mad serve", pinSearchPath: true, lockTimeout: TimeSpan.FromSeconds(2.5));
+        using var cli = PostgresDataSource.Create(given);
+
+        // The server applies options in order: the appended one wins over the user's lock_timeout=0.
+        Assert.Equal("-c statement_timeout=0 -c lock_timeout=0 -c lock_timeout=2500ms", new Npgsql.NpgsqlConnectionStringBuilder(sidecar.ConnectionString).Options);
+        Assert.Equal("-c statement_timeout=0 -c lock_timeout=0", new Npgsql.NpgsqlConnectionStringBuilder(cli.ConnectionString).Options);
+        Assert.Equal("-c lock_timeout=2ms", PostgresConnectionString.PinLockTimeout(new Npgsql.NpgsqlConnectionStringBuilder(), TimeSpan.FromMilliseconds(1.2)).Options);
+        Assert.Throws<ArgumentOutOfRangeException>(() => PostgresConnectionString.PinLockTimeout(new Npgsql.NpgsqlConnectionStringBuilder(), TimeSpan.Zero)); // 0 would mean "wait forever"
+    }
 }
