@@ -19,6 +19,9 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.rollback_alias(text,text)"] = Admin,
         ["mad.create_prediction_table(text,regclass,text[],text,jsonb)"] = Admin,
         ["mad.inputs_hash(jsonb)"] = Admin,
+        ["mad.create_http_token(name,text,timestamp with time zone)"] = Admin,
+        ["mad.revoke_http_token(text)"] = Admin,
+        ["mad.list_http_tokens()"] = Admin,
         // Caller functions (mad_admin is not a member of mad_user, so both).
         ["mad.resolve(text,text)"] = "mad_admin mad_sidecar mad_user",
         ["mad.alias_at(text,text,timestamp with time zone)"] = Callers,
@@ -53,6 +56,8 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.stream_plan(text)"] = Sidecar,
         ["mad.stream_report(text,text,bigint,double precision,text)"] = Sidecar,
         ["mad.setting_int(text,bigint)"] = Sidecar,
+        ["mad.check_http_token(text)"] = Sidecar,
+        ["mad.live_http_tokens()"] = Sidecar,
         // Internal helpers: only definer functions (running as the owner) call them.
         ["mad.caller_role()"] = Nobody,
         ["mad.lock_key(text)"] = Nobody,
@@ -86,6 +91,7 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.create_capture(mad.prediction_tables,boolean)"] = Nobody,
         ["mad.stream_after_refresh()"] = Nobody,
         ["mad.stream_outbox_lag(text)"] = Nobody,
+        ["mad.http_role_may_score(text)"] = Nobody,
     };
 
     [Fact(Timeout = 60_000)]
