@@ -1,3 +1,5 @@
+using System.Text.Encodings.Web;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
@@ -18,6 +20,9 @@ internal sealed partial class HttpDoorGate
 {
     private const string Unauthenticated = "This endpoint needs a bearer token: send `Authorization: Bearer <token>`. An administrator creates one with `mad tokens create --role <role> --label <label>` (docs/SECURITY.md, \"The HTTP door\").";
     private const string InvalidToken = "The bearer token is not valid (unknown, revoked or expired). Ask an administrator for a new one (`mad tokens create`).";
+
+    // Readable in a terminal (curl): the body is JSON served as application/json, never inlined into HTML.
+    private static readonly JsonSerializerOptions s_json = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     private readonly HttpTokenAuthenticator _authenticator;
     private readonly HttpDoorOptions _options;
@@ -124,7 +129,7 @@ internal sealed partial class HttpDoorGate
     {
         context.Response.StatusCode = status;
         context.Response.ContentType = "application/json";
-        return context.Response.WriteAsync(new JsonObject { ["error"] = message }.ToJsonString(), context.RequestAborted);
+        return context.Response.WriteAsync(new JsonObject { ["error"] = message }.ToJsonString(s_json), context.RequestAborted);
     }
 
     [LoggerMessage(EventId = Protocol.LogEvents.HttpTokenCheckFailed, Level = LogLevel.Warning, Message = "HTTP door: a bearer token could not be checked: {Reason}")]
