@@ -8,9 +8,10 @@ using Npgsql;
 namespace ModelAsData.Sidecar.Requests;
 
 /// <summary>
-/// The versions online scoring uses, loaded once per process (versions are immutable) into a set of at most
-/// <see cref="SidecarOptions.MaxLoadedVersions"/> (<see cref="LoadedVersions"/>, least recently used out), each with a
-/// pool of one-row scorers so that HTTP requests on several threads never share one. References (<c>iris@production</c>) are resolved
+/// The versions online scoring uses, loaded from their blobs into a set of at most
+/// <see cref="SidecarOptions.MaxLoadedVersions"/> (<see cref="LoadedVersions"/>: the least recently used goes, and is
+/// loaded again if asked for), each with a pool of one-row scorers so that HTTP requests on several threads never
+/// share one. References (<c>iris@production</c>) are resolved
 /// through <c>mad.resolve</c> and cached until a <c>mad_models</c> notification or a reconnect says the registry may
 /// have moved (<see cref="ForgetReferences"/>). Thread-safe; owns the loaded models.
 /// </summary>

@@ -261,6 +261,25 @@ public sealed class HttpAuthTests(PostgresDatabase database) : DatabaseTests(dat
         await Eventually.WaitForAsync(() => Database.DataSource.ScalarAsync<long>("SELECT count(*) FROM mad.prediction_log WHERE model = @model", new { model }),
             n => n == 1, "the one allowed prediction in the log");
 
+    [Fact(Timeout = 60_000)]
+    public async Task Metrics_on_an_address_of_its_own_serve_only_metrics_there_and_not_on_the_door()
+    {
+        var metricsPort = RequestSupport.FreePort();
+        await using var sidecar = await StartAsync(Database, o => o with { HttpDoor = o.HttpDoor with { Metrics = $"127.0.0.1:{metricsPort}" } });
+        using var door = Client(sidecar);
+        using var metrics = new HttpClient { BaseAddress = sidecar.Services.GetRequiredService<HttpInferenceService>().MetricsAddress };
+
+        using var scraped = await metrics.GetAsync("/metrics", Ct);
+        using var inferOnMetrics = await metrics.PostAsync("/v2/models/anything/infer", Json(IrisBody(1)), Ct);
+        using var metricsOnDoor = await door.GetAsync("/metrics", Ct);
+
+        Assert.Equal(metricsPort, metrics.BaseAddress!.Port);
+        Assert.Equal(HttpStatusCode.OK, scraped.StatusCode);
+        Assert.Contains("mad_online_requests_total", await scraped.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.NotFound, inferOnMetrics.StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, metricsOnDoor.StatusCode);
+    }
+
     private static async Task<string> ErrorAsync(HttpResponseMessage response)
     {
         Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
