@@ -92,6 +92,7 @@ public static class Protocol
 
         public const int VersionReady = 2001;
         public const int VersionRejected = 2002;
+        public const int ValidationAttemptFailed = 2003;
 
         public const int ValidationStarted = 2101;
         public const int ValidationStopped = 2102;

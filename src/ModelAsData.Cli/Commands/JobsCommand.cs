@@ -25,20 +25,19 @@ internal static class JobsCommand
             return 0;
         });
         jobs.Subcommands.Add(Follow(cli, "follow"));
-        jobs.Subcommands.Add(Follow(cli, "watch", hidden: true));
+        jobs.Subcommands.Add(Follow(cli, "watch", "The same as follow (DESIGN.md's older word)."));
         return jobs;
     }
 
     /// <summary>
     /// <c>mad jobs follow ID</c>. "Watch" means streaming (<c>mad tables watch</c>), so following a job has its own
-    /// word; <c>watch</c> stays as a hidden twin so DESIGN.md's <c>mad jobs [watch ID]</c> keeps working. (A
-    /// System.CommandLine alias would show in the help as "follow, watch".)
+    /// word; <c>watch</c> stays as a twin so DESIGN.md's <c>mad jobs [watch ID]</c> keeps working. It is listed,
+    /// not hidden: System.CommandLine prints nothing for <c>--help</c> of a hidden command.
     /// </summary>
-    private static Command Follow(CliContext cli, string verb, bool hidden = false)
+    private static Command Follow(CliContext cli, string verb, string description = "Follow a job with a progress bar until it finishes.")
     {
         var id = new Argument<long>("id") { Description = "The job id (from mad tables refresh or mad jobs)." };
-        var command = new Command(verb, "Follow a job with a progress bar until it finishes.") { id };
-        command.Hidden = hidden;
+        var command = new Command(verb, description) { id };
         cli.SetAction(command, async (parse, ct) =>
         {
             await using var store = await MadStore.OpenAsync(cli.RequireDb(parse), ct);

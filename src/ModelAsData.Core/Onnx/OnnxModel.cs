@@ -47,6 +47,7 @@ public sealed class OnnxModel : IDisposable
                 $"The model is {onnx.LongLength:N0} bytes; the limit is {options.MaxModelBytes:N0}. Raise it with MAD_MAX_MODEL_BYTES if this is intended.");
         }
 
+        ExternalTensors.Refuse(onnx);
         var (bytes, classes) = ZipMapRemover.Rewrite(onnx);
         OnnxRuntimeSetup.EnsureInitialised();
         InferenceSession session;

@@ -89,7 +89,18 @@ public sealed partial class PostgresModelRegistry : IModelRegistry
     public Task<byte[]> LoadBytesAsync(string model, int version, CancellationToken cancellationToken = default) =>
         RunAsync(async connection =>
         {
-            var bytes = await connection.ExecuteScalarAsync<byte[]?>(Command(RegistrySql.Bytes, new { model, version }, cancellationToken));
+            byte[]? bytes;
+            try
+            {
+                bytes = await connection.ExecuteScalarAsync<byte[]?>(Command(RegistrySql.Bytes, new { model, version }, cancellationToken));
+            }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InsufficientPrivilege)
+            {
+                throw new ModelAsDataException(ErrorCode.PermissionDenied,
+                    $"Reading the ONNX bytes of model '{model}' v{version} needs role mad_admin or mad_sidecar: other roles read every column of " +
+                    "mad.model_versions but onnx. Score through the database instead (CALL mad.predict, `mad predict`), or ask an administrator to export the model.", e);
+            }
+
             if (bytes is null)
             {
                 // Let mad.resolve name what is missing (the model, or the version, listing those that exist).

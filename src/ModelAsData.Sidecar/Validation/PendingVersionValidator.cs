@@ -10,10 +10,12 @@ using Npgsql;
 namespace ModelAsData.Sidecar.Validation;
 
 /// <summary>
-/// Validates pending versions: claims one with <c>FOR UPDATE SKIP LOCKED</c> (so several sidecars never validate the
-/// same version), loads it into ONNX Runtime and, in the same transaction, marks it <c>ready</c> with its signature or
-/// <c>rejected</c> with ONNX Runtime's reason. A sidecar that dies mid-way rolls back, leaving the version pending for
-/// the next. Thread-safe; does not own the data source.
+/// Validates pending versions: claims one with <c>FOR NO KEY UPDATE SKIP LOCKED</c> (so several sidecars never validate the
+/// same version), counts the attempt on a second session (committed before the load, so a sidecar killed while
+/// loading has counted it), loads it into ONNX Runtime and, in the claim's transaction, marks it <c>ready</c> with its
+/// signature or <c>rejected</c> with ONNX Runtime's reason. A sidecar that dies mid-way rolls back, leaving the version
+/// pending for the next; the claim after the last attempt allowed (<c>max_validation_attempts</c>, 2) rejects it with
+/// the reason. Thread-safe; does not own the data source.
 /// </summary>
 public sealed partial class PendingVersionValidator
 {
@@ -55,19 +57,28 @@ public sealed partial class PendingVersionValidator
                 return null;
             }
 
+            await CountAttemptAsync(claimed, cancellationToken);
             var outcome = Validate(claimed, out var signature);
             await connection.ExecuteAsync(new CommandDefinition(SidecarSql.Mark, new
             {
                 model = claimed.Model,
                 version = claimed.Version,
-                status = outcome.Status == VersionStatus.Ready ? "ready" : "rejected",
+                status = outcome.Status switch { VersionStatus.Ready => "ready", VersionStatus.Rejected => "rejected", _ => "failed" },
                 reason = outcome.Reason,
                 signature,
                 sidecar = _options.SidecarId,
             }, transaction, cancellationToken: cancellationToken));
             await transaction.CommitAsync(cancellationToken);
 
-            if (outcome.Status == VersionStatus.Ready)
+            if (outcome.Status == VersionStatus.Pending)
+            {
+                // The database decided whether that was the last attempt allowed: report what it recorded.
+                var recorded = await connection.QuerySingleAsync<(string Status, string? Reason)>(new CommandDefinition(SidecarSql.VersionStatus,
+                    new { model = claimed.Model, version = claimed.Version }, cancellationToken: cancellationToken));
+                LogAttemptFailed(_logger, claimed.Model, claimed.Version, outcome.Reason);
+                outcome = recorded.Status == "rejected" ? outcome with { Status = VersionStatus.Rejected, Reason = recorded.Reason } : outcome;
+            }
+            else if (outcome.Status == VersionStatus.Ready)
             {
                 LogReady(_logger, claimed.Model, claimed.Version);
             }
@@ -84,6 +95,14 @@ public sealed partial class PendingVersionValidator
         }
     }
 
+    /// <summary>Counts this attempt on a session of its own: committed now, whatever becomes of the claim's transaction.</summary>
+    private async Task CountAttemptAsync(ClaimedVersion claimed, CancellationToken cancellationToken)
+    {
+        await using var counting = await _dataSource.OpenConnectionAsync(cancellationToken);
+        await counting.ExecuteScalarAsync<int>(new CommandDefinition(SidecarSql.CountAttempt,
+            new { model = claimed.Model, version = claimed.Version, sidecar = _options.SidecarId }, cancellationToken: cancellationToken));
+    }
+
     private ValidationOutcome Validate(ClaimedVersion claimed, out string? signature)
     {
         signature = null;
@@ -97,7 +116,13 @@ public sealed partial class PendingVersionValidator
         {
             return new ValidationOutcome(claimed.Model, claimed.Version, VersionStatus.Rejected, e.Message);
         }
-        catch (Exception e) when (e is not OperationCanceledException and not OutOfMemoryException)
+        catch (OutOfMemoryException e)
+        {
+            // No verdict on the model (this process may just be short of memory): the attempt failed, and the
+            // database rejects the version once it has failed max_validation_attempts times.
+            return new ValidationOutcome(claimed.Model, claimed.Version, VersionStatus.Pending, $"Loading the model ran out of memory: {e.Message}");
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
         {
             // Loading works on the bytes alone: any other failure is about this model, and leaving it pending would
             // make every sidecar retry it for ever.
@@ -107,6 +132,9 @@ public sealed partial class PendingVersionValidator
 
     [LoggerMessage(EventId = Protocol.LogEvents.VersionReady, Level = LogLevel.Information, Message = "Model {Model} v{Version} is ready")]
     private static partial void LogReady(ILogger logger, string model, int version);
+
+    [LoggerMessage(EventId = Protocol.LogEvents.ValidationAttemptFailed, Level = LogLevel.Warning, Message = "Validating model {Model} v{Version} failed without a verdict: {Reason}")]
+    private static partial void LogAttemptFailed(ILogger logger, string model, int version, string? reason);
 
     [LoggerMessage(EventId = Protocol.LogEvents.VersionRejected, Level = LogLevel.Warning, Message = "Model {Model} v{Version} is rejected: {Reason}")]
     private static partial void LogRejected(ILogger logger, string model, int version, string? reason);

@@ -40,6 +40,7 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.sidecar_stopped(text)"] = Sidecar,
         ["mad.claim_pending_version()"] = Sidecar,
         ["mad.mark_version(text,integer,text,text,jsonb,text)"] = Sidecar,
+        ["mad.count_validation_attempt(text,integer,text)"] = Sidecar,
         ["mad.claim_task(text,interval)"] = Sidecar,
         ["mad.renew_task(bigint,uuid,interval)"] = Sidecar,
         ["mad.task_plan(bigint)"] = Sidecar,

@@ -8,7 +8,7 @@ namespace ModelAsData.IntegrationTests.Hostile;
 /// </summary>
 internal sealed class HostileRoles(PostgresDatabase database) : IAsyncDisposable
 {
-    private const string Password = "test-only";
+    internal const string Password = "test-only";
     private readonly List<string> _roles = [];
     private readonly List<NpgsqlDataSource> _sources = [];
 
