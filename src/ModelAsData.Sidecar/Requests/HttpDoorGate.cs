@@ -99,7 +99,6 @@ internal sealed partial class HttpDoorGate
                 return;
         }
 
-        context.Items[typeof(HttpCaller)] = caller;
         if (context.Request.ContentLength > _options.MaxBodyBytes)
         {
             await RefuseTooLargeAsync(context);
