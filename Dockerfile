@@ -14,6 +14,10 @@ WORKDIR /app
 COPY --from=build /app ./
 # Not root inside the container.
 USER app
+# Inside a container the door listens on every interface (that is how a container publishes a port). Tokens are
+# always required (`docker compose run --rm migrate tokens create --role <role> --label <label>`), and /metrics is off
+# on a non-loopback door: set MAD_METRICS=0.0.0.0:9464 to give Prometheus an address of its own (docs/SECURITY.md,
+# "The HTTP door").
 ENV MAD_HTTP=0.0.0.0:8080
 EXPOSE 8080
 ENTRYPOINT ["dotnet", "/app/mad.dll"]

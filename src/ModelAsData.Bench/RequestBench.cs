@@ -35,14 +35,18 @@ internal sealed class RequestBench(string db, int requests, int rounds, IAnsiCon
 
         await sidecar.WaitForWorkerAsync(dataSource, TimeSpan.FromSeconds(30), cancellationToken);
         var http = new Uri($"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}");
+        // The HTTP door needs a bearer token: one acting as the bench's own login, revoked when the bench ends.
+        var tokenLabel = $"bench-{Environment.ProcessId.ToString(CultureInfo.InvariantCulture)}";
+        var token = await new Postgres.Tokens.PostgresHttpTokens(dataSource).CreateAsync(await CurrentUserAsync(dataSource, cancellationToken), tokenLabel, null, cancellationToken);
         var results = new List<(string Name, double P50, double P99, double PerSecond)>
         {
             await MeasureAsync("SELECT 1 (prepared, Npgsql)", SelectOne(dataSource), cancellationToken),
             await MeasureAsync("raw ONNX Runtime, 1 row", RawOrt(bytes), cancellationToken),
             await MeasureAsync("CALL mad.predict", Call(dataSource), cancellationToken),
             await MeasureAsync("mad.predict_async + NOTIFY mad_reply", Async(dataSource), cancellationToken),
-            await MeasureAsync("HTTP infer (OIP v2, 1 row)", Http(http), cancellationToken),
+            await MeasureAsync("HTTP infer (OIP v2, 1 row)", Http(http, token), cancellationToken),
         };
+        await new Postgres.Tokens.PostgresHttpTokens(dataSource).RevokeAsync(tokenLabel, cancellationToken);
 
         var table = new Table().AddColumns("measurement", "p50 µs", "p99 µs", "requests/s (1 client)");
         foreach (var r in results)
@@ -158,9 +162,16 @@ internal sealed class RequestBench(string db, int requests, int rounds, IAnsiCon
         };
     }
 
-    private static Func<int, Task> Http(Uri address)
+    private static async Task<string> CurrentUserAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("SELECT current_user");
+        return (string)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
+    private static Func<int, Task> Http(Uri address, string token)
     {
         var client = new HttpClient { BaseAddress = address };
+        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
         return async i =>
         {
             var row = s_rows[i % s_rows.Length];

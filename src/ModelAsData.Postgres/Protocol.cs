@@ -123,6 +123,9 @@ public static class Protocol
         public const int StreamNotifyLockTimeout = 2421;
 
         public const int HttpListening = 2501;
+        public const int HttpTokenCheckFailed = 2502;
+        public const int HttpNoLiveTokens = 2503;
+        public const int HttpMetricsExposed = 2504;
 
         public const int RequestWorkerListening = 2601;
         public const int RequestSessionFailed = 2602;

@@ -38,6 +38,15 @@ public sealed record SidecarOptions
     /// </summary>
     public string? Http { get; init; }
 
+    /// <summary>The HTTP door's limits, its /metrics and its token checks (<see cref="Requests.HttpDoorOptions"/>).</summary>
+    public Requests.HttpDoorOptions HttpDoor { get; init; } = new();
+
+    /// <summary>
+    /// How many versions online scoring (CALL, async, HTTP) keeps loaded; the least recently used one goes when
+    /// another is needed. <c>MAD_MAX_LOADED_VERSIONS</c>.
+    /// </summary>
+    public int MaxLoadedVersions { get; init; } = EnvironmentInt("MAD_MAX_LOADED_VERSIONS") ?? 8;
+
     /// <summary>Keepalive and reconnect backoff of the LISTEN connection.</summary>
     public PostgresListenerOptions Listener { get; init; } = new();
 
@@ -82,9 +91,14 @@ public sealed record SidecarOptions
             throw new ArgumentOutOfRangeException(nameof(RequestPollInterval), RequestPollInterval, "RequestPollInterval must be at least 100 ms.");
         }
 
+        if (MaxLoadedVersions < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxLoadedVersions), MaxLoadedVersions, "MaxLoadedVersions must be at least 1.");
+        }
+
         if (Http is not null)
         {
-            _ = Requests.HttpEndpoint.Parse(Http);
+            HttpDoor.Validate(Requests.HttpEndpoint.Parse(Http));
         }
 
         Listener.Validate();

@@ -23,7 +23,8 @@ namespace ModelAsData.Sidecar.Requests;
 /// The sidecar's HTTP endpoint (Kestrel): the Open Inference Protocol v2 REST API (<c>/v2/health/live</c>,
 /// <c>/v2/health/ready</c>, <c>/v2/models/{name}[/versions/{v}]</c>, <c>…/infer</c>) and Prometheus <c>/metrics</c>.
 /// A model name may be a reference (<c>iris@production</c>); <c>/versions/{v}</c> picks a version. Binds where
-/// <see cref="SidecarOptions.Http"/> says (a port alone means loopback).
+/// <see cref="SidecarOptions.Http"/> says (a port alone means loopback). Every request but health passes
+/// <see cref="HttpDoorGate"/> first (bearer tokens, body size, where /metrics answers; <see cref="HttpDoorOptions"/>).
 /// </summary>
 public sealed partial class HttpInferenceService : IHostedService, IAsyncDisposable
 {
@@ -48,19 +49,52 @@ public sealed partial class HttpInferenceService : IHostedService, IAsyncDisposa
     /// <summary>The address the endpoint listens on, once started (e.g. <c>http://127.0.0.1:8080</c>).</summary>
     public Uri? Address { get; private set; }
 
+    /// <summary>Where /metrics listens when it has an address of its own (<c>--metrics host:port</c>), once started.</summary>
+    public Uri? MetricsAddress { get; private set; }
+
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         var endpoint = HttpEndpoint.Parse(_options.Http!);
+        var door = _options.HttpDoor;
+        var (metricsOnDoor, metricsOwn) = door.MetricsPlace(endpoint);
+        var authenticator = new HttpTokenAuthenticator(_dataSource, door);
+        var liveTokens = await authenticator.CountLiveTokensAsync(cancellationToken); // fails clearly when tokens cannot be checked at all
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { EnvironmentName = Environments.Production });
         builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(endpoint.Address, endpoint.Port));
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.Limits.MaxRequestBodySize = door.MaxBodyBytes;
+            kestrel.Listen(endpoint.Address, endpoint.Port);
+            if (metricsOwn is not null)
+            {
+                kestrel.Listen(metricsOwn.Address, metricsOwn.Port);
+            }
+        });
         var app = builder.Build();
+        app.Use(new HttpDoorGate(authenticator, door, metricsOnDoor, metricsOwn?.Port, _metrics, _logger).InvokeAsync);
         Map(app);
         await app.StartAsync(cancellationToken);
         _app = app;
-        var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault();
-        Address = bound is null ? null : new Uri(bound.Replace("[::]", "localhost", StringComparison.Ordinal));
+        var bound = (app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? [])
+            .Select(a => new Uri(a.Replace("[::]", "localhost", StringComparison.Ordinal))).ToList();
+        Address = bound.FirstOrDefault(a => metricsOwn is null || a.Port != metricsOwn.Port);
+        MetricsAddress = metricsOwn is null ? null : bound.FirstOrDefault(a => a.Port == metricsOwn.Port);
         LogListening(_logger, Address?.ToString() ?? endpoint.ToString());
+        WarnAboutExposure(endpoint, metricsOnDoor, metricsOwn, liveTokens);
+    }
+
+    private void WarnAboutExposure(HttpEndpoint endpoint, bool metricsOnDoor, HttpEndpoint? metricsOwn, long liveTokens)
+    {
+        if (!IPAddress.IsLoopback(endpoint.Address) && liveTokens == 0)
+        {
+            LogNoLiveTokens(_logger, endpoint.ToString());
+        }
+
+        var exposed = metricsOwn is not null ? (IPAddress.IsLoopback(metricsOwn.Address) ? null : metricsOwn) : metricsOnDoor && !IPAddress.IsLoopback(endpoint.Address) ? endpoint : null;
+        if (exposed is not null)
+        {
+            LogMetricsExposed(_logger, exposed.ToString());
+        }
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
@@ -122,8 +156,8 @@ public sealed partial class HttpInferenceService : IHostedService, IAsyncDisposa
     {
         try
         {
-            var loaded = await LoadAsync(name, version, cancellationToken);
-            return Results.Json(OipMetadata.Describe(loaded));
+            using var lease = await LoadAsync(name, version, cancellationToken);
+            return Results.Json(OipMetadata.Describe(lease.Version));
         }
         catch (ModelAsDataException e)
         {
@@ -135,8 +169,8 @@ public sealed partial class HttpInferenceService : IHostedService, IAsyncDisposa
     {
         try
         {
-            var loaded = await LoadAsync(name, version, cancellationToken);
-            return Results.Json(new JsonObject { ["name"] = loaded.Model, ["ready"] = true });
+            using var lease = await LoadAsync(name, version, cancellationToken);
+            return Results.Json(new JsonObject { ["name"] = lease.Version.Model, ["ready"] = true });
         }
         catch (ModelAsDataException e)
         {
@@ -150,7 +184,9 @@ public sealed partial class HttpInferenceService : IHostedService, IAsyncDisposa
         try
         {
             var (body, binary) = await OipBody.ReadAsync(request, cancellationToken);
-            var loaded = await LoadAsync(name, version, cancellationToken);
+            HttpLimits.CheckRows(body, _options.HttpDoor.MaxRows);
+            using var lease = await LoadAsync(name, version, cancellationToken);
+            var loaded = lease.Version;
             var response = OipInference.Infer(loaded, body, binary, ReferenceText(name, version), _log, cancellationToken);
             _metrics.Requests.WithLabels("http", "ok").Inc();
             _metrics.RowsScored.WithLabels(loaded.Model).Inc(response.Rows);
@@ -168,10 +204,10 @@ public sealed partial class HttpInferenceService : IHostedService, IAsyncDisposa
         }
     }
 
-    private async ValueTask<RequestVersion> LoadAsync(string name, string? version, CancellationToken cancellationToken)
+    private async ValueTask<VersionLease> LoadAsync(string name, string? version, CancellationToken cancellationToken)
     {
         var (model, number) = await _models.ResolveAsync(ReferenceText(name, version), cancellationToken);
-        return await _models.GetAsync(model, number, cancellationToken);
+        return await _models.AcquireAsync(model, number, cancellationToken);
     }
 
     private static string ReferenceText(string name, string? version) => version is null ? name : $"{name}@{version}";
@@ -189,4 +225,12 @@ public sealed partial class HttpInferenceService : IHostedService, IAsyncDisposa
 
     [LoggerMessage(EventId = Protocol.LogEvents.HttpListening, Level = LogLevel.Information, Message = "HTTP endpoint (Open Inference Protocol v2, /metrics) listening on {Address}")]
     private static partial void LogListening(ILogger logger, string address);
+
+    [LoggerMessage(EventId = Protocol.LogEvents.HttpNoLiveTokens, Level = LogLevel.Warning,
+        Message = "HTTP door on {Address} is NOT loopback and NO live token exists: every request but /v2/health/* gets 401. Create one: mad tokens create --role <role> --label <label> (docs/SECURITY.md, \"The HTTP door\")")]
+    private static partial void LogNoLiveTokens(ILogger logger, string address);
+
+    [LoggerMessage(EventId = Protocol.LogEvents.HttpMetricsExposed, Level = LogLevel.Warning,
+        Message = "/metrics is served without a token on {Address}, which is not loopback: its labels name your models. Keep that address off public networks, or use --metrics off")]
+    private static partial void LogMetricsExposed(ILogger logger, string address);
 }

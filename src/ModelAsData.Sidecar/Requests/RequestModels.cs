@@ -8,24 +8,27 @@ using Npgsql;
 namespace ModelAsData.Sidecar.Requests;
 
 /// <summary>
-/// The versions online scoring uses, loaded once per process (versions are immutable), each with a pool of one-row
-/// scorers so that HTTP requests on several threads never share one. References (<c>iris@production</c>) are resolved
+/// The versions online scoring uses, loaded from their blobs into a set of at most
+/// <see cref="SidecarOptions.MaxLoadedVersions"/> (<see cref="LoadedVersions"/>: the least recently used goes, and is
+/// loaded again if asked for), each with a pool of one-row scorers so that HTTP requests on several threads never
+/// share one. References (<c>iris@production</c>) are resolved
 /// through <c>mad.resolve</c> and cached until a <c>mad_models</c> notification or a reconnect says the registry may
 /// have moved (<see cref="ForgetReferences"/>). Thread-safe; owns the loaded models.
 /// </summary>
 public sealed class RequestModels : IDisposable
 {
     private readonly NpgsqlDataSource _dataSource;
-    private readonly ModelCache _cache;
+    private readonly ScoringOptions _scoring;
     private readonly RequestMetrics _metrics;
-    private readonly ConcurrentDictionary<(string Model, int Version), Lazy<Task<RequestVersion>>> _versions = new();
+    private readonly LoadedVersions _versions;
     private ConcurrentDictionary<string, (string Model, int Version)> _references = new(StringComparer.Ordinal);
 
     public RequestModels(NpgsqlDataSource dataSource, SidecarOptions options, RequestMetrics metrics)
     {
         _dataSource = dataSource;
-        _cache = new ModelCache(options.Scoring);
+        _scoring = options.Scoring;
         _metrics = metrics;
+        _versions = new LoadedVersions(options.MaxLoadedVersions, metrics);
     }
 
     /// <summary>The version a reference points at now; throws <see cref="ModelAsDataException"/> (NotFound, NotReady…) with the registry's message.</summary>
@@ -56,30 +59,11 @@ public sealed class RequestModels : IDisposable
     /// <summary>Drops resolved references: an alias may have moved.</summary>
     public void ForgetReferences() => _references = new(StringComparer.Ordinal);
 
-    /// <summary>A loaded, ready version; loads it (once) from its blob.</summary>
-    public async ValueTask<RequestVersion> GetAsync(string model, int version, CancellationToken cancellationToken)
-    {
-        var lazy = _versions.GetOrAdd((model, version), key => new Lazy<Task<RequestVersion>>(() => LoadAsync(key.Model, key.Version)));
-        try
-        {
-            return await lazy.Value.WaitAsync(cancellationToken);
-        }
-        catch (Exception) when (lazy.Value.IsFaulted)
-        {
-            _versions.TryRemove(new KeyValuePair<(string, int), Lazy<Task<RequestVersion>>>((model, version), lazy));
-            throw;
-        }
-    }
+    /// <summary>A loaded, ready version, held until the lease is disposed; loads it from its blob when it is not in the set.</summary>
+    public ValueTask<VersionLease> AcquireAsync(string model, int version, CancellationToken cancellationToken) =>
+        _versions.AcquireAsync(model, version, () => LoadAsync(model, version), cancellationToken);
 
-    public void Dispose()
-    {
-        foreach (var version in _versions.Values.Where(v => v.IsValueCreated && v.Value.IsCompletedSuccessfully))
-        {
-            version.Value.Result.Dispose();
-        }
-
-        _cache.Dispose();
-    }
+    public void Dispose() => _versions.Dispose();
 
     private async Task<RequestVersion> LoadAsync(string model, int version)
     {
@@ -104,7 +88,7 @@ public sealed class RequestModels : IDisposable
             throw new ModelAsDataException(ErrorCode.NotReady, $"{model}@{version} is {stored.Status}: only ready versions can score.");
         }
 
-        var onnx = _cache.GetOrLoad(stored.Sha256, () => stored.Onnx);
+        var onnx = OnnxModel.Load(stored.Onnx, _scoring);
         _metrics.ModelLoads.WithLabels(model).Inc();
         return new RequestVersion(model, version, onnx);
     }

@@ -19,8 +19,8 @@ internal sealed class RequestScorer(RequestModels models, PredictionLog log, Req
         var hash = PredictionLog.Hash(request.Features);
         try
         {
-            var version = await models.GetAsync(request.Model, request.Version, cancellationToken);
-            var result = version.Predict(JsonFeatures.Parse(request.Features), request.Reference, cancellationToken);
+            using var lease = await models.AcquireAsync(request.Model, request.Version, cancellationToken);
+            var result = lease.Version.Predict(JsonFeatures.Parse(request.Features), request.Reference, cancellationToken);
             metrics.RowsScored.WithLabels(request.Model).Inc();
             metrics.Requests.WithLabels(request.Kind, "ok").Inc();
             log.Add(new PredictionLogEntry(DateTime.UtcNow, request.Kind, request.Model, request.Version, hash, result, null, request.Id));

@@ -19,6 +19,9 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.rollback_alias(text,text)"] = Admin,
         ["mad.create_prediction_table(text,regclass,text[],text,jsonb)"] = Admin,
         ["mad.inputs_hash(jsonb)"] = Admin,
+        ["mad.create_http_token(name,text,timestamp with time zone)"] = Admin,
+        ["mad.revoke_http_token(text)"] = Admin,
+        ["mad.list_http_tokens()"] = Admin,
         // Caller functions (mad_admin is not a member of mad_user, so both).
         ["mad.resolve(text,text)"] = "mad_admin mad_sidecar mad_user",
         ["mad.alias_at(text,text,timestamp with time zone)"] = Callers,
@@ -57,6 +60,8 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.read_role(text)"] = Sidecar,
         ["mad.plan_job(bigint,uuid,bigint,jsonb)"] = Sidecar,
         ["mad.carried_grants(bigint)"] = Sidecar,
+        ["mad.check_http_token(text)"] = Sidecar,
+        ["mad.live_http_tokens()"] = Sidecar,
         // Internal helpers: only definer functions (running as the owner) call them.
         ["mad.caller_role()"] = Nobody,
         ["mad.lock_key(text)"] = Nobody,
@@ -101,6 +106,7 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.key_type_guard()"] = Nobody,
         ["mad.advisory_lock_holders(bigint,bigint,integer)"] = Nobody,
         ["mad.raise_lock_timeout(text,integer,text)"] = Nobody,
+        ["mad.http_role_may_score(text)"] = Nobody,
     };
 
     [Fact(Timeout = 60_000)]

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
+using ModelAsData.IntegrationTests.Hostile;
 using ModelAsData.Sidecar.Requests;
 using static ModelAsData.IntegrationTests.Requests.RequestSupport;
 
@@ -14,10 +15,12 @@ public sealed class HttpInferenceTests(PostgresDatabase database) : OnlineReques
     public async Task Health_metadata_infer_and_metrics_answer_over_http()
     {
         var model = await PushIrisAsync();
+        await using var roles = new HostileRoles(Database);
+        var token = await HttpDoorSupport.TokenAsync(Database, await roles.GroupAsync("scorer", "IN ROLE mad_user"));
         await using var sidecar = await StartSidecarAsync($"127.0.0.1:{FreePort()}");
         var address = sidecar.Services.GetRequiredService<HttpInferenceService>().Address!;
         Assert.Equal("127.0.0.1", address.Host);
-        using var http = new HttpClient { BaseAddress = address };
+        using var http = HttpDoorSupport.Client(sidecar, token);
 
         Assert.True((await http.GetFromJsonAsync<JsonObject>("/v2/health/live", Ct))!["live"]!.GetValue<bool>());
         Assert.True((await http.GetFromJsonAsync<JsonObject>("/v2/health/ready", Ct))!["ready"]!.GetValue<bool>());
@@ -69,8 +72,10 @@ public sealed class HttpInferenceTests(PostgresDatabase database) : OnlineReques
     public async Task A_missing_model_or_bad_input_gets_an_oip_error()
     {
         var model = await PushIrisAsync();
+        await using var roles = new HostileRoles(Database);
+        var token = await HttpDoorSupport.TokenAsync(Database, await roles.GroupAsync("scorer", "IN ROLE mad_user"));
         await using var sidecar = await StartSidecarAsync($"127.0.0.1:{FreePort()}");
-        using var http = new HttpClient { BaseAddress = sidecar.Services.GetRequiredService<HttpInferenceService>().Address };
+        using var http = HttpDoorSupport.Client(sidecar, token);
 
         using var missing = await http.PostAsJsonAsync("/v2/models/no_such_model/infer", new JsonObject(), Ct);
         using var shape = await http.PostAsJsonAsync($"/v2/models/{model}/infer", JsonNode.Parse("""{"inputs": [{"name": "float_input", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}"""), Ct);
