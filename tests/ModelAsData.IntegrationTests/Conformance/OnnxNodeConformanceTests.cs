@@ -60,7 +60,7 @@ public sealed class OnnxNodeConformanceTests(PostgresDatabase database) : Databa
         var rejected = (await Database.DataSource.QueryAsync<(string Model, string Reason)>(
             "SELECT model, reason FROM mad.model_versions WHERE status = 'rejected'")).ToDictionary(r => r.Model, r => r.Reason);
 
-        using var http = new HttpClient { BaseAddress = sidecar.Services.GetRequiredService<HttpInferenceService>().Address };
+        using var http = HttpDoorSupport.Client(sidecar, await HttpDoorSupport.TokenAsync(Database, "mad_user")); // the HTTP door wants a token
         var outcomes = new ConcurrentDictionary<string, string?>();
         await Parallel.ForEachAsync(names, new ParallelOptions { MaxDegreeOfParallelism = 4, CancellationToken = Ct }, async (entry, ct) =>
         {

@@ -32,7 +32,7 @@ public sealed class TensorInferenceTests(PostgresDatabase database) : DatabaseTe
         var model = await PushAsync();
 
         await using var sidecar = await RequestSupport.StartSidecarAsync(Database, $"127.0.0.1:{RequestSupport.FreePort()}");
-        using var http = new HttpClient { BaseAddress = sidecar.Services.GetRequiredService<HttpInferenceService>().Address };
+        using var http = HttpDoorSupport.Client(sidecar, await HttpDoorSupport.TokenAsync(Database, "mad_user")); // the HTTP door wants a token
 
         var metadata = (await http.GetFromJsonAsync<JsonObject>($"/v2/models/{model}", Ct))!;
         Assert.Equal("""[{"name":"ids","datatype":"UINT64","shape":[-1]},{"name":"half","datatype":"FP16","shape":[-1,2]},{"name":"brain","datatype":"BF16","shape":[-1]},{"name":"pixels","datatype":"UINT8","shape":[-1,1,2,2]},{"name":"tokens","datatype":"BYTES","shape":[-1,-1]}]""",
@@ -78,7 +78,7 @@ public sealed class TensorInferenceTests(PostgresDatabase database) : DatabaseTe
     {
         var model = await PushAsync();
         await using var sidecar = await RequestSupport.StartSidecarAsync(Database, $"127.0.0.1:{RequestSupport.FreePort()}");
-        using var http = new HttpClient { BaseAddress = sidecar.Services.GetRequiredService<HttpInferenceService>().Address };
+        using var http = HttpDoorSupport.Client(sidecar, await HttpDoorSupport.TokenAsync(Database, "mad_user")); // the HTTP door wants a token
         Assert.Contains("binary_tensor_data", await http.GetStringAsync("/v2", Ct), StringComparison.Ordinal);
 
         // As tritonclient sends it: pixels and tokens as binary after the JSON, every output asked for as binary but one.
