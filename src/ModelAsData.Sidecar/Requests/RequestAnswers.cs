@@ -12,34 +12,31 @@ internal sealed class RequestAnswers
     private readonly NpgsqlConnection _connection;
     private readonly string _sidecarId;
     private readonly RequestScorer _scorer;
-    private readonly RecentRequestIds _answered;
     private long _ticket;
 
-    private RequestAnswers(NpgsqlConnection connection, string sidecarId, RequestScorer scorer, RecentRequestIds answered, long ticket)
+    private RequestAnswers(NpgsqlConnection connection, string sidecarId, RequestScorer scorer, long ticket)
     {
         _connection = connection;
         _sidecarId = sidecarId;
         _scorer = scorer;
-        _answered = answered;
         _ticket = ticket;
     }
 
     /// <summary>Takes this session's first ticket (<c>RequestSql.Arm</c>): from now on waiters can count on it.</summary>
-    public static async Task<RequestAnswers> ArmAsync(NpgsqlConnection connection, string sidecarId, RequestScorer scorer, RecentRequestIds answered, CancellationToken cancellationToken)
+    public static async Task<RequestAnswers> ArmAsync(NpgsqlConnection connection, string sidecarId, RequestScorer scorer, CancellationToken cancellationToken)
     {
         await using var arm = new NpgsqlCommand(RequestSql.Arm, connection) { Parameters = { new() { Value = sidecarId } } };
         var ticket = (long)(await arm.ExecuteScalarAsync(cancellationToken))!;
-        return new RequestAnswers(connection, sidecarId, scorer, answered, ticket);
+        return new RequestAnswers(connection, sidecarId, scorer, ticket);
     }
 
-    /// <summary>Scores every request and writes the answers, remembering them in the ids answered.</summary>
+    /// <summary>Scores every request and writes the answers.</summary>
     public async Task AnswerAsync(List<ClaimedRequest> requests, CancellationToken cancellationToken)
     {
         var answers = new JsonArray();
         foreach (var request in requests)
         {
             answers.Add(await _scorer.ScoreAsync(request, cancellationToken));
-            _answered.Add(request.Id);
         }
 
         // One round trip, two transactions: the answers and the new ticket commit, then the old ticket is released
