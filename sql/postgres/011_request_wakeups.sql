@@ -11,9 +11,23 @@
 --
 -- mad.submit_request refuses features larger than mad.settings max_features_bytes (1 MiB by default), measured as
 -- the size of the jsonb value, before anything is recorded.
+--
+-- Liveness (issue 13). A worker's ticket moves with every batch of answers, so "is the ticket in
+-- mad.request_workers held?" raced with it: the row was read in one snapshot, the worker published a new ticket and
+-- released the old one, and the try-lock then found the old one free. With two or more clients CALL mad.predict
+-- failed with 55M03 ("No sidecar is running") while the sidecar answered. Now every worker session also holds a
+-- *life* lock for as long as it lives: a number from mad.request_tickets taken once at arm time, in the same lock
+-- space, published in mad.request_workers.life and never moved. Whether a sidecar is alive is asked of its life
+-- lock (submit_request, claim_requests, arm_request_worker); the moving ticket only wakes waiters, as before. A row
+-- of a worker armed before this file (life NULL) is judged by its ticket until that worker re-arms. A new session of
+-- a sidecar takes back the requests its previous session had claimed and not answered, so their callers get an
+-- answer instead of a timeout.
 
 INSERT INTO mad.settings (name, value, description) VALUES
   ('max_features_bytes', '1048576', 'The largest features (jsonb size, bytes) CALL mad.predict and mad.predict_async accept.');
+
+ALTER TABLE mad.request_workers ADD COLUMN life bigint;
+COMMENT ON COLUMN mad.request_workers.life IS 'A lock the worker session holds for as long as it lives (key as its ticket''s): held means alive.';
 
 -- As in 005, except: the size limit, and the notification carries the assignee's id only.
 CREATE OR REPLACE FUNCTION mad.submit_request(reference text, features jsonb, kind text) RETURNS bigint
@@ -82,8 +96,9 @@ BEGIN
       USING ERRCODE = '22M01';
   END IF;
 
+  -- Alive is its life lock held: the ticket moves with every answer, and read here it may already be free.
   SELECT w.sidecar INTO assignee FROM mad.request_workers w
-  WHERE mad.ticket_held(w.ticket)
+  WHERE mad.ticket_held(coalesce(w.life, w.ticket))
   ORDER BY pg_catalog.random() LIMIT 1;
   IF assignee IS NULL AND submit_request.kind = 'call' THEN
     RAISE EXCEPTION 'No sidecar is running for this database, so nothing can answer CALL mad.predict(%).', quote_literal(submit_request.reference)
@@ -130,5 +145,68 @@ BEGIN
   UPDATE mad.request_workers w SET ticket = new_ticket, backend_pid = pg_catalog.pg_backend_pid(), armed_at = clock_timestamp()
   WHERE w.sidecar = answer_requests.sidecar;
   RETURN new_ticket;
+END
+$$;
+
+-- As in 005, plus: the life lock, and the requests a previous session of this sidecar claimed go back to it.
+CREATE OR REPLACE FUNCTION mad.arm_request_worker(sidecar text) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = mad, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+  new_life bigint := pg_catalog.nextval('mad.request_tickets');
+  new_ticket bigint := pg_catalog.nextval('mad.request_tickets');
+BEGIN
+  PERFORM mad.require_role('mad_sidecar', 'answer requests');
+  PERFORM pg_catalog.pg_advisory_lock(mad.lock_key('request_ticket'), mad.ticket_key(new_life));
+  PERFORM pg_catalog.pg_advisory_lock(mad.lock_key('request_ticket'), mad.ticket_key(new_ticket));
+  -- Forget workers whose session is gone, so choosing a live one stays cheap.
+  DELETE FROM mad.request_workers w WHERE w.sidecar <> arm_request_worker.sidecar AND NOT mad.ticket_held(coalesce(w.life, w.ticket));
+  INSERT INTO mad.request_workers AS w (sidecar, ticket, backend_pid, life)
+  VALUES (arm_request_worker.sidecar, new_ticket, pg_catalog.pg_backend_pid(), new_life)
+  ON CONFLICT (sidecar) DO UPDATE SET ticket = EXCLUDED.ticket, backend_pid = EXCLUDED.backend_pid, life = EXCLUDED.life, armed_at = clock_timestamp();
+  -- Claimed by this sidecar's previous session, which ended before it answered: this session claims them again.
+  UPDATE mad.requests r SET status = 'pending', claimed_at = NULL
+  WHERE r.status = 'running' AND r.sidecar = arm_request_worker.sidecar;
+  RETURN new_ticket;
+END
+$$;
+
+-- As in 005, except that a sidecar is gone when its life lock is free (not its ticket, which moves).
+CREATE OR REPLACE FUNCTION mad.claim_requests(sidecar text, max_rows int, scan boolean)
+RETURNS TABLE (id bigint, kind text, reference text, model text, version int, features text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = mad, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+  me text := claim_requests.sidecar;
+  notified bigint;
+BEGIN
+  PERFORM mad.require_role('mad_sidecar', 'answer requests');
+  IF claim_requests.scan THEN
+    WITH expired AS (
+      UPDATE mad.requests r
+      SET status = 'expired', answered_at = clock_timestamp(), error_code = '57M01',
+          error = format('No sidecar answered request %s for %s in time (it expired at %s): start one with `mad serve --db ...` and make sure it stays up.',
+                         r.id, r.reference, r.expires_at)
+      WHERE r.status = 'pending' AND r.expires_at <= clock_timestamp()
+      RETURNING r.id, r.kind)
+    SELECT count(pg_catalog.pg_notify('mad_reply', json_build_object('id', e.id, 'status', 'expired')::text)) INTO STRICT notified
+    FROM expired e WHERE e.kind = 'async';
+    -- Running requests of a sidecar that is gone go back to the queue (an async caller still waits for them).
+    UPDATE mad.requests r SET status = 'pending', sidecar = NULL, claimed_at = NULL
+    WHERE r.status = 'running' AND r.sidecar IS DISTINCT FROM me AND r.kind = 'async'
+      AND NOT EXISTS (SELECT FROM mad.request_workers w WHERE w.sidecar = r.sidecar AND mad.ticket_held(coalesce(w.life, w.ticket)));
+  END IF;
+
+  RETURN QUERY
+    UPDATE mad.requests r SET status = 'running', sidecar = me, claimed_at = clock_timestamp()
+    WHERE r.id IN (
+      SELECT q.id FROM mad.requests q
+      WHERE q.status = 'pending' AND q.expires_at > clock_timestamp()
+        AND (q.sidecar = me OR (claim_requests.scan AND (q.sidecar IS NULL
+             OR NOT EXISTS (SELECT FROM mad.request_workers w WHERE w.sidecar = q.sidecar AND mad.ticket_held(coalesce(w.life, w.ticket))))))
+      ORDER BY q.id
+      LIMIT claim_requests.max_rows
+      FOR UPDATE SKIP LOCKED)
+    RETURNING r.id, r.kind, r.reference, r.model, r.version, r.features::text;
 END
 $$;
