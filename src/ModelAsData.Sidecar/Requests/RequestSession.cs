@@ -46,10 +46,11 @@ internal sealed partial class RequestSession : IAsyncDisposable
                 await session.ExecuteNonQueryAsync(cancellationToken);
             }
 
-            var answers = await RequestAnswers.ArmAsync(connection, options.SidecarId, scorer, cancellationToken);
+            var claim = new RequestClaim(connection, options.SidecarId);
+            var answers = await RequestAnswers.ArmAsync(connection, options.SidecarId, scorer, claim, cancellationToken);
             models.ForgetReferences();
             LogListening(logger, options.SidecarId, connection.ProcessID);
-            return new RequestSession(connection, inbox, new RequestClaim(connection, options.SidecarId), answers, options.RequestPollInterval);
+            return new RequestSession(connection, inbox, claim, answers, options.RequestPollInterval);
         }
         catch
         {
@@ -61,24 +62,24 @@ internal sealed partial class RequestSession : IAsyncDisposable
     public async Task RunAsync(CancellationToken stoppingToken)
     {
         var scan = true;
-        var more = false;
         while (!stoppingToken.IsCancellationRequested)
         {
             _inbox.Reset();
             // Only the table says what to answer: a notification (anyone may send one) only says when to look.
-            if (_inbox.TakeClaimNeeded() || scan || more)
+            if (_inbox.TakeClaimNeeded() || scan)
             {
                 var requests = await _claim.ClaimAsync(scan, stoppingToken);
                 scan = false;
-                more = requests.Count == RequestClaim.MaxClaim;
-                if (requests.Count > 0)
+                while (requests.Count > 0)
                 {
-                    await _answers.AnswerAsync(requests, stoppingToken);
+                    // Whatever arrived while this batch was scored is in the claim that comes back with its answers.
+                    _inbox.TakeClaimNeeded();
+                    requests = await _answers.AnswerAsync(requests, stoppingToken);
                 }
 
-                if (more || _inbox.Woken)
+                if (_inbox.Woken)
                 {
-                    continue; // more arrived meanwhile
+                    continue; // a request may have come after the last claim
                 }
             }
 

@@ -48,4 +48,31 @@ public sealed class ConcurrentCallTests(PostgresDatabase database) : OnlineReque
         Assert.True(calls >= 32, $"only {calls} calls were made");
         Assert.Empty(errors.Take(10));
     }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Requests_waiting_together_are_answered_in_one_batch_and_features_that_do_not_fit_fail_alone()
+    {
+        var model = await PushIrisAsync();
+        var other = await PushIrisAsync();
+        string[] features = [Setosa, Versicolor, """{"float_input": [1.0, 2.0]}""", Virginica, """{"petal": 1}""", Setosa];
+        var ids = new List<long>();
+        foreach (var (f, i) in features.Select((f, i) => (f, i)))
+        {
+            ids.Add(await Database.DataSource.ScalarAsync<long>("SELECT mad.predict_async(@model, @f::jsonb)", new { model = i % 2 == 0 ? model : other, f }));
+        }
+
+        // No sidecar yet: its first scan claims all six at once, two versions, two bad rows among them.
+        await using var sidecar = await StartSidecarAsync();
+
+        var rows = await Eventually.WaitForAsync(
+            () => Database.DataSource.QueryAsync<(long Id, string Status, long? Label, string? Code, string? Error)>(
+                "SELECT id, status, (result->>'label')::bigint, error_code, error FROM mad.requests WHERE id = ANY(@ids) ORDER BY id", new { ids = ids.ToArray() }),
+            r => r.Count == 6 && r.All(x => x.Status is "done" or "failed"), "all six to be answered");
+        Assert.Equal([0L, 1L, null, 2L, null, 0L], rows.Select(r => r.Label));
+        Assert.Equal(["done", "done", "failed", "done", "failed", "done"], rows.Select(r => r.Status));
+        Assert.Equal("22M01", rows[2].Code);
+        Assert.Contains("takes 4 value(s); 2 given", rows[2].Error, StringComparison.Ordinal);
+        Assert.Equal("22M01", rows[4].Code);
+        Assert.Contains("no input 'petal'", rows[4].Error, StringComparison.Ordinal);
+    }
 }
