@@ -37,6 +37,7 @@ internal sealed partial class RequestSession : IAsyncDisposable
         builder.TcpKeepAlive = true;
         builder.ApplicationName = "mad serve (requests)";
         var connection = new NpgsqlConnection(builder.ConnectionString);
+        RequestClaim? claim = null;
         try
         {
             await connection.OpenAsync(cancellationToken);
@@ -46,7 +47,7 @@ internal sealed partial class RequestSession : IAsyncDisposable
                 await session.ExecuteNonQueryAsync(cancellationToken);
             }
 
-            var claim = new RequestClaim(connection, options.SidecarId);
+            claim = new RequestClaim(connection, options.SidecarId);
             var answers = await RequestAnswers.ArmAsync(connection, options.SidecarId, scorer, claim, cancellationToken);
             models.ForgetReferences();
             LogListening(logger, options.SidecarId, connection.ProcessID);
@@ -54,6 +55,11 @@ internal sealed partial class RequestSession : IAsyncDisposable
         }
         catch
         {
+            if (claim is not null)
+            {
+                await claim.DisposeAsync();
+            }
+
             await connection.DisposeAsync();
             throw;
         }
