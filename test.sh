@@ -42,8 +42,18 @@ needs_postgresql() {
   apt_install postgresql
 }
 
+# PgBouncer: the tests of applications that reach the database through a transaction-mode pooler start one
+# (tests/…/Infrastructure/PgBouncer.cs).
+needs_pgbouncer() {
+  if command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ]; then
+    return
+  fi
+  echo "test.sh: PgBouncer is missing: installing Debian's pgbouncer package."
+  apt_install pgbouncer
+}
+
 needs_postgresql
-# needs_pgbouncer    (when the PgBouncer tests come)
+needs_pgbouncer
 # needs_chromium     (when the browser tests come)
 
 # --- The tests ---------------------------------------------------------------------------------------------------

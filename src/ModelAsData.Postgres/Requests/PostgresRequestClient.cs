@@ -8,9 +8,9 @@ namespace ModelAsData.Postgres.Requests;
 /// <summary>
 /// Online predictions through the database, as an application would ask for them. <see cref="CallAsync"/> runs
 /// <c>CALL mad.predict</c> (one round trip; the procedure waits for the sidecar). <see cref="PredictAsync"/> shows the
-/// asynchronous pattern end to end: LISTEN <c>mad_reply</c> first, then <c>SELECT mad.predict_async(...)</c>, wait for
-/// the notification that names the request, and read the answer from <c>mad.requests</c>. Both answers are logged by
-/// the sidecar in <c>mad.prediction_log</c>. Thread-safe; does not own the data source.
+/// asynchronous pattern end to end: <c>SELECT mad.predict_async(...)</c>, then wait for the answer with
+/// <c>mad.await_request</c> in another transaction (no LISTEN: it works through PgBouncer). Both answers are logged
+/// by the sidecar in <c>mad.prediction_log</c>. Thread-safe; does not own the data source.
 /// </summary>
 public sealed class PostgresRequestClient
 {
@@ -41,23 +41,16 @@ public sealed class PostgresRequestClient
     }
 
     /// <summary>
-    /// <c>mad.predict_async</c> + LISTEN <c>mad_reply</c>: waits for the answer up to <paramref name="timeout"/>
+    /// <c>mad.predict_async</c>, then <c>mad.await_request</c> in a transaction of its own: waits for the answer up to
+    /// <paramref name="timeout"/> without polling and without LISTEN, so it works through a transaction-mode pooler
     /// (the request itself stays in <c>mad.requests</c> and is answered when a sidecar runs, or expires).
     /// </summary>
     public async Task<JsonObject> PredictAsync(string reference, string featuresJson, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
+        long id;
         try
         {
-            // LISTEN on a session of our own before asking, so the reply cannot come before we listen.
-            var builder = new NpgsqlConnectionStringBuilder(_dataSource.ConnectionString) { Pooling = false };
-            await using var connection = new NpgsqlConnection(builder.ConnectionString);
-            await connection.OpenAsync(cancellationToken);
-            long id;
-            await using (var listen = new NpgsqlCommand("LISTEN mad_reply", connection))
-            {
-                await listen.ExecuteNonQueryAsync(cancellationToken);
-            }
-
+            await using (var connection = await _dataSource.OpenConnectionAsync(cancellationToken))
             await using (var submit = new NpgsqlCommand("SELECT mad.predict_async($1, $2::jsonb)", connection)
             {
                 Parameters = { new() { Value = reference }, new() { Value = featuresJson, NpgsqlDbType = NpgsqlDbType.Text } },
@@ -65,28 +58,30 @@ public sealed class PostgresRequestClient
             {
                 id = (long)(await submit.ExecuteScalarAsync(cancellationToken))!;
             }
+        }
+        catch (Exception e) when (PostgresErrors.CanMap(e))
+        {
+            throw PostgresErrors.Map(e, _dataSource);
+        }
 
-            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            deadline.CancelAfter(timeout);
-            // The answer may already be there (a fast sidecar answers before we wait): read first, then wait.
-            while (true)
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(timeout);
+        try
+        {
+            await using var connection = await _dataSource.OpenConnectionAsync(deadline.Token);
+            await using var wait = new NpgsqlCommand("SELECT status, result::text, error, error_code FROM mad.await_request($1)", connection)
             {
-                if (await ReadAsync(connection, id, cancellationToken) is { } answer)
-                {
-                    return answer;
-                }
-
-                try
-                {
-                    // Any mad_reply notification wakes us; reading our row again is one cheap query.
-                    await connection.WaitAsync(deadline.Token);
-                }
-                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-                {
-                    throw new ModelAsDataException(ErrorCode.Timeout,
-                        $"Request {id} for {reference} was not answered within {timeout.TotalSeconds:0.#} s. Is a sidecar running (`mad serve`)? The request stays in mad.requests and is answered when one starts, or expires.");
-                }
-            }
+                Parameters = { new() { Value = id } },
+                CommandTimeout = 0,
+            };
+            await using var reader = await wait.ExecuteReaderAsync(deadline.Token);
+            await reader.ReadAsync(deadline.Token);
+            return Answer(reader, id)!;
+        }
+        catch (Exception e) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested && e is OperationCanceledException or NpgsqlException)
+        {
+            throw new ModelAsDataException(ErrorCode.Timeout,
+                $"Request {id} for {reference} was not answered within {timeout.TotalSeconds:0.#} s. Is a sidecar running (`mad serve`)? The request stays in mad.requests and is answered when one starts, or expires.");
         }
         catch (Exception e) when (PostgresErrors.CanMap(e))
         {
@@ -94,19 +89,9 @@ public sealed class PostgresRequestClient
         }
     }
 
-    /// <summary>The answer of a finished request, null while it waits; a failed or expired one throws its error.</summary>
-    private static async Task<JsonObject?> ReadAsync(NpgsqlConnection connection, long id, CancellationToken cancellationToken)
+    /// <summary>The answer in the reader's row (status, result, error, error_code): null while it waits; a failed or expired one throws its error.</summary>
+    private static JsonObject? Answer(NpgsqlDataReader reader, long id)
     {
-        await using var read = new NpgsqlCommand("SELECT status, result::text, error, error_code FROM mad.requests WHERE id = $1", connection)
-        {
-            Parameters = { new() { Value = id } },
-        };
-        await using var reader = await read.ExecuteReaderAsync(cancellationToken);
-        if (!await reader.ReadAsync(cancellationToken))
-        {
-            throw new ModelAsDataException(ErrorCode.NotFound, $"There is no request {id} (or it is not yours).");
-        }
-
         var status = reader.GetString(0);
         return status switch
         {

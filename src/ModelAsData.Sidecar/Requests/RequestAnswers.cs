@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using Npgsql;
 
 namespace ModelAsData.Sidecar.Requests;
@@ -6,54 +5,49 @@ namespace ModelAsData.Sidecar.Requests;
 /// <summary>
 /// Writes a batch of answers and moves the session's <em>ticket</em> (an advisory lock the connection always holds):
 /// answering takes a new ticket and releases the old one, which is what wakes the procedures waiting for their answer.
+/// The next claim travels in the same round trip, so a busy worker spends one round trip per batch.
 /// </summary>
 internal sealed class RequestAnswers
 {
     private readonly NpgsqlConnection _connection;
     private readonly string _sidecarId;
     private readonly RequestScorer _scorer;
-    private readonly RecentRequestIds _answered;
+    private readonly RequestClaim _claim;
     private long _ticket;
 
-    private RequestAnswers(NpgsqlConnection connection, string sidecarId, RequestScorer scorer, RecentRequestIds answered, long ticket)
+    private RequestAnswers(NpgsqlConnection connection, string sidecarId, RequestScorer scorer, RequestClaim claim, long ticket)
     {
         _connection = connection;
         _sidecarId = sidecarId;
         _scorer = scorer;
-        _answered = answered;
+        _claim = claim;
         _ticket = ticket;
     }
 
-    /// <summary>Takes this session's first ticket (<c>RequestSql.Arm</c>): from now on waiters can count on it.</summary>
-    public static async Task<RequestAnswers> ArmAsync(NpgsqlConnection connection, string sidecarId, RequestScorer scorer, RecentRequestIds answered, CancellationToken cancellationToken)
+    /// <summary>Takes this session's life lock and first ticket (<c>RequestSql.Arm</c>): from now on waiters can count on it.</summary>
+    public static async Task<RequestAnswers> ArmAsync(NpgsqlConnection connection, string sidecarId, RequestScorer scorer, RequestClaim claim, CancellationToken cancellationToken)
     {
         await using var arm = new NpgsqlCommand(RequestSql.Arm, connection) { Parameters = { new() { Value = sidecarId } } };
         var ticket = (long)(await arm.ExecuteScalarAsync(cancellationToken))!;
-        return new RequestAnswers(connection, sidecarId, scorer, answered, ticket);
+        return new RequestAnswers(connection, sidecarId, scorer, claim, ticket);
     }
 
-    /// <summary>Scores every request and writes the answers, remembering them in the ids answered.</summary>
-    public async Task AnswerAsync(List<ClaimedRequest> requests, CancellationToken cancellationToken)
+    /// <summary>Scores the requests (a batched call per model version), writes the answers and claims the next requests.</summary>
+    public async Task<List<ClaimedRequest>> AnswerAsync(List<ClaimedRequest> requests, CancellationToken cancellationToken)
     {
-        var answers = new JsonArray();
-        foreach (var request in requests)
-        {
-            answers.Add(await _scorer.ScoreAsync(request, cancellationToken));
-            _answered.Add(request.Id);
-        }
+        var answers = await _scorer.ScoreAsync(requests, cancellationToken);
 
-        // One round trip, two transactions: the answers and the new ticket commit, then the old ticket is released
-        // (releasing it before the commit would wake waiters who cannot see their answer yet).
+        // One round trip, three transactions: the answers and the new ticket commit, then the old ticket is released
+        // (releasing it before the commit would wake waiters who cannot see their answer yet), then the next claim.
         await using var batch = new NpgsqlBatch(_connection) { EnableErrorBarriers = true };
         batch.BatchCommands.Add(new NpgsqlBatchCommand(RequestSql.Answer) { Parameters = { new() { Value = _sidecarId }, new() { Value = answers.ToJsonString() } } });
         batch.BatchCommands.Add(new NpgsqlBatchCommand(RequestSql.Release) { Parameters = { new() { Value = _ticket } } });
+        _claim.Add(batch);
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
         await reader.ReadAsync(cancellationToken);
-        var next = reader.GetInt64(0);
-        while (await reader.NextResultAsync(cancellationToken))
-        {
-        }
-
-        _ticket = next;
+        _ticket = reader.GetInt64(0);
+        await reader.NextResultAsync(cancellationToken);
+        await reader.NextResultAsync(cancellationToken);
+        return await RequestClaim.ReadAsync(reader, cancellationToken);
     }
 }

@@ -6,21 +6,24 @@ namespace ModelAsData.Sidecar.Requests;
 
 /// <summary>
 /// Claims requests from <c>mad.requests</c> on the session's connection: those assigned to this sidecar, and on a
-/// scan orphaned ones too; a scan also purges old answered requests, at most once a minute.
+/// scan orphaned ones too; a scan also purges old answered requests, at most once a minute. The claim that follows a
+/// batch of answers travels with them (<see cref="RequestAnswers"/>): <see cref="Add"/> and <see cref="ReadAsync"/>.
 /// </summary>
 internal sealed class RequestClaim : IAsyncDisposable
 {
     /// <summary>The most requests one claim takes, and so one answer batch holds.</summary>
-    public const int MaxClaim = 64;
+    public const int MaxClaim = 256;
 
     private static readonly TimeSpan PurgeInterval = TimeSpan.FromMinutes(1);
 
     private readonly NpgsqlCommand _claim;
     private readonly NpgsqlCommand _purge;
+    private readonly string _sidecarId;
     private long _purged = Stopwatch.GetTimestamp();
 
     public RequestClaim(NpgsqlConnection connection, string sidecarId)
     {
+        _sidecarId = sidecarId;
         _claim = new NpgsqlCommand(RequestSql.Claim, connection)
         {
             Parameters = { new() { Value = sidecarId }, new() { Value = MaxClaim }, new() { NpgsqlDbType = NpgsqlDbType.Boolean } },
@@ -31,19 +34,32 @@ internal sealed class RequestClaim : IAsyncDisposable
     public async Task<List<ClaimedRequest>> ClaimAsync(bool scan, CancellationToken cancellationToken)
     {
         _claim.Parameters[2].Value = scan;
-        var requests = new List<ClaimedRequest>();
+        List<ClaimedRequest> requests;
         await using (var reader = await _claim.ExecuteReaderAsync(cancellationToken))
         {
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                requests.Add(new ClaimedRequest(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetInt32(4), reader.GetString(5)));
-            }
+            requests = await ReadAsync(reader, cancellationToken);
         }
 
         if (scan && Stopwatch.GetElapsedTime(_purged) > PurgeInterval)
         {
             await _purge.ExecuteScalarAsync(cancellationToken);
             _purged = Stopwatch.GetTimestamp();
+        }
+
+        return requests;
+    }
+
+    /// <summary>Adds a claim (no scan) of this sidecar's requests to a batch.</summary>
+    public void Add(NpgsqlBatch batch) =>
+        batch.BatchCommands.Add(new NpgsqlBatchCommand(RequestSql.Claim) { Parameters = { new() { Value = _sidecarId }, new() { Value = MaxClaim }, new() { Value = false } } });
+
+    /// <summary>The claimed requests of the reader's current result.</summary>
+    public static async Task<List<ClaimedRequest>> ReadAsync(NpgsqlDataReader reader, CancellationToken cancellationToken)
+    {
+        var requests = new List<ClaimedRequest>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            requests.Add(new ClaimedRequest(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetInt32(4), reader.GetString(5)));
         }
 
         return requests;

@@ -1,38 +1,32 @@
-using System.Text.Json.Nodes;
 using ModelAsData.Postgres;
 using Npgsql;
 
 namespace ModelAsData.Sidecar.Requests;
 
 /// <summary>
-/// What the request session's notifications say: requests sent whole (no claim needed), that a claim is needed (a
-/// request for this sidecar or for anyone, or one too big to send whole), and that the model references moved. Fed on
-/// the session's connection while it reads or waits; read by the session loop between commands.
+/// What the request session's notifications say: that a claim is due (a request for this sidecar, or for nobody) and
+/// that the model references moved. A notification is a wake-up only: anyone who can connect can NOTIFY, so nothing in
+/// a payload is acted on but "look at the table"; a forged one costs one claim that finds nothing. Fed on the
+/// session's connection while it reads or waits; read by the session loop between commands.
 /// </summary>
 internal sealed class RequestInbox(string sidecarId, RequestModels models)
 {
-    private readonly List<ClaimedRequest> _notified = [];
     private volatile bool _woken;
+    private volatile bool _claimNeeded;
 
     /// <summary>Whether anything arrived since <see cref="Reset"/>.</summary>
     public bool Woken => _woken;
 
-    /// <summary>Whether the requests table must be claimed from.</summary>
-    public bool ClaimNeeded { get; set; }
-
-    /// <summary>The requests that came whole, since the last take; the inbox keeps none of them.</summary>
-    public List<ClaimedRequest> TakeNotified()
+    /// <summary>Whether a request may be waiting in the table for this sidecar; reading it clears it.</summary>
+    public bool TakeClaimNeeded()
     {
-        var requests = new List<ClaimedRequest>(_notified);
-        _notified.Clear();
-        return requests;
+        var needed = _claimNeeded;
+        _claimNeeded = false;
+        return needed;
     }
 
     /// <summary>Starts a new wait: <see cref="Woken"/> turns true at the next notification.</summary>
     public void Reset() => _woken = false;
-
-    /// <summary>A new session: nothing from the last one counts.</summary>
-    public void Clear() => _notified.Clear();
 
     public void OnNotification(object sender, NpgsqlNotificationEventArgs e)
     {
@@ -40,39 +34,10 @@ internal sealed class RequestInbox(string sidecarId, RequestModels models)
         {
             models.ForgetReferences();
         }
-        else if (e.Payload.StartsWith('{'))
-        {
-            if (Parse(e.Payload) is { } request)
-            {
-                _notified.Add(request);
-                _woken = true;
-            }
-        }
         else if (e.Payload.Length == 0 || e.Payload == sidecarId)
         {
-            ClaimNeeded = true;
+            _claimNeeded = true;
             _woken = true;
-        }
-    }
-
-    /// <summary>A request sent whole in its notification, if it is for this sidecar.</summary>
-    private ClaimedRequest? Parse(string payload)
-    {
-        try
-        {
-            var json = JsonNode.Parse(payload);
-            if (json?["s"]?.GetValue<string>() != sidecarId)
-            {
-                return null;
-            }
-
-            return new ClaimedRequest(json["id"]!.GetValue<long>(), json["k"]!.GetValue<string>(), json["r"]!.GetValue<string>(),
-                json["m"]!.GetValue<string>(), json["v"]!.GetValue<int>(), json["f"]!.GetValue<string>());
-        }
-        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or FormatException or NullReferenceException)
-        {
-            ClaimNeeded = true; // not ours to read: the table has it
-            return null;
         }
     }
 }

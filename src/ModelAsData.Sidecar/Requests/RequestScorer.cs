@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using ModelAsData.Core.Onnx;
 using ModelAsData.Core.Scoring;
 using ModelAsData.Core;
 using ModelAsData.Postgres;
@@ -8,35 +9,115 @@ using Npgsql;
 namespace ModelAsData.Sidecar.Requests;
 
 /// <summary>
-/// Scores one request into its answer (the result, or the error with the SQLSTATE its caller raises), counting it
-/// in the metrics and the prediction log.
+/// Scores a claimed batch of requests into their answers (the result, or the error with the SQLSTATE its caller
+/// raises), in one ONNX Runtime call per model version; counts each in the metrics and the prediction log. Features
+/// that do not fit fail their own request only; a batch that ONNX Runtime refuses is scored again row by row, so that
+/// only the rows it refuses fail.
 /// </summary>
 internal sealed class RequestScorer(RequestModels models, PredictionLog log, RequestMetrics metrics)
 {
-    public async Task<JsonObject> ScoreAsync(ClaimedRequest request, CancellationToken cancellationToken)
+    public async Task<JsonArray> ScoreAsync(IReadOnlyList<ClaimedRequest> requests, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
-        var hash = PredictionLog.Hash(request.Features);
+        var answers = new JsonObject[requests.Count];
+        foreach (var group in Enumerable.Range(0, requests.Count).GroupBy(i => (requests[i].Model, requests[i].Version)))
+        {
+            VersionLease lease;
+            try
+            {
+                lease = await models.AcquireAsync(group.Key.Model, group.Key.Version, cancellationToken);
+            }
+            catch (ModelAsDataException e)
+            {
+                foreach (var i in group)
+                {
+                    answers[i] = Failed(requests[i], e);
+                }
+
+                continue;
+            }
+
+            using (lease) // the version stays loaded (not evicted) while its batch scores
+            {
+                ScoreVersion(lease.Version, requests, group.ToList(), answers, cancellationToken);
+            }
+        }
+
+        var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        foreach (var request in requests)
+        {
+            metrics.Latency.WithLabels(request.Kind).Observe(elapsed);
+        }
+
+        return new JsonArray(answers);
+    }
+
+    private void ScoreVersion(RequestVersion version, IReadOnlyList<ClaimedRequest> requests, List<int> indexes, JsonObject[] answers, CancellationToken cancellationToken)
+    {
+        var scorer = version.Rent(indexes.Count);
         try
         {
-            using var lease = await models.AcquireAsync(request.Model, request.Version, cancellationToken);
-            var result = lease.Version.Predict(JsonFeatures.Parse(request.Features), request.Reference, cancellationToken);
-            metrics.RowsScored.WithLabels(request.Model).Inc();
-            metrics.Requests.WithLabels(request.Kind, "ok").Inc();
-            log.Add(new PredictionLogEntry(DateTime.UtcNow, request.Kind, request.Model, request.Version, hash, result, null, request.Id));
-            return new JsonObject { ["id"] = request.Id, ["result"] = result };
-        }
-        catch (ModelAsDataException e)
-        {
-            metrics.Requests.WithLabels(request.Kind, "error").Inc();
-            metrics.Errors.WithLabels(request.Kind, e.Code.ToString()).Inc();
-            log.Add(new PredictionLogEntry(DateTime.UtcNow, request.Kind, request.Model, request.Version, hash, null, e.Message, request.Id));
-            return new JsonObject { ["id"] = request.Id, ["error"] = e.Message, ["code"] = SqlState(e.Code) };
+            var rows = new List<int>(indexes.Count);
+            foreach (var i in indexes)
+            {
+                try
+                {
+                    JsonFeatures.AddRow(scorer, JsonFeatures.Parse(requests[i].Features), requests[i].Reference);
+                    rows.Add(i);
+                }
+                catch (ModelAsDataException e)
+                {
+                    answers[i] = Failed(requests[i], e);
+                }
+            }
+
+            if (rows.Count == 0)
+            {
+                return;
+            }
+
+            ScoredBatch scored;
+            try
+            {
+                scored = scorer.Score(cancellationToken);
+            }
+            catch (ModelAsDataException) when (rows.Count > 1)
+            {
+                foreach (var i in rows)
+                {
+                    ScoreVersion(version, requests, [i], answers, cancellationToken);
+                }
+
+                return;
+            }
+            catch (ModelAsDataException e)
+            {
+                answers[rows[0]] = Failed(requests[rows[0]], e);
+                return;
+            }
+
+            for (var row = 0; row < rows.Count; row++)
+            {
+                var request = requests[rows[row]];
+                var result = RequestPredictor.ToJson(scored, version.Model, version.Version, row);
+                metrics.RowsScored.WithLabels(request.Model).Inc();
+                metrics.Requests.WithLabels(request.Kind, "ok").Inc();
+                log.Add(new PredictionLogEntry(DateTime.UtcNow, request.Kind, request.Model, request.Version, PredictionLog.Hash(request.Features), result, null, request.Id));
+                answers[rows[row]] = new JsonObject { ["id"] = request.Id, ["result"] = result };
+            }
         }
         finally
         {
-            metrics.Latency.WithLabels(request.Kind).Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
+            version.Return(scorer);
         }
+    }
+
+    private JsonObject Failed(ClaimedRequest request, ModelAsDataException e)
+    {
+        metrics.Requests.WithLabels(request.Kind, "error").Inc();
+        metrics.Errors.WithLabels(request.Kind, e.Code.ToString()).Inc();
+        log.Add(new PredictionLogEntry(DateTime.UtcNow, request.Kind, request.Model, request.Version, PredictionLog.Hash(request.Features), null, e.Message, request.Id));
+        return new JsonObject { ["id"] = request.Id, ["error"] = e.Message, ["code"] = SqlState(e.Code) };
     }
 
     /// <summary>The SQLSTATE a failed request raises in its caller, so that clients branch on it as on any other.</summary>

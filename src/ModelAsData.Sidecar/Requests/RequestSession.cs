@@ -6,7 +6,7 @@ namespace ModelAsData.Sidecar.Requests;
 
 /// <summary>
 /// One dedicated connection of the request worker: it LISTENs on <c>mad_requests</c>, holds the ticket, and loops:
-/// take what notifications brought, claim when they say so (and scan for orphans at start and after every quiet
+/// claim from the table when a notification says to (and scan for orphans at start and after every quiet
 /// <see cref="SidecarOptions.RequestPollInterval"/>), answer, then wait on the connection for the next notification.
 /// Ends with an exception when the connection breaks; the worker opens a new one.
 /// </summary>
@@ -16,22 +16,20 @@ internal sealed partial class RequestSession : IAsyncDisposable
     private readonly RequestInbox _inbox;
     private readonly RequestClaim _claim;
     private readonly RequestAnswers _answers;
-    private readonly RecentRequestIds _answered;
     private readonly TimeSpan _pollInterval;
 
-    private RequestSession(NpgsqlConnection connection, RequestInbox inbox, RequestClaim claim, RequestAnswers answers, RecentRequestIds answered, TimeSpan pollInterval)
+    private RequestSession(NpgsqlConnection connection, RequestInbox inbox, RequestClaim claim, RequestAnswers answers, TimeSpan pollInterval)
     {
         _connection = connection;
         _inbox = inbox;
         _claim = claim;
         _answers = answers;
-        _answered = answered;
         _pollInterval = pollInterval;
     }
 
     /// <summary>Connects, LISTENs and takes the first ticket; the models' references are forgotten (notifications were missed while disconnected).</summary>
     public static async Task<RequestSession> OpenAsync(NpgsqlDataSource dataSource, SidecarOptions options, RequestInbox inbox, RequestScorer scorer,
-        RecentRequestIds answered, RequestModels models, ILogger logger, CancellationToken cancellationToken)
+        RequestModels models, ILogger logger, CancellationToken cancellationToken)
     {
         var builder = PostgresConnectionString.Parse(dataSource.ConnectionString);
         builder.Pooling = false; // the session holds the ticket and the LISTEN: it must be ours alone
@@ -39,6 +37,7 @@ internal sealed partial class RequestSession : IAsyncDisposable
         builder.TcpKeepAlive = true;
         builder.ApplicationName = "mad serve (requests)";
         var connection = new NpgsqlConnection(builder.ConnectionString);
+        RequestClaim? claim = null;
         try
         {
             await connection.OpenAsync(cancellationToken);
@@ -48,13 +47,19 @@ internal sealed partial class RequestSession : IAsyncDisposable
                 await session.ExecuteNonQueryAsync(cancellationToken);
             }
 
-            var answers = await RequestAnswers.ArmAsync(connection, options.SidecarId, scorer, answered, cancellationToken);
+            claim = new RequestClaim(connection, options.SidecarId);
+            var answers = await RequestAnswers.ArmAsync(connection, options.SidecarId, scorer, claim, cancellationToken);
             models.ForgetReferences();
             LogListening(logger, options.SidecarId, connection.ProcessID);
-            return new RequestSession(connection, inbox, new RequestClaim(connection, options.SidecarId), answers, answered, options.RequestPollInterval);
+            return new RequestSession(connection, inbox, claim, answers, options.RequestPollInterval);
         }
         catch
         {
+            if (claim is not null)
+            {
+                await claim.DisposeAsync();
+            }
+
             await connection.DisposeAsync();
             throw;
         }
@@ -63,28 +68,24 @@ internal sealed partial class RequestSession : IAsyncDisposable
     public async Task RunAsync(CancellationToken stoppingToken)
     {
         var scan = true;
-        _inbox.Clear();
-        _answered.Clear();
         while (!stoppingToken.IsCancellationRequested)
         {
             _inbox.Reset();
-            // Requests that came whole in their notification need no claim: the answer claims them.
-            var requests = _inbox.TakeNotified();
-            if (scan || _inbox.ClaimNeeded || requests.Count == 0)
+            // Only the table says what to answer: a notification (anyone may send one) only says when to look.
+            if (_inbox.TakeClaimNeeded() || scan)
             {
-                _inbox.ClaimNeeded = false;
-                var known = requests.Select(r => r.Id).ToHashSet();
-                requests.AddRange((await _claim.ClaimAsync(scan, stoppingToken)).Where(r => !known.Contains(r.Id)));
+                var requests = await _claim.ClaimAsync(scan, stoppingToken);
                 scan = false;
-            }
-
-            requests.RemoveAll(r => _answered.Contains(r.Id));
-            if (requests.Count > 0)
-            {
-                await _answers.AnswerAsync(requests, stoppingToken);
-                if (_inbox.Woken || requests.Count == RequestClaim.MaxClaim)
+                while (requests.Count > 0)
                 {
-                    continue; // more arrived meanwhile
+                    // Whatever arrived while this batch was scored is in the claim that comes back with its answers.
+                    _inbox.TakeClaimNeeded();
+                    requests = await _answers.AnswerAsync(requests, stoppingToken);
+                }
+
+                if (_inbox.Woken)
+                {
+                    continue; // a request may have come after the last claim
                 }
             }
 

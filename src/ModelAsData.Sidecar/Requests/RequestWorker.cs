@@ -19,7 +19,6 @@ internal sealed partial class RequestWorker : BackgroundService
     private readonly RequestModels _models;
     private readonly RequestInbox _inbox;
     private readonly RequestScorer _scorer;
-    private readonly RecentRequestIds _answered = new(4 * RequestClaim.MaxClaim);
     private readonly ILogger _logger;
 
     public RequestWorker(NpgsqlDataSource dataSource, SidecarOptions options, RequestModels models, PredictionLog log, RequestMetrics metrics, ILogger<RequestWorker> logger)
@@ -39,7 +38,7 @@ internal sealed partial class RequestWorker : BackgroundService
         {
             try
             {
-                await using var session = await RequestSession.OpenAsync(_dataSource, _options, _inbox, _scorer, _answered, _models, _logger, stoppingToken);
+                await using var session = await RequestSession.OpenAsync(_dataSource, _options, _inbox, _scorer, _models, _logger, stoppingToken);
                 attempt = 0;
                 await session.RunAsync(stoppingToken);
             }

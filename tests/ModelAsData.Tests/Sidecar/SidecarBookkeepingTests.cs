@@ -1,4 +1,3 @@
-using ModelAsData.Sidecar.Requests;
 using ModelAsData.Sidecar.Streaming;
 using ModelAsData.Sidecar;
 
@@ -7,23 +6,6 @@ namespace ModelAsData.Tests.Sidecar;
 /// <summary>The small state the sidecar's workers keep between batches.</summary>
 public sealed class SidecarBookkeepingTests
 {
-    [Fact]
-    public void Recent_request_ids_remember_the_last_ones_and_forget_the_oldest()
-    {
-        var ids = new RecentRequestIds(capacity: 3);
-        foreach (var id in new long[] { 1, 2, 3, 3, 4 })
-        {
-            ids.Add(id);
-        }
-
-        Assert.False(ids.Contains(1)); // pushed out by 4; adding 3 twice took one place
-        Assert.True(ids.Contains(2));
-        Assert.True(ids.Contains(3));
-        Assert.True(ids.Contains(4));
-        ids.Clear();
-        Assert.False(ids.Contains(4));
-    }
-
     [Fact]
     public async Task Drain_rate_is_keys_per_second_over_a_window()
     {
