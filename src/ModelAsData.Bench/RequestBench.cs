@@ -23,6 +23,11 @@ internal sealed class RequestBench(string db, int requests, int rounds, IAnsiCon
     public async Task RunAsync(bool markdown, CancellationToken cancellationToken)
     {
         var bytes = await File.ReadAllBytesAsync(Path.Combine(AppContext.BaseDirectory, "models", "skl2onnx_rf_iris.onnx"), cancellationToken);
+        await using (var registry = await PostgresModelRegistry.OpenAsync(db, cancellationToken))
+        {
+            await registry.MigrateAsync(cancellationToken); // before the sidecar starts on the database
+        }
+
         await using var dataSource = PostgresDataSource.Create(db, "mad bench");
         var port = SidecarProcess.FreePort();
         await using var sidecar = SidecarProcess.Start(db, $"bench:{Environment.ProcessId}", port);

@@ -26,6 +26,11 @@ internal sealed class StreamBench(string db, int rounds, Action<string> log)
     {
         var loadBefore = LoadAverage();
         var bytes = await File.ReadAllBytesAsync(Path.Combine(AppContext.BaseDirectory, "models", "skl2onnx_rf_iris.onnx"), cancellationToken);
+        await using (var registry = await PostgresModelRegistry.OpenAsync(db, cancellationToken))
+        {
+            await registry.MigrateAsync(cancellationToken); // a fresh database has no mad schema for the cleanup to read
+        }
+
         await using var dataSource = PostgresDataSource.Create(db, "mad bench stream");
         await ExecuteAsync(dataSource, StreamBenchSql.Cleanup, cancellationToken);
         try
