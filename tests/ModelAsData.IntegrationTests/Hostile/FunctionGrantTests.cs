@@ -106,6 +106,8 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.key_type_guard()"] = Nobody,
         ["mad.advisory_lock_holders(bigint,bigint,integer)"] = Nobody,
         ["mad.raise_lock_timeout(text,integer,text)"] = Nobody,
+        ["mad.watch_trigger(text,text)"] = Nobody,
+        ["mad.key_constraint(text)"] = Nobody,
         ["mad.http_role_may_score(text)"] = Nobody,
     };
 

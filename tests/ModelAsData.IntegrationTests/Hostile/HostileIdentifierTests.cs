@@ -136,13 +136,6 @@ public sealed class HostileIdentifierTests(PostgresDatabase database) : MadCliTe
             {
                 failures.Add($"{name} refused {Show(s)}, which it must take: {state} {message}");
             }
-            else if (name == "watch" && state == PostgresErrorCodes.DuplicateObject && s.Length > 51)
-            {
-                // Known, and reported: mad.watch names a table's four triggers 'mad_watch_<name>_<i|u|d|t>', which
-                // PostgreSQL truncates to 63 bytes, so for a name over 51 characters the four names are one, and the
-                // second CREATE TRIGGER fails (the watch rolls back whole). The fix belongs to mad.watch/unwatch:
-                // trigger names made from a hash of the table's name, as its capture functions' are.
-            }
             else if (!s_clearErrors.Contains(state))
             {
                 failures.Add($"{name}({Show(s)}): {state} {message}");
@@ -388,8 +381,11 @@ public sealed class HostileIdentifierTests(PostgresDatabase database) : MadCliTe
     /// <summary>Whether <paramref name="created"/> is what a working call on one of <paramref name="named"/> makes: its output and outbox tables, its triggers, a refresh's build table, capture functions.</summary>
     private static bool IsNamedBy(string created, IReadOnlyList<string> named) =>
         created.StartsWith("mad_build.job_", StringComparison.Ordinal) || created.StartsWith("proc mad.capture_", StringComparison.Ordinal)
-        || named.Any(n => created.StartsWith($"mad_out.{n[..Math.Min(n.Length, 58)]}", StringComparison.Ordinal) // its key index: left(name, 58) || '_pkey' || created.StartsWith($"mad_outbox.{n}", StringComparison.Ordinal)
-                          || created.StartsWith($"trigger mad_watch_{n}_", StringComparison.Ordinal) || created.StartsWith($"table {n} ", StringComparison.Ordinal));
+        || named.Any(n => created == $"mad_out.{n}" || created == $"mad_out.pkey${Md5(n)}" // its key index: mad.key_constraint(name)
+                          || created.StartsWith($"mad_outbox.{n[..Math.Min(n.Length, 40)]}", StringComparison.Ordinal) // its outbox, and the outbox's sequence and key index (named by PostgreSQL from the name's first bytes)
+                          || created.StartsWith($"trigger mad_watch_{Md5(n)[..16]}$", StringComparison.Ordinal) || created.StartsWith($"table {n} ", StringComparison.Ordinal));
+
+    private static string Md5(string s) => Convert.ToHexStringLower(System.Security.Cryptography.MD5.HashData(Encoding.UTF8.GetBytes(s)));
 
     private static string Quote(string identifier) => "\"" + identifier.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
 

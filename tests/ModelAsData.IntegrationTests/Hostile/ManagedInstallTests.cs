@@ -99,8 +99,9 @@ public sealed class ManagedInstallTests(PostgresDatabase database) : MadCliTests
 
             // Create a prediction table, refresh it, watch it.
             var flowers = await BatchTables.CreateFlowersAsync(installerSource, 30);
-            // The sidecar reads sources with its login's rights (docs/POSTGRES.md, "Operations").
-            await installerSource.ExecuteAsync($"GRANT SELECT ON public.{flowers} TO {sidecarLogin}");
+            // The sidecar reads sources as the prediction table's owner (here the installer, which owns the source): its
+            // own login needs no SELECT on them (docs/SECURITY.md, "How the sidecar reads as the owner").
+            Assert.False(await installerSource.ScalarAsync<bool>($"SELECT has_table_privilege('{sidecarLogin}', 'public.{flowers}', 'SELECT')"));
             var tables = new PostgresPredictionTables(registry, TimeSpan.FromMilliseconds(50));
             var name = Sql.UniqueName("managed_scores");
             await BatchTables.CreateAsync(tables, name, flowers, model);
