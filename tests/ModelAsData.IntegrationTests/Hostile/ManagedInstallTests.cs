@@ -43,6 +43,7 @@ public sealed class ManagedInstallTests(PostgresDatabase database) : MadCliTests
         var installer = Sql.UniqueName("rds_master");
         var sidecarLogin = Sql.UniqueName("mad_engine");
         var appLogin = Sql.UniqueName("app");
+        var tableOwner = Sql.UniqueName("analytics");
         await using var superuser = NpgsqlDataSource.Create(superuserConnectionString);
         await superuser.ExecuteAsync($"CREATE ROLE {installer} LOGIN CREATEDB CREATEROLE PASSWORD '{Password}'");
         var dbName = Sql.UniqueName("mad_managed");
@@ -97,21 +98,58 @@ public sealed class ManagedInstallTests(PostgresDatabase database) : MadCliTests
             var alias = await RunWithDbAsync(asInstaller, "models", "alias", model, "production", "1");
             Assert.True(alias.ExitCode == 0, alias.Output);
 
-            // Create a prediction table, refresh it, watch it.
+            // The installer owns schema mad and every definer and has CREATEROLE: the sidecar, which reads as a
+            // table's owner, must never become it, so a table created as the installer is refused.
             var flowers = await BatchTables.CreateFlowersAsync(installerSource, 30);
-            // The sidecar reads sources as the prediction table's owner (here the installer, which owns the source): its
-            // own login needs no SELECT on them (docs/SECURITY.md, "How the sidecar reads as the owner").
-            Assert.False(await installerSource.ScalarAsync<bool>($"SELECT has_table_privilege('{sidecarLogin}', 'public.{flowers}', 'SELECT')"));
-            var tables = new PostgresPredictionTables(registry, TimeSpan.FromMilliseconds(50));
             var name = Sql.UniqueName("managed_scores");
-            await BatchTables.CreateAsync(tables, name, flowers, model);
+            var create = $"SELECT mad.create_prediction_table('{name}', 'public.{flowers}', '{{id}}', '{model}', '{BatchTables.IrisFeatures}')";
+            var asInstallerCreated = await installerSource.FailsAsync(create);
+            Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, asInstallerCreated.SqlState);
+            Assert.Contains($"may not belong to role {installer}: it owns", asInstallerCreated.MessageText, StringComparison.Ordinal);
+            Assert.Contains($"plain role that has SELECT on public.{flowers}", asInstallerCreated.Hint, StringComparison.Ordinal);
+
+            // The documented way: a plain role owns the table and has SELECT (and TRIGGER, to watch) on the source. The
+            // sidecar reads as it, so its own login needs no SELECT on the source (docs/SECURITY.md, "How the sidecar
+            // reads as the owner").
+            await installerSource.ExecuteAsync($"""
+                CREATE ROLE {tableOwner} NOLOGIN IN ROLE mad_admin;
+                GRANT {tableOwner} TO {installer};
+                GRANT SELECT, TRIGGER ON public.{flowers} TO {tableOwner};
+                """);
+            Assert.False(await installerSource.ScalarAsync<bool>($"SELECT has_table_privilege('{sidecarLogin}', 'public.{flowers}', 'SELECT')"));
+            await installerSource.ExecuteAsync($"SET ROLE {tableOwner}; {create}; RESET ROLE");
+            Assert.Equal(tableOwner, await installerSource.ScalarAsync<string>("SELECT owner FROM mad.prediction_tables WHERE name = @name", new { name }));
+            var tables = new PostgresPredictionTables(registry, TimeSpan.FromMilliseconds(50));
             var job = await BatchTables.WaitAsync(tables, await tables.StartRefreshAsync(name, Ct), seconds: 60);
             Assert.True(job.State == "done", $"{job.State}: {job.Error}");
             await BatchTables.AssertOnePredictionPerRowAsync(installerSource, flowers, name);
-            await installerSource.ExecuteAsync("SELECT mad.watch(@name)", new { name });
+            await installerSource.ExecuteAsync($"SET ROLE {tableOwner}; SELECT mad.watch('{name}'); RESET ROLE");
             await installerSource.ExecuteAsync($"INSERT INTO public.{flowers} VALUES (1000, 5.1, 3.5, 1.4, 0.2)");
             await Eventually.WaitForAsync(() => installerSource.ScalarAsync<long>($"SELECT count(*) FROM mad_out.{name} WHERE id = 1000"), n => n == 1,
                 "the streamed row's prediction", TimeSpan.FromSeconds(30));
+
+            // The attack: the sidecar's login tries to become the installer, to redefine a definer or to make roles.
+            await using (var sidecarSource = PostgresDataSource.Create(asSidecar))
+            {
+                const string Definition = "SELECT pg_get_functiondef('mad.resolve_reference(text)'::regprocedure)";
+                var before = await installerSource.ScalarAsync<string>(Definition);
+                foreach (var attack in new[]
+                         {
+                             $"SET ROLE {installer}; CREATE OR REPLACE FUNCTION mad.resolve_reference(reference text) RETURNS int LANGUAGE sql AS 'SELECT 1'",
+                             $"SET ROLE {installer}; CREATE ROLE {sidecarLogin}_evil LOGIN PASSWORD 'x' IN ROLE mad_admin",
+                             $"SET ROLE {installer}; ALTER ROLE {sidecarLogin} CREATEROLE",
+                         })
+                {
+                    var refused = await sidecarSource.FailsAsync(attack);
+                    Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, refused.SqlState);
+                    Assert.Contains($"permission denied to set role \"{installer}\"", refused.MessageText, StringComparison.Ordinal);
+                }
+
+                Assert.Equal(before, await installerSource.ScalarAsync<string>(Definition));
+                Assert.False(await installerSource.ScalarAsync<bool>($"SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = '{sidecarLogin}_evil')"));
+                Assert.False(await installerSource.ScalarAsync<bool>($"SELECT rolcreaterole FROM pg_roles WHERE rolname = '{sidecarLogin}'"));
+                Assert.False(await installerSource.ScalarAsync<bool>($"SELECT pg_has_role('mad_reader', '{installer}', 'MEMBER')"));
+            }
 
             // CALL mad.predict, as an application's login.
             await Eventually.WaitForAsync(
@@ -125,7 +163,7 @@ public sealed class ManagedInstallTests(PostgresDatabase database) : MadCliTests
         {
             NpgsqlConnection.ClearAllPools();
             await superuser.ExecuteAsync($"DROP DATABASE IF EXISTS {dbName} WITH (FORCE)");
-            foreach (var role in new[] { appLogin, sidecarLogin, installer })
+            foreach (var role in new[] { appLogin, sidecarLogin, tableOwner, installer })
             {
                 await superuser.ExecuteAsync($"DROP ROLE IF EXISTS {role}");
             }
