@@ -16,7 +16,8 @@
 --   goes, and those bindings fail their reads with the same message (as superuser-owned ones already do).
 -- * mad.reader_of (behind read_role, which the refresh runs at every read, and stream_plan) checks again at read
 --   time: a role can gain CREATEROLE after it was bound, and then the honest sidecar refuses to read as it. Its
---   membership of mad_reader goes at the next sync of that owner (a binding of it created, dropped or handed over).
+--   membership of mad_reader goes at the next sync of that owner: mad.refresh of one of its tables (committed with
+--   the job, which then fails saying why), or a binding of it created, dropped or handed over.
 
 -- Why the sidecar may not read as role_name, or NULL when it may (superusers are reaches_superuser's business).
 CREATE FUNCTION mad.reader_refusal(role_name text) RETURNS text
@@ -157,6 +158,67 @@ BEGIN
             HINT = format('Sidecar logins need role mad_sidecar (GRANT mad_sidecar TO %I;), and mad_reader the owner (GRANT %I TO mad_reader;).', session_user, binding.owner);
   END IF;
   RETURN binding.owner;
+END
+$$;
+
+-- As in 007, and the owner's mad_reader grant is synced first (revoked if it may no longer be read as).
+CREATE OR REPLACE FUNCTION mad.refresh(name text) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = mad, pg_temp AS $$
+DECLARE
+  binding mad.prediction_tables := mad.require_prediction_table(refresh.name);
+  model_name text := split_part(binding.model, '@', 1);
+  model_version int;
+  signature jsonb;
+  running bigint;
+  new_job bigint;
+  build text;
+  stale record;
+  missing text;
+BEGIN
+  PERFORM mad.require_binding_owner(binding, 'refresh ' || quote_ident(binding.name));
+  PERFORM mad.require_source_access(binding.source, 'refresh ' || quote_ident(binding.name));
+  -- An owner that gained CREATEROLE (or the like) since it was bound loses its mad_reader grant here, committed with
+  -- the job, whose reads then fail saying why (mad.reader_of).
+  PERFORM mad.sync_reader(binding.owner);
+  -- Serialise refreshes of one table, so "already running" is decided once.
+  PERFORM FROM mad.prediction_tables p WHERE p.name = binding.name FOR UPDATE;
+  SELECT j.id INTO running FROM mad.jobs j WHERE j.prediction_table = binding.name AND j.state = 'running';
+  IF running IS NOT NULL THEN
+    RETURN running;
+  END IF;
+  FOR stale IN SELECT j.build_table FROM mad.jobs j
+               WHERE j.prediction_table = binding.name AND j.state = 'failed' AND to_regclass(j.build_table) IS NOT NULL LOOP
+    EXECUTE format('DROP TABLE %s', stale.build_table);
+  END LOOP;
+
+  model_version := mad.resolve_reference(binding.model);
+  signature := mad.ready_signature(model_name, model_version);
+  IF (SELECT jsonb_agg(jsonb_build_array(c.value -> 'type', c.value -> 'output', c.value -> 'offset')) FROM jsonb_array_elements(signature -> 'columns') c)
+     IS DISTINCT FROM (SELECT jsonb_agg(jsonb_build_array(c.value -> 'type', c.value -> 'output', c.value -> 'offset')) FROM jsonb_array_elements(binding.columns) c) THEN
+    RAISE EXCEPTION 'Model %@% decodes into columns (%) that differ from mad_out.%''s (%): create a new prediction table for it.',
+      model_name, model_version, (SELECT string_agg(c.value ->> 'name', ', ') FROM jsonb_array_elements(signature -> 'columns') c),
+      binding.name, (SELECT string_agg(c.value ->> 'name', ', ') FROM jsonb_array_elements(binding.columns) c)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT string_agg(quote_ident(c), ', ') INTO missing FROM unnest(binding.key_columns || binding.feature_columns) c
+  WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a WHERE a.attrelid = binding.source AND a.attname = c AND a.attnum > 0 AND NOT a.attisdropped);
+  IF missing IS NOT NULL THEN
+    RAISE EXCEPTION '% no longer has column(s) %, which prediction table % reads; its columns: %.', binding.source, missing,
+      quote_literal(binding.name), mad.describe_columns(binding.source) USING ERRCODE = 'undefined_column';
+  END IF;
+  PERFORM mad.require_builtin_keys(binding.source, binding.key_columns, binding.key_types);
+
+  INSERT INTO mad.jobs (prediction_table, model, version, build_table, tasks_total, rows_total, planned)
+  VALUES (binding.name, model_name, model_version, '', 1, 0, false) RETURNING id INTO new_job;
+  build := format('mad_build.%I', 'job_' || new_job);
+  -- With the primary key from the start: tasks maintain it as they write, overlapped with scoring, instead of one
+  -- index build after the last task; it also refuses a key written twice at once.
+  EXECUTE format('CREATE TABLE %s (LIKE mad_out.%I INCLUDING INDEXES)', build, binding.name);
+  EXECUTE format('GRANT SELECT, INSERT ON %s TO mad_sidecar', build);
+  INSERT INTO mad.tasks (job_id, ordinal, lo, hi) VALUES (new_job, 0, NULL, NULL);
+  UPDATE mad.jobs j SET build_table = build WHERE j.id = new_job;
+  PERFORM pg_notify('mad_jobs', json_build_object('event', 'created', 'job', new_job, 'table', binding.name)::text);
+  RETURN new_job;
 END
 $$;
 

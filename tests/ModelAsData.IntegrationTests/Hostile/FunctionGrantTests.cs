@@ -101,7 +101,7 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.sync_reader(text)"] = Nobody,
         ["mad.sync_readers()"] = Nobody,
         ["mad.reader_refusal(text)"] = Nobody,
-        ["mad.refuse_reader(text, text, text)"] = Nobody,
+        ["mad.refuse_reader(text,text,text)"] = Nobody,
         ["mad.reader_of(mad.prediction_tables)"] = Nobody,
         ["mad.grant_predictions(mad.prediction_tables)"] = Nobody,
         ["mad.carry_grants(mad.prediction_tables,bigint,aclitem[])"] = Nobody,
