@@ -1,4 +1,4 @@
--- The sidecar never becomes the schema owner, nor a role that can make roles or skip row security (issue: owners).
+-- The sidecar never becomes the schema owner, nor a role that can make roles or skip row security.
 --
 -- Since 007 mad_reader (granted to mad_sidecar) is granted every binding owner that is not a superuser, so a
 -- mad_sidecar login can SET ROLE to any of them. When the owner was the role that installed mad (the owner of schema
