@@ -130,6 +130,7 @@ public sealed class ColumnGrantTests(PostgresDatabase database) : DatabaseTests(
         ["request_workers.ticket"] = AdminSidecar,
         ["request_workers.backend_pid"] = AdminSidecar,
         ["request_workers.armed_at"] = AdminSidecar,
+        ["request_workers.life"] = AdminSidecar,
 
         // Row security: a role sees its own requests (005).
         ["requests.id"] = All,
