@@ -25,15 +25,15 @@ LANGUAGE sql STABLE SET search_path = mad, pg_temp AS $$
   WITH mad_schemas AS (
     SELECT n.oid, n.nspname, n.nspowner FROM pg_catalog.pg_namespace n WHERE n.nspname IN ('mad', 'mad_out', 'mad_build', 'mad_outbox')),
   owned AS (
-    SELECT s.nspowner AS owner, format('schema %I', s.nspname) AS what FROM mad_schemas s
+    SELECT s.nspowner AS owner, format('schema %I', s.nspname) AS what, 0 AS rank FROM mad_schemas s
     UNION ALL
-    SELECT p.proowner, format('function %s', p.oid::regprocedure) FROM pg_catalog.pg_proc p JOIN mad_schemas s ON s.oid = p.pronamespace
+    SELECT p.proowner, format('function %s', p.oid::regprocedure), 1 FROM pg_catalog.pg_proc p JOIN mad_schemas s ON s.oid = p.pronamespace
     UNION ALL
-    SELECT c.relowner, format('%s', c.oid::regclass) FROM pg_catalog.pg_class c JOIN mad_schemas s ON s.oid = c.relnamespace
+    SELECT c.relowner, format('%s', c.oid::regclass), 1 FROM pg_catalog.pg_class c JOIN mad_schemas s ON s.oid = c.relnamespace
     UNION ALL
-    SELECT t.typowner, format('type %s', t.oid::regtype) FROM pg_catalog.pg_type t JOIN mad_schemas s ON s.oid = t.typnamespace),
+    SELECT t.typowner, format('type %s', t.oid::regtype), 1 FROM pg_catalog.pg_type t JOIN mad_schemas s ON s.oid = t.typnamespace),
   owners AS (
-    SELECT o.owner, min(o.what) AS what FROM owned o GROUP BY o.owner)
+    SELECT o.owner, (pg_catalog.array_agg(o.what ORDER BY o.rank, o.what))[1] AS what FROM owned o GROUP BY o.owner)
   SELECT coalesce(
     (SELECT CASE WHEN r.rolname = role_name THEN 'it owns ' ELSE format('it is a member of %I, which owns ', r.rolname) END || o.what
      FROM owners o JOIN pg_catalog.pg_roles r ON r.oid = o.owner

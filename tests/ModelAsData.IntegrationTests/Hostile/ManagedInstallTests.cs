@@ -105,7 +105,7 @@ public sealed class ManagedInstallTests(PostgresDatabase database) : MadCliTests
             var create = $"SELECT mad.create_prediction_table('{name}', 'public.{flowers}', '{{id}}', '{model}', '{BatchTables.IrisFeatures}')";
             var asInstallerCreated = await installerSource.FailsAsync(create);
             Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, asInstallerCreated.SqlState);
-            Assert.Contains($"may not belong to role {installer}: it owns", asInstallerCreated.MessageText, StringComparison.Ordinal);
+            Assert.Contains($"may not belong to role {installer}: it owns schema mad", asInstallerCreated.MessageText, StringComparison.Ordinal);
             Assert.Contains($"plain role that has SELECT on public.{flowers}", asInstallerCreated.Hint, StringComparison.Ordinal);
 
             // The documented way: a plain role owns the table and has SELECT (and TRIGGER, to watch) on the source. The
