@@ -91,4 +91,28 @@ public sealed class ReaderOwnerTests(PostgresDatabase database) : DatabaseTests(
         var attack = await sidecar.FailsAsync($"SET ROLE {owner}");
         Assert.Contains($"permission denied to set role \"{owner}\"", attack.MessageText, StringComparison.Ordinal);
     }
+
+    [Fact(Timeout = 90_000)]
+    public async Task A_sidecars_heartbeat_revokes_an_owner_that_gained_createrole_so_set_role_to_it_fails()
+    {
+        var (model, tables) = await BatchTables.ReadyModelAsync(Database);
+        var source = await BatchTables.CreateFlowersAsync(Database.DataSource, 3);
+        await using var roles = new HostileRoles(Database);
+        var owner = await roles.GroupAsync("owner", "IN ROLE mad_user");
+        await Database.DataSource.ExecuteAsync($"GRANT SELECT ON public.{source} TO {owner}");
+        var (_, sidecar) = await roles.LoginAsync("sidecar", "IN ROLE mad_sidecar");
+        var name = Sql.UniqueName("beat");
+        await BatchTables.CreateAsync(tables, name, source, model);
+        await Database.DataSource.ExecuteAsync("UPDATE mad.prediction_tables SET owner = @owner WHERE name = @name", new { owner, name });
+        await Database.DataSource.ExecuteAsync($"ALTER ROLE {owner} CREATEROLE");
+        Assert.Equal(1L, await Database.DataSource.ScalarAsync<long>(Member, new { owner })); // ALTER ROLE fires no trigger
+
+        // What any running sidecar sends every HeartbeatInterval (SidecarSql.Heartbeat); then the attacker's switch.
+        await sidecar.ExecuteAsync("SELECT mad.sidecar_heartbeat(@id)", new { id = Sql.UniqueName("sidecar") });
+        var attack = await sidecar.FailsAsync($"SET ROLE {owner}; CREATE ROLE {owner}_evil");
+
+        Assert.Equal(0L, await Database.DataSource.ScalarAsync<long>(Member, new { owner }));
+        Assert.Contains($"permission denied to set role \"{owner}\"", attack.MessageText, StringComparison.Ordinal);
+        Assert.Equal(0L, await Database.DataSource.ScalarAsync<long>("SELECT count(*) FROM pg_roles WHERE rolname = @evil", new { evil = owner + "_evil" }));
+    }
 }
