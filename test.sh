@@ -52,8 +52,27 @@ needs_pgbouncer() {
   apt_install pgbouncer
 }
 
+# The real models the tests score: the shared folder beside the repository (../shared, or beside any folder above
+# it), or the one MAD_SHARED names. Said once here rather than by every model test.
+needs_shared() {
+  if [ -n "${MAD_SHARED:-}" ]; then
+    if [ -f "$MAD_SHARED/models/external/MANIFEST.md" ]; then return; fi
+    echo "test.sh: MAD_SHARED=$MAD_SHARED has no models/external/MANIFEST.md: point it at the shared folder." >&2
+    exit 1
+  fi
+  local dir
+  dir=$(pwd)
+  while [ "$dir" != "/" ]; do
+    if [ -f "$dir/shared/models/external/MANIFEST.md" ]; then return; fi
+    dir=$(dirname "$dir")
+  done
+  echo "test.sh: no shared/models/external beside $(pwd) or a folder above it: clone the repository beside the shared folder, or run MAD_SHARED=/path/to/shared ./test.sh" >&2
+  exit 1
+}
+
 needs_postgresql
 needs_pgbouncer
+needs_shared
 # needs_chromium     (when the browser tests come)
 
 # --- The tests ---------------------------------------------------------------------------------------------------

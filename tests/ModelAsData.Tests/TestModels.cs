@@ -17,6 +17,12 @@ internal static class TestModels
 
     private static string Find(string relative, string marker)
     {
+        // MAD_SHARED names the shared folder when the repository is not cloned beside it (test.sh checks it).
+        if (relative.StartsWith("shared", StringComparison.Ordinal) && Environment.GetEnvironmentVariable("MAD_SHARED") is { Length: > 0 } shared)
+        {
+            return Path.Combine(shared, Path.GetRelativePath("shared", relative));
+        }
+
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
             var candidate = Path.Combine(dir.FullName, relative);

@@ -122,17 +122,12 @@ internal sealed record NodeTest(string Name, byte[] Model, IReadOnlyList<string>
         return null;
     }
 
+    // The node tests sit beside models/external in the shared folder, which TestModels finds (or MAD_SHARED names).
     private static string Find()
     {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            var candidate = Path.Combine(dir.FullName, "shared", "onnx-node-tests", "node");
-            if (Directory.Exists(candidate))
-            {
-                return candidate;
-            }
-        }
-
-        throw new DirectoryNotFoundException($"No shared/onnx-node-tests/node above {AppContext.BaseDirectory}: put the shared folder beside the repository (see its README).");
+        var folder = Path.GetFullPath(Path.Combine(TestModels.Folder, "..", "..", "onnx-node-tests", "node"));
+        return Directory.Exists(folder)
+            ? folder
+            : throw new DirectoryNotFoundException($"No {folder}: the shared folder has no onnx-node-tests (see its README).");
     }
 }

@@ -30,6 +30,12 @@ public static class TestModels
 
     private static string Find()
     {
+        // MAD_SHARED names the shared folder when the repository is not cloned beside it (test.sh checks it).
+        if (Environment.GetEnvironmentVariable("MAD_SHARED") is { Length: > 0 } shared)
+        {
+            return Path.Combine(shared, "models", "external");
+        }
+
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
             var candidate = Path.Combine(dir.FullName, "shared", "models", "external");
