@@ -33,7 +33,7 @@ public static class SidecarHost
     }
 
     /// <summary>
-    /// Checks the database (it answers, and is migrated), then runs the sidecar with console logs until
+    /// Checks the database (it answers directly, not through a pooler, and is migrated), then runs the sidecar with console logs until
     /// <paramref name="cancellationToken"/> is cancelled (Ctrl-C in the CLI). A database that cannot be reached or has
     /// no <c>mad</c> schema throws <see cref="ModelAsDataException"/> (<see cref="ErrorCode.Database"/>) saying what to do.
     /// </summary>
@@ -50,13 +50,18 @@ public static class SidecarHost
         await host.RunAsync(cancellationToken);
     }
 
-    /// <summary>Throws <see cref="ErrorCode.Database"/> when the database cannot be reached or has not been migrated.</summary>
+    /// <summary>
+    /// Throws <see cref="ErrorCode.Database"/> when the database cannot be reached or has not been migrated, and
+    /// <see cref="ErrorCode.NotSupported"/> when the connection string reaches a connection pooler
+    /// (<see cref="PostgresDirectConnection"/>): the sidecar needs a session of its own.
+    /// </summary>
     public static async Task CheckDatabaseAsync(string connectionString, CancellationToken cancellationToken = default)
     {
         await using var dataSource = PostgresDataSource.Create(connectionString, "mad serve", pinSearchPath: true);
         bool migrated;
         try
         {
+            await PostgresDirectConnection.RequireAsync(dataSource, "mad serve", cancellationToken);
             await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
             migrated = await connection.ExecuteScalarAsync<bool>(new CommandDefinition(SidecarSql.SchemaReady, cancellationToken: cancellationToken));
         }

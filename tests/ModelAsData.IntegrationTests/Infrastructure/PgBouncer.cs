@@ -17,12 +17,31 @@ public sealed class PgBouncer : IAsyncLifetime
     private const string ServerUser = "postgres";
     private readonly PostgresServer _server;
     private readonly bool _asRoot = Environment.UserName == "root";
+    private readonly string _ignoreStartupParameters;
     private string _folder = "";
     private string _users = "";
 
     public PgBouncer(PostgresServer server)
+        : this(server, "extra_float_digits")
+    {
+    }
+
+    private PgBouncer(PostgresServer server, string ignoreStartupParameters)
     {
         _server = server;
+        _ignoreStartupParameters = ignoreStartupParameters;
+    }
+
+    /// <summary>
+    /// A second PgBouncer that also drops the startup parameters a sidecar sends (<c>search_path</c>, <c>options</c>),
+    /// as a PgBouncer configured for them lets them through: a client then connects, and only the session tells.
+    /// The caller disposes it.
+    /// </summary>
+    public static async Task<PgBouncer> StartIgnoringSessionParametersAsync(PostgresServer server)
+    {
+        var pgBouncer = new PgBouncer(server, "extra_float_digits, search_path, options");
+        await pgBouncer.InitializeAsync();
+        return pgBouncer;
     }
 
     public int Port { get; private set; }
@@ -52,7 +71,7 @@ public sealed class PgBouncer : IAsyncLifetime
             "pool_mode = transaction",
             string.Create(CultureInfo.InvariantCulture, $"default_pool_size = {PoolSize}"),
             "max_client_conn = 200",
-            "ignore_startup_parameters = extra_float_digits",
+            $"ignore_startup_parameters = {_ignoreStartupParameters}",
             $"logfile = {Path.Combine(_folder, "pgbouncer.log")}",
             $"pidfile = {Path.Combine(_folder, "pgbouncer.pid")}",
             ""));
