@@ -79,6 +79,50 @@ public sealed class PgBouncerApplicationTests(PostgresDatabase database, PgBounc
         Assert.Contains("work_mem=7168", leak.Message, StringComparison.Ordinal);
     }
 
+    [Theory(Timeout = 60_000)]
+    [InlineData("explicit Prepare()")]
+    [InlineData("Max Auto Prepare")]
+    public async Task Named_prepared_statements_break_on_pgbouncer_1_18_in_transaction_mode_when_the_next_transaction_lands_on_another_session(string how)
+    {
+        var model = await PushIrisAsync();
+        await using var sidecar = await StartSidecarAsync();
+        await using var roles = new HostileRoles(Database);
+        var (login, _) = await roles.LoginAsync("prepared", "IN ROLE mad_user");
+        await pgBouncer.AllowAsync(login);
+        var pooled = new NpgsqlConnectionStringBuilder(pgBouncer.ConnectionString(login, new NpgsqlConnectionStringBuilder(Database.ConnectionString).Database!))
+        {
+            MaxAutoPrepare = how == "Max Auto Prepare" ? 10 : 0,
+            AutoPrepareMinUsages = 2,
+        };
+        await using var connection = new NpgsqlConnection(pooled.ConnectionString);
+        await connection.OpenAsync(Ct);
+        await using var call = new NpgsqlCommand("CALL mad.predict($1, $2::jsonb, NULL)", connection) { Parameters = { new() { Value = model }, new() { Value = Setosa } } };
+        if (how == "explicit Prepare()")
+        {
+            await call.PrepareAsync(Ct);
+        }
+
+        // Alone, each transaction lands on the server session the last one used (PgBouncer hands out the most recent): it works.
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Contains("\"label\": 0", (string)(await call.ExecuteScalarAsync(Ct))!, StringComparison.Ordinal);
+        }
+
+        Assert.True(call.IsPrepared, "Npgsql prepared the statement");
+
+        // Another client holds that session in a transaction: the next CALL gets another session, which never saw the statement.
+        await using var other = new NpgsqlConnection(pgBouncer.ConnectionString(login, new NpgsqlConnectionStringBuilder(Database.ConnectionString).Database!));
+        await other.OpenAsync(Ct);
+        await using var holding = await other.BeginTransactionAsync(Ct);
+        await using (var hold = new NpgsqlCommand("SELECT 1", other, holding))
+        {
+            await hold.ExecuteScalarAsync(Ct);
+        }
+
+        var error = await Assert.ThrowsAsync<PostgresException>(() => call.ExecuteScalarAsync(Ct));
+        Assert.Equal(PostgresErrorCodes.InvalidSqlStatementName, error.SqlState); // 26000: prepared statement "_p1" does not exist
+    }
+
     private static string Label(string json) => System.Text.Json.Nodes.JsonNode.Parse(json)!["label"]!.ToString();
 
     /// <summary>One application: runs a statement through PgBouncer and returns the first column of its first row as text.</summary>
