@@ -95,6 +95,13 @@ internal sealed class ThrowawayCluster : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Restarts the server as an operator does (<c>pg_ctl restart -m fast</c>: open sessions are ended with 57P01, the
+    /// server comes back with the options it had), and returns once it accepts connections again.
+    /// </summary>
+    public Task RestartAsync() =>
+        RunServerToolAsync("pg_ctl", ["-D", Path.Combine(_folder, "data"), "-l", Path.Combine(_folder, "server.log"), "-m", "fast", "-w", "-t", "60", "restart"]);
+
     public async ValueTask DisposeAsync()
     {
         var data = Path.Combine(_folder, "data");
