@@ -52,6 +52,7 @@ internal sealed class RequestBench(string db, int requests, int rounds, IAnsiCon
             await MeasureAsync("HTTP infer (OIP v2, 1 row)", Http(http, token), cancellationToken),
         };
         await new Postgres.Tokens.PostgresHttpTokens(dataSource).RevokeAsync(tokenLabel, cancellationToken);
+        var concurrency = new ConcurrencyBench(db, Model, rounds, ConcurrencyBench.DefaultDuration, console);
 
         var table = new Table().AddColumns("measurement", "p50 µs", "p99 µs", "requests/s (1 client)");
         foreach (var r in results)
@@ -71,6 +72,9 @@ internal sealed class RequestBench(string db, int requests, int rounds, IAnsiCon
             console.WriteLine("|---|---:|---:|---:|");
             results.ForEach(r => console.WriteLine($"| {r.Name} | {Us(r.P50)} | {Us(r.P99)} | {r.PerSecond.ToString("N0", CultureInfo.InvariantCulture)} |"));
         }
+
+        console.MarkupLine("[bold]Online under concurrency[/]: CALL mad.predict and SELECT 1 from 1, 4, 16 and 64 clients, directly and through PgBouncer.");
+        await concurrency.RunAsync(markdown, cancellationToken);
     }
 
     private async Task<(string, double, double, double)> MeasureAsync(string name, Func<int, Task> once, CancellationToken cancellationToken)
