@@ -31,7 +31,8 @@ internal static class ServeCommand
         {
             Description = "How many model versions online scoring keeps loaded; the least recently used goes first. Default 8; $MAD_MAX_LOADED_VERSIONS.",
         };
-        var command = new Command("serve", "Run the sidecar beside PostgreSQL: validate pushed versions, answer mad.predict requests (and, as they arrive, score work) until Ctrl-C.")
+        var command = new Command("serve", "Run the sidecar beside PostgreSQL: validate pushed versions, answer mad.predict requests (and, as they arrive, score work) until Ctrl-C. " +
+            "--db must reach PostgreSQL directly, not through a connection pooler (PgBouncer, Supavisor, RDS Proxy): the sidecar needs a session of its own.")
         {
             id, http, metrics, maxBody, maxRows, authCache, maxLoaded,
         };
