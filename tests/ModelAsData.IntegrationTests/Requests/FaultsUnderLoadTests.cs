@@ -93,8 +93,10 @@ public sealed class FaultsUnderLoadTests(PostgresDatabase database) : OnlineRequ
             await using var load = new CallLoad(cluster.ConnectionString, model, clients: 16, async: false);
             await Eventually.WaitForAsync(() => Task.FromResult(load.Successes), n => n >= 100, "100 calls answered", s_phase);
 
+            var restarting = DateTime.UtcNow;
             await cluster.RestartAsync();
             var restarted = load.Successes;
+            var back = DateTime.UtcNow;
             await WaitForArmedAsync(direct, id);
             await Eventually.WaitForAsync(() => Task.FromResult(load.Successes), n => n >= restarted + 200, "200 calls answered after the restart", s_phase);
             await load.StopAsync();
@@ -103,6 +105,11 @@ public sealed class FaultsUnderLoadTests(PostgresDatabase database) : OnlineRequ
             AssertNoneHungNorWrong(outcomes);
             AssertEveryClientEndsAnswered(outcomes);
             Assert.False(sidecar.HasExited, "the sidecar must reconnect, not exit");
+            // Not asserted (no timed tests): how long the clients went unanswered, written for docs/ONLINE.md.
+            var firstAnswer = outcomes.First(o => o.At > back && o.Outcome == "ok").At;
+            await File.WriteAllTextAsync(Path.Combine(Path.GetTempPath(), "mad-postgres-restart-under-load.txt"),
+                $"restart took {(back - restarting).TotalSeconds:0.0} s; first answer {(firstAnswer - back).TotalSeconds:0.0} s after the server was back; " +
+                $"errors: {string.Join(", ", outcomes.Where(o => o.Outcome != "ok").GroupBy(o => o.Outcome.Split(' ')[0].TrimEnd(':')).Select(g => $"{g.Key} ×{g.Count()}"))}\n", Ct);
         }
         finally
         {

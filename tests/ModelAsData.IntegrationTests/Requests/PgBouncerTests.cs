@@ -23,7 +23,7 @@ public sealed class PgBouncerTests(PostgresDatabase database, PgBouncer pgBounce
         var databaseName = new NpgsqlConnectionStringBuilder(Database.ConnectionString).Database!;
         await using var pooled = NpgsqlDataSource.Create(pgBouncer.ConnectionString(app, databaseName));
 
-        // More clients than server connections: each CALL's two transactions may run on different server sessions.
+        // More clients than server connections: CALLs queue in PgBouncer for a server session, which each holds for its whole call.
         var errors = new ConcurrentQueue<string>();
         var flowers = new[] { (Setosa, 0L), (Versicolor, 1L), (Virginica, 2L) };
         await Task.WhenAll(Enumerable.Range(0, 4 * PgBouncer.PoolSize).Select(client => Task.Run(async () =>
