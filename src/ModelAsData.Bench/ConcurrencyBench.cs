@@ -131,7 +131,18 @@ internal sealed class ConcurrencyBench(string db, string model, int rounds, Time
         var connections = await Task.WhenAll(Enumerable.Range(0, clients).Select(async _ =>
         {
             var connection = new NpgsqlConnection(builder.ConnectionString);
-            await connection.OpenAsync(cancellationToken);
+            try
+            {
+                await connection.OpenAsync(cancellationToken);
+            }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.TooManyConnections)
+            {
+                await connection.DisposeAsync();
+                throw new Core.ModelAsDataException(Core.ErrorCode.Database,
+                    $"The concurrency table opens up to {s_clients[^1]} client connections beside the sidecar's, and the server refused one ({e.MessageText}): " +
+                    "raise max_connections (e.g. ALTER SYSTEM SET max_connections = 200, then restart PostgreSQL) or bench a server that allows them.", e);
+            }
+
             return connection;
         }));
         try
