@@ -132,6 +132,27 @@ BEGIN
 END
 $$;
 
+-- Raises unless version takes the inputs champion does and decodes into the same columns (as mad.refresh compares
+-- them): a canary or shadow reads the same features and writes into the same prediction tables.
+CREATE FUNCTION mad.require_same_columns(model_name text, champion int, other int, what text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = mad, pg_temp AS $$
+DECLARE
+  columns_of jsonb[];
+BEGIN
+  SELECT array_agg(jsonb_build_array(v.signature -> 'inputs',
+                                     (SELECT jsonb_agg(jsonb_build_array(c.value -> 'type', c.value -> 'output', c.value -> 'offset'))
+                                      FROM jsonb_array_elements(v.signature -> 'columns') c)) ORDER BY v.version = champion DESC)
+  INTO columns_of FROM mad.model_versions v WHERE v.model = model_name AND v.version IN (champion, other);
+  IF columns_of[1] IS DISTINCT FROM columns_of[2] THEN
+    RAISE EXCEPTION 'Version % of % cannot be % of version %: it takes other inputs or decodes into columns (%) that differ from version %''s (%).', other, model_name, what, champion,
+      (SELECT string_agg(c.value ->> 'name', ', ') FROM mad.model_versions v, jsonb_array_elements(v.signature -> 'columns') c WHERE v.model = model_name AND v.version = other),
+      champion,
+      (SELECT string_agg(c.value ->> 'name', ', ') FROM mad.model_versions v, jsonb_array_elements(v.signature -> 'columns') c WHERE v.model = model_name AND v.version = champion)
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Serve it with mad.deploy (prediction tables then need recreating), or push a version with the same outputs.';
+  END IF;
+END
+$$;
+
 -- Records the deployment of model@alias as it now is.
 CREATE FUNCTION mad.record_deployment(model_name text, alias_name text, change text, why text) RETURNS void
 LANGUAGE sql SET search_path = mad, pg_temp AS $$
@@ -215,6 +236,7 @@ BEGIN
     RAISE EXCEPTION '%@% already serves version % to every key; a canary is another version; %.', model_name, alias_name, champion, mad.describe_versions(model_name)
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
+  PERFORM mad.require_same_columns(model_name, champion, deploy_canary.version, 'a canary');
   SELECT * INTO running FROM mad.deployments d WHERE d.model = model_name AND d.alias = alias_name;
   IF running.canary_version IS NOT NULL THEN
     RAISE EXCEPTION '%@% already runs a canary: version % at % %% beside version %.', model_name, alias_name, running.canary_version, running.canary_percent, champion
@@ -286,6 +308,7 @@ BEGIN
     RAISE EXCEPTION '%@% serves version % already; a shadow is another version, scored beside it; %.', model_name, alias_name, champion, mad.describe_versions(model_name)
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
+  PERFORM mad.require_same_columns(model_name, champion, deploy_shadow.version, 'a shadow');
   IF deploy_shadow.percent IS NULL OR deploy_shadow.percent <= 0 OR deploy_shadow.percent > 100 THEN
     RAISE EXCEPTION 'The shadow''s percent % is outside (0, 100]: give the percent of keys scored by version % as well (100: all).', coalesce(deploy_shadow.percent::text, 'NULL'), deploy_shadow.version
       USING ERRCODE = 'invalid_parameter_value';
@@ -701,7 +724,7 @@ CREATE VIEW mad.deployment_report AS
 GRANT SELECT ON mad.deployment_report TO mad_admin;
 
 REVOKE ALL ON FUNCTION mad.bucket(bigint, text), mad.key_text(text[]), mad.require_ready_version(text, integer, text),
-  mad.require_alias(text, text), mad.record_deployment(text, text, text, text), mad.new_seed(), mad.reference_alias(text),
+  mad.require_alias(text, text), mad.require_same_columns(text, integer, integer, text), mad.record_deployment(text, text, text, text), mad.new_seed(), mad.reference_alias(text),
   mad.deploy(text, text, integer, text),
   mad.deploy_canary(text, text, integer, double precision, double precision[], interval, text),
   mad.deploy_shadow(text, text, integer, double precision, text), mad.promote(text, text, text),

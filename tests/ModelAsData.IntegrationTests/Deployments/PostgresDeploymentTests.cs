@@ -117,6 +117,8 @@ public sealed class PostgresDeploymentTests(PostgresDatabase database) : Databas
         Assert.Contains("has no alias 'staging'; its aliases are production -> 1", await Fails("SELECT mad.deploy_canary(@model, 'staging', 2, percent => 10)"), StringComparison.Ordinal);
         Assert.Contains("already serves version 1 to every key", await Fails("SELECT mad.deploy_canary(@model, 'production', 1, percent => 10)"), StringComparison.Ordinal);
         Assert.Contains("runs no canary or shadow to abort", await Fails("SELECT mad.abort_deployment(@model, 'production')"), StringComparison.Ordinal);
+        await registry.PushReadyAsync(model, "skl2onnx_logreg_iris.onnx"); // version 5: label and probabilities of two inputs
+        Assert.Contains("decodes into columns", await Fails("SELECT mad.deploy_canary(@model, 'production', 5, percent => 10)"), StringComparison.Ordinal);
         Assert.Contains("Model 'nosuch' does not exist", await Fails("SELECT mad.deploy('nosuch', 'production', 1)"), StringComparison.Ordinal);
     }
 
@@ -221,13 +223,18 @@ public sealed class PostgresDeploymentTests(PostgresDatabase database) : Databas
         Assert.Equal(2, await Database.DataSource.ScalarAsync<int>("SELECT mad.resolve(@model)", new { model }));
     }
 
-    /// <summary>A model with versions 1..3 ready (two iris classifiers whose outputs decode alike).</summary>
+    /// <summary>
+    /// A model with versions 1..3 ready: the random forest, the same forest with its classes rotated (same inputs and
+    /// columns, other predictions: tests/models/make_rf_iris_rotated.py), the forest again.
+    /// </summary>
     internal static async Task<string> ThreeReadyVersionsAsync(PostgresModelRegistry registry)
     {
         var model = Sql.UniqueName("churn");
         await registry.PushReadyAsync(model, "skl2onnx_rf_iris.onnx");
-        await registry.PushReadyAsync(model, "skl2onnx_logreg_iris.onnx");
-        await registry.PushReadyAsync(model, "skl2onnx_rf_iris.onnx");
+        await registry.PushAsync(model, RotatedIris, [], TestContext.Current.CancellationToken);
+        await registry.PushReadyAsync(model, "skl2onnx_rf_iris.onnx"); // validates version 2 as well
         return model;
     }
+
+    internal static byte[] RotatedIris => File.ReadAllBytes(Path.Combine(AppContext.BaseDirectory, "TestData", "rf_iris_rotated.onnx"));
 }
