@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using Microsoft.Data.Sqlite;
 using ModelAsData.Core;
+using ModelAsData.Core.Deployments;
 using ModelAsData.Core.Onnx;
 
 namespace ModelAsData.Sqlite;
@@ -10,7 +11,8 @@ namespace ModelAsData.Sqlite;
 /// The SQL functions of the embedded mode, registered on a connection with one call:
 /// <c>predict(ref, feature, ...)</c> returns the label or value, <c>predict_proba(ref, class, feature, ...)</c> one
 /// class's probability, <c>predict_version(ref)</c> the version a reference resolves to. Features are given in the
-/// model's input order; a single JSON array may stand for all of them.
+/// model's input order; a single JSON array may stand for all of them. <c>bucket(seed, key_text)</c> and
+/// <c>key_text(value, ...)</c> are the deployments' sticky hash and canonical key text, as in PostgreSQL.
 /// </summary>
 public static class SqlitePredictFunctions
 {
@@ -32,6 +34,9 @@ public static class SqlitePredictFunctions
         connection.CreateFunction("predict", (object?[] args) => Predict(resolver, args));
         connection.CreateFunction("predict_proba", (object?[] args) => PredictProbability(resolver, args));
         connection.CreateFunction("predict_version", (string reference) => (long)resolver.Get(reference).Version.Version);
+        // The published sticky hash of deployments (docs/DEPLOYMENTS.md), the same values as PostgreSQL's mad.bucket.
+        connection.CreateFunction("bucket", (long seed, string keyText) => StickyBucket.Of(seed, keyText), isDeterministic: true);
+        connection.CreateFunction("key_text", (object?[] values) => StickyBucket.KeyText(values), isDeterministic: true);
     }
 
     private static object Predict(SqliteModelResolver resolver, object?[] args)
