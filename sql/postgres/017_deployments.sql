@@ -723,6 +723,97 @@ CREATE VIEW mad.deployment_report AS
 -- mad_admin only: it counts the rows of every prediction table served through a deployment, whoever owns them.
 GRANT SELECT ON mad.deployment_report TO mad_admin;
 
+-- The online doors ----------------------------------------------------------------------------------------------------
+
+-- A request, and every online prediction in the log, records the arm that served it. The log's rows get it from
+-- their request (a trigger, so the sidecars' COPY into the log stays as it is); HTTP rows have no request: champion.
+ALTER TABLE mad.requests ADD COLUMN arm text NOT NULL DEFAULT 'champion' CHECK (arm IN ('champion', 'canary'));
+ALTER TABLE mad.prediction_log ADD COLUMN arm text NOT NULL DEFAULT 'champion' CHECK (arm IN ('champion', 'canary', 'shadow'));
+-- 008 granted mad_user the columns of mad.requests one by one; arm is as visible as version.
+GRANT SELECT (arm) ON mad.requests TO mad_user;
+
+CREATE FUNCTION mad.log_arm() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = mad, pg_temp AS $$
+BEGIN
+  IF NEW.request_id IS NOT NULL THEN
+    NEW.arm := coalesce((SELECT r.arm FROM mad.requests r WHERE r.id = NEW.request_id), NEW.arm);
+  END IF;
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER prediction_log_arm BEFORE INSERT ON mad.prediction_log FOR EACH ROW EXECUTE FUNCTION mad.log_arm();
+
+-- Applies the deployment to a request just submitted (not committed yet, so no sidecar has claimed it): a request
+-- through an alias with a canary gets the canary's version when its key's bucket is in it. Without a key the draw is
+-- random at the canary's percent (documented: the same caller may get either version from one call to the next).
+CREATE FUNCTION mad.route_request(request_id bigint, key text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = mad, pg_temp AS $$
+DECLARE
+  request mad.requests%ROWTYPE;
+  deployed mad.deployments%ROWTYPE;
+BEGIN
+  -- Only the caller's own request, once, while it waits: a key is the caller's to choose anyway.
+  SELECT * INTO request FROM mad.requests r
+  WHERE r.id = route_request.request_id AND r.requested_by = mad.caller_role() AND r.status = 'pending' AND r.arm = 'champion';
+  IF NOT FOUND THEN
+    RETURN;
+  END IF;
+  SELECT * INTO deployed FROM mad.deployments d
+  WHERE d.model = request.model AND d.alias = mad.reference_alias(request.reference) AND d.canary_version IS NOT NULL;
+  IF FOUND AND coalesce(mad.bucket(deployed.seed, route_request.key), random()) < deployed.canary_percent / 100 THEN
+    UPDATE mad.requests r SET version = deployed.canary_version, arm = 'canary' WHERE r.id = request.id;
+  END IF;
+END
+$$;
+
+-- 005's mad.predict_async and mad.predict, with one change each (marked 017): an optional key routes the request by
+-- the deployment. (Dropped and created again: a new argument is a new signature.)
+DROP FUNCTION mad.predict_async(text, jsonb);
+CREATE FUNCTION mad.predict_async(model text, features jsonb, key text DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = mad, pg_temp AS $$
+DECLARE
+  request_id bigint := mad.submit_request(model, features, 'async');
+BEGIN
+  PERFORM mad.route_request(request_id, key);  -- 017
+  RETURN request_id;
+END
+$$;
+
+DROP PROCEDURE mad.predict(text, jsonb, jsonb);
+CREATE PROCEDURE mad.predict(model text, features jsonb, INOUT result jsonb DEFAULT NULL, key text DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+DECLARE
+  request_id bigint;
+  answer record;
+BEGIN
+  -- An explicit transaction that has written has an xid: say so before anything else. One that has not is
+  -- refused by PostgreSQL itself at the COMMIT below (invalid_transaction_termination, 2D000), which the C#
+  -- client turns into the same message; nothing was recorded either way.
+  IF pg_catalog.pg_current_xact_id_if_assigned() IS NOT NULL THEN
+    RAISE EXCEPTION 'CALL mad.predict cannot run inside an explicit transaction (or a function): it must commit its request so that a sidecar can see it.'
+      USING ERRCODE = 'active_sql_transaction',
+            HINT = 'Call it outside BEGIN ... COMMIT (autocommit), or use SELECT mad.predict_async(model, features) and LISTEN mad_reply, or the sidecar''s HTTP endpoint (`mad serve --http`, POST /v2/models/{name}/infer).';
+  END IF;
+  request_id := mad.submit_request(model, features, 'call');
+  PERFORM mad.route_request(request_id, key);  -- 017: the deployment's arm for the key
+  -- The request only lives as long as this call waits: it need not wait for a WAL flush.
+  PERFORM pg_catalog.set_config('synchronous_commit', 'off', true);
+  COMMIT;
+  SELECT * INTO answer FROM mad.await_request(request_id);
+  IF answer.status OPERATOR(pg_catalog.=) 'done' THEN
+    result := answer.result;
+    RETURN;
+  END IF;
+  COMMIT; -- keep the request's final state
+  RAISE EXCEPTION USING MESSAGE = answer.error, ERRCODE = coalesce(answer.error_code, 'XX000');
+END
+$$;
+
+REVOKE ALL ON FUNCTION mad.predict_async(text, jsonb, text), mad.route_request(bigint, text), mad.log_arm() FROM PUBLIC;
+REVOKE ALL ON PROCEDURE mad.predict(text, jsonb, jsonb, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mad.predict_async(text, jsonb, text), mad.route_request(bigint, text) TO mad_admin, mad_user;
+GRANT EXECUTE ON PROCEDURE mad.predict(text, jsonb, jsonb, text) TO mad_admin, mad_user;
+
 REVOKE ALL ON FUNCTION mad.bucket(bigint, text), mad.key_text(text[]), mad.require_ready_version(text, integer, text),
   mad.require_alias(text, text), mad.require_same_columns(text, integer, integer, text), mad.record_deployment(text, text, text, text), mad.new_seed(), mad.reference_alias(text),
   mad.deploy(text, text, integer, text),

@@ -152,6 +152,7 @@ public sealed class ColumnGrantTests(PostgresDatabase database) : DatabaseTests(
         ["prediction_log.error"] = AdminSidecar,
         ["prediction_log.request_id"] = AdminSidecar,
         ["prediction_log.sidecar"] = AdminSidecar,
+        ["prediction_log.arm"] = AdminSidecar,
 
         // stream_error(_at) not to mad_user: the owner reads it through mad.stream_lag.
         ["prediction_tables.name"] = All,
@@ -197,6 +198,7 @@ public sealed class ColumnGrantTests(PostgresDatabase database) : DatabaseTests(
         ["requests.claimed_at"] = All,
         ["requests.answered_at"] = All,
         ["requests.expires_at"] = All,
+        ["requests.arm"] = All,  // as visible as requests.version (017)
 
         // The migrator's own (its login owns it).
         ["schema_migrations.name"] = Nobody,

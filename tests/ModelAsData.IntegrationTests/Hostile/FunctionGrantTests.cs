@@ -36,8 +36,10 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.watch(text)"] = Callers,
         ["mad.unwatch(text)"] = Callers,
         ["mad.stream_lag(text)"] = Callers,
-        ["mad.predict(text,jsonb,jsonb)"] = Callers,
-        ["mad.predict_async(text,jsonb)"] = Callers,
+        ["mad.predict(text,jsonb,jsonb,text)"] = Callers,
+        ["mad.predict_async(text,jsonb,text)"] = Callers,
+        // Routes only the caller's own request, before it commits (017).
+        ["mad.route_request(bigint,text)"] = Callers,
         ["mad.submit_request(text,jsonb,text)"] = Callers,
         ["mad.await_request(bigint)"] = Callers,
         ["mad.deployment_at(text,text,timestamp with time zone)"] = Callers,
@@ -130,6 +132,7 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.reference_alias(text)"] = Nobody,
         ["mad.finish_canary(text,text,boolean,text,text)"] = Nobody,
         ["mad.gate_error_rate(text,text)"] = Nobody,
+        ["mad.log_arm()"] = Nobody,
     };
 
     [Fact(Timeout = 60_000)]
