@@ -723,6 +723,88 @@ CREATE VIEW mad.deployment_report AS
 -- mad_admin only: it counts the rows of every prediction table served through a deployment, whoever owns them.
 GRANT SELECT ON mad.deployment_report TO mad_admin;
 
+-- Streaming does not route by key yet (docs/DEPLOYMENTS.md): every streamed row is the champion's, and says so.
+-- 007's mad.stream_plan, with one change (marked 017): the upsert sets arm from EXCLUDED, which holds the column's
+-- default 'champion' (the insert does not name it), so a key a canary refresh scored and the stream then re-scored
+-- does not keep arm 'canary' beside the champion's version.
+CREATE OR REPLACE FUNCTION mad.stream_plan(table_name text) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = mad, pg_temp AS $$
+DECLARE
+  binding mad.prediction_tables;
+  key_count int;
+  reads record;
+  model_name text;
+  model_version int;
+  claimed_keys text;
+  join_keys text;
+  output_types text[];
+  parameters text[];
+  selected text[];
+  updates text;
+BEGIN
+  PERFORM mad.require_role('mad_sidecar', 'drain the outbox');
+  binding := mad.require_prediction_table(table_name);
+  key_count := cardinality(binding.key_columns);
+  IF NOT binding.watched THEN
+    RAISE EXCEPTION 'Prediction table % is not watched.', quote_literal(table_name) USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  SELECT * INTO reads FROM mad.feature_reads(binding);
+  model_name := split_part(binding.model, '@', 1);
+  model_version := mad.resolve_reference(binding.model);
+  PERFORM mad.ready_signature(model_name, model_version);
+  claimed_keys := 'jsonb_array_elements(pg_catalog.current_setting(''mad.stream_keys'')::jsonb) k';
+  join_keys := mad.key_list(binding, 's.%1$I = (k.value ->> %4$s)::%2$s', ' AND ');
+  output_types := ARRAY(SELECT mad.output_sql_type(c.value ->> 'type') FROM jsonb_array_elements(binding.columns) WITH ORDINALITY c(value, n) ORDER BY n);
+  -- Parameters: $1..$k the keys as text, then each output column (array-valued ones as text literals), the errors, the version.
+  parameters := ARRAY[mad.key_list(binding, '$%3$s::text[]')]
+             || ARRAY(SELECT format('$%s::%s', key_count + n, CASE WHEN t LIKE '%[]' THEN 'text[]' ELSE t || '[]' END)
+                      FROM unnest(output_types) WITH ORDINALITY u(t, n))
+             || format('$%s::text[]', key_count + cardinality(output_types) + 1);
+  selected := ARRAY[mad.key_list(binding, 'u.k%3$s::%2$s')]
+           || ARRAY(SELECT CASE WHEN t LIKE '%[]' THEN format('u.c%s::%s', n, t) ELSE format('u.c%s', n) END
+                    FROM unnest(output_types) WITH ORDINALITY u(t, n))
+           || format('$%s', key_count + cardinality(output_types) + 2) || 'pg_catalog.now()'::text || 'u.error'::text;
+  updates := (SELECT string_agg(format('%I = EXCLUDED.%I', c, c), ', ')
+              FROM (SELECT value ->> 'name' AS c FROM jsonb_array_elements(binding.columns)
+                    UNION ALL SELECT unnest(ARRAY['model_version', 'scored_at', 'error', 'arm'])) u);  -- 017: + arm
+  RETURN jsonb_build_object(
+    -- One index lookup per claimed key, whatever the table's size was when the statement was prepared: OFFSET 0
+    -- keeps the lateral subquery from being flattened into a join the planner might hash over a scan of the table.
+    'query', format('SELECT s.* FROM %s CROSS JOIN LATERAL (SELECT %s FROM %s s WHERE %s OFFSET 0) s',
+                    claimed_keys,
+                    array_to_string(ARRAY[mad.key_list(binding, 's.%I::text')] || ARRAY(SELECT 's.' || e FROM unnest(reads.expressions) e), ', '),
+                    mad.qualified_name(binding.source), join_keys),
+    'upsert', format('INSERT INTO mad_out.%I (%s) SELECT %s FROM unnest(%s) AS u(%s) ON CONFLICT (%s) DO UPDATE SET %s',
+                     binding.name,
+                     array_to_string(ARRAY[mad.key_list(binding, '%I')]
+                                     || ARRAY(SELECT format('%I', c.value ->> 'name') FROM jsonb_array_elements(binding.columns) WITH ORDINALITY c(value, n) ORDER BY n)
+                                     || ARRAY['model_version', 'scored_at', 'error'], ', '),
+                     array_to_string(selected, ', '),
+                     array_to_string(parameters, ', '),
+                     array_to_string(ARRAY[mad.key_list(binding, 'k%3$s')]
+                                     || ARRAY(SELECT 'c' || n FROM generate_series(1, cardinality(output_types)) n) || 'error'::text, ', '),
+                     mad.key_list(binding, '%I'),
+                     updates),
+    'delete', format('DELETE FROM mad_out.%I d WHERE d.ctid = ANY (ARRAY(SELECT s.mad_row FROM %s CROSS JOIN LATERAL (SELECT s.ctid AS mad_row, %s FROM mad_out.%I s WHERE %s OFFSET 0) s WHERE NOT EXISTS (SELECT FROM unnest(%s) AS f(%s) WHERE %s)))',
+                     binding.name, claimed_keys,
+                     mad.key_list(binding, 's.%I'),
+                     binding.name, join_keys,
+                     mad.key_list(binding, '$%3$s::text[]'),
+                     mad.key_list(binding, 'k%3$s'),
+                     mad.key_list(binding, 'f.k%3$s = s.%1$I::text', ' AND ')),
+    'key_columns', to_jsonb(binding.key_columns),
+    'key_types', to_jsonb(binding.key_types),
+    'feature_columns', to_jsonb(reads.features),
+    'feature_types', to_jsonb(reads.read_types),
+    'slots', to_jsonb(reads.slots),
+    'columns', binding.columns,
+    'model', model_name,
+    'version', model_version,
+    'sha256', (SELECT v.sha256 FROM mad.model_versions v WHERE v.model = model_name AND v.version = model_version),
+    'read_as', format('SET LOCAL ROLE %I', mad.reader_of(binding)));
+END
+$$;
+
 -- The online doors ----------------------------------------------------------------------------------------------------
 
 -- A request, and every online prediction in the log, records the arm that served it. The log's rows get it from

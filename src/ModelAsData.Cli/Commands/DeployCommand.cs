@@ -12,10 +12,17 @@ namespace ModelAsData.Cli.Commands;
 /// </summary>
 internal static class DeployCommand
 {
+    /// <summary>The verbs written before the model: <c>mad deploy status churn production</c>.</summary>
+    private static readonly string[] s_verbs = ["status", "promote", "abort"];
+
     public static Command Create(CliContext cli)
     {
-        var model = new Argument<string>("model") { Description = "The model, e.g. churn." };
-        var alias = new Argument<string>("alias") { Description = "The alias whose deployment changes, e.g. production." };
+        // status|promote|abort are words before the model rather than sub-commands, so that `mad deploy MODEL ALIAS`
+        // and `mad deploy status MODEL ALIAS` read as DESIGN.md writes them (a parent with arguments would show its
+        // sub-commands' usage as `deploy <model> <alias> status`).
+        var model = new Argument<string>("model") { Description = "The model, e.g. churn; or status, promote or abort, followed by the model." };
+        var alias = new Argument<string>("alias") { Description = "The alias whose deployment changes, e.g. production (after a verb: the model)." };
+        var verbAlias = new Argument<string?>("verb-alias") { Description = "After status, promote or abort: the alias.", Arity = ArgumentArity.ZeroOrOne };
         var version = new Option<int?>("--version") { Description = "Blue-green: serve this version to every key at once (ends any canary)." };
         var canary = new Option<int?>("--canary") { Description = "Serve this version to --percent of the keys, always the same keys." };
         var percent = new Option<double?>("--percent") { Description = "With --canary: the share of keys, in (0, 100]; with --shadow: the share scored (default 100)." };
@@ -23,38 +30,52 @@ internal static class DeployCommand
         var every = new Option<string?>("--every") { Description = "With --steps: the time between steps, e.g. 30m, 1h, 1d." };
         var shadow = new Option<int?>("--shadow") { Description = "Score this version beside the served one, stored and never served." };
         var reason = new Option<string?>("--reason") { Description = "Why, kept in the deployment history." };
-        var command = new Command("deploy", "Change what an alias serves: blue-green, canary (with rolling steps) or shadow.")
+        var command = new Command("deploy",
+            "Change what an alias serves: --version N (blue-green), --canary N --percent P [--steps --every] (canary, rolling) or --shadow N. " +
+            "`mad deploy status|promote|abort MODEL ALIAS`: show per arm rows, error rate and step; make the canary the champion; end the canary and shadow.")
         {
-            model, alias, version, canary, percent, steps, every, shadow, reason,
+            model, alias, verbAlias, version, canary, percent, steps, every, shadow, reason,
         };
-        command.Subcommands.Add(Status(cli));
-        command.Subcommands.Add(Promote(cli));
-        command.Subcommands.Add(Abort(cli));
         cli.SetAction(command, async (parse, ct) =>
         {
-            var (name, target) = (parse.GetValue(model)!, parse.GetValue(alias)!);
+            var first = parse.GetValue(model)!;
+            if (s_verbs.Contains(first, StringComparer.Ordinal))
+            {
+                var target = parse.GetValue(verbAlias)
+                    ?? throw new ModelAsDataException(ErrorCode.InvalidArgument, $"Give the model and the alias: mad deploy {first} MODEL ALIAS, e.g. mad deploy {first} churn production.");
+                await using var verbStore = await MadStore.OpenAsync(cli.RequireDb(parse), ct);
+                await RunVerbAsync(cli, verbStore, first, parse.GetValue(alias)!, target, ct);
+                return 0;
+            }
+
+            if (parse.GetValue(verbAlias) is { } extra)
+            {
+                throw new ModelAsDataException(ErrorCode.InvalidArgument, $"Unexpected '{extra}': mad deploy takes MODEL ALIAS and an option, or status|promote|abort MODEL ALIAS.");
+            }
+
+            var (name, targetAlias) = (first, parse.GetValue(alias)!);
             var chosen = new[] { parse.GetValue(version) is not null, parse.GetValue(canary) is not null, parse.GetValue(shadow) is not null }.Count(c => c);
             if (chosen != 1)
             {
                 throw new ModelAsDataException(ErrorCode.InvalidArgument,
-                    $"Give one of --version N (blue-green), --canary N --percent P (canary) or --shadow N (shadow), e.g. mad deploy {name} {target} --canary 9 --percent 10.");
+                    $"Give one of --version N (blue-green), --canary N --percent P (canary) or --shadow N (shadow), e.g. mad deploy {name} {targetAlias} --canary 9 --percent 10; or status|promote|abort {name} {targetAlias}.");
             }
 
             await using var store = await MadStore.OpenAsync(cli.RequireDb(parse), ct);
             Deployment deployment;
             if (parse.GetValue(version) is { } served)
             {
-                deployment = await store.Deployments.DeployAsync(name, target, served, parse.GetValue(reason), ct);
+                deployment = await store.Deployments.DeployAsync(name, targetAlias, served, parse.GetValue(reason), ct);
             }
             else if (parse.GetValue(canary) is { } canaryVersion)
             {
                 var stepList = ParseSteps(parse.GetValue(steps));
                 var stepEvery = parse.GetValue(every) is { } text ? ParseDuration(text) : (TimeSpan?)null;
-                deployment = await store.Deployments.DeployCanaryAsync(name, target, canaryVersion, parse.GetValue(percent), stepList, stepEvery, parse.GetValue(reason), ct);
+                deployment = await store.Deployments.DeployCanaryAsync(name, targetAlias, canaryVersion, parse.GetValue(percent), stepList, stepEvery, parse.GetValue(reason), ct);
             }
             else
             {
-                deployment = await store.Deployments.DeployShadowAsync(name, target, parse.GetValue(shadow)!.Value, parse.GetValue(percent) ?? 100, parse.GetValue(reason), ct);
+                deployment = await store.Deployments.DeployShadowAsync(name, targetAlias, parse.GetValue(shadow)!.Value, parse.GetValue(percent) ?? 100, parse.GetValue(reason), ct);
             }
 
             Show(cli, deployment);
@@ -63,57 +84,28 @@ internal static class DeployCommand
         return command;
     }
 
-    private static Command Status(CliContext cli)
+    private static async Task RunVerbAsync(CliContext cli, MadStore store, string verb, string name, string target, CancellationToken ct)
     {
-        var (model, alias) = Names();
-        var command = new Command("status", "What the alias serves, per arm: version, share of keys, rows scored, error rate, and the current step.") { model, alias };
-        cli.SetAction(command, async (parse, ct) =>
+        switch (verb)
         {
-            await using var store = await MadStore.OpenAsync(cli.RequireDb(parse), ct);
-            var (name, target) = (parse.GetValue(model)!, parse.GetValue(alias)!);
-            var deployment = await store.Deployments.GetAsync(name, target, ct);
-            Show(cli, deployment);
-            var table = new Table().AddColumns("arm", "version", "share", "rows scored", "rows failed", "error rate");
-            foreach (var arm in await store.Deployments.ReportAsync(name, target, ct))
-            {
-                table.AddRow(arm.Arm, Text(arm.Version), Text(arm.Percent) + " %", Text(arm.RowsScored), Text(arm.RowsFailed),
-                    arm.ErrorRate is { } rate ? (rate * 100).ToString("0.##", CultureInfo.InvariantCulture) + " %" : "-");
-            }
+            case "promote":
+                Show(cli, await store.Deployments.PromoteAsync(name, target, cancellationToken: ct));
+                return;
+            case "abort":
+                Show(cli, await store.Deployments.AbortAsync(name, target, cancellationToken: ct));
+                return;
+        }
 
-            cli.Console.Write(table);
-            return 0;
-        });
-        return command;
-    }
-
-    private static Command Promote(CliContext cli)
-    {
-        var (model, alias) = Names();
-        var command = new Command("promote", "Make the running canary the version every key gets.") { model, alias };
-        cli.SetAction(command, async (parse, ct) =>
+        Show(cli, await store.Deployments.GetAsync(name, target, ct));
+        var table = new Table().AddColumns("arm", "version", "share", "rows scored", "rows failed", "error rate");
+        foreach (var arm in await store.Deployments.ReportAsync(name, target, ct))
         {
-            await using var store = await MadStore.OpenAsync(cli.RequireDb(parse), ct);
-            Show(cli, await store.Deployments.PromoteAsync(parse.GetValue(model)!, parse.GetValue(alias)!, cancellationToken: ct));
-            return 0;
-        });
-        return command;
-    }
+            table.AddRow(arm.Arm, Text(arm.Version), Text(arm.Percent) + " %", Text(arm.RowsScored), Text(arm.RowsFailed),
+                arm.ErrorRate is { } rate ? (rate * 100).ToString("0.##", CultureInfo.InvariantCulture) + " %" : "-");
+        }
 
-    private static Command Abort(CliContext cli)
-    {
-        var (model, alias) = Names();
-        var command = new Command("abort", "End the canary and the shadow: every key gets the champion again, at once.") { model, alias };
-        cli.SetAction(command, async (parse, ct) =>
-        {
-            await using var store = await MadStore.OpenAsync(cli.RequireDb(parse), ct);
-            Show(cli, await store.Deployments.AbortAsync(parse.GetValue(model)!, parse.GetValue(alias)!, cancellationToken: ct));
-            return 0;
-        });
-        return command;
+        cli.Console.Write(table);
     }
-
-    private static (Argument<string> Model, Argument<string> Alias) Names() =>
-        (new Argument<string>("model") { Description = "The model, e.g. churn." }, new Argument<string>("alias") { Description = "The alias, e.g. production." });
 
     private static void Show(CliContext cli, Deployment d)
     {
