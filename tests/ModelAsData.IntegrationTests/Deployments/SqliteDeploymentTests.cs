@@ -136,4 +136,28 @@ public sealed class SqliteDeploymentTests : IAsyncLifetime
         var help = await Mad("deploy", "--help");
         Assert.Contains("--canary", help.Output, StringComparison.Ordinal);
     }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Predict_keyed_uses_the_version_the_deployment_serves_the_key_and_agrees_with_the_refresh()
+    {
+        var deployments = new SqliteDeployments(_registry);
+        var tables = new SqlitePredictionTables(_registry);
+        await deployments.DeployAsync("churn", "production", 1, cancellationToken: Ct);
+        await deployments.DeployCanaryAsync("churn", "production", 2, 40, cancellationToken: Ct);
+        await tables.CreateAsync(new("scores", "flowers", ["id"], "churn", Core.FeatureMapping.Parse(Batch.BatchTables.IrisFeatures)), Ct);
+        await tables.RefreshAsync("scores", cancellationToken: Ct);
+
+        var disagreeing = await _registry.Connection.ExecuteScalarAsync<long>("""
+            SELECT count(*) FROM flowers f JOIN mad_out_scores o USING (id)
+            WHERE predict_keyed('churn', f.id, f.sepal_length, f.sepal_width, f.petal_length, f.petal_width) <> o.label
+            """);
+        Assert.Equal(0, disagreeing);
+        // Without the key, predict() is the champion's; the keyed form differs on some canary rows.
+        var differ = await _registry.Connection.ExecuteScalarAsync<long>("""
+            SELECT count(*) FROM flowers f
+            WHERE predict_keyed('churn', f.id, f.sepal_length, f.sepal_width, f.petal_length, f.petal_width)
+               <> predict('churn', f.sepal_length, f.sepal_width, f.petal_length, f.petal_width)
+            """);
+        Assert.True(differ > 0);
+    }
 }
