@@ -60,4 +60,40 @@ public sealed class OnlineDeploymentTests(PostgresDatabase database) : Requests.
         var pinned = JsonNode.Parse(await Database.DataSource.ScalarAsync<string>("CALL mad.predict(@model, @features::jsonb, NULL, key => '1')", new { model = model + "@3", features = Features }))!;
         Assert.Equal(3, pinned["version"]!.GetValue<int>());
     }
+
+    [Fact(Timeout = 120_000)]
+    public async Task Http_infer_with_parameters_key_is_served_by_its_buckets_version_and_logged_with_its_arm()
+    {
+        var model = await PostgresDeploymentTests.ThreeReadyVersionsAsync(new PostgresModelRegistry(Database.DataSource));
+        await Database.DataSource.ExecuteAsync("SELECT mad.deploy(@model, 'production', 1)", new { model });
+        var seed = await Database.DataSource.ScalarAsync<long>("SELECT mad.deploy_canary(@model, 'production', 2, percent => 50)", new { model });
+        await using var roles = new Hostile.HostileRoles(Database);
+        var token = await Requests.HttpDoorSupport.TokenAsync(Database, await roles.GroupAsync("scorer", "IN ROLE mad_user"));
+        await using var sidecar = await StartSidecarAsync($"127.0.0.1:{Requests.RequestSupport.FreePort()}");
+        using var http = Requests.HttpDoorSupport.Client(sidecar, token);
+
+        var expected = new List<(int, string)>();
+        for (var k = 1; k <= 12; k++)
+        {
+            var request = new JsonObject
+            {
+                ["parameters"] = new JsonObject { ["key"] = k },
+                ["inputs"] = new JsonArray(new JsonObject
+                {
+                    ["name"] = "float_input", ["shape"] = new JsonArray(1, 4), ["datatype"] = "FP32", ["data"] = new JsonArray(5.9, 3.0, 5.1, 1.8),
+                }),
+            };
+            using var infer = await System.Net.Http.Json.HttpClientJsonExtensions.PostAsJsonAsync(http, $"/v2/models/{model}/infer", request, Ct);
+            var answer = (await System.Net.Http.Json.HttpContentJsonExtensions.ReadFromJsonAsync<JsonObject>(infer.Content, Ct))!;
+            var canary = StickyBucket.InCanary(seed, StickyBucket.KeyText(k), 50);
+            Assert.Equal(canary ? "2" : "1", answer["model_version"]!.GetValue<string>());
+            expected.Add((canary ? 2 : 1, canary ? Arms.Canary : Arms.Champion));
+        }
+
+        Assert.Contains((2, Arms.Canary), expected);
+        var logged = await Eventually.WaitForAsync(
+            () => Database.DataSource.QueryAsync<(int Version, string Arm)>("SELECT version, arm FROM mad.prediction_log WHERE model = @model AND door = 'http' ORDER BY predicted_at", new { model }),
+            rows => rows.Count == 12, "the prediction log");
+        Assert.Equal(expected.Order(), logged.Order());
+    }
 }
