@@ -28,7 +28,7 @@ internal static class MeasurementReport
                     ? m.Name.StartsWith("raw ONNX Runtime", StringComparison.Ordinal) && !m.Name.Contains(", 1 row", StringComparison.Ordinal)
                     : m.Name == referencePattern);
             var ratio = f.Median / r.Median;
-            var goalText = goal > 0 ? $"≥ {goal:0.0}× ({(ratio >= goal ? "met" : "missed")})" : "-";
+            var goalText = goal > 0 ? $"≥ {goal:0.0#}× ({(ratio >= goal ? "met" : "missed")})" : "-";
             ratios.AddRow(Markup.Escape(figure), Markup.Escape(r.Name), $"{ratio:0.00}×", goalText);
             lines.Add($"| {figure} | {Rate(f.Median)} | {r.Name} | {Rate(r.Median)} | {ratio:0.00}× | {goalText} |");
         }

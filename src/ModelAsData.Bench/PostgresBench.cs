@@ -24,6 +24,7 @@ namespace ModelAsData.Bench;
 internal sealed class PostgresBench(string connectionString, int rows, int rounds, Action<string> log)
 {
     public const string Refresh = "sidecar refresh, 1 sidecar";
+    public const string CanaryRefresh = "sidecar refresh under a 50 % canary, 1 sidecar";
     public const string Bare = "bare data movement: COPY out + COPY in, no scoring";
     public const string Service = "model as a service: read, POST JSON batches, INSERT";
     public const string RawPrefix = "raw ONNX Runtime, ";
@@ -82,6 +83,10 @@ internal sealed class PostgresBench(string connectionString, int rows, int round
         {
             var pushed = await registry.PushAsync(model, bytes, new JsonObject { ["features"] = features }, cancellationToken);
             await registry.WaitForValidationAsync(model, pushed.Version, TimeSpan.FromSeconds(60), cancellationToken);
+            // Version 2 (the same bytes) is the canary: the figure is what routing by key costs, not another model's speed.
+            var second = await registry.PushAsync(model, bytes, new JsonObject { ["features"] = features.DeepClone() }, cancellationToken);
+            await registry.WaitForValidationAsync(model, second.Version, TimeSpan.FromSeconds(60), cancellationToken);
+            await registry.SetAliasAsync(model, "production", pushed.Version, "bench", cancellationToken);
             var tables = new PostgresPredictionTables(registry, TimeSpan.FromMilliseconds(10));
             await tables.CreateAsync(new PredictionTableSpec(table, source, ["id"], model, null), cancellationToken);
 
@@ -104,6 +109,22 @@ internal sealed class PostgresBench(string connectionString, int rows, int round
                     var job = await tables.WaitForJobAsync(id, cancellationToken: cancellationToken);
                     return job.RowsDone;
                 });
+                await using (var connection = await dataSource.OpenConnectionAsync(cancellationToken))
+                {
+                    await connection.ExecuteAsync(new CommandDefinition("SELECT mad.deploy_canary(@model, 'production', 2, percent => 50)", new { model }, cancellationToken: cancellationToken));
+                }
+
+                await TimeAsync(results, CanaryRefresh, async () =>
+                {
+                    var id = await tables.StartRefreshAsync(table, cancellationToken);
+                    var job = await tables.WaitForJobAsync(id, cancellationToken: cancellationToken);
+                    return job.RowsDone;
+                });
+                await using (var connection = await dataSource.OpenConnectionAsync(cancellationToken))
+                {
+                    await connection.ExecuteAsync(new CommandDefinition("SELECT mad.abort_deployment(@model, 'production')", new { model }, cancellationToken: cancellationToken));
+                }
+
                 await TimeAsync(results, $"{RawPrefix}{batch} rows per call", () =>
                 {
                     raw.Score(data, batch);

@@ -23,6 +23,7 @@ public static class MadCommand
         root.Subcommands.Add(JobsCommand.Create(cli));
         root.Subcommands.Add(ServeCommand.Create(cli));
         root.Subcommands.Add(TokensCommand.Create(cli));
+        root.Subcommands.Add(DeployCommand.Create(cli));
         root.Subcommands.Add(BenchCommand.Create(cli));
         return root;
     }

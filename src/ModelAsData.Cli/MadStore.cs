@@ -1,6 +1,8 @@
 using Microsoft.Data.Sqlite;
+using ModelAsData.Core.Deployments;
 using ModelAsData.Core.Onnx;
 using ModelAsData.Core.Registry;
+using ModelAsData.Postgres.Deployments;
 using ModelAsData.Postgres.Jobs;
 using ModelAsData.Postgres.Registry;
 using ModelAsData.Postgres.Streaming;
@@ -15,8 +17,9 @@ namespace ModelAsData.Cli;
 /// </summary>
 public sealed class MadStore : IAsyncDisposable
 {
-    private MadStore(IModelRegistry registry, IPredictionTables tables, IRefreshJobs jobs, IStreaming streaming, SqliteConnection? sqlite)
+    private MadStore(IModelRegistry registry, IPredictionTables tables, IRefreshJobs jobs, IStreaming streaming, IDeployments deployments, SqliteConnection? sqlite)
     {
+        Deployments = deployments;
         Registry = registry;
         Tables = tables;
         Jobs = jobs;
@@ -31,6 +34,8 @@ public sealed class MadStore : IAsyncDisposable
     public IRefreshJobs Jobs { get; }
 
     public IStreaming Streaming { get; }
+
+    public IDeployments Deployments { get; }
 
     /// <summary>The embedded store's connection, with <c>predict()</c> registered; null on PostgreSQL.</summary>
     public SqliteConnection? Sqlite { get; }
@@ -50,7 +55,7 @@ public sealed class MadStore : IAsyncDisposable
 
         var registry = await SqliteModelRegistry.OpenAsync(db, cancellationToken);
         SqlitePredictFunctions.Register(registry.Connection, Cache);
-        return new MadStore(registry, new SqlitePredictionTables(registry, Cache), new SqliteRefreshJobs(), new SqliteStreaming(), registry.Connection);
+        return new MadStore(registry, new SqlitePredictionTables(registry, Cache), new SqliteRefreshJobs(), new SqliteStreaming(), new SqliteDeployments(registry), registry.Connection);
     }
 
     public ValueTask DisposeAsync() => Registry.DisposeAsync();
@@ -59,6 +64,6 @@ public sealed class MadStore : IAsyncDisposable
     {
         var registry = await PostgresModelRegistry.OpenAsync(db, cancellationToken);
         var tables = new PostgresPredictionTables(registry);
-        return new(registry, tables, tables, new PostgresStreaming(registry), sqlite: null);
+        return new(registry, tables, tables, new PostgresStreaming(registry), new PostgresDeployments(registry), sqlite: null);
     }
 }

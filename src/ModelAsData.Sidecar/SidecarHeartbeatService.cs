@@ -51,6 +51,7 @@ internal sealed partial class SidecarHeartbeatService : BackgroundService
                 if (registered)
                 {
                     await connection.ExecuteAsync(new CommandDefinition(SidecarSql.Heartbeat, new { id = _options.SidecarId }, cancellationToken: stoppingToken));
+                    await connection.ExecuteAsync(new CommandDefinition(SidecarSql.AdvanceDeployments, new { id = _options.SidecarId }, cancellationToken: stoppingToken));
                 }
                 else
                 {

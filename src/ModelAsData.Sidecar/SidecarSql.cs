@@ -16,6 +16,9 @@ internal static class SidecarSql
 
     public const string Heartbeat = "SELECT mad.sidecar_heartbeat(@id)";
 
+    /// <summary>Every heartbeat: advances the rolling canaries whose step is due, each once whatever the number of sidecars (017).</summary>
+    public const string AdvanceDeployments = "SELECT mad.advance_deployments(@id)";
+
     public const string Stopped = "SELECT mad.sidecar_stopped(@id)";
 
     /// <summary>Null when the database has not been migrated.</summary>

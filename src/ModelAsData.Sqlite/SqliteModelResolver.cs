@@ -17,6 +17,7 @@ internal sealed class SqliteModelResolver : IDisposable
 {
     private static readonly long s_recheckTicks = (long)(RecheckInterval.TotalSeconds * Stopwatch.Frequency);
     private readonly Dictionary<string, ResolvedModel> _resolved = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Core.Deployments.Deployment?> _deployments = new(StringComparer.Ordinal);
     private readonly SqliteModelRegistry _registry;
     private readonly ModelCache _cache;
     private readonly SqliteCommand _dataVersion;
@@ -45,6 +46,24 @@ internal sealed class SqliteModelResolver : IDisposable
         }
 
         return resolved;
+    }
+
+    /// <summary>
+    /// The version the reference's deployment serves this key (docs/DEPLOYMENTS.md): the canary's when its bucket holds
+    /// the key, else the reference's own. Deployments are cached and dropped with the resolved models.
+    /// </summary>
+    public ResolvedModel GetFor(string reference, string keyText)
+    {
+        DropIfChanged();
+        if (!_deployments.TryGetValue(reference, out var deployment))
+        {
+            deployment = new SqliteDeployments(_registry).ServingAsync(ModelReference.Parse(reference), CancellationToken.None).GetAwaiter().GetResult();
+            _deployments[reference] = deployment;
+        }
+
+        return deployment is { CanaryVersion: { } canary } && deployment.ArmOf(keyText) == Core.Deployments.Arms.Canary
+            ? Get($"{deployment.Model}@{canary}")
+            : Get(reference);
     }
 
     public void Dispose()
@@ -98,6 +117,7 @@ internal sealed class SqliteModelResolver : IDisposable
         }
 
         _resolved.Clear();
+        _deployments.Clear();
     }
 
     /// <summary>A reference resolved to a ready version, its loaded model and a scorer for one row.</summary>

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using Microsoft.Data.Sqlite;
 using ModelAsData.Core;
+using ModelAsData.Core.Deployments;
 using ModelAsData.Core.Onnx;
 
 namespace ModelAsData.Sqlite;
@@ -10,7 +11,9 @@ namespace ModelAsData.Sqlite;
 /// The SQL functions of the embedded mode, registered on a connection with one call:
 /// <c>predict(ref, feature, ...)</c> returns the label or value, <c>predict_proba(ref, class, feature, ...)</c> one
 /// class's probability, <c>predict_version(ref)</c> the version a reference resolves to. Features are given in the
-/// model's input order; a single JSON array may stand for all of them.
+/// model's input order; a single JSON array may stand for all of them. <c>bucket(seed, key_text)</c> and
+/// <c>key_text(value, ...)</c> are the deployments' sticky hash and canonical key text, as in PostgreSQL;
+/// <c>predict_keyed(ref, key, feature, ...)</c> predicts with the version the reference's deployment serves the key.
 /// </summary>
 public static class SqlitePredictFunctions
 {
@@ -31,7 +34,11 @@ public static class SqlitePredictFunctions
         connection.Disposed += (_, _) => resolver.Dispose();
         connection.CreateFunction("predict", (object?[] args) => Predict(resolver, args));
         connection.CreateFunction("predict_proba", (object?[] args) => PredictProbability(resolver, args));
+        connection.CreateFunction("predict_keyed", (object?[] args) => PredictKeyed(resolver, args));
         connection.CreateFunction("predict_version", (string reference) => (long)resolver.Get(reference).Version.Version);
+        // The published sticky hash of deployments (docs/DEPLOYMENTS.md), the same values as PostgreSQL's mad.bucket.
+        connection.CreateFunction("bucket", (long seed, string keyText) => StickyBucket.Of(seed, keyText), isDeterministic: true);
+        connection.CreateFunction("key_text", (object?[] values) => StickyBucket.KeyText(values), isDeterministic: true);
     }
 
     private static object Predict(SqliteModelResolver resolver, object?[] args)
@@ -43,6 +50,18 @@ public static class SqlitePredictFunctions
 
         var resolved = resolver.Get(reference);
         return Score(resolved, reference, args, 1).GetPrediction(0);
+    }
+
+    /// <summary>predict_keyed(ref, key, feature, ...): the prediction of the version the reference's deployment serves this key.</summary>
+    private static object PredictKeyed(SqliteModelResolver resolver, object?[] args)
+    {
+        if (args.Length < 2 || args[0] is not string reference || args[1] is null or DBNull)
+        {
+            throw new ArgumentException("predict_keyed(model, key, feature, ...) takes a model reference, the row's key (a value, or key_text(a, b) for a composite key), then the features.");
+        }
+
+        var resolved = resolver.GetFor(reference, StickyBucket.KeyText(args[1]));
+        return Score(resolved, reference, args, 2).GetPrediction(0);
     }
 
     private static object PredictProbability(SqliteModelResolver resolver, object?[] args)

@@ -3,6 +3,7 @@ using System.Text.Json;
 using Dapper;
 using Microsoft.Data.Sqlite;
 using ModelAsData.Core;
+using ModelAsData.Core.Deployments;
 using ModelAsData.Core.Onnx;
 using ModelAsData.Core.Registry;
 using SQLitePCL;
@@ -32,12 +33,36 @@ public sealed partial class SqlitePredictionTables
         var mapping = FeatureMapping.Resolve(model.Signature, version.Model, table.Features, table.Source, sourceColumns.Select(c => c.Name).ToList());
         var total = await Connection.ExecuteScalarAsync<long>(new CommandDefinition($"SELECT count(*) FROM {SqliteDatabase.Quote(table.Source)}", cancellationToken: cancellationToken));
 
+        // The deployment the refresh starts under (docs/DEPLOYMENTS.md): with a canary, each row by its key's bucket.
+        var deployment = await new SqliteDeployments(_registry).ServingAsync(ModelReference.Parse(table.Model), cancellationToken);
+        var canary = deployment?.CanaryVersion is { } canaryVersion ? await CanaryModelAsync(table, version.Model, canaryVersion, cancellationToken) : null;
+
         using var transaction = Connection.BeginTransaction(deferred: false);
+        if (!await HasArmAsync(Connection, name, cancellationToken))
+        {
+            await Connection.ExecuteAsync(new CommandDefinition(
+                $"ALTER TABLE {SqliteDatabase.Quote(table.OutputTable)} ADD COLUMN arm TEXT NOT NULL DEFAULT 'champion' CHECK (arm IN ('champion', 'canary'))",
+                transaction: transaction, cancellationToken: cancellationToken));
+        }
+
         await Connection.ExecuteAsync(new CommandDefinition($"DELETE FROM {SqliteDatabase.Quote(table.OutputTable)}", transaction: transaction, cancellationToken: cancellationToken));
         long rows, failed;
         try
         {
-            (rows, failed) = await ScoreIntoAsync(table, model, version.Version, mapping, total, progress, cancellationToken);
+            if (canary is null)
+            {
+                (rows, failed) = await ScoreIntoAsync(table, model, version.Version, Arms.Champion, null, mapping, total, progress, cancellationToken);
+            }
+            else
+            {
+                // Two passes over the source, each taking its arm's keys: the embedded store reads locally, and each
+                // pass keeps the one-scorer-per-turn pipeline as it is.
+                var (champion, championFailed) = await ScoreIntoAsync(table, model, version.Version, Arms.Champion,
+                    keys => deployment!.ArmOf(StickyBucket.KeyText(keys)) == Arms.Champion, mapping, total, progress, cancellationToken);
+                var (canaryRows, canaryFailed) = await ScoreIntoAsync(table, canary, deployment!.CanaryVersion!.Value, Arms.Canary,
+                    keys => deployment.ArmOf(StickyBucket.KeyText(keys)) == Arms.Canary, mapping, total, progress, cancellationToken);
+                (rows, failed) = (champion + canaryRows, championFailed + canaryFailed);
+            }
         }
         catch (SqliteException e) when (e.SqliteErrorCode == raw.SQLITE_CONSTRAINT)
         {
@@ -61,13 +86,13 @@ public sealed partial class SqlitePredictionTables
     private const int Turns = 3;
 
     /// <summary>Reads, scores and writes in batches, the three at once (see <see cref="Turns"/>).</summary>
-    private async Task<(long Rows, long Failed)> ScoreIntoAsync(PredictionTable table, OnnxModel model, int version, FeatureMapping mapping,
-        long total, IProgress<RefreshProgress>? progress, CancellationToken cancellationToken)
+    private async Task<(long Rows, long Failed)> ScoreIntoAsync(PredictionTable table, OnnxModel model, int version, string arm, Func<object[], bool>? takes,
+        FeatureMapping mapping, long total, IProgress<RefreshProgress>? progress, CancellationToken cancellationToken)
     {
         var featureColumns = mapping.SlotColumns.Distinct(StringComparer.Ordinal).ToList();
         var slotOrdinal = mapping.SlotColumns.Select(c => table.Key.Count + featureColumns.IndexOf(c)).ToArray();
         using var reader = new SqliteRawStatement(Connection, $"SELECT {string.Join(", ", table.Key.Concat(featureColumns).Select(SqliteDatabase.Quote))} FROM {SqliteDatabase.Quote(table.Source)}");
-        using var writer = new OutputWriter(Connection, table, version);
+        using var writer = new OutputWriter(Connection, table, version, arm);
         var turns = Enumerable.Range(0, Turns).Select(_ => model.CreateScorer(model.PreferredBatchSize))
             .Select(scorer => (Scorer: scorer, Rows: new PendingRows(scorer.Capacity, table.Key.Count))).ToArray();
         var inFlight = new Queue<(Task<ScoredBatch> Scoring, PendingRows Rows)>();
@@ -80,7 +105,7 @@ public sealed partial class SqlitePredictionTables
                 var (scorer, batch) = turns[turn];
                 scorer.Clear();
                 batch.Clear();
-                var more = ReadBatch(reader, scorer, batch, slotOrdinal, mapping);
+                var more = ReadBatch(reader, scorer, batch, slotOrdinal, mapping, takes);
                 if (batch.Count > 0)
                 {
                     inFlight.Enqueue((Task.Run(() => scorer.Score(cancellationToken), cancellationToken), batch));
@@ -112,7 +137,8 @@ public sealed partial class SqlitePredictionTables
     }
 
     /// <summary>Reads rows until the scorer or the batch is full; returns whether the source may have more.</summary>
-    private static bool ReadBatch(SqliteRawStatement reader, ModelScorer scorer, PendingRows batch, int[] slotOrdinal, FeatureMapping mapping)
+    private static bool ReadBatch(SqliteRawStatement reader, ModelScorer scorer, PendingRows batch, int[] slotOrdinal, FeatureMapping mapping,
+        Func<object[], bool>? takes)
     {
         while (!scorer.IsFull && !batch.IsFull)
         {
@@ -122,6 +148,12 @@ public sealed partial class SqlitePredictionTables
             }
 
             var row = batch.Add(reader);
+            if (takes is not null && !takes(batch.Keys(row)))
+            {
+                batch.Drop(); // the other arm's key: its pass scores it
+                continue;
+            }
+
             if (FillRow(scorer, reader, slotOrdinal, mapping) is { } error)
             {
                 batch.Fail(row, error);
@@ -158,6 +190,15 @@ public sealed partial class SqlitePredictionTables
         }
 
         return null;
+    }
+
+    /// <summary>The canary's model, checked to decode into the table's columns.</summary>
+    private async Task<OnnxModel> CanaryModelAsync(PredictionTable table, string model, int version, CancellationToken cancellationToken)
+    {
+        var canary = await _registry.ResolveAsync(new ModelReference(model, null, version), cancellationToken);
+        var loaded = _cache.GetOrLoad(canary.Sha256, () => _registry.LoadBytesAsync(model, version, cancellationToken).GetAwaiter().GetResult());
+        EnsureSameColumns(table, loaded.Signature, canary);
+        return loaded;
     }
 
     private static void EnsureSameColumns(PredictionTable table, ModelSignature signature, ModelVersion version)
@@ -213,6 +254,9 @@ public sealed partial class SqlitePredictionTables
         }
 
         public void Clear() => Count = 0;
+
+        /// <summary>Forgets the row just added.</summary>
+        public void Drop() => Count--;
     }
 
     /// <summary>One prepared INSERT into the output table, bound value by value for every row.</summary>
@@ -222,7 +266,7 @@ public sealed partial class SqlitePredictionTables
         private readonly IReadOnlyList<OutputColumn> _columns;
         private readonly int _keyCount;
 
-        public OutputWriter(SqliteConnection connection, PredictionTable table, int version)
+        public OutputWriter(SqliteConnection connection, PredictionTable table, int version, string arm)
         {
             _columns = table.Columns;
             _keyCount = table.Key.Count;
@@ -232,6 +276,7 @@ public sealed partial class SqlitePredictionTables
             var trailing = _keyCount + _columns.Count + 1;
             _insert.Bind(trailing, (long)version);
             _insert.Bind(trailing + 1, SqliteTime.Now());
+            _insert.Bind(trailing + 3, arm);
         }
 
         /// <summary>Writes a batch; returns how many of its rows carry an error.</summary>

@@ -16,7 +16,7 @@ namespace ModelAsData.Sqlite;
 public sealed partial class SqlitePredictionTables : IPredictionTables
 {
     /// <summary>Columns every output table has after the decoded outputs.</summary>
-    public static readonly IReadOnlyList<string> TrailingColumns = ["model_version", "scored_at", "error"];
+    public static readonly IReadOnlyList<string> TrailingColumns = ["model_version", "scored_at", "error", "arm"];
 
     private readonly SqliteModelRegistry _registry;
     private readonly ModelCache _cache;
@@ -30,6 +30,11 @@ public sealed partial class SqlitePredictionTables : IPredictionTables
     private SqliteConnection Connection => _registry.Connection;
 
     public static string OutputTableOf(string name) => "mad_out_" + name;
+
+    /// <summary>Whether the output table has its arm column: tables created before migration 004 get it on their next refresh.</summary>
+    internal static async Task<bool> HasArmAsync(Microsoft.Data.Sqlite.SqliteConnection connection, string name, CancellationToken cancellationToken) =>
+        await connection.ExecuteScalarAsync<long>(new CommandDefinition(
+            "SELECT count(*) FROM pragma_table_info(@table) WHERE name = 'arm'", new { table = OutputTableOf(name) }, cancellationToken: cancellationToken)) > 0;
 
     public async Task<PredictionTable> CreateAsync(PredictionTableSpec spec, CancellationToken cancellationToken = default)
     {
@@ -99,7 +104,8 @@ public sealed partial class SqlitePredictionTables : IPredictionTables
     {
         var definitions = key.Select(k => $"{SqliteDatabase.Quote(k.Name)} {Affinity(k.Type)}")
             .Concat(columns.Select(c => $"{SqliteDatabase.Quote(c.Name)} {SqlType(c.Type)}"))
-            .Concat(["model_version INTEGER NOT NULL", "scored_at TEXT NOT NULL", "error TEXT"]);
+            .Concat(["model_version INTEGER NOT NULL", "scored_at TEXT NOT NULL", "error TEXT",
+                     "arm TEXT NOT NULL DEFAULT 'champion' CHECK (arm IN ('champion', 'canary'))"]); // the deployment's arm (004)
         var primaryKey = string.Join(", ", key.Select(k => SqliteDatabase.Quote(k.Name)));
         return $"CREATE TABLE {SqliteDatabase.Quote(OutputTableOf(name))} ({string.Join(", ", definitions)}, PRIMARY KEY ({primaryKey}))";
     }

@@ -11,13 +11,15 @@ public sealed partial class RefreshTaskRunner
     /// <summary>One batch in flight: its rows' keys and features as read, its scorer, and each row's scorer row or error.</summary>
     private sealed class Batch
     {
-        public Batch(ModelScorer scorer, int keyCount, int featureCount)
+        public Batch(ModelScorer scorer, ModelScorer? canaryScorer, int keyCount, int featureCount)
         {
             Scorer = scorer;
+            CanaryScorer = canaryScorer;
             Capacity = scorer.Capacity * 2; // rows with an error take no place in the scorer
             Keys = Enumerable.Range(0, keyCount).Select(_ => new object?[Capacity]).ToArray();
             LongKeys = Enumerable.Range(0, keyCount).Select(_ => new long[Capacity]).ToArray();
             ScorerRow = new int[Capacity];
+            Canary = new bool[Capacity];
             Errors = new string?[Capacity];
             Number = new double[featureCount];
             Text = new string?[featureCount];
@@ -26,11 +28,14 @@ public sealed partial class RefreshTaskRunner
 
         public ModelScorer Scorer { get; }
 
+        /// <summary>The canary's scorer when the job runs under a canary (017): rows whose key is in it go here.</summary>
+        public ModelScorer? CanaryScorer { get; }
+
         public int Capacity { get; }
 
         public int Count { get; set; }
 
-        public bool IsFull => Count == Capacity || Scorer.IsFull;
+        public bool IsFull => Count == Capacity || Scorer.IsFull || CanaryScorer is { IsFull: true };
 
         public object?[][] Keys { get; }
 
@@ -39,9 +44,14 @@ public sealed partial class RefreshTaskRunner
 
         public int[] ScorerRow { get; }
 
+        /// <summary>Whether the row is the canary's (its ScorerRow then indexes the canary's scorer).</summary>
+        public bool[] Canary { get; }
+
         public string?[] Errors { get; }
 
         public ScoredBatch Scored { get; set; }
+
+        public ScoredBatch CanaryScored { get; set; }
 
         // The current row's feature values, by feature column.
         public double[] Number { get; }
@@ -54,6 +64,7 @@ public sealed partial class RefreshTaskRunner
         {
             Count = 0;
             Scorer.Clear();
+            CanaryScorer?.Clear();
         }
     }
 
@@ -130,7 +141,7 @@ public sealed partial class RefreshTaskRunner
         private static readonly Unboxed s_unboxed = new();
 
         /// <summary>Marks a key whose value is in <see cref="Batch.LongKeys"/>.</summary>
-        private sealed class Unboxed;
+        public sealed class Unboxed;
     }
 
     /// <summary>A feature column in the type <c>mad.task_plan</c> reads it in: a number, a boolean or text.</summary>
@@ -162,5 +173,11 @@ public sealed partial class RefreshTaskRunner
                 default: batch.Text[index] = exporter.Read<string>(NpgsqlDbType.Text); break;
             }
         }
+    }
+
+    /// <summary>The canary a job fixed when it started: its model and version, and which keys it serves.</summary>
+    private sealed record JobCanary(OnnxModel Model, int Version, long Seed, double Percent)
+    {
+        public bool Serves(string keyText) => Core.Deployments.StickyBucket.InCanary(Seed, keyText, Percent);
     }
 }

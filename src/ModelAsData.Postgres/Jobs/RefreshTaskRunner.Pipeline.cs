@@ -21,16 +21,21 @@ public sealed partial class RefreshTaskRunner
         private readonly CancellationTokenSource _stop;
         private readonly DateTime _scoredAt = DateTime.UtcNow;
         private readonly FeatureSlots _slots;
+        private readonly JobCanary? _canary;
+        private readonly FeatureSlots? _canarySlots;
 
-        public Pipeline(OnnxModel model, int batchSize, KeyColumn[] keys, FeatureColumn[] features, TaskPlan plan, int version, CancellationTokenSource stop)
+        public Pipeline(OnnxModel model, int batchSize, KeyColumn[] keys, FeatureColumn[] features, TaskPlan plan, int version, JobCanary? canary, CancellationTokenSource stop)
         {
+            _canary = canary;
             _keys = keys;
             _features = features;
             _plan = plan;
             _version = version;
             _stop = stop;
-            _batches = Enumerable.Range(0, BatchesInFlight).Select(_ => new Batch(model.CreateScorer(batchSize), keys.Length, features.Length)).ToArray();
+            _batches = Enumerable.Range(0, BatchesInFlight)
+                .Select(_ => new Batch(model.CreateScorer(batchSize), canary?.Model.CreateScorer(batchSize), keys.Length, features.Length)).ToArray();
             _slots = new FeatureSlots(model, plan.Slots, plan.FeatureColumns);
+            _canarySlots = canary is null ? null : new FeatureSlots(canary.Model, plan.Slots, plan.FeatureColumns);
         }
 
         public async Task<(long Rows, long Failed)> RunAsync(NpgsqlBinaryExporter exporter, NpgsqlBinaryImporter importer)
@@ -70,6 +75,10 @@ public sealed partial class RefreshTaskRunner
                     foreach (var batch in toScore.GetConsumingEnumerable(token))
                     {
                         batch.Scored = batch.Scorer.Score(token);
+                        if (batch.CanaryScorer is { Count: > 0 } canaryScorer)
+                        {
+                            batch.CanaryScored = canaryScorer.Score(token);
+                        }
                         toWrite.Add(batch, token);
                     }
                 }
@@ -112,6 +121,7 @@ public sealed partial class RefreshTaskRunner
             foreach (var batch in _batches)
             {
                 batch.Scorer.Dispose();
+                batch.CanaryScorer?.Dispose();
             }
         }
 
@@ -132,7 +142,6 @@ public sealed partial class RefreshTaskRunner
         private bool Fill(NpgsqlBinaryExporter exporter, Batch batch)
         {
             batch.Clear();
-            var scorer = batch.Scorer;
             while (!batch.IsFull)
             {
                 if (exporter.StartRow() == -1)
@@ -151,8 +160,12 @@ public sealed partial class RefreshTaskRunner
                     _features[f].Read(exporter, batch, f);
                 }
 
+                // The deployment's arm of this row's key (docs/DEPLOYMENTS.md); without a canary, the champion.
+                var canary = _canary is not null && _canary.Serves(KeyText(batch, row));
+                batch.Canary[row] = canary;
+                var scorer = canary ? batch.CanaryScorer! : batch.Scorer;
                 scorer.BeginRow();
-                var error = _slots.Set(scorer, batch.IsNull, batch.Number, batch.Text);
+                var error = (canary ? _canarySlots! : _slots).Set(scorer, batch.IsNull, batch.Number, batch.Text);
                 if (error is null)
                 {
                     batch.ScorerRow[row] = scorer.Count;
@@ -172,13 +185,31 @@ public sealed partial class RefreshTaskRunner
             return true;
         }
 
+        /// <summary>The row's key in its canonical text (StickyBucket.KeyText), as mad.bucket hashes it.</summary>
+        private string KeyText(Batch batch, int row)
+        {
+            if (_keys.Length == 1 && batch.Keys[0][row] is KeyColumn.Unboxed)
+            {
+                return batch.LongKeys[0][row].ToString(CultureInfo.InvariantCulture);
+            }
+
+            var values = new object?[_keys.Length];
+            for (var k = 0; k < _keys.Length; k++)
+            {
+                values[k] = batch.Keys[k][row] is KeyColumn.Unboxed ? batch.LongKeys[k][row] : batch.Keys[k][row];
+            }
+
+            return Core.Deployments.StickyBucket.KeyText(values);
+        }
+
         private int Write(NpgsqlBinaryImporter importer, Batch batch)
         {
             var failed = 0;
             var columns = _plan.Columns;
-            var scored = batch.Scored;
             for (var row = 0; row < batch.Count; row++)
             {
+                var canary = batch.Canary[row];
+                var scored = canary ? batch.CanaryScored : batch.Scored;
                 importer.StartRow();
                 for (var k = 0; k < _keys.Length; k++)
                 {
@@ -203,7 +234,7 @@ public sealed partial class RefreshTaskRunner
                     }
                 }
 
-                importer.Write(_version, NpgsqlDbType.Integer);
+                importer.Write(canary ? _canary!.Version : _version, NpgsqlDbType.Integer);
                 importer.Write(_scoredAt, NpgsqlDbType.TimestampTz);
                 if (batch.Errors[row] is { } error)
                 {
@@ -214,6 +245,8 @@ public sealed partial class RefreshTaskRunner
                 {
                     importer.WriteNull();
                 }
+
+                importer.Write(canary ? "canary" : "champion", NpgsqlDbType.Text);
             }
 
             return failed;

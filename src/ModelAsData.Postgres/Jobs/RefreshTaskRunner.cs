@@ -59,8 +59,9 @@ public sealed partial class RefreshTaskRunner
                 $"{task.Model}@{task.Version} decodes into {model.Signature.Columns.Count} columns; {task.Table} has {plan.Columns.Count}.");
         }
 
+        var canary = await CanaryAsync(task, plan, writer, cancellationToken);
         await using var transaction = await writer.BeginTransactionAsync(cancellationToken);
-        var (rows, failed) = await CopyThroughPipelineAsync(model, plan, task.Version, reader, writer, cancellationToken);
+        var (rows, failed) = await CopyThroughPipelineAsync(model, plan, task.Version, canary, reader, writer, cancellationToken);
         // A read like the owner's own: what the source's code wrote (a view's function) stays, as it would for them.
         await reading.CommitAsync(cancellationToken);
 
@@ -165,20 +166,58 @@ public sealed partial class RefreshTaskRunner
         }
     }
 
+    /// <summary>
+    /// The canary the task's job fixed when it started (docs/DEPLOYMENTS.md), with its model, or null when every row is
+    /// the champion's. Read on the writer, which never switches role.
+    /// </summary>
+    private async Task<JobCanary?> CanaryAsync(RefreshTask task, TaskPlan plan, NpgsqlConnection writer, CancellationToken cancellationToken)
+    {
+        int version;
+        double percent;
+        long seed;
+        string sha256;
+        await using (var command = new NpgsqlCommand(TableSql.JobCanary, writer) { Parameters = { new() { Value = task.JobId } } })
+        await using (var row = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            if (!await row.ReadAsync(cancellationToken))
+            {
+                return null;
+            }
+
+            (version, percent, seed, sha256) = (row.GetInt32(0), row.GetDouble(1), row.GetInt64(2), row.GetString(3));
+        }
+
+        byte[]? bytes = null;
+        if (!_cache.Contains(sha256))
+        {
+            await using var fetch = new NpgsqlCommand(TableSql.Bytes, writer) { Parameters = { new() { Value = task.Model }, new() { Value = version } } };
+            bytes = (byte[]?)await fetch.ExecuteScalarAsync(cancellationToken);
+        }
+
+        var model = _cache.GetOrLoad(sha256, () => bytes ?? throw new InvalidOperationException($"Model {task.Model}@{version} was not loaded."));
+        if (model.Signature.Columns.Count != plan.Columns.Count)
+        {
+            throw new ModelAsDataException(ErrorCode.FeatureMismatch,
+                $"The canary {task.Model}@{version} decodes into {model.Signature.Columns.Count} columns; {task.Table} has {plan.Columns.Count}: abort it with mad.abort_deployment.");
+        }
+
+        return new JobCanary(model, version, seed, percent);
+    }
+
     private static string Quote(string identifier) => "\"" + identifier.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
 
     /// <summary>
     /// Streams the plan's rows out of <paramref name="reader"/> by binary COPY, through the read | score | write
     /// pipeline, and by binary COPY into the plan's build table on <paramref name="writer"/> (in its transaction).
     /// </summary>
-    private async Task<(long Rows, long Failed)> CopyThroughPipelineAsync(OnnxModel model, TaskPlan plan, int version,
+    private async Task<(long Rows, long Failed)> CopyThroughPipelineAsync(OnnxModel model, TaskPlan plan, int version, JobCanary? canary,
         NpgsqlConnection reader, NpgsqlConnection writer, CancellationToken cancellationToken)
     {
         var keys = plan.KeyColumns.Select((name, i) => KeyColumn.For(name, plan.KeyTypes[i])).ToArray();
         var features = plan.FeatureColumns.Select((name, i) => FeatureColumn.For(name, plan.FeatureTypes[i])).ToArray();
-        var columns = plan.KeyColumns.Select(Quote).Concat(plan.Columns.Select(c => Quote(c.Name))).Concat(["model_version", "scored_at", "error"]);
+        var columns = plan.KeyColumns.Select(Quote).Concat(plan.Columns.Select(c => Quote(c.Name))).Concat(["model_version", "scored_at", "error", "arm"]);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        using var pipeline = new Pipeline(model, _batchSize ?? model.PreferredBatchSize, keys, features, plan, version, stop);
+        using var pipeline = new Pipeline(model, _batchSize ?? model.PreferredBatchSize, keys, features, plan, version, canary, stop);
         using var exporter = await reader.BeginBinaryExportAsync($"COPY ({plan.Query}) TO STDOUT (FORMAT BINARY)", cancellationToken);
         using var importer = await writer.BeginBinaryImportAsync($"COPY {plan.BuildTable} ({string.Join(", ", columns)}) FROM STDIN (FORMAT BINARY)", cancellationToken);
         var result = await pipeline.RunAsync(exporter, importer);

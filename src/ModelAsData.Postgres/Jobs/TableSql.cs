@@ -41,6 +41,16 @@ internal static class TableSql
 
     public const string Renew = "SELECT mad.renew_task(@task, @token, @lease)";
 
+    /// <summary>
+    /// $1 job: the canary it fixed when it started (017), with the canary version's bytes' sha256; no row when every key
+    /// is the champion's.
+    /// </summary>
+    public const string JobCanary = """
+        SELECT j.canary_version, j.canary_percent, j.seed, v.sha256
+        FROM mad.jobs j JOIN mad.model_versions v ON v.model = j.model AND v.version = j.canary_version
+        WHERE j.id = $1
+        """;
+
     /// <summary>$1 task.</summary>
     public const string Plan = "SELECT mad.task_plan($1)::text";
 

@@ -185,9 +185,13 @@ public sealed partial class HttpInferenceService : IHostedService, IAsyncDisposa
         {
             var (body, binary) = await OipBody.ReadAsync(request, cancellationToken);
             HttpLimits.CheckRows(body, _options.HttpDoor.MaxRows);
-            using var lease = await LoadAsync(name, version, cancellationToken);
+            var reference = ReferenceText(name, version);
+            var (model, number) = await _models.ResolveAsync(reference, cancellationToken);
+            // 017: the deployment's version for parameters.key (sticky), or a random draw at the canary's percent.
+            var (served, arm) = await _models.RouteAsync(reference, model, number, Key(body), cancellationToken);
+            using var lease = await _models.AcquireAsync(model, served, cancellationToken);
             var loaded = lease.Version;
-            var response = OipInference.Infer(loaded, body, binary, ReferenceText(name, version), _log, cancellationToken);
+            var response = OipInference.Infer(loaded, body, binary, reference, _log, cancellationToken, arm);
             _metrics.Requests.WithLabels("http", "ok").Inc();
             _metrics.RowsScored.WithLabels(loaded.Model).Inc(response.Rows);
             return response;
@@ -209,6 +213,13 @@ public sealed partial class HttpInferenceService : IHostedService, IAsyncDisposa
         var (model, number) = await _models.ResolveAsync(ReferenceText(name, version), cancellationToken);
         return await _models.AcquireAsync(model, number, cancellationToken);
     }
+
+    /// <summary>The request's <c>parameters.key</c> as canonical key text: a string as is, an integer in decimal.</summary>
+    private static string? Key(JsonObject body) => body["parameters"] is JsonObject parameters && parameters["key"] is JsonValue key
+        ? key.TryGetValue<long>(out var number) ? Core.Deployments.StickyBucket.KeyText(number)
+          : key.TryGetValue<string>(out var text) ? text
+          : throw new ModelAsDataException(ErrorCode.InvalidArgument, "parameters.key is the row's key: a string or an integer (a composite key: its values joined by U+001F).")
+        : null;
 
     private static string ReferenceText(string name, string? version) => version is null ? name : $"{name}@{version}";
 

@@ -23,13 +23,14 @@ internal static class OipInference
     private static readonly JsonWriterOptions s_writerOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     /// <param name="binary">The body's bytes after the JSON (binary tensor data extension); empty when there are none.</param>
-    public static OipAnswer Infer(RequestVersion version, JsonObject body, ReadOnlyMemory<byte> binary, string reference, PredictionLog log, CancellationToken cancellationToken)
+    public static OipAnswer Infer(RequestVersion version, JsonObject body, ReadOnlyMemory<byte> binary, string reference, PredictionLog log, CancellationToken cancellationToken,
+        string arm = Core.Deployments.Arms.Champion)
     {
         var signature = version.Onnx.Signature;
         var request = OipRequest.Read(signature, body, binary, reference);
         var label = $"{version.Model}@{version.Version.ToString(CultureInfo.InvariantCulture)}";
         var outputs = version.Onnx.Run(label, request.Inputs, request.Outputs, cancellationToken);
-        var rows = Log(version, request, outputs, log);
+        var rows = Log(version, request, outputs, log, arm);
         var (answer, jsonLength) = Write(version, body, outputs, request.BinaryOutputs);
         return new OipAnswer(answer, jsonLength, rows);
     }
@@ -99,7 +100,7 @@ internal static class OipInference
     /// dimension the model leaves dynamic, so that a row's features hash like the same features given to
     /// <c>mad.predict</c>; otherwise one entry for the whole request. Returns the rows scored.
     /// </summary>
-    private static int Log(RequestVersion version, OipRequest request, IReadOnlyList<Tensor> outputs, PredictionLog log)
+    private static int Log(RequestVersion version, OipRequest request, IReadOnlyList<Tensor> outputs, PredictionLog log, string arm)
     {
         var signature = version.Onnx.Signature;
         var now = DateTime.UtcNow;
@@ -128,7 +129,7 @@ internal static class OipInference
                     : Slice(output, row, rows);
             }
 
-            log.Add(new PredictionLogEntry(now, "http", version.Model, version.Version, PredictionLog.Hash(JsonbText.Write(features)), answer, null, null));
+            log.Add(new PredictionLogEntry(now, "http", version.Model, version.Version, PredictionLog.Hash(JsonbText.Write(features)), answer, null, null, arm));
         }
 
         return rows;

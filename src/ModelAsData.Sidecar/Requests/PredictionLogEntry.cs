@@ -6,5 +6,7 @@ namespace ModelAsData.Sidecar.Requests;
 /// <param name="Door">call, async or http.</param>
 /// <param name="InputsSha256">sha256 (hex) of the features' jsonb text: <c>mad.inputs_hash(features)</c>.</param>
 /// <param name="Outputs">The answer, or null when it failed.</param>
+/// <param name="Arm">The deployment's arm that served it (017); a request's own arm wins in the log (its trigger).</param>
 public sealed record PredictionLogEntry(
-    DateTime PredictedAt, string Door, string Model, int Version, string InputsSha256, JsonObject? Outputs, string? Error, long? RequestId);
+    DateTime PredictedAt, string Door, string Model, int Version, string InputsSha256, JsonObject? Outputs, string? Error, long? RequestId,
+    string Arm = Core.Deployments.Arms.Champion);

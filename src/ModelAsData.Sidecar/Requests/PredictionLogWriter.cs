@@ -110,6 +110,7 @@ internal sealed partial class PredictionLogWriter : BackgroundService
             }
 
             await importer.WriteAsync(_options.SidecarId, NpgsqlDbType.Text, cancellationToken);
+            await importer.WriteAsync(entry.Arm, NpgsqlDbType.Text, cancellationToken);
         }
 
         await importer.CompleteAsync(cancellationToken);

@@ -56,8 +56,52 @@ public sealed class RequestModels : IDisposable
         }
     }
 
-    /// <summary>Drops resolved references: an alias may have moved.</summary>
-    public void ForgetReferences() => _references = new(StringComparer.Ordinal);
+    /// <summary>Drops resolved references and deployments: an alias may have moved, a canary started or ended.</summary>
+    public void ForgetReferences()
+    {
+        _references = new(StringComparer.Ordinal);
+        _canaries = new(StringComparer.Ordinal);
+    }
+
+    private ConcurrentDictionary<string, (int Version, double Percent, long Seed)?> _canaries = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// The version and arm the reference's deployment serves (docs/DEPLOYMENTS.md): by the key's bucket when a key is
+    /// given, else a random draw at the canary's percent; a reference to a version is never routed.
+    /// </summary>
+    public async ValueTask<(int Version, string Arm)> RouteAsync(string reference, string model, int champion, string? keyText, CancellationToken cancellationToken)
+    {
+        var parsed = ModelReference.Parse(reference);
+        if (parsed.Version is not null)
+        {
+            return (champion, Core.Deployments.Arms.Champion);
+        }
+
+        var canaries = _canaries;
+        if (!canaries.TryGetValue(reference, out var canary))
+        {
+            try
+            {
+                await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
+                var row = await connection.QuerySingleOrDefaultAsync<(int, double, long)?>(new CommandDefinition(RequestSql.Canary,
+                    new { model, alias = parsed.Alias ?? "production" }, cancellationToken: cancellationToken));
+                canary = row;
+                canaries.TryAdd(reference, canary);
+            }
+            catch (Exception e) when (PostgresErrors.CanMap(e))
+            {
+                throw PostgresErrors.Map(e, _dataSource);
+            }
+        }
+
+        if (canary is not { } c)
+        {
+            return (champion, Core.Deployments.Arms.Champion);
+        }
+
+        var inCanary = keyText is null ? Random.Shared.NextDouble() < c.Percent / 100 : Core.Deployments.StickyBucket.InCanary(c.Seed, keyText, c.Percent);
+        return inCanary ? (c.Version, Core.Deployments.Arms.Canary) : (champion, Core.Deployments.Arms.Champion);
+    }
 
     /// <summary>A loaded, ready version, held until the lease is disposed; loads it from its blob when it is not in the set.</summary>
     public ValueTask<VersionLease> AcquireAsync(string model, int version, CancellationToken cancellationToken) =>

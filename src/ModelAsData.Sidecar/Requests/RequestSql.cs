@@ -5,6 +5,9 @@ internal static class RequestSql
 {
     public const string Resolve = "SELECT mad.resolve(@model, @target)";
 
+    /// <summary>The canary of the alias a reference is served through (017); no row without one.</summary>
+    public const string Canary = "SELECT d.canary_version, d.canary_percent, d.seed FROM mad.deployments d WHERE d.model = @model AND d.alias = @alias AND d.canary_version IS NOT NULL";
+
     public const string LoadVersion = "SELECT sha256 AS Sha256, status AS Status, onnx AS Onnx FROM mad.model_versions WHERE model = @model AND version = @version";
 
     /// <summary>The worker's session: answers need no WAL flush of their own (a lost answer is a request that expires).</summary>
@@ -20,5 +23,5 @@ internal static class RequestSql
 
     public const string Release = "SELECT mad.release_ticket($1)";
 
-    public const string LogCopy = "COPY mad.prediction_log (predicted_at, door, model, version, inputs_sha256, outputs, error, request_id, sidecar) FROM STDIN (FORMAT BINARY)";
+    public const string LogCopy = "COPY mad.prediction_log (predicted_at, door, model, version, inputs_sha256, outputs, error, request_id, sidecar, arm) FROM STDIN (FORMAT BINARY)";
 }

@@ -77,7 +77,7 @@ public abstract class PredictionTableContractTests : StoreContractTests
         Assert.Null(created.RefreshedVersion);
         Assert.Equal(0, await ScalarAsync($"SELECT count(*) FROM {OutputTableOf(name)}"));
         Assert.Equal(
-            ["id", "label", "probability_0", "probability_1", "probability_2", "model_version", "scored_at", "error"],
+            ["id", "label", "probability_0", "probability_1", "probability_2", "model_version", "scored_at", "error", "arm"],
             await QueryAsync<string>(ColumnsQuery(name)));
         Assert.Equal(created, await Tables.GetAsync(name, Ct), PredictionTableComparer.Instance);
         Assert.Contains(await Tables.ListAsync(Ct), t => t.Name == name);

@@ -32,6 +32,51 @@ public sealed class ColumnGrantTests(PostgresDatabase database) : DatabaseTests(
         ["aliases.updated_by"] = All,
         ["aliases.updated_at"] = All,
 
+        // Deployments (017): as readable as the aliases they extend.
+        ["deployment_gates.name"] = All,
+        ["deployment_gates.gate"] = All,
+        ["deployment_gates.description"] = All,
+
+        ["deployment_history.id"] = All,
+        ["deployment_history.model"] = All,
+        ["deployment_history.alias"] = All,
+        ["deployment_history.kind"] = All,
+        ["deployment_history.version"] = All,
+        ["deployment_history.canary_version"] = All,
+        ["deployment_history.canary_percent"] = All,
+        ["deployment_history.shadow_version"] = All,
+        ["deployment_history.shadow_percent"] = All,
+        ["deployment_history.seed"] = All,
+        ["deployment_history.changed_by"] = All,
+        ["deployment_history.changed_at"] = All,
+        ["deployment_history.reason"] = All,
+
+        ["deployments.model"] = All,
+        ["deployments.alias"] = All,
+        ["deployments.seed"] = All,
+        ["deployments.canary_version"] = All,
+        ["deployments.canary_percent"] = All,
+        ["deployments.steps"] = All,
+        ["deployments.step_every"] = All,
+        ["deployments.next_step_at"] = All,
+        ["deployments.shadow_version"] = All,
+        ["deployments.shadow_percent"] = All,
+        ["deployments.updated_by"] = All,
+        ["deployments.updated_at"] = All,
+
+        // The report counts rows of every prediction table served through a deployment (017).
+        ["deployment_report.model"] = "mad_admin",
+        ["deployment_report.alias"] = "mad_admin",
+        ["deployment_report.arm"] = "mad_admin",
+        ["deployment_report.version"] = "mad_admin",
+        ["deployment_report.percent"] = "mad_admin",
+        ["deployment_report.rows_scored"] = "mad_admin",
+        ["deployment_report.rows_failed"] = "mad_admin",
+        ["deployment_report.error_rate"] = "mad_admin",
+        ["deployment_report.steps"] = "mad_admin",
+        ["deployment_report.next_step_at"] = "mad_admin",
+        ["deployment_report.seed"] = "mad_admin",
+
         // Read by definer functions only (007).
         ["carried_grants.job_id"] = Nobody,
         ["carried_grants.ordinal"] = Nobody,
@@ -67,6 +112,9 @@ public sealed class ColumnGrantTests(PostgresDatabase database) : DatabaseTests(
         ["jobs.created_at"] = All,
         ["jobs.finished_at"] = All,
         ["jobs.planned"] = All,
+        ["jobs.canary_version"] = All,
+        ["jobs.canary_percent"] = All,
+        ["jobs.seed"] = All,
 
         // mad_user: every column but the blob.
         ["model_versions.model"] = All,
@@ -104,6 +152,7 @@ public sealed class ColumnGrantTests(PostgresDatabase database) : DatabaseTests(
         ["prediction_log.error"] = AdminSidecar,
         ["prediction_log.request_id"] = AdminSidecar,
         ["prediction_log.sidecar"] = AdminSidecar,
+        ["prediction_log.arm"] = AdminSidecar,
 
         // stream_error(_at) not to mad_user: the owner reads it through mad.stream_lag.
         ["prediction_tables.name"] = All,
@@ -149,6 +198,7 @@ public sealed class ColumnGrantTests(PostgresDatabase database) : DatabaseTests(
         ["requests.claimed_at"] = All,
         ["requests.answered_at"] = All,
         ["requests.expires_at"] = All,
+        ["requests.arm"] = All,  // as visible as requests.version (017)
 
         // The migrator's own (its login owns it).
         ["schema_migrations.name"] = Nobody,

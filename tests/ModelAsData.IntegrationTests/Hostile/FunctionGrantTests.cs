@@ -22,6 +22,12 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.create_http_token(name,text,timestamp with time zone)"] = Admin,
         ["mad.revoke_http_token(text)"] = Admin,
         ["mad.list_http_tokens()"] = Admin,
+        ["mad.deploy(text,text,integer,text)"] = Admin,
+        ["mad.deploy_canary(text,text,integer,double precision,double precision[],interval,text)"] = Admin,
+        ["mad.deploy_shadow(text,text,integer,double precision,text)"] = Admin,
+        ["mad.promote(text,text,text)"] = Admin,
+        ["mad.abort_deployment(text,text,text)"] = Admin,
+        ["mad.deployment_rows(text,text)"] = Admin,
         // Caller functions (mad_admin is not a member of mad_user, so both).
         ["mad.resolve(text,text)"] = "mad_admin mad_sidecar mad_user",
         ["mad.alias_at(text,text,timestamp with time zone)"] = Callers,
@@ -30,10 +36,16 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.watch(text)"] = Callers,
         ["mad.unwatch(text)"] = Callers,
         ["mad.stream_lag(text)"] = Callers,
-        ["mad.predict(text,jsonb,jsonb)"] = Callers,
-        ["mad.predict_async(text,jsonb)"] = Callers,
+        ["mad.predict(text,jsonb,jsonb,text)"] = Callers,
+        ["mad.predict_async(text,jsonb,text)"] = Callers,
+        // Routes only the caller's own request, before it commits (017).
+        ["mad.route_request(bigint,text)"] = Callers,
         ["mad.submit_request(text,jsonb,text)"] = Callers,
         ["mad.await_request(bigint)"] = Callers,
+        ["mad.deployment_at(text,text,timestamp with time zone)"] = Callers,
+        // The published sticky hash: anyone in the mad roles may recompute an assignment.
+        ["mad.bucket(bigint,text)"] = "mad_admin mad_sidecar mad_user",
+        ["mad.key_text(text[])"] = "mad_admin mad_sidecar mad_user",
         // The sidecar protocol.
         ["mad.register_sidecar(text,text,integer,jsonb)"] = Sidecar,
         ["mad.sidecar_heartbeat(text)"] = Sidecar,
@@ -62,6 +74,7 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.carried_grants(bigint)"] = Sidecar,
         ["mad.check_http_token(text)"] = Sidecar,
         ["mad.live_http_tokens()"] = Sidecar,
+        ["mad.advance_deployments(text)"] = Sidecar,
         // Internal helpers: only definer functions (running as the owner) call them.
         ["mad.caller_role()"] = Nobody,
         ["mad.lock_key(text)"] = Nobody,
@@ -111,6 +124,15 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.watch_trigger(text,text)"] = Nobody,
         ["mad.key_constraint(text)"] = Nobody,
         ["mad.http_role_may_score(text)"] = Nobody,
+        ["mad.require_ready_version(text,integer,text)"] = Nobody,
+        ["mad.require_alias(text,text)"] = Nobody,
+        ["mad.require_same_columns(text,integer,integer,text)"] = Nobody,
+        ["mad.record_deployment(text,text,text,text)"] = Nobody,
+        ["mad.new_seed()"] = Nobody,
+        ["mad.reference_alias(text)"] = Nobody,
+        ["mad.finish_canary(text,text,boolean,text,text)"] = Nobody,
+        ["mad.gate_error_rate(text,text)"] = Nobody,
+        ["mad.log_arm()"] = Nobody,
     };
 
     [Fact(Timeout = 60_000)]

@@ -85,7 +85,7 @@ public sealed class SqlitePredictionTablesTests
         Assert.Equal(
             [
                 "id INTEGER 0 1", "label INTEGER 0 0", "probability_0 REAL 0 0", "probability_1 REAL 0 0", "probability_2 REAL 0 0",
-                "model_version INTEGER 1 0", "scored_at TEXT 1 0", "error TEXT 0 0",
+                "model_version INTEGER 1 0", "scored_at TEXT 1 0", "error TEXT 0 0", "arm TEXT 1 0",
             ],
             columns.Select(c => $"{c["name"]} {c["type"]} {c["notnull"]} {c["pk"]}"));
     }
@@ -304,7 +304,7 @@ public sealed class SqlitePredictionTablesTests
 
         Assert.Equal(1L, db.Scalar("SELECT count(*) FROM sqlite_master WHERE name = 'victims'"));
         Assert.Equal(0L, db.Scalar("SELECT label FROM mad_out_src_scores WHERE id = 1"));
-        Assert.Equal(8L, db.Scalar("SELECT count(*) FROM pragma_table_info('mad_out_src_scores')"));
+        Assert.Equal(9L, db.Scalar("SELECT count(*) FROM pragma_table_info('mad_out_src_scores')"));
     }
 
     [Fact]

@@ -1,0 +1,244 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using Dapper;
+using ModelAsData.Core;
+using ModelAsData.Core.Deployments;
+using ModelAsData.Core.Registry;
+
+namespace ModelAsData.Sqlite;
+
+/// <summary>
+/// Deployments in the embedded store, by the rules of PostgreSQL's mad functions (sql/postgres/017_deployments.sql),
+/// with the same messages where they apply. The alias (mad_aliases) is the champion, moved through the registry so its
+/// history stays whole. Rolling steps need sidecars to advance them: on SQLite a canary has a fixed percent.
+/// Used from one thread at a time, as its registry; does not own it.
+/// </summary>
+public sealed class SqliteDeployments(SqliteModelRegistry registry) : IDeployments
+{
+    private Microsoft.Data.Sqlite.SqliteConnection Connection => registry.Connection;
+
+    public async Task<Deployment> DeployAsync(string model, string alias, int version, string? reason = null, CancellationToken cancellationToken = default)
+    {
+        await RequireReadyAsync(model, version, "the version served", cancellationToken);
+        await registry.SetAliasAsync(model, alias, version, reason ?? "mad deploy", cancellationToken);
+        await Connection.ExecuteAsync(new CommandDefinition(SqliteDeploymentSql.EndCanary, new { model, alias, by = Environment.UserName, at = SqliteTime.Now() }, cancellationToken: cancellationToken));
+        return await RecordAsync(model, alias, "deploy", reason, cancellationToken);
+    }
+
+    public async Task<Deployment> DeployCanaryAsync(string model, string alias, int version, double? percent, IReadOnlyList<double>? steps = null,
+        TimeSpan? stepEvery = null, string? reason = null, CancellationToken cancellationToken = default)
+    {
+        if (steps is not null || stepEvery is not null)
+        {
+            throw new ModelAsDataException(ErrorCode.InvalidArgument,
+                "Rolling steps are advanced by sidecars (mad serve), which only PostgreSQL has: on SQLite give a fixed --percent, and raise it with mad deploy abort + canary, or promote.");
+        }
+
+        var current = await GetAsync(model, alias, cancellationToken);
+        await RequireReadyAsync(model, version, "a canary", cancellationToken);
+        if (version == current.Version)
+        {
+            throw new ModelAsDataException(ErrorCode.InvalidArgument, $"{model}@{alias} already serves version {version} to every key; a canary is another version.");
+        }
+
+        await RequireSameColumnsAsync(model, current.Version, version, "a canary", cancellationToken);
+        if (current.CanaryVersion is { } running)
+        {
+            throw new ModelAsDataException(ErrorCode.Conflict,
+                $"{model}@{alias} already runs a canary: version {running} at {current.CanaryPercent?.ToString(CultureInfo.InvariantCulture)} % beside version {current.Version}. End it first: mad deploy promote {model} {alias}, or mad deploy abort {model} {alias}.");
+        }
+
+        RequirePercent(percent, $"The canary's percent {percent?.ToString(CultureInfo.InvariantCulture) ?? "NULL"} is outside (0, 100]: give the percent of keys that get version {version} (e.g. --percent 10).");
+        await Connection.ExecuteAsync(new CommandDefinition(SqliteDeploymentSql.UpsertCanary,
+            new { model, alias, seed = NewSeed(), version, percent, by = Environment.UserName, at = SqliteTime.Now() }, cancellationToken: cancellationToken));
+        return await RecordAsync(model, alias, "canary", reason, cancellationToken);
+    }
+
+    public async Task<Deployment> DeployShadowAsync(string model, string alias, int version, double percent = 100, string? reason = null, CancellationToken cancellationToken = default)
+    {
+        var current = await GetAsync(model, alias, cancellationToken);
+        await RequireReadyAsync(model, version, "a shadow", cancellationToken);
+        if (version == current.Version)
+        {
+            throw new ModelAsDataException(ErrorCode.InvalidArgument, $"{model}@{alias} serves version {version} already; a shadow is another version, scored beside it.");
+        }
+
+        await RequireSameColumnsAsync(model, current.Version, version, "a shadow", cancellationToken);
+        RequirePercent(percent, $"The shadow's percent {percent.ToString(CultureInfo.InvariantCulture)} is outside (0, 100]: give the percent of keys scored by version {version} as well (100: all).");
+        await Connection.ExecuteAsync(new CommandDefinition(SqliteDeploymentSql.UpsertShadow,
+            new { model, alias, seed = NewSeed(), version, percent, by = Environment.UserName, at = SqliteTime.Now() }, cancellationToken: cancellationToken));
+        return await RecordAsync(model, alias, "shadow", reason, cancellationToken);
+    }
+
+    public async Task<Deployment> PromoteAsync(string model, string alias, string? reason = null, CancellationToken cancellationToken = default)
+    {
+        var current = await GetAsync(model, alias, cancellationToken);
+        if (current.CanaryVersion is not { } canary)
+        {
+            throw new ModelAsDataException(ErrorCode.Conflict,
+                $"{model}@{alias} runs no canary to promote: it serves version {current.Version} to every key. Start one with: mad deploy {model} {alias} --canary VERSION --percent 10");
+        }
+
+        await registry.SetAliasAsync(model, alias, canary, reason ?? "promoted", cancellationToken);
+        await Connection.ExecuteAsync(new CommandDefinition(SqliteDeploymentSql.EndCanary, new { model, alias, by = Environment.UserName, at = SqliteTime.Now() }, cancellationToken: cancellationToken));
+        return await RecordAsync(model, alias, "promote", reason ?? "promoted", cancellationToken);
+    }
+
+    public async Task<Deployment> AbortAsync(string model, string alias, string? reason = null, CancellationToken cancellationToken = default)
+    {
+        var current = await GetAsync(model, alias, cancellationToken);
+        if (current.CanaryVersion is null && current.ShadowVersion is null)
+        {
+            throw new ModelAsDataException(ErrorCode.Conflict,
+                $"{model}@{alias} runs no canary or shadow to abort: it serves version {current.Version} to every key. To point the alias back: mad models rollback {model} {alias}");
+        }
+
+        await Connection.ExecuteAsync(new CommandDefinition(SqliteDeploymentSql.EndAll, new { model, alias, by = Environment.UserName, at = SqliteTime.Now() }, cancellationToken: cancellationToken));
+        return await RecordAsync(model, alias, "abort", reason ?? "aborted", cancellationToken);
+    }
+
+    public async Task<Deployment> GetAsync(string model, string alias, CancellationToken cancellationToken = default)
+    {
+        Names.Validate(model, "model");
+        Names.Validate(alias, "alias");
+        var row = await Connection.QuerySingleOrDefaultAsync<Row>(new CommandDefinition(SqliteDeploymentSql.Get, new { model, alias }, cancellationToken: cancellationToken));
+        if (row is null)
+        {
+            var aliases = await registry.AliasesAsync(model, cancellationToken); // a missing model throws, naming the models
+            throw new ModelAsDataException(ErrorCode.NotFound,
+                $"Model '{model}' has no alias '{alias}'; {(aliases.Count == 0 ? "it has no aliases" : "its aliases are " + string.Join(", ", aliases.Select(a => $"{a.Key} -> {a.Value}")))}. Deploy a first version with: mad deploy {model} {alias} --version VERSION");
+        }
+
+        return row.ToDeployment();
+    }
+
+    /// <summary>Per arm, the rows of the prediction tables served through the alias (bound to 'model' or 'model@alias').</summary>
+    public async Task<IReadOnlyList<DeploymentArm>> ReportAsync(string model, string alias, CancellationToken cancellationToken = default)
+    {
+        var deployment = await GetAsync(model, alias, cancellationToken);
+        var counts = new Dictionary<(string Arm, int Version), (long Rows, long Failed)>();
+        var tables = await Connection.QueryAsync<string>(new CommandDefinition(SqliteDeploymentSql.TablesServedThrough,
+            new { model, reference = $"{model}@{alias}", bare = alias == "production" }, cancellationToken: cancellationToken));
+        foreach (var name in tables)
+        {
+            var output = SqliteDatabase.Quote(SqlitePredictionTables.OutputTableOf(name));
+            if (!await SqlitePredictionTables.HasArmAsync(Connection, name, cancellationToken))
+            {
+                continue; // not refreshed since 004: every row is a champion's, counted once refreshed
+            }
+
+            foreach (var (arm, version, rows, failed) in await Connection.QueryAsync<(string, long, long, long)>(new CommandDefinition(
+                $"SELECT arm, model_version, count(*), count(error) FROM {output} GROUP BY arm, model_version", cancellationToken: cancellationToken)))
+            {
+                var key = (arm, (int)version);
+                counts[key] = counts.TryGetValue(key, out var c) ? (c.Rows + rows, c.Failed + failed) : (rows, failed);
+            }
+        }
+
+        DeploymentArm Arm(string arm, int version, double percent)
+        {
+            var (rows, failed) = counts.GetValueOrDefault((arm, version));
+            return new DeploymentArm(arm, version, percent, rows, failed, rows > 0 ? failed / (double)rows : null);
+        }
+
+        var arms = new List<DeploymentArm> { Arm(Arms.Champion, deployment.Version, 100 - (deployment.CanaryPercent ?? 0)) };
+        if (deployment.CanaryVersion is { } canary)
+        {
+            arms.Add(Arm(Arms.Canary, canary, deployment.CanaryPercent!.Value));
+        }
+
+        if (deployment.ShadowVersion is { } shadow)
+        {
+            arms.Add(Arm(Arms.Shadow, shadow, deployment.ShadowPercent!.Value));
+        }
+
+        return arms;
+    }
+
+    public async Task<IReadOnlyList<DeploymentChange>> HistoryAsync(string model, string alias, CancellationToken cancellationToken = default)
+    {
+        await GetAsync(model, alias, cancellationToken);
+        var rows = await Connection.QueryAsync<ChangeRow>(new CommandDefinition(SqliteDeploymentSql.History, new { model, alias }, cancellationToken: cancellationToken));
+        return rows.Select(r => new DeploymentChange(r.Kind, (int)r.Version, (int?)r.CanaryVersion, r.CanaryPercent, (int?)r.ShadowVersion, r.ShadowPercent,
+            r.ChangedBy, SqliteTime.Parse(r.ChangedAt), r.Reason)).ToList();
+    }
+
+    /// <summary>The deployment a prediction table's model reference is served through, or null when it names a version or an alias-less model.</summary>
+    internal async Task<Deployment?> ServingAsync(ModelReference reference, CancellationToken cancellationToken)
+    {
+        if (reference.Version is not null)
+        {
+            return null;
+        }
+
+        var row = await Connection.QuerySingleOrDefaultAsync<Row>(new CommandDefinition(SqliteDeploymentSql.Get,
+            new { model = reference.Model, alias = reference.Alias ?? "production" }, cancellationToken: cancellationToken));
+        return row?.ToDeployment();
+    }
+
+    private async Task<Deployment> RecordAsync(string model, string alias, string kind, string? reason, CancellationToken cancellationToken)
+    {
+        await Connection.ExecuteAsync(new CommandDefinition(SqliteDeploymentSql.Record,
+            new { model, alias, kind, by = Environment.UserName, at = SqliteTime.Now(), reason }, cancellationToken: cancellationToken));
+        return await GetAsync(model, alias, cancellationToken);
+    }
+
+    private async Task RequireReadyAsync(string model, int version, string what, CancellationToken cancellationToken)
+    {
+        var found = await registry.ResolveAsync(new ModelReference(model, null, version), cancellationToken); // NotFound names the versions
+        if (found.Status != VersionStatus.Ready)
+        {
+            throw new ModelAsDataException(ErrorCode.NotReady, $"Cannot deploy {model}@{version} as {what}: it is {found.Status.ToString().ToLowerInvariant()}, and only a ready version is served.");
+        }
+    }
+
+    private async Task RequireSameColumnsAsync(string model, int champion, int other, string what, CancellationToken cancellationToken)
+    {
+        var a = (await registry.ResolveAsync(new ModelReference(model, null, champion), cancellationToken)).Signature!;
+        var b = (await registry.ResolveAsync(new ModelReference(model, null, other), cancellationToken)).Signature!;
+        var same = a.Inputs.Select(i => i.ToString()).SequenceEqual(b.Inputs.Select(i => i.ToString()))
+            && a.Columns.Select(c => (c.Type, c.Output, c.Offset)).SequenceEqual(b.Columns.Select(c => (c.Type, c.Output, c.Offset)));
+        if (!same)
+        {
+            throw new ModelAsDataException(ErrorCode.InvalidArgument,
+                $"Version {other} of {model} cannot be {what} of version {champion}: it takes other inputs or decodes into columns ({string.Join(", ", b.Columns.Select(c => c.Name))}) that differ from version {champion}'s ({string.Join(", ", a.Columns.Select(c => c.Name))}).");
+        }
+    }
+
+    private static void RequirePercent(double? percent, string message)
+    {
+        if (percent is not (> 0 and <= 100))
+        {
+            throw new ModelAsDataException(ErrorCode.InvalidArgument, message);
+        }
+    }
+
+    private static long NewSeed() => RandomNumberGenerator.GetInt32(int.MaxValue) * 4_194_304L + RandomNumberGenerator.GetInt32(4_194_304);
+
+    private sealed class Row
+    {
+        public string Model { get; set; } = "";
+        public string Alias { get; set; } = "";
+        public long Version { get; set; }
+        public long? CanaryVersion { get; set; }
+        public double? CanaryPercent { get; set; }
+        public long? ShadowVersion { get; set; }
+        public double? ShadowPercent { get; set; }
+        public long? Seed { get; set; }
+
+        public Deployment ToDeployment() => new(Model, Alias, (int)Version, (int?)CanaryVersion, CanaryPercent, null, null, null, (int?)ShadowVersion, ShadowPercent, Seed);
+    }
+
+    private sealed class ChangeRow
+    {
+        public string Kind { get; set; } = "";
+        public long Version { get; set; }
+        public long? CanaryVersion { get; set; }
+        public double? CanaryPercent { get; set; }
+        public long? ShadowVersion { get; set; }
+        public double? ShadowPercent { get; set; }
+        public string ChangedBy { get; set; } = "";
+        public string ChangedAt { get; set; } = "";
+        public string? Reason { get; set; }
+    }
+}

@@ -1,0 +1,163 @@
+using Dapper;
+using Microsoft.Data.Sqlite;
+using ModelAsData.Core.Deployments;
+using ModelAsData.Sqlite;
+
+namespace ModelAsData.IntegrationTests.Deployments;
+
+/// <summary>Deployments in a real SQLite file: the same hash, the same rules, refresh by each key's bucket, and the CLI.</summary>
+public sealed class SqliteDeploymentTests : IAsyncLifetime
+{
+    private readonly string _path = Path.Combine(Path.GetTempPath(), $"mad-deploy-{Guid.NewGuid():N}.db");
+    private SqliteModelRegistry _registry = null!;
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private static string Iris => Path.Combine(TestModels.Folder, "skl2onnx_rf_iris.onnx");
+
+    private static string Rotated => Path.Combine(AppContext.BaseDirectory, "TestData", "rf_iris_rotated.onnx");
+
+    public async ValueTask InitializeAsync()
+    {
+        _registry = await SqliteModelRegistry.OpenAsync(_path, Ct);
+        SqlitePredictFunctions.Register(_registry.Connection);
+        await _registry.PushAsync("churn", await File.ReadAllBytesAsync(Iris, Ct), [], Ct);
+        await _registry.PushAsync("churn", await File.ReadAllBytesAsync(Rotated, Ct), [], Ct);
+        await _registry.PushAsync("churn", await File.ReadAllBytesAsync(Iris, Ct), [], Ct);
+        await _registry.Connection.ExecuteAsync("""
+            CREATE TABLE flowers (id INTEGER PRIMARY KEY, sepal_length REAL, sepal_width REAL, petal_length REAL, petal_width REAL);
+            WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < 3000)
+            INSERT INTO flowers SELECT i, 4.3 + (i % 37) * 0.1, 2.0 + (i % 23) * 0.1, 1.0 + (i % 59) * 0.1, 0.1 + (i % 25) * 0.1 FROM g;
+            """);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _registry.DisposeAsync();
+        SqliteConnection.ClearAllPools();
+        foreach (var file in new[] { _path, _path + "-wal", _path + "-shm" })
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Bucket_on_a_sqlite_connection_gives_the_golden_values()
+    {
+        // printf '%s' '7:42' | sha256sum → 6fb44d7d = 1874087293 (StickyBucketTests has the rest).
+        Assert.Equal(1874087293 / 4294967296.0, await _registry.Connection.ExecuteScalarAsync<double>("SELECT bucket(7, '42')"));
+        Assert.Equal(383116829 / 4294967296.0, await _registry.Connection.ExecuteScalarAsync<double>("SELECT bucket(7, key_text(42, 'north'))"));
+        Assert.Equal(2693480954 / 4294967296.0, await _registry.Connection.ExecuteScalarAsync<double>("SELECT bucket(7, 'Zoë')"));
+        var inCanary = await _registry.Connection.ExecuteScalarAsync<long>("""
+            WITH RECURSIVE g(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM g WHERE k < 100000)
+            SELECT count(*) FROM g WHERE bucket(20261203, key_text(k)) < 0.10
+            """);
+        Assert.Equal(Enumerable.Range(1, 100_000).Count(k => StickyBucket.InCanary(20261203, StickyBucket.KeyText(k), 10)), inCanary);
+        Assert.InRange(inCanary, 10_000 - 3 * 94.87, 10_000 + 3 * 94.87);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Tables_refresh_scores_each_row_by_its_keys_bucket_and_records_version_and_arm()
+    {
+        var deployments = new SqliteDeployments(_registry);
+        var tables = new SqlitePredictionTables(_registry);
+        await deployments.DeployAsync("churn", "production", 1, cancellationToken: Ct);
+        var canary = await deployments.DeployCanaryAsync("churn", "production", 2, 30, cancellationToken: Ct);
+        var features = Core.FeatureMapping.Parse(Batch.BatchTables.IrisFeatures);
+        await tables.CreateAsync(new("scores", "flowers", ["id"], "churn", features), Ct);
+        await tables.CreateAsync(new("plain", "flowers", ["id"], "churn@1", features), Ct);
+
+        var result = await tables.RefreshAsync("scores", cancellationToken: Ct);
+        await tables.RefreshAsync("plain", cancellationToken: Ct);
+
+        Assert.Equal(3_000, result.Rows);
+        var rows = (await _registry.Connection.QueryAsync<(long Id, long Version, string Arm, double P0, double P1)>(
+            "SELECT id, model_version, arm, probability_0, probability_1 FROM mad_out_scores ORDER BY id")).ToList();
+        var plain = (await _registry.Connection.QueryAsync<(long Id, double P0, string Arm)>("SELECT id, probability_0, arm FROM mad_out_plain ORDER BY id")).ToList();
+        Assert.Equal(3_000, rows.Count);
+        for (var i = 0; i < rows.Count; i++)
+        {
+            var expected = canary.ArmOf(StickyBucket.KeyText(rows[i].Id));
+            Assert.Equal((expected, expected == Arms.Canary ? 2L : 1L), (rows[i].Arm, rows[i].Version));
+            Assert.Equal(plain[i].P0, expected == Arms.Canary ? rows[i].P1 : rows[i].P0, 6);
+            Assert.Equal(Arms.Champion, plain[i].Arm);
+        }
+
+        var report = await deployments.ReportAsync("churn", "production", Ct);
+        var canaryRows = rows.Count(r => r.Arm == Arms.Canary);
+        Assert.Equal([(Arms.Champion, 1, 3_000L - canaryRows), (Arms.Canary, 2, (long)canaryRows)], report.Select(a => (a.Arm, a.Version, a.RowsScored)));
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Bad_input_gets_an_error_that_names_what_exists()
+    {
+        var deployments = new SqliteDeployments(_registry);
+        await deployments.DeployAsync("churn", "production", 1, cancellationToken: Ct);
+
+        async Task<string> Fails(Func<Task> call) => (await Assert.ThrowsAsync<ModelAsDataException>(call)).Message;
+
+        Assert.Contains("has no version 9", await Fails(() => deployments.DeployCanaryAsync("churn", "production", 9, 10, cancellationToken: Ct)), StringComparison.Ordinal);
+        Assert.Contains("outside (0, 100]", await Fails(() => deployments.DeployCanaryAsync("churn", "production", 2, 0, cancellationToken: Ct)), StringComparison.Ordinal);
+        Assert.Contains("outside (0, 100]", await Fails(() => deployments.DeployCanaryAsync("churn", "production", 2, 101, cancellationToken: Ct)), StringComparison.Ordinal);
+        Assert.Contains("only PostgreSQL has", await Fails(() => deployments.DeployCanaryAsync("churn", "production", 2, 5, [5, 25], TimeSpan.FromHours(1), cancellationToken: Ct)), StringComparison.Ordinal);
+        Assert.Contains("its aliases are production -> 1", await Fails(() => deployments.DeployCanaryAsync("churn", "staging", 2, 10, cancellationToken: Ct)), StringComparison.Ordinal);
+        Assert.Contains("runs no canary to promote: it serves version 1", await Fails(() => deployments.PromoteAsync("churn", "production", cancellationToken: Ct)), StringComparison.Ordinal);
+        Assert.Contains("runs no canary or shadow to abort", await Fails(() => deployments.AbortAsync("churn", "production", cancellationToken: Ct)), StringComparison.Ordinal);
+        await deployments.DeployCanaryAsync("churn", "production", 2, 10, cancellationToken: Ct);
+        Assert.Contains("already runs a canary: version 2 at 10 % beside version 1", await Fails(() => deployments.DeployCanaryAsync("churn", "production", 3, 10, cancellationToken: Ct)), StringComparison.Ordinal);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Mad_deploy_canary_status_promote_and_abort_on_a_sqlite_file()
+    {
+        await _registry.DisposeAsync(); // the CLI opens the file itself
+        async Task<(int Code, string Output)> Mad(params string[] args)
+        {
+            using var console = new Spectre.Console.Testing.TestConsole();
+            console.Profile.Width = 240;
+            using var output = new StringWriter();
+            var code = await ModelAsData.Cli.MadCommand.Create(console).Parse([.. args, "--db", _path]).InvokeAsync(new System.CommandLine.InvocationConfiguration { Output = output, Error = output }, Ct);
+            return (code, console.Output + output);
+        }
+
+        Assert.Contains("churn@production: version 1", (await Mad("deploy", "churn", "production", "--version", "1")).Output, StringComparison.Ordinal);
+        var canary = await Mad("deploy", "churn", "production", "--canary", "2", "--percent", "10");
+        Assert.Equal(0, canary.Code);
+        Assert.Contains("canary version 2 at 10 % of keys", canary.Output, StringComparison.Ordinal);
+        var status = await Mad("deploy", "status", "churn", "production");
+        Assert.Contains("champion", status.Output, StringComparison.Ordinal);
+        Assert.Contains("90 %", status.Output, StringComparison.Ordinal);
+        Assert.Contains("churn@production: version 2", (await Mad("deploy", "promote", "churn", "production")).Output, StringComparison.Ordinal);
+        Assert.Contains("churn@production: version 2, shadow version 3 on 100 % of keys", (await Mad("deploy", "churn", "production", "--shadow", "3")).Output, StringComparison.Ordinal);
+        Assert.Contains("churn@production: version 2", (await Mad("deploy", "abort", "churn", "production")).Output, StringComparison.Ordinal);
+        var none = await Mad("deploy", "churn", "production");
+        Assert.NotEqual(0, none.Code);
+        Assert.Contains("Give one of --version N", none.Output, StringComparison.Ordinal);
+        var help = await Mad("deploy", "--help");
+        Assert.Contains("--canary", help.Output, StringComparison.Ordinal);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Predict_keyed_uses_the_version_the_deployment_serves_the_key_and_agrees_with_the_refresh()
+    {
+        var deployments = new SqliteDeployments(_registry);
+        var tables = new SqlitePredictionTables(_registry);
+        await deployments.DeployAsync("churn", "production", 1, cancellationToken: Ct);
+        await deployments.DeployCanaryAsync("churn", "production", 2, 40, cancellationToken: Ct);
+        await tables.CreateAsync(new("scores", "flowers", ["id"], "churn", Core.FeatureMapping.Parse(Batch.BatchTables.IrisFeatures)), Ct);
+        await tables.RefreshAsync("scores", cancellationToken: Ct);
+
+        var disagreeing = await _registry.Connection.ExecuteScalarAsync<long>("""
+            SELECT count(*) FROM flowers f JOIN mad_out_scores o USING (id)
+            WHERE predict_keyed('churn', f.id, f.sepal_length, f.sepal_width, f.petal_length, f.petal_width) <> o.label
+            """);
+        Assert.Equal(0, disagreeing);
+        // Without the key, predict() is the champion's; the keyed form differs on some canary rows.
+        var differ = await _registry.Connection.ExecuteScalarAsync<long>("""
+            SELECT count(*) FROM flowers f
+            WHERE predict_keyed('churn', f.id, f.sepal_length, f.sepal_width, f.petal_length, f.petal_width)
+               <> predict('churn', f.sepal_length, f.sepal_width, f.petal_length, f.petal_width)
+            """);
+        Assert.True(differ > 0);
+    }
+}
