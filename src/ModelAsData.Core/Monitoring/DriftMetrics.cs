@@ -38,12 +38,12 @@ public static class DriftMetrics
             var m = (p + q) / 2;
             if (p > 0)
             {
-                divergence += p * Math.Log2(p / m) / 2;
+                divergence += p * (Math.Log(p / m) / Math.Log(2)) / 2;
             }
 
             if (q > 0)
             {
-                divergence += q * Math.Log2(q / m) / 2;
+                divergence += q * (Math.Log(q / m) / Math.Log(2)) / 2;
             }
         }
 
