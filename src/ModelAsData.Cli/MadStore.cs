@@ -1,7 +1,9 @@
 using Microsoft.Data.Sqlite;
+using ModelAsData.Core.Monitoring;
 using ModelAsData.Core.Onnx;
 using ModelAsData.Core.Registry;
 using ModelAsData.Postgres.Jobs;
+using ModelAsData.Postgres.Monitoring;
 using ModelAsData.Postgres.Registry;
 using ModelAsData.Postgres.Streaming;
 using ModelAsData.Sqlite;
@@ -15,8 +17,9 @@ namespace ModelAsData.Cli;
 /// </summary>
 public sealed class MadStore : IAsyncDisposable
 {
-    private MadStore(IModelRegistry registry, IPredictionTables tables, IRefreshJobs jobs, IStreaming streaming, SqliteConnection? sqlite)
+    private MadStore(IModelRegistry registry, IPredictionTables tables, IRefreshJobs jobs, IStreaming streaming, SqliteConnection? sqlite, IMonitoring monitoring)
     {
+        Monitoring = monitoring;
         Registry = registry;
         Tables = tables;
         Jobs = jobs;
@@ -31,6 +34,9 @@ public sealed class MadStore : IAsyncDisposable
     public IRefreshJobs Jobs { get; }
 
     public IStreaming Streaming { get; }
+
+    /// <summary>Baselines and drift (issue 16).</summary>
+    public IMonitoring Monitoring { get; }
 
     /// <summary>The embedded store's connection, with <c>predict()</c> registered; null on PostgreSQL.</summary>
     public SqliteConnection? Sqlite { get; }
@@ -50,7 +56,8 @@ public sealed class MadStore : IAsyncDisposable
 
         var registry = await SqliteModelRegistry.OpenAsync(db, cancellationToken);
         SqlitePredictFunctions.Register(registry.Connection, Cache);
-        return new MadStore(registry, new SqlitePredictionTables(registry, Cache), new SqliteRefreshJobs(), new SqliteStreaming(), registry.Connection);
+        return new MadStore(registry, new SqlitePredictionTables(registry, Cache), new SqliteRefreshJobs(), new SqliteStreaming(), registry.Connection,
+            new SqliteMonitoring(registry, Cache));
     }
 
     public ValueTask DisposeAsync() => Registry.DisposeAsync();
@@ -59,6 +66,6 @@ public sealed class MadStore : IAsyncDisposable
     {
         var registry = await PostgresModelRegistry.OpenAsync(db, cancellationToken);
         var tables = new PostgresPredictionTables(registry);
-        return new(registry, tables, tables, new PostgresStreaming(registry), sqlite: null);
+        return new(registry, tables, tables, new PostgresStreaming(registry), sqlite: null, new PostgresMonitoring(registry, Cache));
     }
 }

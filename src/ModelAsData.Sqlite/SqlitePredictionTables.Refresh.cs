@@ -3,6 +3,7 @@ using System.Text.Json;
 using Dapper;
 using Microsoft.Data.Sqlite;
 using ModelAsData.Core;
+using ModelAsData.Core.Monitoring;
 using ModelAsData.Core.Onnx;
 using ModelAsData.Core.Registry;
 using SQLitePCL;
@@ -32,18 +33,26 @@ public sealed partial class SqlitePredictionTables
         var mapping = FeatureMapping.Resolve(model.Signature, version.Model, table.Features, table.Source, sourceColumns.Select(c => c.Name).ToList());
         var total = await Connection.ExecuteScalarAsync<long>(new CommandDefinition($"SELECT count(*) FROM {SqliteDatabase.Quote(table.Source)}", cancellationToken: cancellationToken));
 
+        // Drift monitoring: rows are counted into the version's baseline bins as they pass, added with the rows.
+        var counter = ProfileCounter.Create(await SqliteMonitoring.BaselineAsync(Connection, version.Model, version.Version, cancellationToken),
+            mapping.SlotColumns.Distinct(StringComparer.Ordinal).ToList(), table.Columns);
         using var transaction = Connection.BeginTransaction(deferred: false);
         await Connection.ExecuteAsync(new CommandDefinition($"DELETE FROM {SqliteDatabase.Quote(table.OutputTable)}", transaction: transaction, cancellationToken: cancellationToken));
         long rows, failed;
         try
         {
-            (rows, failed) = await ScoreIntoAsync(table, model, version.Version, mapping, total, progress, cancellationToken);
+            (rows, failed) = await ScoreIntoAsync(table, model, version.Version, mapping, total, progress, counter, cancellationToken);
         }
         catch (SqliteException e) when (e.SqliteErrorCode == raw.SQLITE_CONSTRAINT)
         {
             throw new ModelAsDataException(ErrorCode.Conflict,
                 $"{table.Source} has a key ({string.Join(", ", table.Key)}) that is repeated or null, so its rows cannot each get one prediction; " +
                 $"the previous predictions are kept. Make the key unique, or create the prediction table with one that is. ({e.Message})", e);
+        }
+
+        if (counter is not null)
+        {
+            SqliteMonitoring.AddCounts(Connection, transaction, name, version.Version, DateTimeOffset.UtcNow, counter);
         }
 
         await Connection.ExecuteAsync(new CommandDefinition(SqliteTableSql.Refreshed,
@@ -62,12 +71,12 @@ public sealed partial class SqlitePredictionTables
 
     /// <summary>Reads, scores and writes in batches, the three at once (see <see cref="Turns"/>).</summary>
     private async Task<(long Rows, long Failed)> ScoreIntoAsync(PredictionTable table, OnnxModel model, int version, FeatureMapping mapping,
-        long total, IProgress<RefreshProgress>? progress, CancellationToken cancellationToken)
+        long total, IProgress<RefreshProgress>? progress, ProfileCounter? counter, CancellationToken cancellationToken)
     {
         var featureColumns = mapping.SlotColumns.Distinct(StringComparer.Ordinal).ToList();
         var slotOrdinal = mapping.SlotColumns.Select(c => table.Key.Count + featureColumns.IndexOf(c)).ToArray();
         using var reader = new SqliteRawStatement(Connection, $"SELECT {string.Join(", ", table.Key.Concat(featureColumns).Select(SqliteDatabase.Quote))} FROM {SqliteDatabase.Quote(table.Source)}");
-        using var writer = new OutputWriter(Connection, table, version);
+        using var writer = new OutputWriter(Connection, table, version, counter);
         var turns = Enumerable.Range(0, Turns).Select(_ => model.CreateScorer(model.PreferredBatchSize))
             .Select(scorer => (Scorer: scorer, Rows: new PendingRows(scorer.Capacity, table.Key.Count))).ToArray();
         var inFlight = new Queue<(Task<ScoredBatch> Scoring, PendingRows Rows)>();
@@ -80,7 +89,7 @@ public sealed partial class SqlitePredictionTables
                 var (scorer, batch) = turns[turn];
                 scorer.Clear();
                 batch.Clear();
-                var more = ReadBatch(reader, scorer, batch, slotOrdinal, mapping);
+                var more = ReadBatch(reader, scorer, batch, slotOrdinal, mapping, counter, table.Key.Count, featureColumns.Count);
                 if (batch.Count > 0)
                 {
                     inFlight.Enqueue((Task.Run(() => scorer.Score(cancellationToken), cancellationToken), batch));
@@ -112,7 +121,8 @@ public sealed partial class SqlitePredictionTables
     }
 
     /// <summary>Reads rows until the scorer or the batch is full; returns whether the source may have more.</summary>
-    private static bool ReadBatch(SqliteRawStatement reader, ModelScorer scorer, PendingRows batch, int[] slotOrdinal, FeatureMapping mapping)
+    private static bool ReadBatch(SqliteRawStatement reader, ModelScorer scorer, PendingRows batch, int[] slotOrdinal, FeatureMapping mapping,
+        ProfileCounter? counter, int keyCount, int featureCount)
     {
         while (!scorer.IsFull && !batch.IsFull)
         {
@@ -122,6 +132,11 @@ public sealed partial class SqlitePredictionTables
             }
 
             var row = batch.Add(reader);
+            for (var f = 0; counter is not null && f < featureCount; f++)
+            {
+                counter.CountInput(f, reader.GetValue(keyCount + f)); // drift monitoring
+            }
+
             if (FillRow(scorer, reader, slotOrdinal, mapping) is { } error)
             {
                 batch.Fail(row, error);
@@ -221,9 +236,11 @@ public sealed partial class SqlitePredictionTables
         private readonly SqliteRawStatement _insert;
         private readonly IReadOnlyList<OutputColumn> _columns;
         private readonly int _keyCount;
+        private readonly ProfileCounter? _counter;
 
-        public OutputWriter(SqliteConnection connection, PredictionTable table, int version)
+        public OutputWriter(SqliteConnection connection, PredictionTable table, int version, ProfileCounter? counter)
         {
+            _counter = counter;
             _columns = table.Columns;
             _keyCount = table.Key.Count;
             var names = table.Key.Concat(table.Columns.Select(c => c.Name)).Concat(TrailingColumns).Select(SqliteDatabase.Quote);
@@ -248,6 +265,7 @@ public sealed partial class SqlitePredictionTables
                 }
 
                 var scorerRow = batch.ScorerRow(row);
+                _counter?.CountOutputs(scored, scorerRow); // drift monitoring
                 for (var c = 0; c < _columns.Count; c++)
                 {
                     var index = _keyCount + c + 1;

@@ -21,9 +21,12 @@ public sealed partial class RefreshTaskRunner
         private readonly CancellationTokenSource _stop;
         private readonly DateTime _scoredAt = DateTime.UtcNow;
         private readonly FeatureSlots _slots;
+        private readonly Core.Monitoring.ProfileCounter? _counter;
 
-        public Pipeline(OnnxModel model, int batchSize, KeyColumn[] keys, FeatureColumn[] features, TaskPlan plan, int version, CancellationTokenSource stop)
+        public Pipeline(OnnxModel model, int batchSize, KeyColumn[] keys, FeatureColumn[] features, TaskPlan plan, int version, CancellationTokenSource stop,
+            Core.Monitoring.ProfileCounter? counter)
         {
+            _counter = counter;
             _keys = keys;
             _features = features;
             _plan = plan;
@@ -151,6 +154,7 @@ public sealed partial class RefreshTaskRunner
                     _features[f].Read(exporter, batch, f);
                 }
 
+                _counter?.CountInputs(batch.IsNull, batch.Number, batch.Text); // drift monitoring, on this (the read) thread
                 scorer.BeginRow();
                 var error = _slots.Set(scorer, batch.IsNull, batch.Number, batch.Text);
                 if (error is null)
@@ -186,6 +190,7 @@ public sealed partial class RefreshTaskRunner
                 }
 
                 var scorerRow = batch.ScorerRow[row];
+                _counter?.CountOutputs(scored, scorerRow); // drift monitoring, on this (the write) thread
                 for (var c = 0; c < columns.Count; c++)
                 {
                     if (scorerRow < 0)
