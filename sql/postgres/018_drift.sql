@@ -107,7 +107,8 @@ BEGIN
       total := total + del;
       EXIT WHEN abs(del) < abs(total) * 3e-16;
     END LOOP;
-    RETURN greatest(0, least(1, 1 - total * exp(-x + a * ln(x) - gln)));
+    -- PostgreSQL raises on an exp() that underflows where C# gives 0: below e^-700 the term is 0.
+    RETURN greatest(0, least(1, 1 - CASE WHEN -x + a * ln(x) - gln + ln(total) < -700 THEN 0 ELSE exp(-x + a * ln(x) - gln + ln(total)) END));
   END IF;
   b := x + 1 - a;
   c := 1 / tiny;
@@ -125,7 +126,7 @@ BEGIN
     h := h * del;
     EXIT WHEN abs(del - 1) < 3e-16;
   END LOOP;
-  RETURN greatest(0, least(1, exp(-x + a * ln(x) - gln) * h));
+  RETURN greatest(0, least(1, CASE WHEN h <= 0 OR -x + a * ln(x) - gln + ln(h) < -700 THEN 0 ELSE exp(-x + a * ln(x) - gln + ln(h)) END));
 END
 $$;
 
