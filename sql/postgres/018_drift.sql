@@ -538,7 +538,9 @@ LANGUAGE sql STABLE SET search_path = mad, pg_temp AS $$
     GROUP BY 1, 2, 3, 4, 5),
   versions AS (
     SELECT DISTINCT c.version FROM counted c
-    UNION SELECT binding.refreshed_version WHERE binding.refreshed_version IS NOT NULL AND NOT EXISTS (SELECT FROM counted)),
+    -- No rows counted in the range: the version last refreshed, else the newest with a baseline, gets its n_current = 0 rows.
+    UNION SELECT coalesce(binding.refreshed_version, (SELECT max(b.version) FROM mad.baselines b WHERE b.model = split_part(binding.model, '@', 1)))
+    WHERE NOT EXISTS (SELECT FROM counted)),
   grid AS (
     SELECT w.window_start, w.window_end, b.version, b.kind, b.column_name, i AS bin
     FROM windows w

@@ -63,9 +63,11 @@ public sealed partial class SqliteMonitoring
         var counts = windows.Count == 0 ? [] : (await Connection.QueryAsync<(long Version, string WindowStart, string Kind, string Column, long Bin, long Count)>(new CommandDefinition(
             SqliteMonitoringSql.Counts, new { table, since = SqliteTime.ToText(first), until = SqliteTime.ToText(windows[^1].End) }, cancellationToken: cancellationToken))).ToList();
         var versions = counts.Select(c => (int)c.Version).Distinct().Order().ToList();
-        if (versions.Count == 0 && binding.RefreshedVersion is { } refreshed)
+        // No rows counted in the range: the version last refreshed, else the newest with a baseline, gets its n_current = 0 rows.
+        if (versions.Count == 0 && (binding.RefreshedVersion ?? await Connection.ExecuteScalarAsync<long?>(new CommandDefinition(
+                "SELECT max(version) FROM mad_baselines WHERE model = @model", new { model }, cancellationToken: cancellationToken))) is { } fallback)
         {
-            versions.Add((int)refreshed);
+            versions.Add((int)fallback);
         }
 
         var result = new List<(DateTimeOffset, DateTimeOffset, int, ColumnProfile, long[], long)>();
