@@ -65,6 +65,30 @@ public sealed class DriftContractTests(PostgresDatabase database) : DatabaseTest
         }
     }
 
+    [Fact(Timeout = 90_000)]
+    public async Task Streamed_rows_are_counted_in_their_batch_and_windows_sum_the_refresh_and_the_stream()
+    {
+        await using var sidecar = await RunningSidecar.StartAsync(Database.ConnectionString);
+        var (model, tables) = await BatchTables.ReadyModelAsync(Database);
+        var (source, name) = (Sql.UniqueName("flowers"), Sql.UniqueName("scores"));
+        await DriftRows.CreatePostgresAsync(Database.DataSource, source, 100, seed: 5);
+        await BatchTables.CreateAsync(tables, name, source, model);
+        await Database.DataSource.ExecuteAsync($"SELECT mad.set_baseline('{model}', 1, 'public.{source}')");
+        await tables.RefreshAsync(name, cancellationToken: Ct);
+        await Database.DataSource.ExecuteAsync("SELECT mad.watch(@name)", new { name });
+
+        await Database.DataSource.ExecuteAsync($"INSERT INTO public.{source} SELECT g, 9.5, 3.0, NULL, 1.0 FROM generate_series(101, 110) g");
+        await Eventually.WaitForAsync(() => Database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad_out.{name}"), n => n == 110, "the streamed rows");
+        var counts = await Database.DataSource.QueryAsync<(string Column, int Bin, long Count)>(
+            "SELECT column_name, bin, sum(count)::bigint FROM mad.profile_counts WHERE prediction_table = @name AND kind = 'input' GROUP BY 1, 2", new { name });
+        var drift = await new PostgresMonitoring(new PostgresModelRegistry(Database.DataSource), ModelCache.Shared).DriftAsync(name, null, s_day, Ct);
+
+        Assert.All(counts.GroupBy(c => c.Column), g => Assert.Equal(110, g.Sum(c => c.Count)));
+        Assert.Equal(10, counts.Single(c => c is { Column: "sepal_length", Bin: 11 }).Count); // 9.5: the overflow bin
+        Assert.Equal(10, counts.Single(c => c is { Column: "petal_length", Bin: -1 }).Count); // nulls
+        Assert.All(drift.Where(r => r.Kind == "input"), r => Assert.Equal(110, r.NCurrent));
+    }
+
     [Fact(Timeout = 60_000)]
     public async Task The_sql_metrics_are_the_core_metrics_golden_values_included()
     {
