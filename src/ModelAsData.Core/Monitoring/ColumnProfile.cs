@@ -27,6 +27,9 @@ public sealed class ColumnProfile
 {
     private readonly Dictionary<string, int>? _categoryBins;
 
+    /// <summary>The categories that are numbers, by value: the doors count numbers (labels) without formatting each one.</summary>
+    private readonly Dictionary<double, int>? _numberBins;
+
     public ColumnProfile(string column, ProfileKind kind, ProfileType type, double[]? edges, string[]? categories, long[] counts, long nullCount, double spread)
     {
         Column = column;
@@ -56,9 +59,14 @@ public sealed class ColumnProfile
         else
         {
             _categoryBins = new Dictionary<string, int>(StringComparer.Ordinal);
+            _numberBins = [];
             for (var i = 0; i < Categories.Length; i++)
             {
                 _categoryBins[Categories[i]] = i;
+                if (double.TryParse(Categories[i], NumberStyles.Float, CultureInfo.InvariantCulture, out var number) && CategoryText(number) == Categories[i])
+                {
+                    _numberBins[number] = i;
+                }
             }
         }
 
@@ -97,7 +105,7 @@ public sealed class ColumnProfile
     {
         if (Type == ProfileType.Category)
         {
-            return BinOf(CategoryText(value));
+            return _numberBins!.TryGetValue(value, out var bin) ? bin : Categories.Length;
         }
 
         // The number of edges ≤ value (width_bucket), with the top edge in the last inner bin.
