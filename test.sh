@@ -70,10 +70,20 @@ needs_shared() {
   exit 1
 }
 
+# A headless Chromium: the drift report's test opens the HTML file in it and checks that the plots render
+# (tests/…/Monitoring/DriftReportBrowserTests.cs).
+needs_chromium() {
+  if command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ]; then
+    return
+  fi
+  echo "test.sh: Chromium is missing: installing Debian's chromium package."
+  apt_install chromium
+}
+
 needs_postgresql
 needs_pgbouncer
 needs_shared
-# needs_chromium     (when the browser tests come)
+needs_chromium
 
 # --- The tests ---------------------------------------------------------------------------------------------------
 # A hung test must not hold CI for its 90 minutes: the suite takes under five.

@@ -24,7 +24,13 @@ public static class BenchSuite
     ];
 
     /// <summary>The sections <see cref="RunPostgresAsync"/> takes.</summary>
-    public static readonly string[] Sections = ["all", "online", "stream", "batch"];
+    public static readonly string[] Sections = ["all", "online", "stream", "batch", "monitoring"];
+
+    /// <summary>Drift monitoring's cost: the refresh with every row counted against the same refresh without (goal: ≤ 3 % slower).</summary>
+    private static readonly (string Figure, string Reference, double Goal)[] s_monitoringRatios =
+    [
+        (PostgresBench.MonitoringOn, PostgresBench.MonitoringOff, 0.97),
+    ];
 
     /// <summary>
     /// The PostgreSQL sections against <paramref name="db"/>. <paramref name="rows"/> and <paramref name="rounds"/>
@@ -43,6 +49,15 @@ public static class BenchSuite
             console.MarkupLine("[bold]Streaming (PostgreSQL)[/]: commit → prediction latency, sustained rate with bounded lag, writer overhead of the watch triggers.");
             var stream = new StreamBench(db, rounds ?? EmbeddedRounds, Log(console));
             StreamReport.Print(console, await stream.RunAsync(cancellationToken), markdown);
+        }
+
+        if (section is "monitoring")
+        {
+            var monitoringRows = rows ?? 1_000_000;
+            console.MarkupLineInterpolated($"[bold]Drift monitoring (PostgreSQL)[/]: a {monitoringRows:N0}-row refresh with every row counted into a baseline, against the same refresh without.");
+            var bench = new PostgresBench(db, monitoringRows, rounds ?? 6, Log(console), monitoring: true);
+            MeasurementReport.Print(console, await bench.RunAsync(cancellationToken), markdown, s_monitoringRatios);
+            return;
         }
 
         if (section is not ("all" or "batch"))

@@ -21,8 +21,13 @@ namespace ModelAsData.Bench;
 /// otherwise build (read rows, POST them in batches to a JSON endpoint that scores with ONNX Runtime, INSERT results).
 /// Works in tables of its own (<c>mad_bench_*</c>) and drops them afterwards.
 /// </summary>
-internal sealed class PostgresBench(string connectionString, int rows, int rounds, Action<string> log)
+/// <param name="monitoring">Instead: the refresh with drift monitoring off (the version has no baseline) against on
+/// (a baseline of the source, so every row is counted), in alternating pairs (issue 16's "nearly free").</param>
+internal sealed class PostgresBench(string connectionString, int rows, int rounds, Action<string> log, bool monitoring = false)
 {
+    public const string MonitoringOff = "sidecar refresh, monitoring off";
+    public const string MonitoringOn = "sidecar refresh, monitoring on (every row counted)";
+
     public const string Refresh = "sidecar refresh, 1 sidecar";
     public const string CanaryRefresh = "sidecar refresh under a 50 % canary, 1 sidecar";
     public const string Bare = "bare data movement: COPY out + COPY in, no scoring";
@@ -48,6 +53,9 @@ internal sealed class PostgresBench(string connectionString, int rows, int round
             await using var connection = await dataSource.OpenConnectionAsync(CancellationToken.None);
             await connection.ExecuteAsync($"""
                 DELETE FROM mad.prediction_tables WHERE name = '{table}';
+                DELETE FROM mad.profile_counts WHERE prediction_table = '{table}';
+                DELETE FROM mad.baselines WHERE model = 'bench_iris_{suffix}';
+                DROP TABLE IF EXISTS public.mad_bench_baseline_{suffix};
                 DROP TABLE IF EXISTS mad_out.{table}, public.{source}, public.mad_bench_bare_{suffix}, public.mad_bench_service_{suffix};
                 """);
         }
@@ -100,6 +108,12 @@ internal sealed class PostgresBench(string connectionString, int rows, int round
             log("warm-up refresh (not timed)");
             await tables.WaitForJobAsync(await tables.StartRefreshAsync(table, cancellationToken), cancellationToken: cancellationToken);
             var results = new Dictionary<string, List<double>>();
+            if (monitoring)
+            {
+                await MonitoringPairsAsync(registry, model, source, table, tables, results, cancellationToken);
+                return results.Select(r => new Measurement(r.Key, r.Value)).ToList();
+            }
+
             for (var round = 1; round <= rounds; round++)
             {
                 log($"round {round}/{rounds}");
@@ -139,6 +153,35 @@ internal sealed class PostgresBench(string connectionString, int rows, int round
         finally
         {
             await host.StopAsync(CancellationToken.None);
+        }
+    }
+
+    /// <summary>
+    /// Takes a baseline of the source (inputs and outputs), keeps a copy, then times refreshes without it (no counting)
+    /// and with it, alternating which goes first, so the two see the same load.
+    /// </summary>
+    private async Task MonitoringPairsAsync(PostgresModelRegistry registry, string model, string source, string table, PostgresPredictionTables tables,
+        Dictionary<string, List<double>> results, CancellationToken cancellationToken)
+    {
+        log("taking the baseline (not timed)");
+        await new Postgres.Monitoring.PostgresMonitoring(registry, ModelCache.Shared).SetBaselineAsync(model, 1, "public." + source, null, cancellationToken);
+        var saved = $"public.mad_bench_baseline_{source[^8..]}";
+        await using var connection = await registry.DataSource.OpenConnectionAsync(cancellationToken);
+        await connection.ExecuteAsync($"CREATE TABLE {saved} AS SELECT * FROM mad.baselines WHERE model = @model", new { model });
+        async Task<long> RefreshAsync(bool on)
+        {
+            await connection.ExecuteAsync(on ? $"INSERT INTO mad.baselines SELECT * FROM {saved} ON CONFLICT DO NOTHING" : "DELETE FROM mad.baselines WHERE model = @model", new { model });
+            var id = await tables.StartRefreshAsync(table, cancellationToken);
+            return (await tables.WaitForJobAsync(id, cancellationToken: cancellationToken)).RowsDone;
+        }
+
+        for (var round = 1; round <= rounds; round++)
+        {
+            log($"round {round}/{rounds}");
+            foreach (var on in round % 2 == 1 ? new[] { false, true } : [true, false])
+            {
+                await TimeAsync(results, on ? MonitoringOn : MonitoringOff, () => RefreshAsync(on));
+            }
         }
     }
 

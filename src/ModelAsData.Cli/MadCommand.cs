@@ -21,6 +21,7 @@ public static class MadCommand
         root.Subcommands.Add(SqlCommand.Create(cli));
         root.Subcommands.Add(TablesCommand.Create(cli));
         root.Subcommands.Add(JobsCommand.Create(cli));
+        root.Subcommands.Add(MonitorCommand.Create(cli));
         root.Subcommands.Add(ServeCommand.Create(cli));
         root.Subcommands.Add(TokensCommand.Create(cli));
         root.Subcommands.Add(DeployCommand.Create(cli));

@@ -1,9 +1,11 @@
 using Microsoft.Data.Sqlite;
 using ModelAsData.Core.Deployments;
+using ModelAsData.Core.Monitoring;
 using ModelAsData.Core.Onnx;
 using ModelAsData.Core.Registry;
 using ModelAsData.Postgres.Deployments;
 using ModelAsData.Postgres.Jobs;
+using ModelAsData.Postgres.Monitoring;
 using ModelAsData.Postgres.Registry;
 using ModelAsData.Postgres.Streaming;
 using ModelAsData.Sqlite;
@@ -17,9 +19,11 @@ namespace ModelAsData.Cli;
 /// </summary>
 public sealed class MadStore : IAsyncDisposable
 {
-    private MadStore(IModelRegistry registry, IPredictionTables tables, IRefreshJobs jobs, IStreaming streaming, IDeployments deployments, SqliteConnection? sqlite)
+    private MadStore(IModelRegistry registry, IPredictionTables tables, IRefreshJobs jobs, IStreaming streaming, IDeployments deployments, SqliteConnection? sqlite,
+        IMonitoring monitoring)
     {
         Deployments = deployments;
+        Monitoring = monitoring;
         Registry = registry;
         Tables = tables;
         Jobs = jobs;
@@ -36,6 +40,9 @@ public sealed class MadStore : IAsyncDisposable
     public IStreaming Streaming { get; }
 
     public IDeployments Deployments { get; }
+
+    /// <summary>Baselines and drift (issue 16).</summary>
+    public IMonitoring Monitoring { get; }
 
     /// <summary>The embedded store's connection, with <c>predict()</c> registered; null on PostgreSQL.</summary>
     public SqliteConnection? Sqlite { get; }
@@ -55,7 +62,8 @@ public sealed class MadStore : IAsyncDisposable
 
         var registry = await SqliteModelRegistry.OpenAsync(db, cancellationToken);
         SqlitePredictFunctions.Register(registry.Connection, Cache);
-        return new MadStore(registry, new SqlitePredictionTables(registry, Cache), new SqliteRefreshJobs(), new SqliteStreaming(), new SqliteDeployments(registry), registry.Connection);
+        return new MadStore(registry, new SqlitePredictionTables(registry, Cache), new SqliteRefreshJobs(), new SqliteStreaming(), new SqliteDeployments(registry),
+            registry.Connection, new SqliteMonitoring(registry, Cache));
     }
 
     public ValueTask DisposeAsync() => Registry.DisposeAsync();
@@ -64,6 +72,6 @@ public sealed class MadStore : IAsyncDisposable
     {
         var registry = await PostgresModelRegistry.OpenAsync(db, cancellationToken);
         var tables = new PostgresPredictionTables(registry);
-        return new(registry, tables, tables, new PostgresStreaming(registry), new PostgresDeployments(registry), sqlite: null);
+        return new(registry, tables, tables, new PostgresStreaming(registry), new PostgresDeployments(registry), sqlite: null, new PostgresMonitoring(registry, Cache));
     }
 }

@@ -4,6 +4,7 @@ using Dapper;
 using Microsoft.Data.Sqlite;
 using ModelAsData.Core;
 using ModelAsData.Core.Deployments;
+using ModelAsData.Core.Monitoring;
 using ModelAsData.Core.Onnx;
 using ModelAsData.Core.Registry;
 using SQLitePCL;
@@ -37,6 +38,10 @@ public sealed partial class SqlitePredictionTables
         var deployment = await new SqliteDeployments(_registry).ServingAsync(ModelReference.Parse(table.Model), cancellationToken);
         var canary = deployment?.CanaryVersion is { } canaryVersion ? await CanaryModelAsync(table, version.Model, canaryVersion, cancellationToken) : null;
 
+        // Drift monitoring: the champion's rows are counted into its baseline bins as they pass, added with the rows;
+        // a canary's rows are not counted yet (docs/MONITORING.md).
+        var counter = ProfileCounter.Create(await SqliteMonitoring.BaselineAsync(Connection, version.Model, version.Version, cancellationToken),
+            mapping.SlotColumns.Distinct(StringComparer.Ordinal).ToList(), table.Columns);
         using var transaction = Connection.BeginTransaction(deferred: false);
         if (!await HasArmAsync(Connection, name, cancellationToken))
         {
@@ -51,16 +56,16 @@ public sealed partial class SqlitePredictionTables
         {
             if (canary is null)
             {
-                (rows, failed) = await ScoreIntoAsync(table, model, version.Version, Arms.Champion, null, mapping, total, progress, cancellationToken);
+                (rows, failed) = await ScoreIntoAsync(table, model, version.Version, Arms.Champion, null, mapping, total, progress, counter, cancellationToken);
             }
             else
             {
                 // Two passes over the source, each taking its arm's keys: the embedded store reads locally, and each
                 // pass keeps the one-scorer-per-turn pipeline as it is.
                 var (champion, championFailed) = await ScoreIntoAsync(table, model, version.Version, Arms.Champion,
-                    keys => deployment!.ArmOf(StickyBucket.KeyText(keys)) == Arms.Champion, mapping, total, progress, cancellationToken);
+                    keys => deployment!.ArmOf(StickyBucket.KeyText(keys)) == Arms.Champion, mapping, total, progress, counter, cancellationToken);
                 var (canaryRows, canaryFailed) = await ScoreIntoAsync(table, canary, deployment!.CanaryVersion!.Value, Arms.Canary,
-                    keys => deployment.ArmOf(StickyBucket.KeyText(keys)) == Arms.Canary, mapping, total, progress, cancellationToken);
+                    keys => deployment.ArmOf(StickyBucket.KeyText(keys)) == Arms.Canary, mapping, total, progress, null, cancellationToken);
                 (rows, failed) = (champion + canaryRows, championFailed + canaryFailed);
             }
         }
@@ -69,6 +74,11 @@ public sealed partial class SqlitePredictionTables
             throw new ModelAsDataException(ErrorCode.Conflict,
                 $"{table.Source} has a key ({string.Join(", ", table.Key)}) that is repeated or null, so its rows cannot each get one prediction; " +
                 $"the previous predictions are kept. Make the key unique, or create the prediction table with one that is. ({e.Message})", e);
+        }
+
+        if (counter is not null)
+        {
+            SqliteMonitoring.AddCounts(Connection, transaction, name, version.Version, DateTimeOffset.UtcNow, counter);
         }
 
         await Connection.ExecuteAsync(new CommandDefinition(SqliteTableSql.Refreshed,
@@ -87,12 +97,12 @@ public sealed partial class SqlitePredictionTables
 
     /// <summary>Reads, scores and writes in batches, the three at once (see <see cref="Turns"/>).</summary>
     private async Task<(long Rows, long Failed)> ScoreIntoAsync(PredictionTable table, OnnxModel model, int version, string arm, Func<object[], bool>? takes,
-        FeatureMapping mapping, long total, IProgress<RefreshProgress>? progress, CancellationToken cancellationToken)
+        FeatureMapping mapping, long total, IProgress<RefreshProgress>? progress, ProfileCounter? counter, CancellationToken cancellationToken)
     {
         var featureColumns = mapping.SlotColumns.Distinct(StringComparer.Ordinal).ToList();
         var slotOrdinal = mapping.SlotColumns.Select(c => table.Key.Count + featureColumns.IndexOf(c)).ToArray();
         using var reader = new SqliteRawStatement(Connection, $"SELECT {string.Join(", ", table.Key.Concat(featureColumns).Select(SqliteDatabase.Quote))} FROM {SqliteDatabase.Quote(table.Source)}");
-        using var writer = new OutputWriter(Connection, table, version, arm);
+        using var writer = new OutputWriter(Connection, table, version, arm, counter);
         var turns = Enumerable.Range(0, Turns).Select(_ => model.CreateScorer(model.PreferredBatchSize))
             .Select(scorer => (Scorer: scorer, Rows: new PendingRows(scorer.Capacity, table.Key.Count))).ToArray();
         var inFlight = new Queue<(Task<ScoredBatch> Scoring, PendingRows Rows)>();
@@ -105,7 +115,7 @@ public sealed partial class SqlitePredictionTables
                 var (scorer, batch) = turns[turn];
                 scorer.Clear();
                 batch.Clear();
-                var more = ReadBatch(reader, scorer, batch, slotOrdinal, mapping, takes);
+                var more = ReadBatch(reader, scorer, batch, slotOrdinal, mapping, takes, counter, table.Key.Count, featureColumns.Count);
                 if (batch.Count > 0)
                 {
                     inFlight.Enqueue((Task.Run(() => scorer.Score(cancellationToken), cancellationToken), batch));
@@ -138,7 +148,7 @@ public sealed partial class SqlitePredictionTables
 
     /// <summary>Reads rows until the scorer or the batch is full; returns whether the source may have more.</summary>
     private static bool ReadBatch(SqliteRawStatement reader, ModelScorer scorer, PendingRows batch, int[] slotOrdinal, FeatureMapping mapping,
-        Func<object[], bool>? takes)
+        Func<object[], bool>? takes, ProfileCounter? counter, int keyCount, int featureCount)
     {
         while (!scorer.IsFull && !batch.IsFull)
         {
@@ -152,6 +162,11 @@ public sealed partial class SqlitePredictionTables
             {
                 batch.Drop(); // the other arm's key: its pass scores it
                 continue;
+            }
+
+            for (var f = 0; counter is not null && f < featureCount; f++)
+            {
+                counter.CountInput(f, reader.GetValue(keyCount + f)); // drift monitoring
             }
 
             if (FillRow(scorer, reader, slotOrdinal, mapping) is { } error)
@@ -265,9 +280,11 @@ public sealed partial class SqlitePredictionTables
         private readonly SqliteRawStatement _insert;
         private readonly IReadOnlyList<OutputColumn> _columns;
         private readonly int _keyCount;
+        private readonly ProfileCounter? _counter;
 
-        public OutputWriter(SqliteConnection connection, PredictionTable table, int version, string arm)
+        public OutputWriter(SqliteConnection connection, PredictionTable table, int version, string arm, ProfileCounter? counter)
         {
+            _counter = counter;
             _columns = table.Columns;
             _keyCount = table.Key.Count;
             var names = table.Key.Concat(table.Columns.Select(c => c.Name)).Concat(TrailingColumns).Select(SqliteDatabase.Quote);
@@ -293,6 +310,7 @@ public sealed partial class SqlitePredictionTables
                 }
 
                 var scorerRow = batch.ScorerRow(row);
+                _counter?.CountOutputs(scored, scorerRow); // drift monitoring
                 for (var c = 0; c < _columns.Count; c++)
                 {
                     var index = _keyCount + c + 1;

@@ -23,10 +23,13 @@ public sealed partial class RefreshTaskRunner
         private readonly FeatureSlots _slots;
         private readonly JobCanary? _canary;
         private readonly FeatureSlots? _canarySlots;
+        private readonly Core.Monitoring.ProfileCounter? _counter;
 
-        public Pipeline(OnnxModel model, int batchSize, KeyColumn[] keys, FeatureColumn[] features, TaskPlan plan, int version, JobCanary? canary, CancellationTokenSource stop)
+        public Pipeline(OnnxModel model, int batchSize, KeyColumn[] keys, FeatureColumn[] features, TaskPlan plan, int version, JobCanary? canary, CancellationTokenSource stop,
+            Core.Monitoring.ProfileCounter? counter)
         {
             _canary = canary;
+            _counter = counter;
             _keys = keys;
             _features = features;
             _plan = plan;
@@ -164,6 +167,13 @@ public sealed partial class RefreshTaskRunner
                 var canary = _canary is not null && _canary.Serves(KeyText(batch, row));
                 batch.Canary[row] = canary;
                 var scorer = canary ? batch.CanaryScorer! : batch.Scorer;
+                if (!canary)
+                {
+                    // Drift monitoring counts the champion's rows against its baseline, on this (the read) thread; a
+                    // canary's rows are not counted yet (docs/MONITORING.md).
+                    _counter?.CountInputs(batch.IsNull, batch.Number, batch.Text);
+                }
+
                 scorer.BeginRow();
                 var error = (canary ? _canarySlots! : _slots).Set(scorer, batch.IsNull, batch.Number, batch.Text);
                 if (error is null)
@@ -217,6 +227,11 @@ public sealed partial class RefreshTaskRunner
                 }
 
                 var scorerRow = batch.ScorerRow[row];
+                if (!canary)
+                {
+                    _counter?.CountOutputs(scored, scorerRow); // drift monitoring, on this (the write) thread
+                }
+
                 for (var c = 0; c < columns.Count; c++)
                 {
                     if (scorerRow < 0)

@@ -60,8 +60,15 @@ public sealed partial class RefreshTaskRunner
         }
 
         var canary = await CanaryAsync(task, plan, writer, cancellationToken);
+        // Drift monitoring: rows are counted into the version's baseline bins as they pass, added with the rows.
+        var counter = await Monitoring.PostgresProfileCounts.CounterAsync(writer, task.Model, task.Version, plan.FeatureColumns, plan.Columns, cancellationToken);
         await using var transaction = await writer.BeginTransactionAsync(cancellationToken);
-        var (rows, failed) = await CopyThroughPipelineAsync(model, plan, task.Version, canary, reader, writer, cancellationToken);
+        var (rows, failed) = await CopyThroughPipelineAsync(model, plan, task.Version, canary, counter, reader, writer, cancellationToken);
+        if (counter is not null)
+        {
+            await Monitoring.PostgresProfileCounts.AddAsync(writer, transaction, task.Table, task.Version, DateTime.UtcNow, counter, cancellationToken);
+        }
+
         // A read like the owner's own: what the source's code wrote (a view's function) stays, as it would for them.
         await reading.CommitAsync(cancellationToken);
 
@@ -211,13 +218,14 @@ public sealed partial class RefreshTaskRunner
     /// pipeline, and by binary COPY into the plan's build table on <paramref name="writer"/> (in its transaction).
     /// </summary>
     private async Task<(long Rows, long Failed)> CopyThroughPipelineAsync(OnnxModel model, TaskPlan plan, int version, JobCanary? canary,
+        Core.Monitoring.ProfileCounter? counter,
         NpgsqlConnection reader, NpgsqlConnection writer, CancellationToken cancellationToken)
     {
         var keys = plan.KeyColumns.Select((name, i) => KeyColumn.For(name, plan.KeyTypes[i])).ToArray();
         var features = plan.FeatureColumns.Select((name, i) => FeatureColumn.For(name, plan.FeatureTypes[i])).ToArray();
         var columns = plan.KeyColumns.Select(Quote).Concat(plan.Columns.Select(c => Quote(c.Name))).Concat(["model_version", "scored_at", "error", "arm"]);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        using var pipeline = new Pipeline(model, _batchSize ?? model.PreferredBatchSize, keys, features, plan, version, canary, stop);
+        using var pipeline = new Pipeline(model, _batchSize ?? model.PreferredBatchSize, keys, features, plan, version, canary, stop, counter);
         using var exporter = await reader.BeginBinaryExportAsync($"COPY ({plan.Query}) TO STDOUT (FORMAT BINARY)", cancellationToken);
         using var importer = await writer.BeginBinaryImportAsync($"COPY {plan.BuildTable} ({string.Join(", ", columns)}) FROM STDIN (FORMAT BINARY)", cancellationToken);
         var result = await pipeline.RunAsync(exporter, importer);

@@ -81,7 +81,7 @@ internal sealed class StreamRows
     /// array per key column, per output column, and the errors (a row that cannot be scored gets its error and null
     /// outputs). Returns the number of rows with an error.
     /// </summary>
-    public int Score(ModelScorer scorer, FeatureSlots slots, object[] parameters, CancellationToken cancellationToken)
+    public int Score(ModelScorer scorer, FeatureSlots slots, object[] parameters, CancellationToken cancellationToken, Core.Monitoring.ProfileCounter? counter = null)
     {
         var columns = _plan.Columns;
         var keyCount = _keys.Length;
@@ -114,6 +114,7 @@ internal sealed class StreamRows
             for (; row < Count && !scorer.IsFull; row++)
             {
                 var at = row * _featureCount;
+                counter?.CountInputs(_nulls.AsSpan(at, _featureCount), _numbers.AsSpan(at, _featureCount), _texts.AsSpan(at, _featureCount)); // drift monitoring
                 scorer.BeginRow();
                 var error = slots.Set(scorer, _nulls.AsSpan(at, _featureCount), _numbers.AsSpan(at, _featureCount), _texts.AsSpan(at, _featureCount));
                 if (error is null)
@@ -125,13 +126,19 @@ internal sealed class StreamRows
                 {
                     scorer.CancelRow();
                     errors[row] = error;
+                    counter?.CountOutputs(default, -1);
                     failed++;
                 }
             }
 
             if (scorer.Count > 0)
             {
-                Decode(scorer.Score(cancellationToken), scorerRows, outputs);
+                var scored = scorer.Score(cancellationToken);
+                Decode(scored, scorerRows, outputs);
+                for (var s = 0; counter is not null && s < scored.Count; s++)
+                {
+                    counter.CountOutputs(scored, s); // drift monitoring
+                }
             }
 
             first = row;

@@ -26,6 +26,7 @@ internal sealed class StreamedTable : IDisposable
     private readonly NpgsqlBatch _writeAndDelete;
     private readonly object[] _values;
     private readonly long _builtAt = Stopwatch.GetTimestamp();
+    private Core.Monitoring.ProfileCounter? _counter;
 
     private StreamedTable(NpgsqlConnection connection, string name, StreamPlan plan, OnnxModel model, int batchRows, int idleTimeoutMs, int scoreBatchSize)
     {
@@ -82,6 +83,8 @@ internal sealed class StreamedTable : IDisposable
         var table = new StreamedTable(connection, name, plan, model, batchRows, idleTimeoutMs, Math.Min(batchRows, scoreBatchSize ?? batchRows));
         try
         {
+            // Drift monitoring: the version's baseline, read again with the plan (at most MaxAge old).
+            table._counter = await Monitoring.PostgresProfileCounts.CounterAsync(connection, plan.Model, plan.Version, plan.FeatureColumns, plan.Columns, cancellationToken);
             await table._claimAndRead.PrepareAsync(cancellationToken);
             await table._write.PrepareAsync(cancellationToken);
             await table._writeAndDelete.PrepareAsync(cancellationToken);
@@ -119,7 +122,13 @@ internal sealed class StreamedTable : IDisposable
             return keys == 0 ? default : new StreamBatchResult(0, 0, 0, 0) { PlanChanged = true };
         }
 
-        var failed = _rows.Score(_scorer, _slots, _values, cancellationToken);
+        var failed = _rows.Score(_scorer, _slots, _values, cancellationToken, _counter);
+        if (_counter is not null)
+        {
+            // In the batch's transaction (opened by the claim), before the upsert commits it.
+            await Monitoring.PostgresProfileCounts.AddAsync(_claimAndRead.Connection!, null, Name, _plan.Version, DateTime.UtcNow, _counter, cancellationToken);
+        }
+
         var gone = keys - _rows.Count;
         var write = gone > 0 ? _writeAndDelete : _write;
         SetValues(write.BatchCommands[0].Parameters, withVersion: true);

@@ -76,6 +76,28 @@ public sealed class ColumnGrantTests(PostgresDatabase database) : DatabaseTests(
         ["deployment_report.steps"] = "mad_admin",
         ["deployment_report.next_step_at"] = "mad_admin",
         ["deployment_report.seed"] = "mad_admin",
+        // Baselines hold their source's quantiles and categories; counts, a table's traffic (018): users see them through mad.drift.
+        ["baselines.model"] = AdminSidecar,
+        ["baselines.version"] = AdminSidecar,
+        ["baselines.kind"] = AdminSidecar,
+        ["baselines.column_name"] = AdminSidecar,
+        ["baselines.type"] = AdminSidecar,
+        ["baselines.edges"] = AdminSidecar,
+        ["baselines.categories"] = AdminSidecar,
+        ["baselines.counts"] = AdminSidecar,
+        ["baselines.null_count"] = AdminSidecar,
+        ["baselines.spread"] = AdminSidecar,
+        ["baselines.source"] = AdminSidecar,
+        ["baselines.created_by"] = AdminSidecar,
+        ["baselines.created_at"] = AdminSidecar,
+
+        ["profile_counts.prediction_table"] = AdminSidecar,
+        ["profile_counts.version"] = AdminSidecar,
+        ["profile_counts.window_start"] = AdminSidecar,
+        ["profile_counts.kind"] = AdminSidecar,
+        ["profile_counts.column_name"] = AdminSidecar,
+        ["profile_counts.bin"] = AdminSidecar,
+        ["profile_counts.count"] = AdminSidecar,
 
         // Read by definer functions only (007).
         ["carried_grants.job_id"] = Nobody,

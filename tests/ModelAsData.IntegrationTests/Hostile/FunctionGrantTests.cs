@@ -75,6 +75,14 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.check_http_token(text)"] = Sidecar,
         ["mad.live_http_tokens()"] = Sidecar,
         ["mad.advance_deployments(text)"] = Sidecar,
+        // Drift monitoring (018): set_baseline runs as its caller, so what it calls is granted to mad_admin too.
+        ["mad.set_baseline(text,integer,regclass,jsonb)"] = Admin,
+        ["mad.baseline_columns(text,integer,regclass)"] = Admin,
+        ["mad.store_baseline(text,integer,text,text,jsonb)"] = Admin,
+        ["mad.bin_of(double precision,double precision[])"] = Admin,
+        ["mad.drift(text,timestamp with time zone,interval)"] = Callers,
+        ["mad.drift_histograms(text,timestamp with time zone,interval)"] = Callers,
+        ["mad.add_profile_counts(text,integer,timestamp with time zone,text[],text[],integer[],bigint[])"] = Sidecar,
         // Internal helpers: only definer functions (running as the owner) call them.
         ["mad.caller_role()"] = Nobody,
         ["mad.lock_key(text)"] = Nobody,
@@ -133,6 +141,15 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.finish_canary(text,text,boolean,text,text)"] = Nobody,
         ["mad.gate_error_rate(text,text)"] = Nobody,
         ["mad.log_arm()"] = Nobody,
+        ["mad.log_gamma(double precision)"] = Nobody,
+        ["mad.gamma_q(double precision,double precision)"] = Nobody,
+        ["mad.chi_square_99(double precision)"] = Nobody,
+        ["mad.ks_p(double precision,double precision,double precision)"] = Nobody,
+        ["mad.bin_positions(double precision[])"] = Nobody,
+        ["mad.bin_label(text,double precision[],text[],integer)"] = Nobody,
+        ["mad.drift_metric_values(text,bigint[],bigint,bigint[],bigint,double precision[],double precision)"] = Nobody,
+        ["mad.drift_windows(timestamp with time zone,interval)"] = Nobody,
+        ["mad.drift_counts(mad.prediction_tables,timestamp with time zone,interval)"] = Nobody,
     };
 
     [Fact(Timeout = 60_000)]

@@ -1,0 +1,30 @@
+namespace ModelAsData.Postgres.Monitoring;
+
+/// <summary>The statements of drift monitoring (sql/postgres/018_drift.sql defines what they call).</summary>
+internal static class MonitoringSql
+{
+    public const string Baseline = """
+        SELECT kind, column_name, type, edges, categories, counts, null_count, spread
+        FROM mad.baselines WHERE model = $1 AND version = $2 ORDER BY kind, column_name
+        """;
+
+    public const string AddCounts = "SELECT mad.add_profile_counts($1, $2, $3, $4, $5, $6, $7)";
+
+    public const string SetBaseline = "SELECT mad.set_baseline($1, $2, $3::regclass, $4::jsonb)";
+
+    public const string StoreBaseline = "SELECT mad.store_baseline($1, $2, $3, 'output', $4::jsonb)";
+
+    public const string BaselineColumns = "SELECT column_name, read_as FROM mad.baseline_columns($1, $2, $3::regclass)";
+
+    public const string SourceName = "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::regclass";
+
+    public const string Drift = """
+        SELECT window_start, window_end, version, "column", kind, metric, value, threshold, drifted, n_baseline, n_current
+        FROM mad.drift($1, $2, $3)
+        """;
+
+    public const string Histograms = """
+        SELECT window_start, window_end, version, "column", kind, bin, label, baseline, current
+        FROM mad.drift_histograms($1, $2, $3)
+        """;
+}

@@ -1,0 +1,26 @@
+namespace ModelAsData.Sqlite;
+
+/// <summary>The statements of drift monitoring on the embedded store (sql/sqlite/005_drift.sql).</summary>
+internal static class SqliteMonitoringSql
+{
+    public const string InsertBaseline = """
+        INSERT INTO mad_baselines (model, version, kind, column_name, type, edges, categories, counts, null_count, spread, source, created_by, created_at)
+        VALUES (@model, @version, @kind, @column, @type, @edges, @categories, @counts, @nulls, @spread, @source, @by, @at)
+        """;
+
+    public const string Baseline = """
+        SELECT kind, column_name, type, edges, categories, counts, null_count, spread, source
+        FROM mad_baselines WHERE model = @model AND version = @version ORDER BY kind, column_name
+        """;
+
+    public const string AddCount = """
+        INSERT INTO mad_profile_counts (prediction_table, version, window_start, kind, column_name, bin, count)
+        VALUES (@table, @version, @window, @kind, @column, @bin, @count)
+        ON CONFLICT (prediction_table, window_start, version, kind, column_name, bin) DO UPDATE SET count = count + excluded.count
+        """;
+
+    public const string Counts = """
+        SELECT version, window_start, kind, column_name, bin, count FROM mad_profile_counts
+        WHERE prediction_table = @table AND window_start >= @since AND window_start < @until
+        """;
+}
