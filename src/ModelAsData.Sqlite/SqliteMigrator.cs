@@ -47,6 +47,9 @@ internal static class SqliteMigrator
         }
     }
 
+    /// <summary>The names of the scripts this build ships, in the order they apply.</summary>
+    internal static IReadOnlyList<string> ScriptNames => Scripts().Select(s => s.Name).ToList();
+
     private static IEnumerable<(string Name, string Script)> Scripts()
     {
         var assembly = Assembly.GetExecutingAssembly();
