@@ -160,6 +160,6 @@ public sealed class ModelsCommandTests() : SqliteFileCliTests("cli.db")
         var again = await MadRunner.RunAsync("db", "migrate", "--db", Db);
         Assert.Equal(0, again.ExitCode);
         await using var connection = await SqliteDatabase.OpenAsync(Db);
-        Assert.Equal(2L, TempDatabase.Scalar(connection, "SELECT count(*) FROM mad_schema_migrations"));
+        Assert.Equal(3L, TempDatabase.Scalar(connection, "SELECT count(*) FROM mad_schema_migrations"));
     }
 }

@@ -285,7 +285,7 @@ public sealed class SqliteModelRegistryTests
         await using var db = await TempDatabase.CreateAsync();
         await db.PushAsync("iris", RandomForest);
         var applied = db.Rows("SELECT name, checksum, applied_at FROM mad_schema_migrations ORDER BY name");
-        Assert.Equal(["001_registry.sql", "002_prediction_tables.sql"], applied.Select(r => (string)r["name"]!));
+        Assert.Equal(["001_registry.sql", "002_prediction_tables.sql", "005_drift.sql"], applied.Select(r => (string)r["name"]!));
 
         await using (var again = await SqliteModelRegistry.OpenAsync(db.Path))
         {
