@@ -18,6 +18,12 @@ internal static class MonitoringSql
 
     public const string SourceName = "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::regclass";
 
+    /// <summary>The features of the first prediction table bound to the model, and the baseline's columns.</summary>
+    public const string Mapping = """
+        SELECT (SELECT p.features::text FROM mad.prediction_tables p WHERE split_part(p.model, '@', 1) = $1 ORDER BY p.created_at LIMIT 1),
+               ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a WHERE a.attrelid = $2::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum)
+        """;
+
     public const string Drift = """
         SELECT window_start, window_end, version, "column", kind, metric, value, threshold, drifted, n_baseline, n_current
         FROM mad.drift($1, $2, $3)

@@ -124,10 +124,7 @@ public sealed class PostgresMonitoring(PostgresModelRegistry registry, ModelCach
     private static async Task<FeatureMapping> MappingAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string model, ModelSignature signature, string source,
         CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand("""
-            SELECT (SELECT p.features::text FROM mad.prediction_tables p WHERE split_part(p.model, '@', 1) = $1 ORDER BY p.created_at LIMIT 1),
-                   ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a WHERE a.attrelid = $2::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum)
-            """, connection, transaction) { Parameters = { new() { Value = model }, new() { Value = source } } };
+        await using var command = new NpgsqlCommand(MonitoringSql.Mapping, connection, transaction) { Parameters = { new() { Value = model }, new() { Value = source } } };
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         await reader.ReadAsync(cancellationToken);
         var features = reader.IsDBNull(0) ? null : FeatureMapping.Parse(reader.GetString(0));
