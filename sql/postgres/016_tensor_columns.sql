@@ -116,8 +116,7 @@ BEGIN
         width,
         CASE WHEN node IS NOT NULL THEN format('the mapping gives %s column(s)', cardinality(wanted)) ELSE format('the table has no column %L', input_name) END,
         input_name, CASE WHEN width = 1 THEN '"column"' ELSE '"column1", "column2", ...' END, mad.describe_columns(source)
-        USING ERRCODE = 'invalid_parameter_value',
-              HINT = 'Or map it to one array column (real[], bigint[], ... or bytea) that holds the whole input per row.';
+        USING ERRCODE = 'invalid_parameter_value';
     END IF;
     resolved_columns := '[]';
     FOREACH wanted_column IN ARRAY wanted LOOP
