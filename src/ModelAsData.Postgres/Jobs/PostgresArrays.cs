@@ -22,6 +22,9 @@ internal static class PostgresArrays
     private const uint Float4 = 700;
     private const uint Float8 = 701;
 
+    /// <summary>PostgreSQL's MAXDIM: an array has at most six dimensions; a tensor of higher rank is stored flat.</summary>
+    public const int MaxDimensions = 6;
+
     /// <summary>Whether a read type of <c>mad.feature_reads</c> is a whole tensor per row (an array, or bytea).</summary>
     public static bool IsTensor(string readType) => readType == "bytea" || readType.EndsWith("[]", StringComparison.Ordinal);
 
@@ -85,7 +88,7 @@ internal static class PostgresArrays
     public static byte[] Write(RowTensor tensor)
     {
         var values = tensor.Values;
-        var dims = tensor.Dims.Length == 0 ? [1L] : tensor.Dims;
+        var dims = Dims(tensor);
         var empty = values.Length == 0;
         var (oid, size) = values switch
         {
@@ -135,10 +138,13 @@ internal static class PostgresArrays
     {
         var builder = new StringBuilder();
         var at = 0;
-        var dims = tensor.Dims.Length == 0 ? [1L] : tensor.Dims;
-        Nest(builder, tensor.Values, dims, 0, ref at);
+        Nest(builder, tensor.Values, Dims(tensor), 0, ref at);
         return builder.ToString();
     }
+
+    /// <summary>The dimensions an array of the tensor is written with: a scalar as one element, beyond six flat.</summary>
+    private static long[] Dims(RowTensor tensor) =>
+        tensor.Dims.Length == 0 ? [1L] : tensor.Dims.Length > MaxDimensions ? [tensor.Values.Length] : tensor.Dims;
 
     private static void Nest(StringBuilder builder, Array values, long[] dims, int dim, ref int at)
     {
