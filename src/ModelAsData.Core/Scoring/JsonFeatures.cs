@@ -65,7 +65,40 @@ public static class JsonFeatures
     }
 
     /// <summary>Nested JSON arrays as their elements (CLR scalars, row-major) and dimensions; ragged nesting is refused.</summary>
-    private static (object?[] Values, long[] Dims) Flatten(JsonArray tensor, string input, string model, ModelSignature signature, ModelScorer scorer)
+    private static (object?[] Values, long[] Dims) Flatten(JsonArray tensor, string input, string model, ModelSignature signature, ModelScorer scorer) =>
+        TryFlatten(tensor, out var values, out var dims) is { } why
+            ? throw Cancel(scorer, Mismatch(model, signature, $"input '{input}' {why}"))
+            : (values, dims);
+
+    /// <summary>
+    /// Sets a whole input of the scorer's open row from a row's tensor written as JSON (nested arrays, or a flat
+    /// array), as the embedded store keeps tensors in TEXT columns; returns why it cannot feed the input, or null.
+    /// </summary>
+    public static string? SetTensor(ModelScorer scorer, int input, string json)
+    {
+        JsonNode? node;
+        try
+        {
+            node = JsonNode.Parse(json);
+        }
+        catch (JsonException e)
+        {
+            return $"the text is not a JSON array ({e.Message})";
+        }
+
+        if (node is not JsonArray array)
+        {
+            return $"input '{scorer.Model.Signature.Inputs[input].Name}' takes an array per row; the text is {Shorten(json)}";
+        }
+
+        return TryFlatten(array, out var values, out var dims) is { } why
+            ? $"input '{scorer.Model.Signature.Inputs[input].Name}' {why}"
+            : scorer.SetTensor(input, values, dims);
+    }
+
+    private static string Shorten(string text) => text.Length <= 40 ? text : text[..40] + "…";
+
+    private static string? TryFlatten(JsonArray tensor, out object?[] flat, out long[] shape)
     {
         var dims = new List<long>();
         for (JsonNode? node = tensor; node is JsonArray array; node = array.Count > 0 ? array[0] : null)
@@ -74,32 +107,39 @@ public static class JsonFeatures
         }
 
         var values = new List<object?>();
-        void Walk(JsonNode? node, int depth)
+        string? Walk(JsonNode? node, int depth)
         {
             if (depth == dims.Count)
             {
                 if (node is JsonArray)
                 {
-                    throw Cancel(scorer, Mismatch(model, signature, $"input '{input}' is not a rectangular array: it nests deeper in places than at its first element"));
+                    return "is not a rectangular array: it nests deeper in places than at its first element";
                 }
 
                 values.Add(ToClr(node));
-                return;
+                return null;
             }
 
             if (node is not JsonArray array || array.Count != dims[depth])
             {
-                throw Cancel(scorer, Mismatch(model, signature, $"input '{input}' is not a rectangular array: dimension {depth} has {dims[depth]} element(s) at its start and another size elsewhere"));
+                return $"is not a rectangular array: dimension {depth} has {dims[depth]} element(s) at its start and another size elsewhere";
             }
 
             foreach (var element in array)
             {
-                Walk(element, depth + 1);
+                if (Walk(element, depth + 1) is { } why)
+                {
+                    return why;
+                }
             }
+
+            return null;
         }
 
-        Walk(tensor, 0);
-        return (values.ToArray(), dims.ToArray());
+        var error = Walk(tensor, 0);
+        flat = values.ToArray();
+        shape = dims.ToArray();
+        return error;
     }
 
     /// <summary>Parses features given as JSON text.</summary>
