@@ -9,16 +9,30 @@ namespace ModelAsData.Core;
 /// model input to a column, or to a list of columns for an <c>[N, k]</c> input:
 /// <c>{"float_input": ["sepal_length", "sepal_width", "petal_length", "petal_width"]}</c>.
 /// </summary>
+/// <remarks>
+/// An input may instead be fed whole from one column per row (a tensor column: JSON text or a BLOB in the embedded
+/// store, which has no array types): when the mapping gives one column (or the table has one of its name) for an
+/// input that takes more than one value per row or a dynamic number of them. PostgreSQL decides by the column's type
+/// (an array or bytea, sql/postgres/016_tensor_columns.sql).
+/// </remarks>
 public sealed class FeatureMapping
 {
-    private FeatureMapping(IReadOnlyList<string> slotColumns, JsonObject json)
+    private FeatureMapping(IReadOnlyList<string> slotColumns, IReadOnlyList<int> slotNumbers, IReadOnlyList<(int Input, string Column)> tensorColumns, JsonObject json)
     {
         SlotColumns = slotColumns;
+        SlotNumbers = slotNumbers;
+        TensorColumns = tensorColumns;
         Json = json;
     }
 
-    /// <summary>The source column of each slot, as the table spells it.</summary>
+    /// <summary>The source column of each slot fed from scalar columns, as the table spells it.</summary>
     public IReadOnlyList<string> SlotColumns { get; }
+
+    /// <summary>For each entry of <see cref="SlotColumns"/>, the scorer slot it feeds (inputs fed whole have none here).</summary>
+    public IReadOnlyList<int> SlotNumbers { get; }
+
+    /// <summary>The inputs fed whole from one tensor column per row, by input index.</summary>
+    public IReadOnlyList<(int Input, string Column)> TensorColumns { get; }
 
     /// <summary>The mapping in its JSON form, with the table's spelling of every column.</summary>
     public JsonObject Json { get; }
@@ -41,10 +55,27 @@ public sealed class FeatureMapping
         }
 
         var slots = new List<string>(signature.FeatureCount);
+        var numbers = new List<int>(signature.FeatureCount);
+        var tensors = new List<(int, string)>();
         var json = new JsonObject();
-        foreach (var input in signature.Inputs)
+        for (int index = 0, slot = 0; index < signature.Inputs.Count; slot += signature.Inputs[index].Width, index++)
         {
+            var input = signature.Inputs[index];
             var wanted = Wanted(input, mapping);
+            if (wanted.Count == 1 && (input.Width != 1 || input.IsRagged) && byName.TryGetValue(wanted[0], out var whole))
+            {
+                tensors.Add((index, whole));
+                json[input.Name] = new JsonArray(whole);
+                continue;
+            }
+
+            if (input.IsRagged)
+            {
+                var given = mapping?.ContainsKey(input.Name) == true ? $"{wanted.Count} column(s)" : $"a column '{input.Name}', which the table does not have as an array";
+                throw new ModelAsDataException(ErrorCode.InvalidArgument,
+                    $"Model '{model}' input {ModelSignature.Describe(input)} has a dynamic size per row: it is fed from one array column per row (real[], bigint[], ... or bytea), not from {given}.");
+            }
+
             if (wanted.Count != input.Width)
             {
                 var how = mapping?.ContainsKey(input.Name) == true
@@ -65,6 +96,7 @@ public sealed class FeatureMapping
                         $"Model '{model}' input '{input.Name}' is mapped to column '{column}', which {source} does not have. Columns: {string.Join(", ", tableColumns)}.");
                 }
 
+                numbers.Add(slot + resolved.Count);
                 slots.Add(actual);
                 resolved.Add(actual);
             }
@@ -79,7 +111,7 @@ public sealed class FeatureMapping
                 $"The mapping names {string.Join(", ", unknown.Select(u => $"'{u}'"))}, which model '{model}' does not take; its inputs: {string.Join(", ", signature.Inputs.Select(i => i.Name))}.");
         }
 
-        return new FeatureMapping(slots, json);
+        return new FeatureMapping(slots, numbers, tensors, json);
     }
 
     /// <summary>Parses a mapping given as JSON text; null or blank means none.</summary>

@@ -4,6 +4,7 @@ using Microsoft.Data.Sqlite;
 using ModelAsData.Core;
 using ModelAsData.Core.Deployments;
 using ModelAsData.Core.Onnx;
+using ModelAsData.Core.Scoring;
 
 namespace ModelAsData.Sqlite;
 
@@ -11,9 +12,12 @@ namespace ModelAsData.Sqlite;
 /// The SQL functions of the embedded mode, registered on a connection with one call:
 /// <c>predict(ref, feature, ...)</c> returns the label or value, <c>predict_proba(ref, class, feature, ...)</c> one
 /// class's probability, <c>predict_version(ref)</c> the version a reference resolves to. Features are given in the
-/// model's input order; a single JSON array may stand for all of them. <c>bucket(seed, key_text)</c> and
-/// <c>key_text(value, ...)</c> are the deployments' sticky hash and canonical key text, as in PostgreSQL;
-/// <c>predict_keyed(ref, key, feature, ...)</c> predicts with the version the reference's deployment serves the key.
+/// model's input order; a single JSON array may stand for all of them. A model with an input that takes a whole
+/// tensor per row (an image, token ids of any length) takes one argument per input instead: a tensor as JSON text
+/// (nested arrays) or a BLOB (bytes, e.g. a uint8 image), a value of one for an input of one.
+/// <c>bucket(seed, key_text)</c> and <c>key_text(value, ...)</c> are the deployments' sticky hash and canonical key
+/// text, as in PostgreSQL; <c>predict_keyed(ref, key, feature, ...)</c> predicts with the version the reference's
+/// deployment serves the key.
 /// </summary>
 public static class SqlitePredictFunctions
 {
@@ -83,17 +87,24 @@ public static class SqlitePredictFunctions
         var given = args.Length - first;
         scorer.Clear();
         scorer.BeginRow();
-        if (given == 1 && scorer.SlotCount > 1 && args[first] is string json && json.StartsWith('['))
+        var inputs = resolved.Model.Signature.Inputs;
+        var ragged = inputs.Any(i => i.IsRagged);
+        if (given == 1 && scorer.SlotCount > 1 && !ragged && args[first] is string json && json.StartsWith('[') && !json[1..].TrimStart().StartsWith('['))
         {
             SetFromJsonArray(scorer, reference, json);
+        }
+        else if ((given != scorer.SlotCount || ragged) && given == inputs.Count)
+        {
+            SetByInput(scorer, reference, args, first);
         }
         else
         {
             if (given != scorer.SlotCount)
             {
                 scorer.CancelRow();
+                var perInput = ragged ? $", or one per input ({inputs.Count}: a tensor as JSON text or a BLOB)" : "";
                 throw new ModelAsDataException(ErrorCode.FeatureMismatch,
-                    $"Model '{reference}' takes {scorer.SlotCount} feature(s) ({resolved.Model.Signature.DescribeInputs()}); predict() was given {given}.");
+                    $"Model '{reference}' takes {scorer.SlotCount} feature(s){perInput} ({resolved.Model.Signature.DescribeInputs()}); predict() was given {given}.");
             }
 
             for (var slot = 0; slot < given; slot++)
@@ -109,6 +120,29 @@ public static class SqlitePredictFunctions
 
         scorer.EndRow();
         return scorer.Score();
+    }
+
+    /// <summary>One argument per input: a tensor as JSON text or a BLOB for an input of more than one value, else a scalar.</summary>
+    private static void SetByInput(ModelScorer scorer, string reference, object?[] args, int first)
+    {
+        var inputs = scorer.Model.Signature.Inputs;
+        for (int i = 0, slot = 0; i < inputs.Count; slot += inputs[i].Width, i++)
+        {
+            var value = args[first + i];
+            var error = value switch
+            {
+                byte[] bytes => scorer.SetTensor(i, bytes),
+                string text when text.StartsWith('[') => JsonFeatures.SetTensor(scorer, i, text),
+                _ when inputs[i].Width == 1 && !inputs[i].IsRagged => scorer.Set(slot, value is DBNull ? null : value),
+                null or DBNull => $"null cannot feed input '{inputs[i].Name}'",
+                _ => $"input '{inputs[i].Name}' takes {ModelScorer.DescribeRow(inputs[i])} per row, as a JSON array or a BLOB",
+            };
+            if (error is not null)
+            {
+                scorer.CancelRow();
+                throw new ModelAsDataException(ErrorCode.FeatureMismatch, $"Model '{reference}', argument {i + 1}: {error}.");
+            }
+        }
     }
 
     private static void SetFromJsonArray(ModelScorer scorer, string reference, string json)

@@ -7,6 +7,7 @@ using ModelAsData.Core.Deployments;
 using ModelAsData.Core.Monitoring;
 using ModelAsData.Core.Onnx;
 using ModelAsData.Core.Registry;
+using ModelAsData.Core.Scoring;
 using SQLitePCL;
 
 namespace ModelAsData.Sqlite;
@@ -99,8 +100,9 @@ public sealed partial class SqlitePredictionTables
     private async Task<(long Rows, long Failed)> ScoreIntoAsync(PredictionTable table, OnnxModel model, int version, string arm, Func<object[], bool>? takes,
         FeatureMapping mapping, long total, IProgress<RefreshProgress>? progress, ProfileCounter? counter, CancellationToken cancellationToken)
     {
-        var featureColumns = mapping.SlotColumns.Distinct(StringComparer.Ordinal).ToList();
+        var featureColumns = mapping.SlotColumns.Concat(mapping.TensorColumns.Select(t => t.Column)).Distinct(StringComparer.Ordinal).ToList();
         var slotOrdinal = mapping.SlotColumns.Select(c => table.Key.Count + featureColumns.IndexOf(c)).ToArray();
+        var tensorOrdinal = mapping.TensorColumns.Select(t => table.Key.Count + featureColumns.IndexOf(t.Column)).ToArray();
         using var reader = new SqliteRawStatement(Connection, $"SELECT {string.Join(", ", table.Key.Concat(featureColumns).Select(SqliteDatabase.Quote))} FROM {SqliteDatabase.Quote(table.Source)}");
         using var writer = new OutputWriter(Connection, table, version, arm, counter);
         var turns = Enumerable.Range(0, Turns).Select(_ => model.CreateScorer(model.PreferredBatchSize))
@@ -115,7 +117,7 @@ public sealed partial class SqlitePredictionTables
                 var (scorer, batch) = turns[turn];
                 scorer.Clear();
                 batch.Clear();
-                var more = ReadBatch(reader, scorer, batch, slotOrdinal, mapping, takes, counter, table.Key.Count, featureColumns.Count);
+                var more = ReadBatch(reader, scorer, batch, slotOrdinal, tensorOrdinal, mapping, takes, counter, table.Key.Count, featureColumns.Count);
                 if (batch.Count > 0)
                 {
                     inFlight.Enqueue((Task.Run(() => scorer.Score(cancellationToken), cancellationToken), batch));
@@ -147,7 +149,7 @@ public sealed partial class SqlitePredictionTables
     }
 
     /// <summary>Reads rows until the scorer or the batch is full; returns whether the source may have more.</summary>
-    private static bool ReadBatch(SqliteRawStatement reader, ModelScorer scorer, PendingRows batch, int[] slotOrdinal, FeatureMapping mapping,
+    private static bool ReadBatch(SqliteRawStatement reader, ModelScorer scorer, PendingRows batch, int[] slotOrdinal, int[] tensorOrdinal, FeatureMapping mapping,
         Func<object[], bool>? takes, ProfileCounter? counter, int keyCount, int featureCount)
     {
         while (!scorer.IsFull && !batch.IsFull)
@@ -169,7 +171,7 @@ public sealed partial class SqlitePredictionTables
                 counter.CountInput(f, reader.GetValue(keyCount + f)); // drift monitoring
             }
 
-            if (FillRow(scorer, reader, slotOrdinal, mapping) is { } error)
+            if (FillRow(scorer, reader, slotOrdinal, tensorOrdinal, mapping) is { } error)
             {
                 batch.Fail(row, error);
             }
@@ -184,12 +186,13 @@ public sealed partial class SqlitePredictionTables
     }
 
     /// <summary>Puts one source row's features into the scorer; returns the error that stops it, naming the column.</summary>
-    private static string? FillRow(ModelScorer scorer, SqliteRawStatement reader, int[] slotOrdinal, FeatureMapping mapping)
+    private static string? FillRow(ModelScorer scorer, SqliteRawStatement reader, int[] slotOrdinal, int[] tensorOrdinal, FeatureMapping mapping)
     {
         scorer.BeginRow();
-        for (var slot = 0; slot < slotOrdinal.Length; slot++)
+        for (var s = 0; s < slotOrdinal.Length; s++)
         {
-            var ordinal = slotOrdinal[slot];
+            var ordinal = slotOrdinal[s];
+            var slot = mapping.SlotNumbers[s];
             var error = reader.ColumnType(ordinal) switch
             {
                 raw.SQLITE_FLOAT => scorer.Set(slot, reader.GetDouble(ordinal)),
@@ -200,7 +203,26 @@ public sealed partial class SqlitePredictionTables
             if (error is not null)
             {
                 scorer.CancelRow();
-                return $"column {mapping.SlotColumns[slot]}: {error}";
+                return $"column {mapping.SlotColumns[s]}: {error}";
+            }
+        }
+
+        // A tensor column holds a row's whole input: JSON text (nested arrays), or a BLOB of bytes (uint8 images).
+        for (var t = 0; t < mapping.TensorColumns.Count; t++)
+        {
+            var (input, column) = mapping.TensorColumns[t];
+            var ordinal = tensorOrdinal[t];
+            var error = reader.ColumnType(ordinal) switch
+            {
+                raw.SQLITE_TEXT => JsonFeatures.SetTensor(scorer, input, reader.GetString(ordinal)),
+                raw.SQLITE_BLOB => scorer.SetTensor(input, (byte[])reader.GetValue(ordinal)!),
+                raw.SQLITE_NULL => $"null cannot feed input '{scorer.Model.Signature.Inputs[input].Name}' {ModelScorer.DescribeRow(scorer.Model.Signature.Inputs[input])}",
+                _ => $"input '{scorer.Model.Signature.Inputs[input].Name}' takes a JSON array or a BLOB per row; the column holds a number",
+            };
+            if (error is not null)
+            {
+                scorer.CancelRow();
+                return $"column {column}: {error}";
             }
         }
 
@@ -319,8 +341,9 @@ public sealed partial class SqlitePredictionTables
                         case null: _insert.Bind(index, (object?)null); break;
                         case ColumnType.Real: _insert.Bind(index, scored.GetDouble(scorerRow, c)); break;
                         case ColumnType.Integer: _insert.Bind(index, (long)scored.GetDouble(scorerRow, c)); break;
-                        case ColumnType.RealArray: _insert.Bind(index, JsonSerializer.Serialize(scored.GetArray(scorerRow, c))); break;
-                        default: _insert.Bind(index, scored.GetValue(scorerRow, c)); break;
+                        case ColumnType.Text: _insert.Bind(index, scored.GetValue(scorerRow, c)); break;
+                        // Tensors as JSON text, nested by the row's dimensions.
+                        default: _insert.Bind(index, RequestPredictor.ToJson(scored.GetTensor(scorerRow, c))?.ToJsonString()); break;
                     }
                 }
 

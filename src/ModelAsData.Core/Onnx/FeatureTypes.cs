@@ -9,6 +9,18 @@ public static class FeatureTypes
     public static bool IsTabular(FeatureType type) => type is FeatureType.Float or FeatureType.Double or FeatureType.Int64
         or FeatureType.Int32 or FeatureType.String or FeatureType.Bool;
 
+    /// <summary>
+    /// The array a table's rows keep values of this type in, widened without loss: float16 and bfloat16 as float, the
+    /// small and unsigned integers (up to uint32) as int64. Uint64 stays itself: no column type of both stores holds
+    /// all of it, so a uint64 output is not decoded into columns.
+    /// </summary>
+    public static FeatureType Storage(FeatureType type) => type switch
+    {
+        FeatureType.Float16 or FeatureType.Bfloat16 => FeatureType.Float,
+        FeatureType.Int8 or FeatureType.Int16 or FeatureType.Uint8 or FeatureType.Uint16 or FeatureType.Uint32 => FeatureType.Int64,
+        _ => type,
+    };
+
     /// <summary>The name signatures and messages use: <c>float</c>, <c>uint8</c>, <c>bfloat16</c>.</summary>
     public static string Name(FeatureType type) => type.ToString().ToLowerInvariant();
 

@@ -1,39 +1,68 @@
 using System.Globalization;
+using System.Runtime.InteropServices;
 using Microsoft.ML.OnnxRuntime;
+using ModelAsData.Core.Onnx.Tensors;
 
 namespace ModelAsData.Core.Onnx;
 
 /// <summary>
-/// The rows of one model input, in the managed array of its element type. Numeric tensors are handed to ONNX
-/// Runtime over this memory without a copy; the values for one row count are made once and reused.
+/// The rows of one model input, in the managed array of its element type (the six tabular types), or as the
+/// little-endian bytes ONNX Runtime lays the others out in (uint8, float16, …). Numeric tensors are handed to ONNX
+/// Runtime over this memory without a copy; the value for one row count is made once and reused. An input with a
+/// dynamic dimension after the batch (<see cref="InputSpec.IsRagged"/>) keeps each row's values and dimensions
+/// (<see cref="RowStart"/>, <see cref="RowDims"/>); the scorer groups such rows by their dimensions
+/// (<see cref="ModelScorer"/>).
 /// </summary>
-internal sealed class InputBuffer : IDisposable
+internal sealed partial class InputBuffer : IDisposable
 {
-    private readonly float[]? _floats;
-    private readonly double[]? _doubles;
-    private readonly long[]? _longs;
-    private readonly int[]? _ints;
-    private readonly string[]? _strings;
-    private readonly bool[]? _bools;
+    private float[]? _floats;
+    private double[]? _doubles;
+    private long[]? _longs;
+    private int[]? _ints;
+    private string[]? _strings;
+    private bool[]? _bools;
+    private byte[]? _raw;
+    private readonly int _size;
+    private readonly int[] _rowStart;
+    private readonly long[][] _rowDims;
     private OrtValue? _value;
+    private GCHandle _pin;
     private int _valueRows;
 
     public InputBuffer(InputSpec spec, int capacity)
     {
         Spec = spec;
-        var length = capacity * spec.Width;
-        switch (spec.Type)
-        {
-            case FeatureType.Float: _floats = new float[length]; break;
-            case FeatureType.Double: _doubles = new double[length]; break;
-            case FeatureType.Int64: _longs = new long[length]; break;
-            case FeatureType.Int32: _ints = new int[length]; break;
-            case FeatureType.String: _strings = new string[length]; Array.Fill(_strings, string.Empty); break;
-            case FeatureType.Bool: _bools = new bool[length]; break;
-        }
+        _size = FeatureTypes.Size(spec.Type);
+        IsRagged = spec.IsRagged;
+        _rowStart = new int[capacity + 1];
+        _rowDims = IsRagged ? new long[capacity][] : [];
+        Allocate(IsRagged ? 16 * capacity : capacity * spec.Width);
     }
 
     public InputSpec Spec { get; }
+
+    /// <summary>Whether rows differ in size (a dynamic dimension after the batch).</summary>
+    public bool IsRagged { get; }
+
+    /// <summary>Where the values of a row start; a ragged row's are set by <see cref="BeginRagged"/>.</summary>
+    public int RowStart(int row) => IsRagged ? _rowStart[row] : row * Spec.Width;
+
+    /// <summary>The dimensions of a ragged row's tensor (without the batch dimension).</summary>
+    public long[] RowDims(int row) => _rowDims[row];
+
+    /// <summary>
+    /// Makes room for a ragged row of <paramref name="dims"/> at <paramref name="row"/> (rows are written in order);
+    /// returns the index of its first value.
+    /// </summary>
+    public int BeginRagged(int row, long[] dims)
+    {
+        var length = checked((int)Tensor.ElementsOf(dims));
+        var start = _rowStart[row];
+        EnsureLength(start + length);
+        _rowDims[row] = dims;
+        _rowStart[row + 1] = start + length;
+        return start;
+    }
 
     public void SetFloat(int index, float value) => _floats![index] = value;
 
@@ -44,10 +73,12 @@ internal sealed class InputBuffer : IDisposable
         {
             case FeatureType.Float: _floats![index] = (float)value; return null;
             case FeatureType.Double: _doubles![index] = value; return null;
-            case FeatureType.Int64 when double.IsInteger(value) && Math.Abs(value) < 9.2e18: _longs![index] = (long)value; return null;
-            case FeatureType.Int32 when double.IsInteger(value) && value is >= int.MinValue and <= int.MaxValue: _ints![index] = (int)value; return null;
+            case FeatureType.Float16: Raw<ushort>()[index] = BitConverter.HalfToUInt16Bits((Half)value); return null;
+            case FeatureType.Bfloat16: Raw<ushort>()[index] = TensorJson.ToBfloat16((float)value); return null;
             case FeatureType.String: _strings![index] = value.ToString("R", CultureInfo.InvariantCulture); return null;
-            case FeatureType.Bool when value is 0 or 1: _bools![index] = value == 1; return null;
+            case FeatureType.Uint64 when double.IsInteger(value) && value is >= 0 and < 1.8e19: Raw<ulong>()[index] = (ulong)value; return null;
+            case FeatureType.Uint64: return $"{value.ToString("R", CultureInfo.InvariantCulture)} does not fit {TypeName}";
+            case var _ when double.IsInteger(value) && Math.Abs(value) < 9.2e18: return Set(index, (long)value);
             default: return $"{value.ToString("R", CultureInfo.InvariantCulture)} does not fit {TypeName}";
         }
     }
@@ -62,6 +93,13 @@ internal sealed class InputBuffer : IDisposable
             case FeatureType.Int32 when value is >= int.MinValue and <= int.MaxValue: _ints![index] = (int)value; return null;
             case FeatureType.String: _strings![index] = value.ToString(CultureInfo.InvariantCulture); return null;
             case FeatureType.Bool when value is 0 or 1: _bools![index] = value == 1; return null;
+            case FeatureType.Uint8 when value is >= byte.MinValue and <= byte.MaxValue: _raw![index] = (byte)value; return null;
+            case FeatureType.Int8 when value is >= sbyte.MinValue and <= sbyte.MaxValue: _raw![index] = (byte)(sbyte)value; return null;
+            case FeatureType.Int16 when value is >= short.MinValue and <= short.MaxValue: Raw<short>()[index] = (short)value; return null;
+            case FeatureType.Uint16 when value is >= ushort.MinValue and <= ushort.MaxValue: Raw<ushort>()[index] = (ushort)value; return null;
+            case FeatureType.Uint32 when value is >= uint.MinValue and <= uint.MaxValue: Raw<uint>()[index] = (uint)value; return null;
+            case FeatureType.Uint64 when value >= 0: Raw<ulong>()[index] = (ulong)value; return null;
+            case FeatureType.Float16 or FeatureType.Bfloat16: return Set(index, (double)value);
             default: return $"{value.ToString(CultureInfo.InvariantCulture)} does not fit {TypeName}";
         }
     }
@@ -72,6 +110,7 @@ internal sealed class InputBuffer : IDisposable
         {
             case FeatureType.String: _strings![index] = value; return null;
             case FeatureType.Bool when bool.TryParse(value, out var flag): _bools![index] = flag; return null;
+            case FeatureType.Uint64 when ulong.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var whole): Raw<ulong>()[index] = whole; return null;
             default: return $"text '{Shorten(value)}' cannot feed {TypeName}";
         }
     }
@@ -85,7 +124,7 @@ internal sealed class InputBuffer : IDisposable
     {
         if (_strings is not null)
         {
-            return StringTensor(Shape(rows), rows * Spec.Width); // The caller disposes it after the call.
+            return StringTensor(Shape(rows), _strings, rows * Spec.Width); // The caller disposes it after the call.
         }
 
         if (_value is not null && _valueRows == rows)
@@ -93,35 +132,15 @@ internal sealed class InputBuffer : IDisposable
             return _value;
         }
 
-        _value?.Dispose();
-        var shape = Shape(rows);
-        var length = rows * Spec.Width;
-        _value = Spec.Type switch
-        {
-            FeatureType.Float => OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _floats.AsMemory(0, length), shape),
-            FeatureType.Double => OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _doubles.AsMemory(0, length), shape),
-            FeatureType.Int64 => OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _longs.AsMemory(0, length), shape),
-            FeatureType.Int32 => OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _ints.AsMemory(0, length), shape),
-            _ => OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _bools.AsMemory(0, length), shape),
-        };
+        ReleaseValue();
+        _value = Over(this, 0, rows * Spec.Width, Shape(rows), ref _pin);
         _valueRows = rows;
         return _value;
     }
 
-    public void Dispose() => _value?.Dispose();
+    public void Dispose() => ReleaseValue();
 
-    private OrtValue StringTensor(long[] shape, int length)
-    {
-        // String tensors live in native memory: they are filled anew for every call.
-        var value = OrtValue.CreateTensorWithEmptyStrings(OrtAllocator.DefaultInstance, shape);
-        for (var i = 0; i < length; i++)
-        {
-            value.StringTensorSetElementAt(_strings![i].AsSpan(), i);
-        }
-
-        return value;
-    }
-
+    /// <summary>The shape of a batch of <paramref name="rows"/> rows of this input's fixed shape.</summary>
     private long[] Shape(int rows)
     {
         var shape = (long[])Spec.Shape.Clone();
@@ -133,7 +152,71 @@ internal sealed class InputBuffer : IDisposable
         return shape;
     }
 
-    private string TypeName => $"input '{Spec.Name}' ({Spec.Type.ToString().ToLowerInvariant()})";
+    private void ReleaseValue()
+    {
+        _value?.Dispose();
+        _value = null;
+        if (_pin.IsAllocated)
+        {
+            _pin.Free();
+        }
+    }
+
+    private Span<T> Raw<T>() where T : struct => MemoryMarshal.Cast<byte, T>(_raw.AsSpan());
+
+    private void Allocate(int length)
+    {
+        length = Math.Max(length, 1);
+        switch (Spec.Type)
+        {
+            case FeatureType.Float: _floats = new float[length]; break;
+            case FeatureType.Double: _doubles = new double[length]; break;
+            case FeatureType.Int64: _longs = new long[length]; break;
+            case FeatureType.Int32: _ints = new int[length]; break;
+            case FeatureType.String: _strings = new string[length]; Array.Fill(_strings, string.Empty); break;
+            case FeatureType.Bool: _bools = new bool[length]; break;
+            default: _raw = new byte[length * _size]; break;
+        }
+    }
+
+    /// <summary>Grows a ragged input's storage (doubling), keeping what rows hold so far.</summary>
+    private void EnsureLength(int length)
+    {
+        var have = Length;
+        if (have >= length)
+        {
+            return;
+        }
+
+        var grown = Math.Max(length, have * 2);
+        ReleaseValue();
+        switch (Spec.Type)
+        {
+            case FeatureType.Float: Array.Resize(ref _floats, grown); break;
+            case FeatureType.Double: Array.Resize(ref _doubles, grown); break;
+            case FeatureType.Int64: Array.Resize(ref _longs, grown); break;
+            case FeatureType.Int32: Array.Resize(ref _ints, grown); break;
+            case FeatureType.String:
+                Array.Resize(ref _strings, grown);
+                Array.Fill(_strings, string.Empty, have, grown - have);
+                break;
+            case FeatureType.Bool: Array.Resize(ref _bools, grown); break;
+            default: Array.Resize(ref _raw, grown * _size); break;
+        }
+    }
+
+    private int Length => Spec.Type switch
+    {
+        FeatureType.Float => _floats!.Length,
+        FeatureType.Double => _doubles!.Length,
+        FeatureType.Int64 => _longs!.Length,
+        FeatureType.Int32 => _ints!.Length,
+        FeatureType.String => _strings!.Length,
+        FeatureType.Bool => _bools!.Length,
+        _ => _raw!.Length / _size,
+    };
+
+    private string TypeName => $"input '{Spec.Name}' ({FeatureTypes.Name(Spec.Type)})";
 
     private static string Shorten(string value) => value.Length <= 40 ? value : value[..40] + "…";
 }

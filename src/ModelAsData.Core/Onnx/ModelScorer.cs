@@ -1,4 +1,7 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
 using Microsoft.ML.OnnxRuntime;
+using ModelAsData.Core.Onnx.Tensors;
 
 namespace ModelAsData.Core.Onnx;
 
@@ -10,9 +13,13 @@ namespace ModelAsData.Core.Onnx;
 /// </summary>
 /// <remarks>
 /// A slot is a feature's position across all inputs in model order: an iris model with input <c>[N,4]</c> has slots
-/// 0–3; the titanic pipeline's five <c>[N,1]</c> inputs are slots 0–4.
+/// 0–3; the titanic pipeline's five <c>[N,1]</c> inputs are slots 0–4. An input can instead be set whole from one
+/// array per row (<see cref="SetTensor"/>: an image, token ids); an input with a dynamic dimension after the batch
+/// (<see cref="InputSpec.IsRagged"/>) has no slots and is only set so. Rows of such inputs may differ in size: the
+/// batch is scored in groups of rows of the same sizes, one ONNX Runtime call per group, never padded (padding
+/// changes what a model computes unless it takes a mask), and each row's outputs keep their own dimensions.
 /// </remarks>
-public sealed class ModelScorer : IDisposable
+public sealed partial class ModelScorer : IDisposable
 {
     private readonly InputBuffer[] _inputs;
     private readonly OutputBuffer[] _outputs;
@@ -23,6 +30,7 @@ public sealed class ModelScorer : IDisposable
     private readonly OrtValue[] _inputValues;
     private readonly OrtValue[] _outputValues;
     private readonly RunOptions _runOptions = new();
+    private readonly int[] _raggedInputs;
     private bool _preallocate;
     private bool _rowOpen;
 
@@ -37,7 +45,8 @@ public sealed class ModelScorer : IDisposable
         _outputNames = signature.Outputs.Select(o => o.Name).ToArray();
         _inputValues = new OrtValue[_inputs.Length];
         _outputValues = new OrtValue[_outputs.Length];
-        _preallocate = _outputs.All(o => o.CanPreallocate);
+        _raggedInputs = Enumerable.Range(0, _inputs.Length).Where(i => _inputs[i].IsRagged).ToArray();
+        _preallocate = _outputs.All(o => o.CanPreallocate) && _raggedInputs.Length == 0;
         _slotInput = new int[signature.FeatureCount];
         _slotOffset = new int[signature.FeatureCount];
         for (int input = 0, slot = 0; input < _inputs.Length; input++)
@@ -180,6 +189,12 @@ public sealed class ModelScorer : IDisposable
 
     private void Run()
     {
+        if (_raggedInputs.Length > 0)
+        {
+            RunGroups();
+            return;
+        }
+
         for (var i = 0; i < _inputs.Length; i++)
         {
             _inputValues[i] = _inputs[i].ToOrtValue(Count);

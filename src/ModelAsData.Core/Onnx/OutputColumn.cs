@@ -11,6 +11,14 @@ public enum ColumnType
     Text,
     /// <summary>All of an output's values for the row (an output too wide, or of unknown width).</summary>
     RealArray,
+    /// <summary>All of a double output's values for the row (<c>double precision[]</c>).</summary>
+    DoubleArray,
+    /// <summary>All of an integer output's values for the row (<c>bigint[]</c>; every integer type but uint64 fits).</summary>
+    IntegerArray,
+    /// <summary>All of a bool output's values for the row (<c>boolean[]</c>).</summary>
+    BooleanArray,
+    /// <summary>All of a string output's values for the row (<c>text[]</c>).</summary>
+    TextArray,
 }
 
 /// <summary>

@@ -20,17 +20,20 @@ public readonly struct ScoredBatch
 
     public IReadOnlyList<OutputColumn> Columns => _scorer.Model.Signature.Columns;
 
-    /// <summary>A column's value as a typed CLR object: double, long, string, or double[] for an array column.</summary>
+    /// <summary>
+    /// A column's value as a typed CLR object: double, long, string, or for an array column a <see cref="RowTensor"/>
+    /// (the row's elements and dimensions).
+    /// </summary>
     public object GetValue(int row, int column)
     {
         var spec = Columns[column];
         var output = _scorer.Output(spec.Output);
         return spec.Type switch
         {
-            ColumnType.Text => output.Strings[(row * output.Width) + spec.Offset],
-            ColumnType.Integer => (long)output.GetDouble((row * output.Width) + spec.Offset),
-            ColumnType.Real => output.GetDouble((row * output.Width) + spec.Offset),
-            _ => GetArray(row, column),
+            ColumnType.Text => output.Strings[output.RowStart(row) + spec.Offset],
+            ColumnType.Integer => (long)output.GetDouble(output.RowStart(row) + spec.Offset),
+            ColumnType.Real => output.GetDouble(output.RowStart(row) + spec.Offset),
+            _ => GetTensor(row, column),
         };
     }
 
@@ -39,20 +42,45 @@ public readonly struct ScoredBatch
     {
         var spec = Columns[column];
         var output = _scorer.Output(spec.Output);
-        return output.GetDouble((row * output.Width) + spec.Offset);
+        return output.GetDouble(output.RowStart(row) + spec.Offset);
     }
 
-    /// <summary>All of the row's values of an array column.</summary>
+    /// <summary>All of the row's values of a numeric array column, flat.</summary>
     public double[] GetArray(int row, int column)
     {
         var output = _scorer.Output(Columns[column].Output);
-        var values = new double[output.Width];
+        var start = output.RowStart(row);
+        var values = new double[output.RowLength(row)];
         for (var i = 0; i < values.Length; i++)
         {
-            values[i] = output.GetDouble((row * output.Width) + i);
+            values[i] = output.GetDouble(start + i);
         }
 
         return values;
+    }
+
+    /// <summary>
+    /// The row's value of an array column with its dimensions, in the column's element type: float for
+    /// <see cref="ColumnType.RealArray"/>, double, long, bool or string for the others.
+    /// </summary>
+    public RowTensor GetTensor(int row, int column)
+    {
+        var spec = Columns[column];
+        var output = _scorer.Output(spec.Output);
+        var start = output.RowStart(row);
+        var length = output.RowLength(row);
+        Array values = spec.Type switch
+        {
+            ColumnType.RealArray when output.Storage == FeatureType.Float => output.Floats.AsSpan(start, length).ToArray(),
+            ColumnType.RealArray => Array.ConvertAll(GetArray(row, column), d => (float)d),
+            ColumnType.DoubleArray => GetArray(row, column),
+            ColumnType.IntegerArray when output.Storage == FeatureType.Int64 => output.Longs.AsSpan(start, length).ToArray(),
+            ColumnType.IntegerArray => Array.ConvertAll(GetArray(row, column), d => (long)d),
+            ColumnType.BooleanArray => output.Bools.AsSpan(start, length).ToArray(),
+            ColumnType.TextArray => output.Strings.AsSpan(start, length).ToArray(),
+            _ => throw new InvalidOperationException($"Column '{spec.Name}' holds one value per row, not an array."),
+        };
+        return new RowTensor(values, output.RowDims(row));
     }
 
     /// <summary>
@@ -64,17 +92,23 @@ public readonly struct ScoredBatch
         var columns = Columns;
         for (var c = 0; c < columns.Count; c++)
         {
-            if (_scorer.Output(columns[c].Output).Spec.Width == 1)
+            if (_scorer.Output(columns[c].Output).Spec.Width == 1 && columns[c].Offset >= 0)
             {
                 return GetValue(row, c);
             }
         }
 
         var output = _scorer.Output(columns[0].Output);
-        var best = 0;
-        for (var i = 1; i < output.Width; i++)
+        if (output.Storage == FeatureType.String)
         {
-            if (output.GetDouble((row * output.Width) + i) > output.GetDouble((row * output.Width) + best))
+            return GetValue(row, 0);
+        }
+
+        var best = 0;
+        var start = output.RowStart(row);
+        for (var i = 1; i < output.RowLength(row); i++)
+        {
+            if (output.GetDouble(start + i) > output.GetDouble(start + best))
             {
                 best = i;
             }
@@ -89,6 +123,7 @@ public readonly struct ScoredBatch
         null => "",
         double d => d.ToString("G7", CultureInfo.InvariantCulture),
         double[] a => "[" + string.Join(", ", a.Select(d => d.ToString("G7", CultureInfo.InvariantCulture))) + "]",
+        RowTensor t => t.ToString(),
         IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
         _ => value.ToString() ?? "",
     };

@@ -12,16 +12,16 @@ internal static class SignatureReader
     private const int MaxColumnsPerOutput = 32;
 
     /// <summary>
-    /// Every tensor input and output of any element type and shape is accepted: a model that rows of a table cannot
-    /// feed (a dynamic dimension after the first, an element type the tabular path does not read) or whose outputs
-    /// cannot be decoded into columns gets no columns and <see cref="ModelSignature.TensorOnly"/> says why; it scores
-    /// over the Open Inference Protocol. Non-tensor inputs and outputs (sequence, map, optional) are refused here,
+    /// Every tensor input and output of any element type and shape is accepted. Rows of a table feed every input
+    /// (from scalar columns, or from one array column per row); a model whose outputs cannot be decoded into columns
+    /// (uint64) gets no columns and <see cref="ModelSignature.TensorOnly"/> says why; it scores over the Open Inference
+    /// Protocol. Non-tensor inputs and outputs (sequence, map, optional) are refused here,
     /// naming them, because no door can carry them.
     /// </summary>
     public static (ModelSignature Signature, int MaxBatch) Read(InferenceSession session, IReadOnlyDictionary<string, IReadOnlyList<string>> classes)
     {
         var notTabular = new List<string>();
-        var inputs = session.InputNames.Select(name => ReadInput(name, session.InputMetadata[name], notTabular)).ToList();
+        var inputs = session.InputNames.Select(name => ReadInput(name, session.InputMetadata[name])).ToList();
         var outputs = session.OutputNames.Select(name => ReadOutput(name, session.OutputMetadata[name], classes.GetValueOrDefault(name))).ToList();
         var maxBatch = inputs.Any(i => i.Shape.Length == 0 || i.Shape[0] > 0) ? 1 : int.MaxValue;
         var columns = DecodeColumns(outputs, notTabular);
@@ -34,7 +34,7 @@ internal static class SignatureReader
         return (new ModelSignature(inputs, outputs, columns), maxBatch);
     }
 
-    private static InputSpec ReadInput(string name, NodeMetadata metadata, List<string> notTabular)
+    private static InputSpec ReadInput(string name, NodeMetadata metadata)
     {
         if (!metadata.IsTensor)
         {
@@ -43,20 +43,10 @@ internal static class SignatureReader
 
         var shape = metadata.Dimensions.Select(d => (long)d).ToArray();
         var type = ToFeatureType(metadata.ElementDataType, $"input '{name}'");
-        if (!FeatureTypes.IsTabular(type))
-        {
-            notTabular.Add($"input '{name}' holds {FeatureTypes.Name(type)} values, which columns do not feed yet");
-        }
-
-        if (shape.Skip(1).Any(d => d < 0))
-        {
-            notTabular.Add($"input '{name}' has shape [{string.Join(',', shape)}], a dynamic dimension after the first");
-            return new InputSpec(name, type, shape, 0);
-        }
-
-        // A fixed first dimension other than 1 is not a batch: the whole tensor is one row.
-        var width = shape.Length == 0 ? 1 : shape[0] > 1 ? Product(shape) : Product(shape.AsSpan(1));
-        return new InputSpec(name, type, shape, checked((int)width));
+        // Every element type and shape feeds from rows: fixed shapes from scalar columns or one array column, a
+        // dynamic dimension after the first (token ids [N, T]) from one array column per row.
+        var spec = new InputSpec(name, type, shape, 0);
+        return spec.IsRagged ? spec : spec with { Width = checked((int)Product(spec.RowShape)) };
     }
 
     private static OutputSpec ReadOutput(string name, NodeMetadata metadata, IReadOnlyList<string>? classes)
@@ -68,7 +58,9 @@ internal static class SignatureReader
 
         var shape = metadata.Dimensions.Select(d => (long)d).ToArray();
         var type = ToFeatureType(metadata.ElementDataType, $"output '{name}'");
-        int? width = shape.Length <= 1 ? 1 : shape.Skip(1).Any(d => d < 0) ? null : checked((int)Product(shape.AsSpan(1)));
+        // As for inputs: a first dimension of -1 or 1 counts rows; a fixed one of another size makes the tensor one row.
+        var row = shape.Length > 0 && shape[0] is < 0 or 1 ? shape[1..] : shape;
+        int? width = row.Any(d => d < 0) ? null : checked((int)Product(row));
         if (classes is not null)
         {
             width = classes.Count;
@@ -84,14 +76,15 @@ internal static class SignatureReader
         for (var o = 0; o < outputs.Count; o++)
         {
             var output = outputs[o];
-            if (!FeatureTypes.IsTabular(output.Type))
+            if (output.Type == FeatureType.Uint64)
             {
-                notTabular.Add($"output '{output.Name}' holds {FeatureTypes.Name(output.Type)} values, which columns do not hold yet");
+                notTabular.Add($"output '{output.Name}' holds uint64 values, which no column type of both stores holds exactly");
                 continue;
             }
 
             var stem = ColumnStem(output.Name);
-            var scalarType = output.Type switch
+            var storage = FeatureTypes.Storage(output.Type);
+            var scalarType = storage switch
             {
                 FeatureType.String => ColumnType.Text,
                 FeatureType.Float or FeatureType.Double => ColumnType.Real,
@@ -101,7 +94,7 @@ internal static class SignatureReader
             {
                 columns.Add(new OutputColumn(Unique(stem, used), scalarType, o, 0, null));
             }
-            else if (output.Width is { } width && width <= MaxColumnsPerOutput && output.Type != FeatureType.String)
+            else if (output.Width is { } width && width <= MaxColumnsPerOutput && output.Type != FeatureType.String && RowRank(output) <= 1)
             {
                 for (var i = 0; i < width; i++)
                 {
@@ -110,18 +103,25 @@ internal static class SignatureReader
                     columns.Add(new OutputColumn(Unique($"{stem}_{suffix}", used), scalarType, o, i, label));
                 }
             }
-            else if (output.Type is FeatureType.Float or FeatureType.Double)
-            {
-                columns.Add(new OutputColumn(Unique(stem, used), ColumnType.RealArray, o, -1, null));
-            }
             else
             {
-                notTabular.Add($"output '{output.Name}' holds {FeatureTypes.Name(output.Type)} values of shape [{string.Join(',', output.Shape)}]; columns hold one value per row or numeric arrays");
+                // A tensor per row, in an array column of its element type (with the row's dimensions).
+                var arrayType = storage switch
+                {
+                    FeatureType.Float => ColumnType.RealArray,
+                    FeatureType.Double => ColumnType.DoubleArray,
+                    FeatureType.Bool => ColumnType.BooleanArray,
+                    FeatureType.String => ColumnType.TextArray,
+                    _ => ColumnType.IntegerArray,
+                };
+                columns.Add(new OutputColumn(Unique(stem, used), arrayType, o, -1, null));
             }
         }
 
         return columns;
     }
+
+    private static int RowRank(OutputSpec output) => output.Shape.Length > 0 && output.Shape[0] is < 0 or 1 ? output.Shape.Length - 1 : output.Shape.Length;
 
     /// <summary>skl2onnx names outputs <c>output_label</c>, <c>output_probability</c>: analysts want <c>label</c>, <c>probability</c>.</summary>
     private static string ColumnStem(string outputName)

@@ -39,11 +39,44 @@ public sealed class RequestPredictor(IModelRegistry registry, ModelCache cache)
             json[scored.Columns[c].Name] = scored.GetValue(row, c) switch
             {
                 double[] array => new JsonArray(array.Select(d => (JsonNode?)JsonValue.Create(d)).ToArray()),
+                RowTensor tensor => ToJson(tensor),
                 double d when !double.IsFinite(d) => null,
                 var value => JsonValue.Create(value),
             };
         }
 
         return json;
+    }
+
+    /// <summary>A row's tensor as nested JSON arrays by its dimensions (a number that is not finite as null).</summary>
+    public static JsonNode? ToJson(RowTensor tensor)
+    {
+        var at = 0;
+        return Nest(tensor, 0, ref at);
+    }
+
+    private static JsonNode? Nest(RowTensor tensor, int dim, ref int at)
+    {
+        if (dim == tensor.Dims.Length)
+        {
+            return tensor.Values.GetValue(at++) switch
+            {
+                float f when !float.IsFinite(f) => null,
+                double d when !double.IsFinite(d) => null,
+                float f => JsonValue.Create(f),
+                double d => JsonValue.Create(d),
+                long l => JsonValue.Create(l),
+                bool b => JsonValue.Create(b),
+                var other => JsonValue.Create(other?.ToString()),
+            };
+        }
+
+        var array = new JsonArray();
+        for (var i = 0; i < tensor.Dims[dim]; i++)
+        {
+            array.Add(Nest(tensor, dim + 1, ref at));
+        }
+
+        return array;
     }
 }

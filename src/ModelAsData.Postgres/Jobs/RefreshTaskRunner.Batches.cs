@@ -24,6 +24,7 @@ public sealed partial class RefreshTaskRunner
             Number = new double[featureCount];
             Text = new string?[featureCount];
             IsNull = new bool[featureCount];
+            Tensor = new object?[featureCount];
         }
 
         public ModelScorer Scorer { get; }
@@ -59,6 +60,9 @@ public sealed partial class RefreshTaskRunner
         public string?[] Text { get; }
 
         public bool[] IsNull { get; }
+
+        /// <summary>The current row's tensor columns: a <see cref="RowTensor"/>, bytes, or why the array cannot be a tensor.</summary>
+        public object?[] Tensor { get; }
 
         public void Clear()
         {
@@ -144,9 +148,11 @@ public sealed partial class RefreshTaskRunner
         public sealed class Unboxed;
     }
 
-    /// <summary>A feature column in the type <c>mad.task_plan</c> reads it in: a number, a boolean or text.</summary>
+    /// <summary>A feature column in the type <c>mad.task_plan</c> reads it in: a number, a boolean, text, or a whole tensor (an array or bytea).</summary>
     private sealed class FeatureColumn(string name, string type)
     {
+        private readonly bool _tensor = PostgresArrays.IsTensor(type);
+
         public string Name { get; } = name;
 
         public static FeatureColumn For(string name, string type) => new(name, type);
@@ -162,6 +168,14 @@ public sealed partial class RefreshTaskRunner
             }
 
             batch.IsNull[index] = false;
+            if (_tensor)
+            {
+                // An array is read in its binary form and decoded here (PostgresArrays): any rank, NULL elements reported.
+                var bytes = exporter.Read<byte[]>(NpgsqlDbType.Bytea);
+                batch.Tensor[index] = type == "bytea" ? bytes : (object?)PostgresArrays.Read(bytes, out var error) ?? error;
+                return;
+            }
+
             switch (type)
             {
                 case "real": batch.Number[index] = exporter.Read<float>(NpgsqlDbType.Real); break;

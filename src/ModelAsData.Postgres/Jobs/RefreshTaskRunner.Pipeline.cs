@@ -37,8 +37,8 @@ public sealed partial class RefreshTaskRunner
             _stop = stop;
             _batches = Enumerable.Range(0, BatchesInFlight)
                 .Select(_ => new Batch(model.CreateScorer(batchSize), canary?.Model.CreateScorer(batchSize), keys.Length, features.Length)).ToArray();
-            _slots = new FeatureSlots(model, plan.Slots, plan.FeatureColumns);
-            _canarySlots = canary is null ? null : new FeatureSlots(canary.Model, plan.Slots, plan.FeatureColumns);
+            _slots = new FeatureSlots(model, plan.Slots, plan.FeatureColumns, plan.FeatureTypes);
+            _canarySlots = canary is null ? null : new FeatureSlots(canary.Model, plan.Slots, plan.FeatureColumns, plan.FeatureTypes);
         }
 
         public async Task<(long Rows, long Failed)> RunAsync(NpgsqlBinaryExporter exporter, NpgsqlBinaryImporter importer)
@@ -175,7 +175,7 @@ public sealed partial class RefreshTaskRunner
                 }
 
                 scorer.BeginRow();
-                var error = (canary ? _canarySlots! : _slots).Set(scorer, batch.IsNull, batch.Number, batch.Text);
+                var error = (canary ? _canarySlots! : _slots).Set(scorer, batch.IsNull, batch.Number, batch.Text, batch.Tensor);
                 if (error is null)
                 {
                     batch.ScorerRow[row] = scorer.Count;
@@ -245,7 +245,8 @@ public sealed partial class RefreshTaskRunner
                         case ColumnType.Real: importer.Write((float)scored.GetDouble(scorerRow, c), NpgsqlDbType.Real); break;
                         case ColumnType.Integer: importer.Write((long)scored.GetDouble(scorerRow, c), NpgsqlDbType.Bigint); break;
                         case ColumnType.Text: importer.Write((string)scored.GetValue(scorerRow, c), NpgsqlDbType.Text); break;
-                        default: importer.Write(Array.ConvertAll(scored.GetArray(scorerRow, c), d => (float)d), NpgsqlDbType.Array | NpgsqlDbType.Real); break;
+                        // An array column of the output's element type, with the row's dimensions (PostgresArrays writes its binary form).
+                        default: importer.Write(PostgresArrays.Write(scored.GetTensor(scorerRow, c)), NpgsqlDbType.Bytea); break;
                     }
                 }
 

@@ -15,6 +15,8 @@ internal sealed class StreamRows
     private readonly double[] _numbers;
     private readonly string?[] _texts;
     private readonly bool[] _nulls;
+    private readonly object?[] _tensors;
+    private readonly bool[] _isTensor;
     private readonly int _featureCount;
 
     public StreamRows(StreamPlan plan, int capacity)
@@ -26,6 +28,8 @@ internal sealed class StreamRows
         _numbers = new double[capacity * _featureCount];
         _texts = new string?[capacity * _featureCount];
         _nulls = new bool[capacity * _featureCount];
+        _tensors = new object?[capacity * _featureCount];
+        _isTensor = plan.FeatureTypes.Select(PostgresArrays.IsTensor).ToArray();
     }
 
     public int Capacity { get; }
@@ -57,6 +61,12 @@ internal sealed class StreamRows
                 _nulls[at + f] = reader.IsDBNull(ordinal);
                 if (_nulls[at + f])
                 {
+                    continue;
+                }
+
+                if (_isTensor[f])
+                {
+                    _tensors[at + f] = ReadTensor(reader, ordinal);
                     continue;
                 }
 
@@ -116,7 +126,7 @@ internal sealed class StreamRows
                 var at = row * _featureCount;
                 counter?.CountInputs(_nulls.AsSpan(at, _featureCount), _numbers.AsSpan(at, _featureCount), _texts.AsSpan(at, _featureCount)); // drift monitoring
                 scorer.BeginRow();
-                var error = slots.Set(scorer, _nulls.AsSpan(at, _featureCount), _numbers.AsSpan(at, _featureCount), _texts.AsSpan(at, _featureCount));
+                var error = slots.Set(scorer, _nulls.AsSpan(at, _featureCount), _numbers.AsSpan(at, _featureCount), _texts.AsSpan(at, _featureCount), _tensors.AsSpan(at, _featureCount));
                 if (error is null)
                 {
                     scorerRows[scorer.Count] = row;
@@ -159,13 +169,25 @@ internal sealed class StreamRows
                 {
                     case float?[] reals: reals[row] = (float)scored.GetDouble(s, c); break;
                     case long?[] integers: integers[row] = (long)scored.GetDouble(s, c); break;
-                    case string?[] texts: texts[row] = columns[c].Type == ColumnType.Text ? (string)scored.GetValue(s, c) : ArrayLiteral(scored.GetArray(s, c)); break;
+                    case string?[] texts: texts[row] = columns[c].Type == ColumnType.Text ? (string)scored.GetValue(s, c) : PostgresArrays.Literal(scored.GetTensor(s, c)); break;
                 }
             }
         }
     }
 
-    /// <summary>An array output as a PostgreSQL array literal (the upsert casts it to real[]).</summary>
-    private static string ArrayLiteral(double[] values) =>
-        "{" + string.Join(",", values.Select(v => ((float)v).ToString("R", System.Globalization.CultureInfo.InvariantCulture))) + "}";
+    /// <summary>
+    /// A tensor column as Npgsql reads it (an array of its rank, or bytea's bytes); an array holding a NULL element,
+    /// which Npgsql refuses to put in an array of numbers, is that row's error.
+    /// </summary>
+    private static object ReadTensor(NpgsqlDataReader reader, int ordinal)
+    {
+        try
+        {
+            return reader.GetValue(ordinal);
+        }
+        catch (InvalidCastException)
+        {
+            return "the array holds a NULL element";
+        }
+    }
 }

@@ -33,7 +33,7 @@ internal sealed class StreamedTable : IDisposable
         Name = name;
         _plan = plan;
         _scorer = model.CreateScorer(scoreBatchSize);
-        _slots = new FeatureSlots(model, plan.Slots, plan.FeatureColumns);
+        _slots = new FeatureSlots(model, plan.Slots, plan.FeatureColumns, plan.FeatureTypes);
         _rows = new StreamRows(plan, batchRows);
         _values = new object[plan.KeyColumns.Length + plan.Columns.Count + 1];
         _claimAndRead = new NpgsqlBatch(connection)

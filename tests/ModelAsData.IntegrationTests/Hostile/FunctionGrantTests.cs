@@ -107,6 +107,10 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.map_features(regclass,text,jsonb,jsonb)"] = Nobody,
         ["mad.require_prediction_table(text)"] = Nobody,
         ["mad.feature_reads(mad.prediction_tables)"] = Nobody,
+        // 016: tensor columns (internal to map_features and feature_reads).
+        ["mad.is_tensor_column(regtype)"] = Nobody,
+        ["mad.tensor_column_feeds(regtype,text)"] = Nobody,
+        ["mad.describe_row(jsonb)"] = Nobody,
         ["mad.ticket_key(bigint)"] = Nobody,
         ["mad.ticket_held(bigint)"] = Nobody,
         ["mad.grant_stream_writes(text)"] = Nobody,

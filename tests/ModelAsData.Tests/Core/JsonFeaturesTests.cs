@@ -133,13 +133,13 @@ public sealed class JsonFeaturesTests
     }
 
     [Fact]
-    public void Json_with_nested_values_feeds_nothing_and_says_why()
+    public void Json_nested_unevenly_feeds_nothing_and_says_why()
     {
         using var scorer = LoadedModels.RandomForestIris.CreateScorer(1);
         var e = Assert.Throws<ModelAsDataException>(() =>
             JsonFeatures.AddRow(scorer, new JsonObject { ["float_input"] = new JsonArray(new JsonArray(1, 2), 1, 2, 3) }, "iris"));
         Assert.Equal(ErrorCode.FeatureMismatch, e.Code);
-        Assert.Contains("cannot feed input 'float_input' (float)", e.Message);
+        Assert.Contains("input 'float_input' is not a rectangular array", e.Message);
     }
 
     /// <summary>Adding the row of <paramref name="json"/> to <paramref name="scorer"/> fails as a feature mismatch; the error is returned for its message.</summary>

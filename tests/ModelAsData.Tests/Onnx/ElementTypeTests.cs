@@ -74,7 +74,10 @@ public sealed class ElementTypeTests
         Assert.Equal(ColumnType.RealArray, column.Type);
         var row = Enumerable.Range(0, 40).Select(i => (float)i).ToArray();
         var batch = ExternalModelTests.Score(model, [row]);
-        Assert.Equal(row.Select(f => (double)f), (double[])batch.GetValue(0, 0));
+        Assert.Equal(row.Select(f => (double)f), batch.GetArray(0, 0));
+        var tensor = (RowTensor)batch.GetValue(0, 0);
+        Assert.Equal(row, (float[])tensor.Values);
+        Assert.Equal([40L], tensor.Dims);
     }
 
     [Fact]
