@@ -81,10 +81,36 @@ internal sealed class StreamRows
     /// array per key column, per output column, and the errors (a row that cannot be scored gets its error and null
     /// outputs). Returns the number of rows with an error.
     /// </summary>
-    public int Score(ModelScorer scorer, FeatureSlots slots, object[] parameters, CancellationToken cancellationToken)
+    public int Score(ModelScorer scorer, FeatureSlots slots, object[] parameters, CancellationToken cancellationToken) =>
+        Score(scorer, slots, parameters, null, false, cancellationToken);
+
+    /// <summary>The row's key in its canonical text (StickyBucket.KeyText), as mad.bucket hashes it (019).</summary>
+    public string KeyText(int row)
+    {
+        var values = new object?[_keys.Length];
+        for (var k = 0; k < _keys.Length; k++)
+        {
+            values[k] = _keys[k][row];
+        }
+
+        return Core.Deployments.StickyBucket.KeyText(values);
+    }
+
+    /// <summary>
+    /// As <see cref="Score(ModelScorer, FeatureSlots, object[], CancellationToken)"/>, under a canary (019): the
+    /// champion's pass (<paramref name="canaryPass"/> false) makes the parameters and scores the rows whose
+    /// <paramref name="canary"/> flag is false; the canary's pass then scores the others into the same parameters.
+    /// </summary>
+    public int Score(ModelScorer scorer, FeatureSlots slots, object[] parameters, bool[]? canary, bool canaryPass, CancellationToken cancellationToken)
     {
         var columns = _plan.Columns;
         var keyCount = _keys.Length;
+        if (canaryPass)
+        {
+            return ScoreRows(scorer, slots, Enumerable.Range(0, columns.Count).Select(c => (Array)parameters[keyCount + c]).ToArray(),
+                (string?[])parameters[keyCount + columns.Count], canary, true, cancellationToken);
+        }
+
         for (var k = 0; k < keyCount; k++)
         {
             parameters[k] = _keys[k].AsSpan(0, Count).ToArray();
@@ -104,6 +130,12 @@ internal sealed class StreamRows
 
         var errors = new string?[Count];
         parameters[keyCount + columns.Count] = errors;
+        return ScoreRows(scorer, slots, outputs, errors, canary, false, cancellationToken);
+    }
+
+    /// <summary>Scores the rows of one arm (all when <paramref name="canary"/> is null) into the outputs and errors.</summary>
+    private int ScoreRows(ModelScorer scorer, FeatureSlots slots, Array[] outputs, string?[] errors, bool[]? canary, bool canaryPass, CancellationToken cancellationToken)
+    {
         var failed = 0;
         var scorerRows = new int[scorer.Capacity];
         var first = 0;
@@ -113,6 +145,11 @@ internal sealed class StreamRows
             var row = first;
             for (; row < Count && !scorer.IsFull; row++)
             {
+                if (canary is not null && canary[row] != canaryPass)
+                {
+                    continue;
+                }
+
                 var at = row * _featureCount;
                 scorer.BeginRow();
                 var error = slots.Set(scorer, _nulls.AsSpan(at, _featureCount), _numbers.AsSpan(at, _featureCount), _texts.AsSpan(at, _featureCount));
