@@ -21,6 +21,7 @@ public sealed class StreamUnderDeploymentTests(PostgresDatabase database) : Data
         var source = await BatchTables.CreateFlowersAsync(Database.DataSource, 300);
         var name = Sql.UniqueName("scores");
         await BatchTables.CreateAsync(tables, name, source, model);
+        await tables.RefreshAsync(name, cancellationToken: Ct);
         await Database.DataSource.ExecuteAsync("SELECT mad.watch(@name)", new { name });
 
         // New keys and changed keys reach the table through the stream only.
