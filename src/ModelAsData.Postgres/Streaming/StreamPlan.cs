@@ -28,5 +28,13 @@ internal sealed class StreamPlan : ReadPlan
     /// </summary>
     public string ReadAs { get; set; } = "";
 
+    /// <summary>The alias the table is served through (null: a version reference, never routed). 019.</summary>
+    public string? Alias { get; set; }
+
+    /// <summary>The alias's canary when the plan was made (null: none); a batch that finds another plans again. 019.</summary>
+    public int? CanaryVersion { get; set; }
+
+    public string? CanarySha256 { get; set; }
+
     public static StreamPlan Parse(string json) => Parse<StreamPlan>(json, "mad.stream_plan");
 }

@@ -91,10 +91,38 @@ internal sealed class StreamRows
     /// array per key column, per output column, and the errors (a row that cannot be scored gets its error and null
     /// outputs). Returns the number of rows with an error.
     /// </summary>
-    public int Score(ModelScorer scorer, FeatureSlots slots, object[] parameters, CancellationToken cancellationToken, Core.Monitoring.ProfileCounter? counter = null)
+    public int Score(ModelScorer scorer, FeatureSlots slots, object[] parameters, CancellationToken cancellationToken, Core.Monitoring.ProfileCounter? counter = null) =>
+        Score(scorer, slots, parameters, null, false, cancellationToken, counter);
+
+    /// <summary>The row's key in its canonical text (StickyBucket.KeyText), as mad.bucket hashes it (019).</summary>
+    public string KeyText(int row)
+    {
+        var values = new object?[_keys.Length];
+        for (var k = 0; k < _keys.Length; k++)
+        {
+            values[k] = _keys[k][row];
+        }
+
+        return Core.Deployments.StickyBucket.KeyText(values);
+    }
+
+    /// <summary>
+    /// As <see cref="Score(ModelScorer, FeatureSlots, object[], CancellationToken, Core.Monitoring.ProfileCounter?)"/>,
+    /// under a canary (019): the champion's pass (<paramref name="canaryPass"/> false) makes the parameters and scores
+    /// the rows whose <paramref name="canary"/> flag is false; the canary's pass then scores the others into the same
+    /// parameters. The drift <paramref name="counter"/> counts the rows of the pass it is given to.
+    /// </summary>
+    public int Score(ModelScorer scorer, FeatureSlots slots, object[] parameters, bool[]? canary, bool canaryPass, CancellationToken cancellationToken,
+        Core.Monitoring.ProfileCounter? counter = null)
     {
         var columns = _plan.Columns;
         var keyCount = _keys.Length;
+        if (canaryPass)
+        {
+            return ScoreRows(scorer, slots, Enumerable.Range(0, columns.Count).Select(c => (Array)parameters[keyCount + c]).ToArray(),
+                (string?[])parameters[keyCount + columns.Count], canary, true, cancellationToken, counter);
+        }
+
         for (var k = 0; k < keyCount; k++)
         {
             parameters[k] = _keys[k].AsSpan(0, Count).ToArray();
@@ -114,6 +142,13 @@ internal sealed class StreamRows
 
         var errors = new string?[Count];
         parameters[keyCount + columns.Count] = errors;
+        return ScoreRows(scorer, slots, outputs, errors, canary, false, cancellationToken, counter);
+    }
+
+    /// <summary>Scores the rows of one arm (all when <paramref name="canary"/> is null) into the outputs and errors.</summary>
+    private int ScoreRows(ModelScorer scorer, FeatureSlots slots, Array[] outputs, string?[] errors, bool[]? canary, bool canaryPass, CancellationToken cancellationToken,
+        Core.Monitoring.ProfileCounter? counter)
+    {
         var failed = 0;
         var scorerRows = new int[scorer.Capacity];
         var first = 0;
@@ -123,6 +158,11 @@ internal sealed class StreamRows
             var row = first;
             for (; row < Count && !scorer.IsFull; row++)
             {
+                if (canary is not null && canary[row] != canaryPass)
+                {
+                    continue;
+                }
+
                 var at = row * _featureCount;
                 counter?.CountInputs(_nulls.AsSpan(at, _featureCount), _numbers.AsSpan(at, _featureCount), _texts.AsSpan(at, _featureCount)); // drift monitoring
                 scorer.BeginRow();

@@ -25,15 +25,24 @@ internal sealed class StreamedTable : IDisposable
     private readonly NpgsqlBatch _write;
     private readonly NpgsqlBatch _writeAndDelete;
     private readonly object[] _values;
+    // 019: the canary's scorer when the plan was made under one; each batch's bucket flags.
+    private readonly ModelScorer? _canaryScorer;
+    private readonly FeatureSlots? _canarySlots;
+    private readonly bool[] _canary;
+    private int[] _versions = [];
+    private string[] _arms = [];
     private readonly long _builtAt = Stopwatch.GetTimestamp();
     private Core.Monitoring.ProfileCounter? _counter;
 
-    private StreamedTable(NpgsqlConnection connection, string name, StreamPlan plan, OnnxModel model, int batchRows, int idleTimeoutMs, int scoreBatchSize)
+    private StreamedTable(NpgsqlConnection connection, string name, StreamPlan plan, OnnxModel model, OnnxModel? canary, int batchRows, int idleTimeoutMs, int scoreBatchSize)
     {
         Name = name;
         _plan = plan;
         _scorer = model.CreateScorer(scoreBatchSize);
         _slots = new FeatureSlots(model, plan.Slots, plan.FeatureColumns, plan.FeatureTypes);
+        _canaryScorer = canary?.CreateScorer(scoreBatchSize);
+        _canarySlots = canary is null ? null : new FeatureSlots(canary, plan.Slots, plan.FeatureColumns, plan.FeatureTypes);
+        _canary = new bool[batchRows];
         _rows = new StreamRows(plan, batchRows);
         _values = new object[plan.KeyColumns.Length + plan.Columns.Count + 1];
         _claimAndRead = new NpgsqlBatch(connection)
@@ -44,6 +53,8 @@ internal sealed class StreamedTable : IDisposable
                 new(StreamSql.IndexesOnly),
                 new(StreamSql.IdleTimeout(idleTimeoutMs)),
                 new(plan.Claim) { Parameters = { new() { Value = batchRows } } },
+                // 019: the deployment, in the batch's transaction (a promote or abort is seen by the next batch).
+                new(StreamSql.Deployment) { Parameters = { new() { Value = name } } },
                 // The read runs as the binding's owner (its grants, RLS, a view's functions), in the same round trip.
                 new(plan.ReadAs),
                 new(plan.Query),
@@ -80,7 +91,8 @@ internal sealed class StreamedTable : IDisposable
                 $"{plan.Model}@{plan.Version} decodes into {model.Signature.Columns.Count} columns; mad_out.{name} has {plan.Columns.Count}.");
         }
 
-        var table = new StreamedTable(connection, name, plan, model, batchRows, idleTimeoutMs, Math.Min(batchRows, scoreBatchSize ?? batchRows));
+        var canary = await CanaryModelAsync(connection, plan, name, cache, cancellationToken);
+        var table = new StreamedTable(connection, name, plan, model, canary, batchRows, idleTimeoutMs, Math.Min(batchRows, scoreBatchSize ?? batchRows));
         try
         {
             // Drift monitoring: the version's baseline, read again with the plan (at most MaxAge old).
@@ -105,16 +117,24 @@ internal sealed class StreamedTable : IDisposable
     public async Task<StreamBatchResult> DrainAsync(CancellationToken cancellationToken)
     {
         int keys, version;
+        (int Version, double Percent, long Seed)? deployed = null;
         await using (var reader = await _claimAndRead.ExecuteReaderAsync(cancellationToken))
         {
             await reader.ReadAsync(cancellationToken); // BEGIN and the SETs return no result set: the first is the claim's
             keys = reader.GetInt32(0);
             version = reader.IsDBNull(1) ? _plan.Version : reader.GetInt32(1);
             await reader.NextResultAsync(cancellationToken);
+            if (await reader.ReadAsync(cancellationToken)) // 019: the canary, if one runs
+            {
+                deployed = (reader.GetInt32(0), reader.GetDouble(1), reader.GetInt64(2));
+            }
+
+            await reader.NextResultAsync(cancellationToken);
             await _rows.ReadAsync(reader, cancellationToken);
         }
 
-        if (keys == 0 || version != _plan.Version)
+        // 019: a canary started, ended or changed version since the plan: plan again, as for an alias move.
+        if (keys == 0 || version != _plan.Version || deployed?.Version != _plan.CanaryVersion)
         {
             // Nothing waits; or the reference now means another version: give the keys back and plan again.
             await using var end = new NpgsqlCommand(keys == 0 ? StreamSql.Commit : StreamSql.Rollback, _claimAndRead.Connection);
@@ -122,7 +142,7 @@ internal sealed class StreamedTable : IDisposable
             return keys == 0 ? default : new StreamBatchResult(0, 0, 0, 0) { PlanChanged = true };
         }
 
-        var failed = _rows.Score(_scorer, _slots, _values, cancellationToken, _counter);
+        var failed = Score(deployed, cancellationToken);
         if (_counter is not null)
         {
             // In the batch's transaction (opened by the claim), before the upsert commits it.
@@ -147,6 +167,7 @@ internal sealed class StreamedTable : IDisposable
         _write.Dispose();
         _writeAndDelete.Dispose();
         _scorer.Dispose();
+        _canaryScorer?.Dispose();
     }
 
     private void SetValues(NpgsqlParameterCollection parameters, bool withVersion)
@@ -159,11 +180,66 @@ internal sealed class StreamedTable : IDisposable
 
         if (withVersion)
         {
-            parameters[count].Value = _plan.Version;
+            parameters[count].Value = _versions;
+            parameters[count + 1].Value = _arms;
         }
     }
 
-    /// <summary>The upsert's parameters: keys as text[], each output column typed, the errors, then the version.</summary>
+    /// <summary>
+    /// Scores the batch's rows, each by its key's bucket under the canary read in the batch's transaction (019): the
+    /// version and arm of each row go to the upsert beside its outputs. Returns the number of rows with an error.
+    /// </summary>
+    private int Score((int Version, double Percent, long Seed)? deployed, CancellationToken cancellationToken)
+    {
+        var count = _rows.Count;
+        _versions = new int[count];
+        _arms = new string[count];
+        var anyCanary = false;
+        for (var row = 0; row < count; row++)
+        {
+            var canary = deployed is { } d && Core.Deployments.StickyBucket.InCanary(d.Seed, _rows.KeyText(row), d.Percent);
+            _canary[row] = canary;
+            _versions[row] = canary ? deployed!.Value.Version : _plan.Version;
+            _arms[row] = canary ? "canary" : "champion";
+            anyCanary |= canary;
+        }
+
+        if (!anyCanary)
+        {
+            return _rows.Score(_scorer, _slots, _values, cancellationToken, _counter);
+        }
+
+        // Drift monitoring counts the champion's rows only: a canary's rows are not counted yet (docs/MONITORING.md).
+        return _rows.Score(_scorer, _slots, _values, _canary, false, cancellationToken, _counter)
+             + _rows.Score(_canaryScorer!, _canarySlots!, _values, _canary, true, cancellationToken);
+    }
+
+    /// <summary>The plan's canary model (019), checked to decode into the table's columns; null without a canary.</summary>
+    private static async Task<OnnxModel?> CanaryModelAsync(NpgsqlConnection connection, StreamPlan plan, string name, ModelCache cache, CancellationToken cancellationToken)
+    {
+        if (plan.CanaryVersion is not { } version || plan.CanarySha256 is not { } sha256)
+        {
+            return null;
+        }
+
+        byte[]? bytes = null;
+        if (!cache.Contains(sha256))
+        {
+            await using var bytesCommand = new NpgsqlCommand(StreamSql.Bytes, connection) { Parameters = { new() { Value = plan.Model }, new() { Value = version } } };
+            bytes = (byte[]?)await bytesCommand.ExecuteScalarAsync(cancellationToken);
+        }
+
+        var model = cache.GetOrLoad(sha256, () => bytes ?? throw new InvalidOperationException($"Model {plan.Model}@{version} was not loaded."));
+        if (model.Signature.Columns.Count != plan.Columns.Count)
+        {
+            throw new ModelAsDataException(ErrorCode.FeatureMismatch,
+                $"The canary {plan.Model}@{version} decodes into {model.Signature.Columns.Count} columns; mad_out.{name} has {plan.Columns.Count}: abort it with mad.abort_deployment.");
+        }
+
+        return model;
+    }
+
+    /// <summary>The upsert's parameters: keys as text[], each output column typed, the errors, then each row's version and arm.</summary>
     private NpgsqlBatchCommand Upsert()
     {
         var command = new NpgsqlBatchCommand(_plan.Upsert);
@@ -180,7 +256,8 @@ internal sealed class StreamedTable : IDisposable
         }
 
         command.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
-        command.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Integer });
+        command.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Integer }); // 019: versions
+        command.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });    // 019: arms
         return command;
     }
 

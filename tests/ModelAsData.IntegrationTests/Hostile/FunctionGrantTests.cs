@@ -67,6 +67,7 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.stream_claim(text,jsonb)"] = Sidecar,
         ["mad.stream_claim_statement(text)"] = Sidecar,
         ["mad.stream_plan(text)"] = Sidecar,
+        ["mad.stream_deployment(text)"] = Sidecar,
         ["mad.stream_report(text,text,bigint,double precision,text)"] = Sidecar,
         ["mad.setting_int(text,bigint)"] = Sidecar,
         ["mad.read_role(text)"] = Sidecar,
