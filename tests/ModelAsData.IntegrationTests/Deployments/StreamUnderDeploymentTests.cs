@@ -16,6 +16,8 @@ public sealed class StreamUnderDeploymentTests(PostgresDatabase database) : Data
         await using var sidecar = await RunningSidecar.StartAsync(Database.ConnectionString);
         var registry = new PostgresModelRegistry(Database.DataSource);
         var model = await PostgresDeploymentTests.ThreeReadyVersionsAsync(registry);
+        // The running sidecar may have claimed version 2 first (SKIP LOCKED): wait for its verdict.
+        await registry.WaitForValidationAsync(model, 2, TimeSpan.FromSeconds(30), Ct);
         var tables = new PostgresPredictionTables(registry, TimeSpan.FromMilliseconds(50));
         await Database.DataSource.ExecuteAsync("SELECT mad.deploy(@model, 'production', 1); SELECT mad.deploy_canary(@model, 'production', 2, percent => 30)", new { model });
         var source = await BatchTables.CreateFlowersAsync(Database.DataSource, 300);
@@ -62,6 +64,8 @@ public sealed class StreamUnderDeploymentTests(PostgresDatabase database) : Data
         await using var sidecar = await RunningSidecar.StartAsync(Database.ConnectionString);
         var registry = new PostgresModelRegistry(Database.DataSource);
         var model = await PostgresDeploymentTests.ThreeReadyVersionsAsync(registry);
+        // The running sidecar may have claimed version 2 first (SKIP LOCKED): wait for its verdict.
+        await registry.WaitForValidationAsync(model, 2, TimeSpan.FromSeconds(30), Ct);
         var tables = new PostgresPredictionTables(registry, TimeSpan.FromMilliseconds(50));
         await Database.DataSource.ExecuteAsync("SELECT mad.deploy(@model, 'production', 1); SELECT mad.deploy_canary(@model, 'production', 2, percent => 30)", new { model });
         var source = await BatchTables.CreateFlowersAsync(Database.DataSource, 200);
