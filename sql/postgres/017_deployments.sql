@@ -117,6 +117,18 @@ BEGIN
 END
 $$;
 
+-- The checks every deployment change starts with, and its lock: the names, the model, and a row lock on the model
+-- that serialises deployments of one model, so that "a canary is running" is decided once.
+CREATE FUNCTION mad.lock_deployments(model_name text, alias_name text) RETURNS void
+LANGUAGE plpgsql SET search_path = mad, pg_temp AS $$
+BEGIN
+  PERFORM mad.check_name(model_name, 'model');
+  PERFORM mad.check_name(alias_name, 'alias');
+  PERFORM mad.require_model(model_name);
+  PERFORM FROM mad.models m WHERE m.name = model_name FOR NO KEY UPDATE;
+END
+$$;
+
 -- The alias's champion, raising "not found" naming the aliases when it does not exist.
 CREATE FUNCTION mad.require_alias(model_name text, alias_name text) RETURNS int
 LANGUAGE plpgsql STABLE SET search_path = mad, pg_temp AS $$
@@ -192,10 +204,7 @@ DECLARE
   alias_name text := deploy.alias;
 BEGIN
   PERFORM mad.require_role('mad_admin', 'deploy');
-  PERFORM mad.check_name(model_name, 'model');
-  PERFORM mad.check_name(alias_name, 'alias');
-  PERFORM mad.require_model(model_name);
-  PERFORM FROM mad.models m WHERE m.name = model_name FOR NO KEY UPDATE;
+  PERFORM mad.lock_deployments(model_name, alias_name);
   PERFORM mad.require_ready_version(model_name, deploy.version, 'the version served');
   PERFORM mad.set_alias(model_name, alias_name, deploy.version, coalesce(deploy.reason, 'mad.deploy'));
   UPDATE mad.deployments d SET canary_version = NULL, canary_percent = NULL, steps = NULL, step_every = NULL, next_step_at = NULL,
@@ -225,11 +234,7 @@ DECLARE
   new_seed bigint := mad.new_seed();
 BEGIN
   PERFORM mad.require_role('mad_admin', 'deploy');
-  PERFORM mad.check_name(model_name, 'model');
-  PERFORM mad.check_name(alias_name, 'alias');
-  PERFORM mad.require_model(model_name);
-  -- Serialises deployments of one model, so "a canary is running" is decided once.
-  PERFORM FROM mad.models m WHERE m.name = model_name FOR NO KEY UPDATE;
+  PERFORM mad.lock_deployments(model_name, alias_name);
   champion := mad.require_alias(model_name, alias_name);
   PERFORM mad.require_ready_version(model_name, deploy_canary.version, 'a canary');
   IF deploy_canary.version = champion THEN
@@ -298,10 +303,7 @@ DECLARE
   used_seed bigint;
 BEGIN
   PERFORM mad.require_role('mad_admin', 'deploy');
-  PERFORM mad.check_name(model_name, 'model');
-  PERFORM mad.check_name(alias_name, 'alias');
-  PERFORM mad.require_model(model_name);
-  PERFORM FROM mad.models m WHERE m.name = model_name FOR NO KEY UPDATE;
+  PERFORM mad.lock_deployments(model_name, alias_name);
   champion := mad.require_alias(model_name, alias_name);
   PERFORM mad.require_ready_version(model_name, deploy_shadow.version, 'a shadow');
   IF deploy_shadow.version = champion THEN
@@ -334,10 +336,7 @@ DECLARE
   canary int;
 BEGIN
   PERFORM mad.require_role('mad_admin', 'deploy');
-  PERFORM mad.check_name(model_name, 'model');
-  PERFORM mad.check_name(alias_name, 'alias');
-  PERFORM mad.require_model(model_name);
-  PERFORM FROM mad.models m WHERE m.name = model_name FOR NO KEY UPDATE;
+  PERFORM mad.lock_deployments(model_name, alias_name);
   champion := mad.require_alias(model_name, alias_name);
   SELECT d.canary_version INTO canary FROM mad.deployments d WHERE d.model = model_name AND d.alias = alias_name;
   IF canary IS NULL THEN
@@ -360,10 +359,7 @@ DECLARE
   running mad.deployments%ROWTYPE;
 BEGIN
   PERFORM mad.require_role('mad_admin', 'deploy');
-  PERFORM mad.check_name(model_name, 'model');
-  PERFORM mad.check_name(alias_name, 'alias');
-  PERFORM mad.require_model(model_name);
-  PERFORM FROM mad.models m WHERE m.name = model_name FOR NO KEY UPDATE;
+  PERFORM mad.lock_deployments(model_name, alias_name);
   champion := mad.require_alias(model_name, alias_name);
   SELECT * INTO running FROM mad.deployments d WHERE d.model = model_name AND d.alias = alias_name;
   IF running.canary_version IS NULL AND running.shadow_version IS NULL THEN
@@ -897,7 +893,7 @@ GRANT EXECUTE ON FUNCTION mad.predict_async(text, jsonb, text), mad.route_reques
 GRANT EXECUTE ON PROCEDURE mad.predict(text, jsonb, jsonb, text) TO mad_admin, mad_user;
 
 REVOKE ALL ON FUNCTION mad.bucket(bigint, text), mad.key_text(text[]), mad.require_ready_version(text, integer, text),
-  mad.require_alias(text, text), mad.require_same_columns(text, integer, integer, text), mad.record_deployment(text, text, text, text), mad.new_seed(), mad.reference_alias(text),
+  mad.lock_deployments(text, text), mad.require_alias(text, text), mad.require_same_columns(text, integer, integer, text), mad.record_deployment(text, text, text, text), mad.new_seed(), mad.reference_alias(text),
   mad.deploy(text, text, integer, text),
   mad.deploy_canary(text, text, integer, double precision, double precision[], interval, text),
   mad.deploy_shadow(text, text, integer, double precision, text), mad.promote(text, text, text),

@@ -138,6 +138,7 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.key_constraint(text)"] = Nobody,
         ["mad.http_role_may_score(text)"] = Nobody,
         ["mad.require_ready_version(text,integer,text)"] = Nobody,
+        ["mad.lock_deployments(text,text)"] = Nobody,
         ["mad.require_alias(text,text)"] = Nobody,
         ["mad.require_same_columns(text,integer,integer,text)"] = Nobody,
         ["mad.record_deployment(text,text,text,text)"] = Nobody,
