@@ -126,6 +126,7 @@ public static class Protocol
         public const int HttpTokenCheckFailed = 2502;
         public const int HttpNoLiveTokens = 2503;
         public const int HttpMetricsExposed = 2504;
+        public const int HttpNotReady = 2505;
 
         public const int RequestWorkerListening = 2601;
         public const int RequestSessionFailed = 2602;

@@ -148,7 +148,9 @@ public sealed partial class HttpInferenceService : IHostedService, IAsyncDisposa
         }
         catch (Exception e) when (e is NpgsqlException or OperationCanceledException or TimeoutException)
         {
-            return Results.Json(new JsonObject { ["ready"] = false, ["error"] = $"The database does not answer: {e.Message}" }, statusCode: 503);
+            // The route needs no token, so the reason (it can name the login, host or database) goes to the log only.
+            LogNotReady(_logger, e);
+            return Results.Json(new JsonObject { ["ready"] = false, ["error"] = "The database does not answer; the sidecar's log says why." }, statusCode: 503);
         }
     }
 
@@ -244,4 +246,7 @@ public sealed partial class HttpInferenceService : IHostedService, IAsyncDisposa
     [LoggerMessage(EventId = Protocol.LogEvents.HttpMetricsExposed, Level = LogLevel.Warning,
         Message = "/metrics is served without a token on {Address}, which is not loopback: its labels name your models. Keep that address off public networks, or use --metrics off")]
     private static partial void LogMetricsExposed(ILogger logger, string address);
+
+    [LoggerMessage(EventId = Protocol.LogEvents.HttpNotReady, Level = LogLevel.Warning, Message = "/v2/health/ready answered 503: the database did not answer SELECT 1")]
+    private static partial void LogNotReady(ILogger logger, Exception exception);
 }

@@ -180,6 +180,30 @@ public sealed class HttpAuthTests(PostgresDatabase database) : DatabaseTests(dat
     }
 
     [Fact(Timeout = 60_000)]
+    public async Task Ready_says_only_that_the_database_does_not_answer_and_names_no_login()
+    {
+        await using var roles = new HostileRoles(Database);
+        var (login, _) = await roles.LoginAsync("engine", "IN ROLE mad_sidecar");
+        await using var sidecar = await StartAsync(Database, Database.ConnectionStringFor(login, HostileRoles.Password));
+        using var http = Client(sidecar);
+        using var before = await http.GetAsync("/v2/health/ready", Ct);
+
+        // The sidecar's login is locked out, so its next connection is refused with a message naming the login.
+        await Database.DataSource.ExecuteAsync($"ALTER ROLE {login} NOLOGIN");
+        await Database.DataSource.ExecuteAsync("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = @login", new { login });
+        // curl http://127.0.0.1:PORT/v2/health/ready, as any prober on the network may.
+        using var after = await http.GetAsync("/v2/health/ready", Ct);
+        var body = await after.Content.ReadAsStringAsync(Ct);
+
+        Assert.Equal(HttpStatusCode.OK, before.StatusCode);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, after.StatusCode);
+        Assert.Contains("does not answer", body, StringComparison.Ordinal);
+        Assert.DoesNotContain(login, body, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("permitted", body, StringComparison.Ordinal);
+        Assert.DoesNotContain(new Npgsql.NpgsqlConnectionStringBuilder(Database.ConnectionString).Database!, body, StringComparison.Ordinal);
+    }
+
+    [Fact(Timeout = 60_000)]
     public async Task An_oversized_body_is_413_whether_it_declares_its_length_or_streams_it()
     {
         var model = await RequestSupport.PushIrisAsync(Database);

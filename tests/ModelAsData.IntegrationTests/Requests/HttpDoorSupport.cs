@@ -13,11 +13,15 @@ internal static class HttpDoorSupport
         database.DataSource.ScalarAsync<string>("SELECT mad.create_http_token(@role::name, @label)", new { role, label = label ?? Sql.UniqueName("t").Replace('_', '-') });
 
     /// <summary>A sidecar whose HTTP door listens on <paramref name="http"/> (default: a free loopback port).</summary>
-    public static async Task<RunningSidecar> StartAsync(PostgresDatabase database, Func<SidecarOptions, SidecarOptions>? configure = null, string? http = null)
+    public static Task<RunningSidecar> StartAsync(PostgresDatabase database, Func<SidecarOptions, SidecarOptions>? configure = null, string? http = null) =>
+        StartAsync(database, database.ConnectionString, configure, http);
+
+    /// <summary>As above, with the sidecar logged in by <paramref name="connectionString"/> (e.g. a plain mad_sidecar login).</summary>
+    public static async Task<RunningSidecar> StartAsync(PostgresDatabase database, string connectionString, Func<SidecarOptions, SidecarOptions>? configure = null, string? http = null)
     {
         var options = new SidecarOptions { PollInterval = TimeSpan.FromMinutes(5), SidecarId = Sql.UniqueName("sidecar"), Http = http ?? $"127.0.0.1:{RequestSupport.FreePort()}" };
         options = configure?.Invoke(options) ?? options;
-        var sidecar = await RunningSidecar.StartAsync(database.ConnectionString, options);
+        var sidecar = await RunningSidecar.StartAsync(connectionString, options);
         await RequestSupport.WaitForWorkerAsync(database, options.SidecarId);
         return sidecar;
     }
