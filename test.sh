@@ -96,5 +96,11 @@ timeout 30m dotnet test "$@" 2>&1 | tee "$log" || status=$?
 # test project).
 passed=$(grep -E '^\s+succeeded: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+' || echo 0)
 failed=$(grep -E '^\s+failed: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+' || echo 0)
+# The failed tests again, by name with the first lines of their messages, so a reader of the log's tail (CI shows only
+# the tail, after ONNX Runtime's expected-failure noise) sees which ones.
+if [ "${failed}" != "0" ]; then
+  echo "--- failed tests ---"
+  grep -E -A 12 '^\s*failed [A-Za-z_]' "$log" | grep -v 'onnxruntime' | head -200 || true
+fi
 echo "tests: ${passed} passed, ${failed} failed"
 exit "$status"
