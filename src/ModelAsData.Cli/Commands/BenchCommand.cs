@@ -1,5 +1,6 @@
 using System.CommandLine;
 using ModelAsData.Bench;
+using ModelAsData.Core;
 
 namespace ModelAsData.Cli.Commands;
 
@@ -11,20 +12,31 @@ internal static class BenchCommand
         var rows = new Option<int>("--rows") { Description = "Rows per measurement.", DefaultValueFactory = _ => BenchSuite.EmbeddedRows };
         var rounds = new Option<int>("--rounds") { Description = "Rounds; the median is reported.", DefaultValueFactory = _ => BenchSuite.EmbeddedRounds };
         var markdown = new Option<bool>("--markdown") { Description = "Also print the results as a Markdown table for docs/BENCHMARKS.md." };
-        var section = new Option<string>("--section") { Description = "With a PostgreSQL --db: online, stream, batch, all, or monitoring (drift counting on vs off).", DefaultValueFactory = _ => "all" };
+        var section = new Option<string>("--section") { Description = "all (the default), or one section: with a PostgreSQL --db online, stream, batch or monitoring (drift counting on vs off); on the embedded store image (a CNN over uint8 images).", DefaultValueFactory = _ => "all" };
         section.AcceptOnlyFromAmong(BenchSuite.Sections);
         var command = new Command("bench", "Measure scoring speed against references measured in the same run (raw ONNX Runtime, bare read + write).") { rows, rounds, markdown, section };
         cli.SetAction(command, async (parse, ct) =>
         {
+            // Null where the user gave none: each section has its own default.
+            int? Given(Option<int> option) => parse.GetResult(option) is { Implicit: false } ? parse.GetValue(option) : null;
+            var chosen = parse.GetValue(section)!;
             if (parse.GetValue(cli.Db) is { } db && MadStore.IsPostgres(db))
             {
-                // Null where the user gave none: each PostgreSQL section has its own default.
-                int? Given(Option<int> option) => parse.GetResult(option) is { Implicit: false } ? parse.GetValue(option) : null;
-                await BenchSuite.RunPostgresAsync(cli.Console, db, parse.GetValue(section)!, Given(rows), Given(rounds), parse.GetValue(markdown), ct);
+                if (!chosen.Equals("all", StringComparison.Ordinal) && BenchSuite.EmbeddedSections.Contains(chosen))
+                {
+                    throw new ModelAsDataException(ErrorCode.InvalidArgument, $"The {chosen} section runs on the embedded store: leave out --db (or give a SQLite file).");
+                }
+
+                await BenchSuite.RunPostgresAsync(cli.Console, db, chosen, Given(rows), Given(rounds), parse.GetValue(markdown), ct);
                 return 0;
             }
 
-            await BenchSuite.RunEmbeddedAsync(cli.Console, parse.GetValue(rows), parse.GetValue(rounds), parse.GetValue(markdown), ct);
+            if (!BenchSuite.EmbeddedSections.Contains(chosen))
+            {
+                throw new ModelAsDataException(ErrorCode.InvalidArgument, $"The {chosen} section needs a PostgreSQL store: give --db \"Host=…;Database=…\".");
+            }
+
+            await BenchSuite.RunEmbeddedAsync(cli.Console, chosen, Given(rows), parse.GetValue(rounds), parse.GetValue(markdown), ct);
             return 0;
         });
         return command;
