@@ -11,15 +11,18 @@ public sealed partial class RefreshTaskRunner
     /// <summary>One batch in flight: its rows' keys and features as read, its scorer, and each row's scorer row or error.</summary>
     private sealed class Batch
     {
-        public Batch(ModelScorer scorer, ModelScorer? canaryScorer, int keyCount, int featureCount)
+        public Batch(ModelScorer scorer, ModelScorer? canaryScorer, ModelScorer? shadowScorer, int keyCount, int featureCount)
         {
             Scorer = scorer;
             CanaryScorer = canaryScorer;
+            ShadowScorer = shadowScorer;
             Capacity = scorer.Capacity * 2; // rows with an error take no place in the scorer
             Keys = Enumerable.Range(0, keyCount).Select(_ => new object?[Capacity]).ToArray();
             LongKeys = Enumerable.Range(0, keyCount).Select(_ => new long[Capacity]).ToArray();
             ScorerRow = new int[Capacity];
             Canary = new bool[Capacity];
+            ShadowRow = new int[Capacity];
+            ShadowErrors = new string?[Capacity];
             Errors = new string?[Capacity];
             Number = new double[featureCount];
             Text = new string?[featureCount];
@@ -32,11 +35,14 @@ public sealed partial class RefreshTaskRunner
         /// <summary>The canary's scorer when the job runs under a canary (017): rows whose key is in it go here.</summary>
         public ModelScorer? CanaryScorer { get; }
 
+        /// <summary>The shadow's scorer when the job has a shadow (020): rows whose key it samples go here too.</summary>
+        public ModelScorer? ShadowScorer { get; }
+
         public int Capacity { get; }
 
         public int Count { get; set; }
 
-        public bool IsFull => Count == Capacity || Scorer.IsFull || CanaryScorer is { IsFull: true };
+        public bool IsFull => Count == Capacity || Scorer.IsFull || CanaryScorer is { IsFull: true } || ShadowScorer is { IsFull: true };
 
         public object?[][] Keys { get; }
 
@@ -49,6 +55,13 @@ public sealed partial class RefreshTaskRunner
         public bool[] Canary { get; }
 
         public string?[] Errors { get; }
+
+        /// <summary>The row's place in the shadow's scorer; -1 with an error, -2 when the shadow does not sample it.</summary>
+        public int[] ShadowRow { get; }
+
+        public string?[] ShadowErrors { get; }
+
+        public ScoredBatch ShadowScored { get; set; }
 
         public ScoredBatch Scored { get; set; }
 
@@ -69,6 +82,7 @@ public sealed partial class RefreshTaskRunner
             Count = 0;
             Scorer.Clear();
             CanaryScorer?.Clear();
+            ShadowScorer?.Clear();
         }
     }
 
@@ -129,6 +143,11 @@ public sealed partial class RefreshTaskRunner
                 batch.LongKeys[key][row] = exporter.Read<long>(type);
             }
         }
+
+        /// <summary>The row's key as an object, for rows kept past their batch (the shadow's).</summary>
+        public static object? Value(Batch batch, int key, int row) => batch.Keys[key][row] is Unboxed ? batch.LongKeys[key][row] : batch.Keys[key][row];
+
+        public NpgsqlDbType Type => type;
 
         public void Write(NpgsqlBinaryImporter importer, Batch batch, int key, int row)
         {
@@ -193,5 +212,22 @@ public sealed partial class RefreshTaskRunner
     private sealed record JobCanary(OnnxModel Model, int Version, long Seed, double Percent)
     {
         public bool Serves(string keyText) => Core.Deployments.StickyBucket.InCanary(Seed, keyText, Percent);
+    }
+
+    /// <summary>The shadow a job fixed when it started (020): its model and version, and which keys it samples.</summary>
+    private sealed record JobShadow(OnnxModel Model, int Version, long Seed, double Percent)
+    {
+        public bool Samples(string keyText) => Core.Deployments.StickyBucket.InCanary(Seed, keyText, Percent);
+    }
+
+    /// <summary>
+    /// A task's shadow rows, kept until its served rows are written (the writer holds one COPY at a time), then copied
+    /// into mad_shadow.&lt;table&gt; in the same transaction. Error: why the shadow stopped scoring; its rows are then dropped.
+    /// </summary>
+    private sealed class ShadowRows
+    {
+        public List<(object?[] Keys, int Served, object?[] Outputs, string? Error)> Rows { get; } = [];
+
+        public string? Error { get; set; }
     }
 }

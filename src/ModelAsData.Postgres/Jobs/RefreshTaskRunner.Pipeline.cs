@@ -24,10 +24,15 @@ public sealed partial class RefreshTaskRunner
         private readonly JobCanary? _canary;
         private readonly FeatureSlots? _canarySlots;
         private readonly Core.Monitoring.ProfileCounter? _counter;
+        private readonly JobShadow? _shadow;
+        private readonly FeatureSlots? _shadowSlots;
+        private readonly ShadowRows? _shadowRows;
 
         public Pipeline(OnnxModel model, int batchSize, KeyColumn[] keys, FeatureColumn[] features, TaskPlan plan, int version, JobCanary? canary, CancellationTokenSource stop,
-            Core.Monitoring.ProfileCounter? counter)
+            Core.Monitoring.ProfileCounter? counter, JobShadow? shadow = null, ShadowRows? shadowRows = null)
         {
+            _shadow = shadowRows is null ? null : shadow;
+            _shadowRows = shadowRows;
             _canary = canary;
             _counter = counter;
             _keys = keys;
@@ -36,9 +41,10 @@ public sealed partial class RefreshTaskRunner
             _version = version;
             _stop = stop;
             _batches = Enumerable.Range(0, BatchesInFlight)
-                .Select(_ => new Batch(model.CreateScorer(batchSize), canary?.Model.CreateScorer(batchSize), keys.Length, features.Length)).ToArray();
+                .Select(_ => new Batch(model.CreateScorer(batchSize), canary?.Model.CreateScorer(batchSize), _shadow?.Model.CreateScorer(batchSize), keys.Length, features.Length)).ToArray();
             _slots = new FeatureSlots(model, plan.Slots, plan.FeatureColumns, plan.FeatureTypes);
             _canarySlots = canary is null ? null : new FeatureSlots(canary.Model, plan.Slots, plan.FeatureColumns, plan.FeatureTypes);
+            _shadowSlots = _shadow is null ? null : new FeatureSlots(_shadow.Model, plan.Slots, plan.FeatureColumns, plan.FeatureTypes);
         }
 
         public async Task<(long Rows, long Failed)> RunAsync(NpgsqlBinaryExporter exporter, NpgsqlBinaryImporter importer)
@@ -82,6 +88,8 @@ public sealed partial class RefreshTaskRunner
                         {
                             batch.CanaryScored = canaryScorer.Score(token);
                         }
+
+                        ScoreShadow(batch, token);
                         toWrite.Add(batch, token);
                     }
                 }
@@ -125,6 +133,28 @@ public sealed partial class RefreshTaskRunner
             {
                 batch.Scorer.Dispose();
                 batch.CanaryScorer?.Dispose();
+                batch.ShadowScorer?.Dispose();
+            }
+        }
+
+        /// <summary>
+        /// Scores the batch's shadow rows; a shadow that fails stops scoring (its rows are dropped, the error kept for
+        /// the job) and never fails the served rows.
+        /// </summary>
+        private void ScoreShadow(Batch batch, CancellationToken token)
+        {
+            if (batch.ShadowScorer is not { Count: > 0 } shadowScorer || _shadowRows is not { Error: null })
+            {
+                return;
+            }
+
+            try
+            {
+                batch.ShadowScored = shadowScorer.Score(token);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                _shadowRows.Error = $"The shadow (version {_shadow!.Version}) failed to score: {e.Message}";
             }
         }
 
@@ -164,7 +194,9 @@ public sealed partial class RefreshTaskRunner
                 }
 
                 // The deployment's arm of this row's key (docs/DEPLOYMENTS.md); without a canary, the champion.
-                var canary = _canary is not null && _canary.Serves(KeyText(batch, row));
+                var keyText = _canary is null && _shadow is null ? null : KeyText(batch, row);
+                var canary = _canary is not null && _canary.Serves(keyText!);
+                SetShadow(batch, row, keyText);
                 batch.Canary[row] = canary;
                 var scorer = canary ? batch.CanaryScorer! : batch.Scorer;
                 if (!canary)
@@ -193,6 +225,67 @@ public sealed partial class RefreshTaskRunner
             }
 
             return true;
+        }
+
+        /// <summary>Puts the row into the shadow's scorer too when the shadow samples its key (the canary's rule, its own percent).</summary>
+        private void SetShadow(Batch batch, int row, string? keyText)
+        {
+            if (_shadow is null || _shadowRows is not { Error: null } || !_shadow.Samples(keyText!))
+            {
+                batch.ShadowRow[row] = -2;
+                return;
+            }
+
+            var scorer = batch.ShadowScorer!;
+            scorer.BeginRow();
+            var error = _shadowSlots!.Set(scorer, batch.IsNull, batch.Number, batch.Text, batch.Tensor);
+            if (error is null)
+            {
+                batch.ShadowRow[row] = scorer.Count;
+                batch.ShadowErrors[row] = null;
+                scorer.EndRow();
+            }
+            else
+            {
+                scorer.CancelRow();
+                batch.ShadowRow[row] = -1;
+                batch.ShadowErrors[row] = error;
+            }
+        }
+
+        /// <summary>Keeps the batch's shadow rows (keys, the shadow's outputs, the version that served the key) for the shadow table.</summary>
+        private void KeepShadow(Batch batch, int row, int served)
+        {
+            var shadowRow = batch.ShadowRow[row];
+            if (shadowRow == -2 || _shadowRows is not { Error: null } rows)
+            {
+                return;
+            }
+
+            var keys = new object?[_keys.Length];
+            for (var k = 0; k < _keys.Length; k++)
+            {
+                keys[k] = KeyColumn.Value(batch, k, row);
+            }
+
+            var columns = _plan.Columns;
+            var outputs = new object?[columns.Count];
+            if (shadowRow >= 0)
+            {
+                var scored = batch.ShadowScored;
+                for (var c = 0; c < columns.Count; c++)
+                {
+                    outputs[c] = columns[c].Type switch
+                    {
+                        ColumnType.Real => (float)scored.GetDouble(shadowRow, c),
+                        ColumnType.Integer => (long)scored.GetDouble(shadowRow, c),
+                        ColumnType.Text => (string)scored.GetValue(shadowRow, c),
+                        _ => PostgresArrays.Write(scored.GetTensor(shadowRow, c)),
+                    };
+                }
+            }
+
+            rows.Rows.Add((keys, served, outputs, batch.ShadowErrors[row]));
         }
 
         /// <summary>The row's key in its canonical text (StickyBucket.KeyText), as mad.bucket hashes it.</summary>
@@ -250,6 +343,7 @@ public sealed partial class RefreshTaskRunner
                     }
                 }
 
+                KeepShadow(batch, row, canary ? _canary!.Version : _version);
                 importer.Write(canary ? _canary!.Version : _version, NpgsqlDbType.Integer);
                 importer.Write(_scoredAt, NpgsqlDbType.TimestampTz);
                 if (batch.Errors[row] is { } error)

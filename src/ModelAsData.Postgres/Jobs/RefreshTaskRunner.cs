@@ -60,10 +60,16 @@ public sealed partial class RefreshTaskRunner
         }
 
         var canary = await CanaryAsync(task, plan, writer, cancellationToken);
+        var (shadow, shadowRows) = await ShadowAsync(task, plan, writer, cancellationToken);
         // Drift monitoring: rows are counted into the version's baseline bins as they pass, added with the rows.
         var counter = await Monitoring.PostgresProfileCounts.CounterAsync(writer, task.Model, task.Version, plan.FeatureColumns, plan.Columns, cancellationToken);
         await using var transaction = await writer.BeginTransactionAsync(cancellationToken);
-        var (rows, failed) = await CopyThroughPipelineAsync(model, plan, task.Version, canary, counter, reader, writer, cancellationToken);
+        var (rows, failed) = await CopyThroughPipelineAsync(model, plan, task.Version, canary, counter, reader, writer, cancellationToken, shadow, shadowRows);
+        if (shadowRows is not null)
+        {
+            await WriteShadowAsync(task, plan, shadow, shadowRows, writer, transaction, cancellationToken);
+        }
+
         if (counter is not null)
         {
             await Monitoring.PostgresProfileCounts.AddAsync(writer, transaction, task.Table, task.Version, DateTime.UtcNow, counter, cancellationToken);
@@ -211,6 +217,135 @@ public sealed partial class RefreshTaskRunner
         return new JobCanary(model, version, seed, percent);
     }
 
+    /// <summary>
+    /// The shadow the task's job fixed when it started (020), with its model and the buffer its rows go to; (null,
+    /// null) without a shadow. A shadow that cannot be loaded gives a buffer holding the error and no model: the served
+    /// rows are scored as ever, and the error is recorded on the job.
+    /// </summary>
+    private async Task<(JobShadow? Shadow, ShadowRows? Rows)> ShadowAsync(RefreshTask task, TaskPlan plan, NpgsqlConnection writer, CancellationToken cancellationToken)
+    {
+        int version;
+        double percent;
+        long seed;
+        string sha256;
+        await using (var command = new NpgsqlCommand(TableSql.JobShadow, writer) { Parameters = { new() { Value = task.JobId } } })
+        await using (var row = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            if (!await row.ReadAsync(cancellationToken))
+            {
+                return (null, null);
+            }
+
+            (version, percent, seed, sha256) = (row.GetInt32(0), row.GetDouble(1), row.GetInt64(2), row.GetString(3));
+        }
+
+        try
+        {
+            byte[]? bytes = null;
+            if (!_cache.Contains(sha256))
+            {
+                await using var fetch = new NpgsqlCommand(TableSql.Bytes, writer) { Parameters = { new() { Value = task.Model }, new() { Value = version } } };
+                bytes = (byte[]?)await fetch.ExecuteScalarAsync(cancellationToken);
+            }
+
+            var model = _cache.GetOrLoad(sha256, () => bytes ?? throw new InvalidOperationException($"Model {task.Model}@{version} was not loaded."));
+            if (model.Signature.Columns.Count != plan.Columns.Count)
+            {
+                return (null, new ShadowRows { Error = $"The shadow {task.Model}@{version} decodes into {model.Signature.Columns.Count} columns; {task.Table} has {plan.Columns.Count}." });
+            }
+
+            return (new JobShadow(model, version, seed, percent), new ShadowRows());
+        }
+        catch (Exception e) when (e is not OperationCanceledException && e is not NpgsqlException)
+        {
+            return (null, new ShadowRows { Error = $"The shadow {task.Model}@{version} failed to load: {e.Message}" });
+        }
+    }
+
+    /// <summary>
+    /// Copies the task's shadow rows into mad_shadow.&lt;table&gt; and records them (or the shadow's error) on the job, in
+    /// the task's transaction behind a savepoint: a shadow that cannot be written rolls back alone, with its error.
+    /// </summary>
+    private static async Task WriteShadowAsync(RefreshTask task, TaskPlan plan, JobShadow? shadow, ShadowRows shadowRows,
+        NpgsqlConnection writer, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+    {
+        var keys = plan.KeyColumns.Select((name, i) => KeyColumn.For(name, plan.KeyTypes[i])).ToArray();
+        long written = 0;
+        if (shadow is not null && shadowRows.Error is null && shadowRows.Rows.Count > 0)
+        {
+            await transaction.SaveAsync("mad_shadow", cancellationToken);
+            try
+            {
+                var columns = plan.KeyColumns.Select(Quote).Append("shadow_version").Concat(plan.Columns.Select(c => Quote(c.Name)))
+                    .Concat(["served_version", "scored_at", "error", "job"]);
+                var scoredAt = DateTime.UtcNow;
+                await using (var importer = await writer.BeginBinaryImportAsync(
+                    $"COPY mad_shadow.{Quote(task.Table)} ({string.Join(", ", columns)}) FROM STDIN (FORMAT BINARY)", cancellationToken))
+                {
+                    foreach (var (keyValues, served, outputs, error) in shadowRows.Rows)
+                    {
+                        await importer.StartRowAsync(cancellationToken);
+                        for (var k = 0; k < keys.Length; k++)
+                        {
+                            await WriteValueAsync(importer, keyValues[k], keys[k].Type, cancellationToken);
+                        }
+
+                        await importer.WriteAsync(shadow.Version, NpgsqlDbType.Integer, cancellationToken);
+                        for (var c = 0; c < outputs.Length; c++)
+                        {
+                            var type = plan.Columns[c].Type switch
+                            {
+                                ColumnType.Real => NpgsqlDbType.Real,
+                                ColumnType.Integer => NpgsqlDbType.Bigint,
+                                ColumnType.Text => NpgsqlDbType.Text,
+                                _ => NpgsqlDbType.Bytea,
+                            };
+                            await WriteValueAsync(importer, outputs[c], type, cancellationToken);
+                        }
+
+                        await importer.WriteAsync(served, NpgsqlDbType.Integer, cancellationToken);
+                        await importer.WriteAsync(scoredAt, NpgsqlDbType.TimestampTz, cancellationToken);
+                        await WriteValueAsync(importer, error, NpgsqlDbType.Text, cancellationToken);
+                        await importer.WriteAsync(task.JobId, NpgsqlDbType.Bigint, cancellationToken);
+                    }
+
+                    await importer.CompleteAsync(cancellationToken);
+                }
+
+                written = shadowRows.Rows.Count;
+                await transaction.ReleaseAsync("mad_shadow", cancellationToken);
+            }
+            catch (PostgresException e)
+            {
+                await transaction.RollbackAsync("mad_shadow", cancellationToken);
+                shadowRows.Error = $"The shadow's rows could not be written to mad_shadow.{Quote(task.Table)}: {e.MessageText}";
+            }
+        }
+
+        await using var record = new NpgsqlCommand(TableSql.RecordShadow, writer, transaction)
+        {
+            Parameters =
+            {
+                new() { Value = task.TaskId },
+                new() { Value = task.LeaseToken },
+                new() { Value = written },
+                new() { Value = (object?)shadowRows.Error ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text },
+            },
+        };
+        await record.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    private static Task WriteValueAsync(NpgsqlBinaryImporter importer, object? value, NpgsqlDbType type, CancellationToken cancellationToken) => value switch
+    {
+        null => importer.WriteNullAsync(cancellationToken),
+        long l => importer.WriteAsync(l, type, cancellationToken),
+        int i => importer.WriteAsync(i, type, cancellationToken),
+        float f => importer.WriteAsync(f, type, cancellationToken),
+        string s => importer.WriteAsync(s, type, cancellationToken),
+        byte[] b => importer.WriteAsync(b, type, cancellationToken),
+        _ => importer.WriteAsync(value, type, cancellationToken),
+    };
+
     private static string Quote(string identifier) => "\"" + identifier.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
 
     /// <summary>
@@ -219,13 +354,13 @@ public sealed partial class RefreshTaskRunner
     /// </summary>
     private async Task<(long Rows, long Failed)> CopyThroughPipelineAsync(OnnxModel model, TaskPlan plan, int version, JobCanary? canary,
         Core.Monitoring.ProfileCounter? counter,
-        NpgsqlConnection reader, NpgsqlConnection writer, CancellationToken cancellationToken)
+        NpgsqlConnection reader, NpgsqlConnection writer, CancellationToken cancellationToken, JobShadow? shadow = null, ShadowRows? shadowRows = null)
     {
         var keys = plan.KeyColumns.Select((name, i) => KeyColumn.For(name, plan.KeyTypes[i])).ToArray();
         var features = plan.FeatureColumns.Select((name, i) => FeatureColumn.For(name, plan.FeatureTypes[i])).ToArray();
         var columns = plan.KeyColumns.Select(Quote).Concat(plan.Columns.Select(c => Quote(c.Name))).Concat(["model_version", "scored_at", "error", "arm"]);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        using var pipeline = new Pipeline(model, _batchSize ?? model.PreferredBatchSize, keys, features, plan, version, canary, stop, counter);
+        using var pipeline = new Pipeline(model, _batchSize ?? model.PreferredBatchSize, keys, features, plan, version, canary, stop, counter, shadow, shadowRows);
         using var exporter = await reader.BeginBinaryExportAsync($"COPY ({plan.Query}) TO STDOUT (FORMAT BINARY)", cancellationToken);
         using var importer = await writer.BeginBinaryImportAsync($"COPY {plan.BuildTable} ({string.Join(", ", columns)}) FROM STDIN (FORMAT BINARY)", cancellationToken);
         var result = await pipeline.RunAsync(exporter, importer);

@@ -51,6 +51,18 @@ internal static class TableSql
         WHERE j.id = $1
         """;
 
+    /// <summary>
+    /// $1 job: the shadow it fixed when it started (020), with the shadow version's sha256; no row without a shadow.
+    /// </summary>
+    public const string JobShadow = """
+        SELECT j.shadow_version, j.shadow_percent, j.shadow_seed, v.sha256
+        FROM mad.jobs j JOIN mad.model_versions v ON v.model = j.model AND v.version = j.shadow_version
+        WHERE j.id = $1
+        """;
+
+    /// <summary>$1 task, $2 lease token, $3 shadow rows written, $4 why the shadow did not score (or null).</summary>
+    public const string RecordShadow = "SELECT mad.record_shadow($1, $2, $3, $4)";
+
     /// <summary>$1 task.</summary>
     public const string Plan = "SELECT mad.task_plan($1)::text";
 

@@ -28,6 +28,7 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.promote(text,text,text)"] = Admin,
         ["mad.abort_deployment(text,text,text)"] = Admin,
         ["mad.deployment_rows(text,text)"] = Admin,
+        ["mad.shadow_agreement(text,text)"] = Admin,
         // Caller functions (mad_admin is not a member of mad_user, so both).
         ["mad.resolve(text,text)"] = "mad_admin mad_sidecar mad_user",
         ["mad.alias_at(text,text,timestamp with time zone)"] = Callers,
@@ -46,6 +47,7 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         // The published sticky hash: anyone in the mad roles may recompute an assignment.
         ["mad.bucket(bigint,text)"] = "mad_admin mad_sidecar mad_user",
         ["mad.key_text(text[])"] = "mad_admin mad_sidecar mad_user",
+        ["mad.require_shadow_reader(text)"] = "mad_admin mad_sidecar mad_user",
         // The sidecar protocol.
         ["mad.register_sidecar(text,text,integer,jsonb)"] = Sidecar,
         ["mad.sidecar_heartbeat(text)"] = Sidecar,
@@ -68,6 +70,7 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.stream_claim_statement(text)"] = Sidecar,
         ["mad.stream_plan(text)"] = Sidecar,
         ["mad.stream_deployment(text)"] = Sidecar,
+        ["mad.record_shadow(bigint,uuid,bigint,text)"] = Sidecar,
         ["mad.stream_report(text,text,bigint,double precision,text)"] = Sidecar,
         ["mad.setting_int(text,bigint)"] = Sidecar,
         ["mad.read_role(text)"] = Sidecar,
@@ -146,6 +149,10 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.reference_alias(text)"] = Nobody,
         ["mad.finish_canary(text,text,boolean,text,text)"] = Nobody,
         ["mad.gate_error_rate(text,text)"] = Nobody,
+        ["mad.ensure_shadow(mad.prediction_tables)"] = Nobody,
+        ["mad.job_shadow()"] = Nobody,
+        ["mad.job_shadow_done()"] = Nobody,
+        ["mad.drop_shadow()"] = Nobody,
         ["mad.log_arm()"] = Nobody,
         ["mad.log_gamma(double precision)"] = Nobody,
         ["mad.gamma_q(double precision,double precision)"] = Nobody,
