@@ -87,6 +87,16 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.drift(text,timestamp with time zone,interval)"] = Callers,
         ["mad.drift_histograms(text,timestamp with time zone,interval)"] = Callers,
         ["mad.add_profile_counts(text,integer,timestamp with time zone,text[],text[],integer[],bigint[])"] = Sidecar,
+        // Outcomes (022): set_outcomes and served_predictions are definers that read only mad's tables; performance
+        // runs as its caller, so the outcome source is read with the caller's rights.
+        ["mad.set_outcomes(text,regclass,text[],text,text)"] = Callers,
+        ["mad.served_predictions(text,timestamp with time zone)"] = Callers,
+        ["mad.performance(text,interval,timestamp with time zone)"] = Callers,
+        ["mad.key_text_sql(text,text[])"] = Callers,
+        ["mad.history_insert(mad.prediction_tables,text)"] = Nobody,
+        ["mad.history_rows()"] = Nobody,
+        ["mad.attach_history(mad.prediction_tables)"] = Nobody,
+        ["mad.history_after_refresh()"] = Nobody,
         // Internal helpers: only definer functions (running as the owner) call them.
         ["mad.caller_role()"] = Nobody,
         ["mad.lock_key(text)"] = Nobody,
