@@ -19,7 +19,10 @@ public sealed class ReaderCliTests(PostgresDatabase database) : MadCliTests(data
         await BatchTables.CreateAsync(tables, name, source, model);
         await using var roles = new HostileRoles(Database);
         var (login, _) = await roles.LoginAsync("analyst", "IN ROLE mad_user");
-        await Database.DataSource.ExecuteAsync($"GRANT USAGE ON SCHEMA public TO {login}; GRANT SELECT ON public.{source} TO {login}; GRANT {login} TO mad_sidecar");
+        // The owner goes to mad_reader (NOINHERIT), as mad.create_prediction_table does. Granting it to mad_sidecar
+        // instead gave every sidecar login of the shared cluster mad_user's rights while this test ran, which
+        // ManagedInstallTests' login check then reported.
+        await Database.DataSource.ExecuteAsync($"GRANT USAGE ON SCHEMA public TO {login}; GRANT SELECT ON public.{source} TO {login}; GRANT {login} TO mad_reader");
         await Database.DataSource.ExecuteAsync("UPDATE mad.prediction_tables SET owner = @login WHERE name = @name", new { login, name });
         var db = Database.ConnectionStringFor(login, HostileRoles.Password);
         await using var sidecar = await RunningSidecar.StartAsync(Database.ConnectionString);
