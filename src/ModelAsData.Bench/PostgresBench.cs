@@ -30,6 +30,7 @@ internal sealed class PostgresBench(string connectionString, int rows, int round
 
     public const string Refresh = "sidecar refresh, 1 sidecar";
     public const string CanaryRefresh = "sidecar refresh under a 50 % canary, 1 sidecar";
+    public const string ShadowRefresh = "sidecar refresh under a 50 % canary + a 100 % shadow, 1 sidecar";
     public const string Bare = "bare data movement: COPY out + COPY in, no scoring";
     public const string Service = "model as a service: read, POST JSON batches, INSERT";
     public const string RawPrefix = "raw ONNX Runtime, ";
@@ -129,6 +130,19 @@ internal sealed class PostgresBench(string connectionString, int rows, int round
                 }
 
                 await TimeAsync(results, CanaryRefresh, async () =>
+                {
+                    var id = await tables.StartRefreshAsync(table, cancellationToken);
+                    var job = await tables.WaitForJobAsync(id, cancellationToken: cancellationToken);
+                    return job.RowsDone;
+                });
+                // Issue 15: the same canary with a shadow scoring every key (version 2 again: the figure is what
+                // the second scoring and its table cost, not another model's speed).
+                await using (var connection = await dataSource.OpenConnectionAsync(cancellationToken))
+                {
+                    await connection.ExecuteAsync(new CommandDefinition("SELECT mad.deploy_shadow(@model, 'production', 2, 100)", new { model }, cancellationToken: cancellationToken));
+                }
+
+                await TimeAsync(results, ShadowRefresh, async () =>
                 {
                     var id = await tables.StartRefreshAsync(table, cancellationToken);
                     var job = await tables.WaitForJobAsync(id, cancellationToken: cancellationToken);

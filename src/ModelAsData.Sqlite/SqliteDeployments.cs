@@ -133,6 +133,19 @@ public sealed class SqliteDeployments(SqliteModelRegistry registry) : IDeploymen
                 var key = (arm, (int)version);
                 counts[key] = counts.TryGetValue(key, out var c) ? (c.Rows + rows, c.Failed + failed) : (rows, failed);
             }
+
+            // The shadow arm's rows are in the shadow table (009), written by the last refresh.
+            var shadowTable = SqlitePredictionTables.ShadowTableOf(name);
+            if (await Connection.ExecuteScalarAsync<long>(new CommandDefinition("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = @shadowTable",
+                    new { shadowTable }, cancellationToken: cancellationToken)) > 0)
+            {
+                foreach (var (version, rows, failed) in await Connection.QueryAsync<(long, long, long)>(new CommandDefinition(
+                    $"SELECT shadow_version, count(*), count(error) FROM {SqliteDatabase.Quote(shadowTable)} GROUP BY shadow_version", cancellationToken: cancellationToken)))
+                {
+                    var key = (Arms.Shadow, (int)version);
+                    counts[key] = counts.TryGetValue(key, out var c) ? (c.Rows + rows, c.Failed + failed) : (rows, failed);
+                }
+            }
         }
 
         DeploymentArm Arm(string arm, int version, double percent)

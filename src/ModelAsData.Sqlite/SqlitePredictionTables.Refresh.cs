@@ -57,16 +57,16 @@ public sealed partial class SqlitePredictionTables
         {
             if (canary is null)
             {
-                (rows, failed) = await ScoreIntoAsync(table, model, version.Version, Arms.Champion, null, mapping, total, progress, counter, cancellationToken);
+                (rows, failed) = await ScoreIntoAsync(table, model, version.Version, Arms.Champion, null, mapping, total, progress, counter, null, cancellationToken);
             }
             else
             {
                 // Two passes over the source, each taking its arm's keys: the embedded store reads locally, and each
                 // pass keeps the one-scorer-per-turn pipeline as it is.
                 var (champion, championFailed) = await ScoreIntoAsync(table, model, version.Version, Arms.Champion,
-                    keys => deployment!.ArmOf(StickyBucket.KeyText(keys)) == Arms.Champion, mapping, total, progress, counter, cancellationToken);
+                    keys => deployment!.ArmOf(StickyBucket.KeyText(keys)) == Arms.Champion, mapping, total, progress, counter, null, cancellationToken);
                 var (canaryRows, canaryFailed) = await ScoreIntoAsync(table, canary, deployment!.CanaryVersion!.Value, Arms.Canary,
-                    keys => deployment.ArmOf(StickyBucket.KeyText(keys)) == Arms.Canary, mapping, total, progress, null, cancellationToken);
+                    keys => deployment.ArmOf(StickyBucket.KeyText(keys)) == Arms.Canary, mapping, total, progress, null, null, cancellationToken);
                 (rows, failed) = (champion + canaryRows, championFailed + canaryFailed);
             }
         }
@@ -77,6 +77,7 @@ public sealed partial class SqlitePredictionTables
                 $"the previous predictions are kept. Make the key unique, or create the prediction table with one that is. ({e.Message})", e);
         }
 
+        await ShadowAsync(table, deployment, mapping, total, transaction, cancellationToken);
         if (counter is not null)
         {
             SqliteMonitoring.AddCounts(Connection, transaction, name, version.Version, DateTimeOffset.UtcNow, counter);
@@ -98,13 +99,13 @@ public sealed partial class SqlitePredictionTables
 
     /// <summary>Reads, scores and writes in batches, the three at once (see <see cref="Turns"/>).</summary>
     private async Task<(long Rows, long Failed)> ScoreIntoAsync(PredictionTable table, OnnxModel model, int version, string arm, Func<object[], bool>? takes,
-        FeatureMapping mapping, long total, IProgress<RefreshProgress>? progress, ProfileCounter? counter, CancellationToken cancellationToken)
+        FeatureMapping mapping, long total, IProgress<RefreshProgress>? progress, ProfileCounter? counter, Deployment? shadowOf, CancellationToken cancellationToken)
     {
         var featureColumns = mapping.SlotColumns.Concat(mapping.TensorColumns.Select(t => t.Column)).Distinct(StringComparer.Ordinal).ToList();
         var slotOrdinal = mapping.SlotColumns.Select(c => table.Key.Count + featureColumns.IndexOf(c)).ToArray();
         var tensorOrdinal = mapping.TensorColumns.Select(t => table.Key.Count + featureColumns.IndexOf(t.Column)).ToArray();
         using var reader = new SqliteRawStatement(Connection, $"SELECT {string.Join(", ", table.Key.Concat(featureColumns).Select(SqliteDatabase.Quote))} FROM {SqliteDatabase.Quote(table.Source)}");
-        using var writer = new OutputWriter(Connection, table, version, arm, counter);
+        using var writer = new OutputWriter(Connection, table, version, arm, counter, shadowOf);
         var turns = Enumerable.Range(0, Turns).Select(_ => model.CreateScorer(model.PreferredBatchSize))
             .Select(scorer => (Scorer: scorer, Rows: new PendingRows(scorer.Capacity, table.Key.Count))).ToArray();
         var inFlight = new Queue<(Task<ScoredBatch> Scoring, PendingRows Rows)>();
@@ -229,6 +230,62 @@ public sealed partial class SqlitePredictionTables
         return null;
     }
 
+    /// <summary>The shadow table of a prediction table: its rows sit beside the served ones, one per sampled key.</summary>
+    public static string ShadowTableOf(string name) => OutputTableOf(name) + "__shadow";
+
+    /// <summary>
+    /// With a shadow (docs/DEPLOYMENTS.md): replaces mad_out_&lt;name&gt;__shadow's rows by the shadow's predictions for the
+    /// keys it samples, beside the version that served each, in the refresh's transaction behind a savepoint, and
+    /// records what it did on the table's row. A shadow that fails to load or score rolls back alone: the served rows
+    /// stand, and shadow_error says why.
+    /// </summary>
+    private async Task ShadowAsync(PredictionTable table, Deployment? deployment, FeatureMapping mapping, long total,
+        Microsoft.Data.Sqlite.SqliteTransaction transaction, CancellationToken cancellationToken)
+    {
+        if (deployment?.ShadowVersion is not { } shadowVersion)
+        {
+            await Connection.ExecuteAsync(new CommandDefinition(
+                "UPDATE mad_prediction_tables SET shadow_version = NULL, shadow_rows = NULL, shadow_error = NULL WHERE name = @name",
+                new { name = table.Name }, transaction, cancellationToken: cancellationToken));
+            return;
+        }
+
+        var shadowTable = SqliteDatabase.Quote(ShadowTableOf(table.Name));
+        var output = OutputTableOf(table.Name);
+        var declared = (await Connection.QueryAsync<(string Name, string Type)>(new CommandDefinition(
+            "SELECT name, type FROM pragma_table_info(@output) ORDER BY cid", new { output }, transaction, cancellationToken: cancellationToken)))
+            .ToDictionary(c => c.Name, c => c.Type, StringComparer.Ordinal);
+        string Column(string name) => $"{SqliteDatabase.Quote(name)} {declared[name]}";
+        var definitions = table.Key.Select(Column).Append("shadow_version INTEGER NOT NULL").Concat(table.Columns.Select(c => Column(c.Name)))
+            .Concat(["served_version INTEGER NOT NULL", "scored_at TEXT NOT NULL", "error TEXT"]);
+        await Connection.ExecuteAsync(new CommandDefinition(
+            $"CREATE TABLE IF NOT EXISTS {shadowTable} ({string.Join(", ", definitions)}, PRIMARY KEY ({string.Join(", ", table.Key.Select(SqliteDatabase.Quote))}))",
+            transaction: transaction, cancellationToken: cancellationToken));
+        await Connection.ExecuteAsync(new CommandDefinition($"DELETE FROM {shadowTable}", transaction: transaction, cancellationToken: cancellationToken));
+
+        long rows = 0;
+        string? error = null;
+        transaction.Save("mad_shadow");
+        try
+        {
+            var model = await CanaryModelAsync(table, deployment.Model, shadowVersion, cancellationToken);
+            (rows, _) = await ScoreIntoAsync(table, model, shadowVersion, Arms.Shadow, keys => deployment.ShadowScores(StickyBucket.KeyText(keys)),
+                mapping, total, null, null, deployment, cancellationToken);
+            transaction.Release("mad_shadow");
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            transaction.Rollback("mad_shadow");
+            transaction.Release("mad_shadow");
+            rows = 0;
+            error = $"The shadow {deployment.Model}@{shadowVersion} failed: {e.Message}";
+        }
+
+        await Connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE mad_prediction_tables SET shadow_version = @shadowVersion, shadow_rows = @rows, shadow_error = @error WHERE name = @name",
+            new { name = table.Name, shadowVersion, rows, error }, transaction, cancellationToken: cancellationToken));
+    }
+
     /// <summary>The canary's model, checked to decode into the table's columns.</summary>
     private async Task<OnnxModel> CanaryModelAsync(PredictionTable table, string model, int version, CancellationToken cancellationToken)
     {
@@ -303,26 +360,47 @@ public sealed partial class SqlitePredictionTables
         private readonly IReadOnlyList<OutputColumn> _columns;
         private readonly int _keyCount;
         private readonly ProfileCounter? _counter;
+        private readonly Deployment? _shadowOf;
+        private readonly int _firstOutput;
+        private readonly int _error;
 
-        public OutputWriter(SqliteConnection connection, PredictionTable table, int version, string arm, ProfileCounter? counter)
+        /// <param name="shadowOf">Writes the shadow table's layout (keys, shadow_version, outputs, served_version,
+        /// scored_at, error), each row's served version by this deployment; null: the output table's.</param>
+        public OutputWriter(SqliteConnection connection, PredictionTable table, int version, string arm, ProfileCounter? counter, Deployment? shadowOf = null)
         {
             _counter = counter;
+            _shadowOf = shadowOf;
             _columns = table.Columns;
             _keyCount = table.Key.Count;
-            var names = table.Key.Concat(table.Columns.Select(c => c.Name)).Concat(TrailingColumns).Select(SqliteDatabase.Quote);
-            var values = Enumerable.Range(1, _keyCount + _columns.Count + TrailingColumns.Count).Select(i => $"?{i}");
-            _insert = new SqliteRawStatement(connection, $"INSERT INTO {SqliteDatabase.Quote(table.OutputTable)} ({string.Join(", ", names)}) VALUES ({string.Join(", ", values)})");
-            var trailing = _keyCount + _columns.Count + 1;
-            _insert.Bind(trailing, (long)version);
-            _insert.Bind(trailing + 1, SqliteTime.Now());
-            _insert.Bind(trailing + 3, arm);
+            var outputs = table.Columns.Select(c => c.Name);
+            var names = (shadowOf is null
+                ? table.Key.Concat(outputs).Concat(TrailingColumns)
+                : table.Key.Append("shadow_version").Concat(outputs).Concat(["served_version", "scored_at", "error"])).Select(SqliteDatabase.Quote).ToList();
+            var values = Enumerable.Range(1, names.Count).Select(i => $"?{i}");
+            var into = shadowOf is null ? table.OutputTable : ShadowTableOf(table.Name);
+            _insert = new SqliteRawStatement(connection, $"INSERT INTO {SqliteDatabase.Quote(into)} ({string.Join(", ", names)}) VALUES ({string.Join(", ", values)})");
+            if (shadowOf is null)
+            {
+                _firstOutput = _keyCount + 1;
+                var trailing = _keyCount + _columns.Count + 1;
+                _insert.Bind(trailing, (long)version);
+                _insert.Bind(trailing + 1, SqliteTime.Now());
+                _error = trailing + 2;
+                _insert.Bind(trailing + 3, arm);
+            }
+            else
+            {
+                _insert.Bind(_keyCount + 1, (long)version);
+                _firstOutput = _keyCount + 2;
+                _insert.Bind(_keyCount + _columns.Count + 3, SqliteTime.Now());
+                _error = _keyCount + _columns.Count + 4;
+            }
         }
 
         /// <summary>Writes a batch; returns how many of its rows carry an error.</summary>
         public int Write(PendingRows batch, ScoredBatch scored)
         {
             var failed = 0;
-            var error = _keyCount + _columns.Count + 3;
             for (var row = 0; row < batch.Count; row++)
             {
                 var keys = batch.Keys(row);
@@ -331,11 +409,16 @@ public sealed partial class SqlitePredictionTables
                     _insert.Bind(k + 1, keys[k]);
                 }
 
+                if (_shadowOf is not null)
+                {
+                    _insert.Bind(_keyCount + _columns.Count + 2, (long)_shadowOf.VersionOf(StickyBucket.KeyText(keys))); // the version that served the key
+                }
+
                 var scorerRow = batch.ScorerRow(row);
                 _counter?.CountOutputs(scored, scorerRow); // drift monitoring
                 for (var c = 0; c < _columns.Count; c++)
                 {
-                    var index = _keyCount + c + 1;
+                    var index = _firstOutput + c;
                     switch (scorerRow < 0 ? (ColumnType?)null : _columns[c].Type)
                     {
                         case null: _insert.Bind(index, (object?)null); break;
@@ -347,7 +430,7 @@ public sealed partial class SqlitePredictionTables
                     }
                 }
 
-                _insert.Bind(error, batch.Error(row));
+                _insert.Bind(_error, batch.Error(row));
                 failed += scorerRow < 0 ? 1 : 0;
                 _insert.Execute();
             }
