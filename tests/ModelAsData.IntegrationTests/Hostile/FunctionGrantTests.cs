@@ -84,6 +84,7 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.drift(text,timestamp with time zone,interval)"] = Callers,
         ["mad.drift_histograms(text,timestamp with time zone,interval)"] = Callers,
         ["mad.add_profile_counts(text,integer,timestamp with time zone,text[],text[],integer[],bigint[])"] = Sidecar,
+        ["mad.store_first_window(text,integer,text,jsonb)"] = Sidecar,
         // Internal helpers: only definer functions (running as the owner) call them.
         ["mad.caller_role()"] = Nobody,
         ["mad.lock_key(text)"] = Nobody,
