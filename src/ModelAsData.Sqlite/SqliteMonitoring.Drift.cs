@@ -15,7 +15,7 @@ public sealed partial class SqliteMonitoring
             foreach (var m in DriftEvaluator.Evaluate(c.Baseline, c.Current, c.CurrentNull))
             {
                 rows.Add(new DriftRow(c.Start, c.End, c.Version, c.Baseline.Column, Kind(c.Baseline), m.Metric, m.Value, m.Threshold, m.Drifted,
-                    c.Baseline.Rows, c.Current.Sum() + c.CurrentNull));
+                    c.Baseline.Rows, c.Current.Sum() + c.CurrentNull, c.Baseline.Reference));
             }
         }
 

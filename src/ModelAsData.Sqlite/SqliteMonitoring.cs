@@ -135,9 +135,46 @@ public sealed partial class SqliteMonitoring(SqliteModelRegistry registry, Model
         return rows.Select(r => r.ToProfile()).ToList();
     }
 
-    /// <summary>Adds the counter's counts (and empties it) to the table's profile counts, in the connection's open transaction.</summary>
+    /// <summary>A counter for a version's baseline, or a learning one when it has none (see <see cref="ProfileCounter.Learn"/>).</summary>
+    public static async Task<ProfileCounter?> CounterAsync(SqliteConnection connection, string model, int version, IReadOnlyList<string> inputColumns,
+        IReadOnlyList<Core.Onnx.OutputColumn> outputColumns, CancellationToken cancellationToken)
+    {
+        var baseline = await BaselineAsync(connection, model, version, cancellationToken);
+        return baseline.Count == 0 ? ProfileCounter.Learn(model, version, inputColumns, outputColumns) : ProfileCounter.Create(baseline, inputColumns, outputColumns);
+    }
+
+    /// <summary>
+    /// Adds the counter's counts (and empties it) to the table's profile counts, in the connection's open transaction;
+    /// a learning counter first stores the first-window reference fitted on its values and counts them into it.
+    /// </summary>
     public static void AddCounts(SqliteConnection connection, SqliteTransaction transaction, string table, int version, DateTimeOffset scoredAt, ProfileCounter counter)
     {
+        if (counter.IsLearning)
+        {
+            var source = connection.ExecuteScalar<string>("SELECT source FROM mad_prediction_tables WHERE name = @table", new { table }, transaction) ?? table;
+            foreach (var profile in counter.LearnedProfiles())
+            {
+                connection.Execute(SqliteMonitoringSql.InsertFirstWindow, new
+                {
+                    model = counter.LearningModel,
+                    version,
+                    kind = profile.Kind == ProfileKind.Input ? "input" : "output",
+                    column = profile.Column,
+                    type = profile.Type == ProfileType.Numeric ? "numeric" : "category",
+                    edges = profile.Type == ProfileType.Numeric ? JsonSerializer.Serialize(profile.Edges) : null,
+                    categories = profile.Type == ProfileType.Category ? JsonSerializer.Serialize(profile.Categories) : null,
+                    counts = JsonSerializer.Serialize(profile.Counts),
+                    nulls = profile.NullCount,
+                    spread = profile.Spread,
+                    source,
+                    by = Environment.UserName,
+                    at = SqliteTime.Now(),
+                }, transaction);
+            }
+
+            counter.Adopt(connection.Query<BaselineRow>(SqliteMonitoringSql.Baseline, new { model = counter.LearningModel, version }, transaction).Select(r => r.ToProfile()).ToList());
+        }
+
         var hour = new DateTimeOffset(scoredAt.UtcDateTime.Year, scoredAt.UtcDateTime.Month, scoredAt.UtcDateTime.Day, scoredAt.UtcDateTime.Hour, 0, 0, TimeSpan.Zero);
         foreach (var count in counter.Drain())
         {
@@ -154,11 +191,12 @@ public sealed partial class SqliteMonitoring(SqliteModelRegistry registry, Model
         }
     }
 
-    internal sealed record BaselineRow(string Kind, string Column_name, string Type, string? Edges, string? Categories, string Counts, long Null_count, double Spread, string Source)
+    internal sealed record BaselineRow(string Kind, string Column_name, string Type, string? Edges, string? Categories, string Counts, long Null_count, double Spread, string Source,
+        string Reference)
     {
         public ColumnProfile ToProfile() => new(Column_name, Kind == "input" ? ProfileKind.Input : ProfileKind.Output,
             Type == "numeric" ? ProfileType.Numeric : ProfileType.Category,
             Edges is null ? null : JsonSerializer.Deserialize<double[]>(Edges), Categories is null ? null : JsonSerializer.Deserialize<string[]>(Categories),
-            JsonSerializer.Deserialize<long[]>(Counts)!, Null_count, Spread);
+            JsonSerializer.Deserialize<long[]>(Counts)!, Null_count, Spread) { Reference = Reference };
     }
 }

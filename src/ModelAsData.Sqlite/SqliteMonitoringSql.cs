@@ -8,8 +8,16 @@ internal static class SqliteMonitoringSql
         VALUES (@model, @version, @kind, @column, @type, @edges, @categories, @counts, @nulls, @spread, @source, @by, @at)
         """;
 
+    /// <summary>A first-window reference (sql/sqlite/010_drift_fallback.sql): a column with a profile keeps it.</summary>
+    public const string InsertFirstWindow = """
+        INSERT INTO mad_baselines (model, version, kind, column_name, type, edges, categories, counts, null_count, spread, source, created_by, created_at, reference)
+        SELECT @model, @version, @kind, @column, @type, @edges, @categories, @counts, @nulls, @spread, @source, @by, @at, 'first_window'
+        WHERE NOT EXISTS (SELECT 1 FROM mad_baselines WHERE model = @model AND version = @version AND kind = @kind)
+        ON CONFLICT (model, version, kind, column_name) DO NOTHING
+        """;
+
     public const string Baseline = """
-        SELECT kind, column_name, type, edges, categories, counts, null_count, spread, source
+        SELECT kind, column_name, type, edges, categories, counts, null_count, spread, source, reference
         FROM mad_baselines WHERE model = @model AND version = @version ORDER BY kind, column_name
         """;
 

@@ -41,8 +41,8 @@ public sealed partial class SqlitePredictionTables
 
         // Drift monitoring: the champion's rows are counted into its baseline bins as they pass, added with the rows;
         // a canary's rows are not counted yet (docs/MONITORING.md).
-        var counter = ProfileCounter.Create(await SqliteMonitoring.BaselineAsync(Connection, version.Model, version.Version, cancellationToken),
-            mapping.SlotColumns.Distinct(StringComparer.Ordinal).ToList(), table.Columns);
+        var counter = await SqliteMonitoring.CounterAsync(Connection, version.Model, version.Version,
+            mapping.SlotColumns.Distinct(StringComparer.Ordinal).ToList(), table.Columns, cancellationToken);
         using var transaction = Connection.BeginTransaction(deferred: false);
         if (!await HasArmAsync(Connection, name, cancellationToken))
         {

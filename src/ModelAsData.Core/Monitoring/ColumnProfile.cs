@@ -96,6 +96,9 @@ public sealed class ColumnProfile
     /// <summary>The baseline's standard deviation (numeric), which Wasserstein distances are divided by.</summary>
     public double Spread { get; }
 
+    /// <summary>Where the profile comes from: <see cref="References.Baseline"/> or <see cref="References.FirstWindow"/>.</summary>
+    public string Reference { get; init; } = References.Baseline;
+
     public int BinCount => Type == ProfileType.Numeric ? Edges.Length + 1 : Categories.Length + 1;
 
     public long Rows => Counts.Sum() + NullCount;

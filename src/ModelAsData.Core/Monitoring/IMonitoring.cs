@@ -24,9 +24,19 @@ public interface IMonitoring
 /// <summary>What a baseline holds: its columns by kind, and its rows.</summary>
 public sealed record BaselineSummary(string Model, int Version, string Source, int Inputs, int Outputs, long Rows);
 
-/// <summary>One row of mad.drift.</summary>
+/// <summary>One row of mad.drift; <see cref="Reference"/>: what the window is compared with, 'baseline' or 'first_window'.</summary>
 public sealed record DriftRow(DateTimeOffset WindowStart, DateTimeOffset WindowEnd, int Version, string Column, string Kind, string Metric,
-    double? Value, double? Threshold, bool Drifted, long NBaseline, long NCurrent);
+    double? Value, double? Threshold, bool Drifted, long NBaseline, long NCurrent, string Reference = References.Baseline);
+
+/// <summary>The references a window's drift is computed against (mad.baselines.reference).</summary>
+public static class References
+{
+    /// <summary>A baseline set from a table (mad.set_baseline).</summary>
+    public const string Baseline = "baseline";
+
+    /// <summary>No baseline: the version's first window of traffic (docs/MONITORING.md).</summary>
+    public const string FirstWindow = "first_window";
+}
 
 /// <summary>One bin of one column's histograms in one window (<see cref="Bin"/> −1: nulls); <see cref="Baseline"/> null where the caller may not see the baseline.</summary>
 public sealed record HistogramBin(DateTimeOffset WindowStart, DateTimeOffset WindowEnd, int Version, string Column, string Kind, int Bin, string Label,

@@ -27,6 +27,26 @@ public sealed class ProfileBuilder(string column, ProfileKind kind)
 
     public void AddNull() => _nulls++;
 
+    /// <summary>Whether a value other than null was added.</summary>
+    public bool HasValues => _numbers.Count + _texts.Count > 0;
+
+    /// <summary>Counts the values added into <paramref name="profile"/>'s bins (nulls last), as ProfileCounter does row by row.</summary>
+    public void CountInto(ColumnProfile profile, long[] counts)
+    {
+        foreach (var x in _numbers)
+        {
+            counts[profile.BinOf(x)]++;
+        }
+
+        foreach (var t in _texts)
+        {
+            var bin = profile.BinOf(t);
+            counts[bin < 0 ? counts.Length - 1 : bin]++;
+        }
+
+        counts[^1] += _nulls;
+    }
+
     /// <summary>A number; <paramref name="whole"/> when it comes from an integer (or boolean) column, so it may be a category.</summary>
     public void Add(double value, bool whole)
     {

@@ -11,6 +11,9 @@ public readonly record struct ProfileCount(string Column, ProfileKind Kind, int 
 /// transaction of its predictions. Columns without a baseline are not counted. Inputs and outputs are counted apart,
 /// so one thread may count inputs while another counts outputs (as refresh's read and write stages do); each of the
 /// two is not thread-safe on its own.
+/// A version without a baseline gets a learning counter (<see cref="Learn"/>): it keeps its first unit of work's
+/// values, from which the store fits the version's first-window reference (<see cref="LearnedProfiles"/>), then
+/// counts them into the reference's bins (<see cref="Adopt"/>) and counts as any other from then on.
 /// </summary>
 public sealed class ProfileCounter
 {
@@ -35,9 +38,73 @@ public sealed class ProfileCounter
         return inputs.Any || outputs.Any ? new ProfileCounter(inputs, outputs) : null;
     }
 
+    /// <summary>
+    /// A counter for <paramref name="model"/>@<paramref name="version"/>, which has no baseline: it keeps the values
+    /// it is given until the store adopts a reference fitted on them (the first window of traffic).
+    /// </summary>
+    public static ProfileCounter Learn(string model, int version, IReadOnlyList<string> inputColumns, IReadOnlyList<OutputColumn> outputColumns)
+    {
+        var inputs = new Side(ProfileKind.Input, new ColumnProfile?[inputColumns.Count], null)
+        {
+            Learners = inputColumns.Select(c => new ProfileBuilder(c, ProfileKind.Input)).ToArray(),
+        };
+        var outputs = new Side(ProfileKind.Output, new ColumnProfile?[outputColumns.Count], outputColumns.Select(c => c.Type).ToArray())
+        {
+            Learners = outputColumns.Select(c => c.Type is ColumnType.Real or ColumnType.Integer or ColumnType.Text ? new ProfileBuilder(c.Name, ProfileKind.Output) : null).ToArray(),
+        };
+        return new ProfileCounter(inputs, outputs) { LearningModel = model, LearningVersion = version };
+    }
+
+    /// <summary>Whether the counter still learns its version's first-window reference.</summary>
+    public bool IsLearning => _inputs.Learners is not null;
+
+    /// <summary>The model of a learning counter.</summary>
+    public string? LearningModel { get; private init; }
+
+    /// <summary>The version of a learning counter.</summary>
+    public int LearningVersion { get; private init; }
+
+    /// <summary>
+    /// The profiles fitted on the values learned so far, by <see cref="ProfileBuilder"/>'s rules (10 quantile bins,
+    /// or categories); a column without a value is left out. Whole numbers are told apart by value, as the door's
+    /// types are not known here.
+    /// </summary>
+    public IReadOnlyList<ColumnProfile> LearnedProfiles()
+    {
+        var profiles = new List<ColumnProfile>();
+        foreach (var builder in (_inputs.Learners ?? []).Concat(_outputs.Learners ?? []))
+        {
+            if (builder is { HasValues: true })
+            {
+                profiles.Add(builder.Build());
+            }
+        }
+
+        return profiles;
+    }
+
+    /// <summary>Stops learning: the reference's bins are counted from now on, and the values learned are counted into them.</summary>
+    public void Adopt(IReadOnlyCollection<ColumnProfile> reference)
+    {
+        _inputs.Adopt(reference);
+        _outputs.Adopt(reference);
+    }
+
     /// <summary>One row's features as the PostgreSQL doors read them: per input column, null, a number, or text.</summary>
     public void CountInputs(ReadOnlySpan<bool> isNull, ReadOnlySpan<double> numbers, ReadOnlySpan<string?> texts)
     {
+        if (_inputs.Learners is { } learners)
+        {
+            for (var i = 0; i < learners.Length; i++)
+            {
+                if (isNull[i]) learners[i]!.AddNull();
+                else if (texts[i] is { } text) learners[i]!.Add(text);
+                else learners[i]!.Add(numbers[i], numbers[i] == Math.Floor(numbers[i]));
+            }
+
+            return;
+        }
+
         var profiles = _inputs.Profiles;
         for (var i = 0; i < profiles.Length; i++)
         {
@@ -51,6 +118,23 @@ public sealed class ProfileCounter
     /// <summary>One input value as the embedded store reads it (a long, double, string, or null).</summary>
     public void CountInput(int column, object? value)
     {
+        if (_inputs.Learners is { } learners)
+        {
+            var learner = learners[column]!;
+            switch (value)
+            {
+                case null or DBNull: learner.AddNull(); break;
+                case string s: learner.Add(s); break;
+                case long l: learner.Add(l, true); break;
+                case bool b: learner.Add(b ? 1 : 0, true); break;
+                case double d: learner.Add(d, false); break;
+                case IConvertible c: learner.Add(c.ToDouble(System.Globalization.CultureInfo.InvariantCulture), false); break;
+                default: learner.AddNull(); break;
+            }
+
+            return;
+        }
+
         if (_inputs.Profiles[column] is { } profile)
         {
             _inputs.Add(column, value switch
@@ -69,6 +153,19 @@ public sealed class ProfileCounter
     /// <summary>One row's outputs; <paramref name="scorerRow"/> −1 (the row failed) counts every output as null.</summary>
     public void CountOutputs(ScoredBatch scored, int scorerRow)
     {
+        if (_outputs.Learners is { } learners)
+        {
+            for (var c = 0; c < learners.Length; c++)
+            {
+                if (learners[c] is not { } learner) continue;
+                if (scorerRow < 0) learner.AddNull();
+                else if (_outputs.Types![c] == ColumnType.Text) learner.Add((string)scored.GetValue(scorerRow, c));
+                else learner.Add(scored.GetDouble(scorerRow, c), _outputs.Types![c] == ColumnType.Integer);
+            }
+
+            return;
+        }
+
         var profiles = _outputs.Profiles;
         for (var c = 0; c < profiles.Length; c++)
         {
@@ -97,7 +194,7 @@ public sealed class ProfileCounter
     private sealed class Side
     {
         private readonly ProfileKind _kind;
-        private readonly long[][] _counts;
+        private long[][] _counts;
 
         public Side(ProfileKind kind, ColumnProfile?[] profiles, ColumnType[]? types)
         {
@@ -110,6 +207,33 @@ public sealed class ProfileCounter
         public ColumnProfile?[] Profiles { get; }
 
         public ColumnType[]? Types { get; }
+
+        /// <summary>While learning, per column its values (null: a column not profiled); null once counting.</summary>
+        public ProfileBuilder?[]? Learners { get; set; }
+
+        public void Adopt(IReadOnlyCollection<ColumnProfile> reference)
+        {
+            if (Learners is not { } learners)
+            {
+                return;
+            }
+
+            for (var c = 0; c < Profiles.Length; c++)
+            {
+                Profiles[c] = learners[c] is { } learner ? Find(reference, _kind, learner.Column) : null;
+            }
+
+            _counts = Profiles.Select(p => new long[(p?.BinCount ?? 0) + 1]).ToArray();
+            for (var c = 0; c < Profiles.Length; c++)
+            {
+                if (Profiles[c] is { } profile)
+                {
+                    learners[c]!.CountInto(profile, _counts[c]);
+                }
+            }
+
+            Learners = null;
+        }
 
         public bool Any => Profiles.Any(p => p is not null);
 

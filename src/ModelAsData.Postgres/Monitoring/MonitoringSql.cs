@@ -10,6 +10,8 @@ internal static class MonitoringSql
 
     public const string AddCounts = "SELECT mad.add_profile_counts($1, $2, $3, $4, $5, $6, $7)";
 
+    public const string StoreFirstWindow = "SELECT mad.store_first_window($1, $2, $3, $4::jsonb)";
+
     public const string SetBaseline = "SELECT mad.set_baseline($1, $2, $3::regclass, $4::jsonb)";
 
     public const string StoreBaseline = "SELECT mad.store_baseline($1, $2, $3, 'output', $4::jsonb)";
@@ -25,7 +27,7 @@ internal static class MonitoringSql
         """;
 
     public const string Drift = """
-        SELECT window_start, window_end, version, "column", kind, metric, value, threshold, drifted, n_baseline, n_current
+        SELECT window_start, window_end, version, "column", kind, metric, value, threshold, drifted, n_baseline, n_current, reference
         FROM mad.drift($1, $2, $3)
         """;
 

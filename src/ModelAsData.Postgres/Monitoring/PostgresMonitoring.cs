@@ -96,7 +96,7 @@ public sealed class PostgresMonitoring(PostgresModelRegistry registry, ModelCach
         {
             rows.Add(new DriftRow(reader.GetFieldValue<DateTimeOffset>(0), reader.GetFieldValue<DateTimeOffset>(1), reader.GetInt32(2), reader.GetString(3), reader.GetString(4),
                 reader.GetString(5), reader.IsDBNull(6) ? null : reader.GetDouble(6), reader.IsDBNull(7) ? null : reader.GetDouble(7), reader.GetBoolean(8),
-                reader.GetInt64(9), reader.GetInt64(10)));
+                reader.GetInt64(9), reader.GetInt64(10), reader.GetString(11)));
         }
 
         return rows;

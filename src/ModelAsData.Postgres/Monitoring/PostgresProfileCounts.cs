@@ -15,13 +15,14 @@ public static class PostgresProfileCounts
 {
     /// <summary>
     /// A counter for a version scored over <paramref name="inputColumns"/> into <paramref name="outputColumns"/>,
-    /// or null when the version has no baseline (nothing is counted, and drift says there is no baseline).
+    /// or a learning counter when the version has no baseline: <see cref="AddAsync"/> then stores the first window's
+    /// reference fitted on the values it kept (mad.store_first_window) and counts them into its bins.
     /// </summary>
     public static async Task<ProfileCounter?> CounterAsync(NpgsqlConnection connection, string model, int version,
         IReadOnlyList<string> inputColumns, IReadOnlyList<OutputColumn> outputColumns, CancellationToken cancellationToken)
     {
         var profiles = await BaselineAsync(connection, model, version, cancellationToken);
-        return profiles.Count == 0 ? null : ProfileCounter.Create(profiles, inputColumns, outputColumns);
+        return profiles.Count == 0 ? ProfileCounter.Learn(model, version, inputColumns, outputColumns) : ProfileCounter.Create(profiles, inputColumns, outputColumns);
     }
 
     /// <summary>A version's baseline profiles (none: no baseline).</summary>
@@ -50,6 +51,11 @@ public static class PostgresProfileCounts
     public static async Task AddAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string table, int version, DateTime scoredAt,
         ProfileCounter counter, CancellationToken cancellationToken)
     {
+        if (counter.IsLearning)
+        {
+            await StoreFirstWindowAsync(connection, transaction, table, version, counter, cancellationToken);
+        }
+
         var counts = counter.Drain();
         if (counts.Count == 0)
         {
@@ -70,5 +76,34 @@ public static class PostgresProfileCounts
             },
         };
         await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>Stores the first-window reference a learning counter fitted (unless a profile exists), and adopts the version's reference.</summary>
+    private static async Task StoreFirstWindowAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string table, int version,
+        ProfileCounter counter, CancellationToken cancellationToken)
+    {
+        var learned = counter.LearnedProfiles();
+        foreach (var (kind, name) in new[] { (ProfileKind.Input, "input"), (ProfileKind.Output, "output") })
+        {
+            var profiles = learned.Where(p => p.Kind == kind).ToList();
+            if (profiles.Count == 0)
+            {
+                continue;
+            }
+
+            await using var command = new NpgsqlCommand(MonitoringSql.StoreFirstWindow, connection, transaction)
+            {
+                Parameters =
+                {
+                    new() { Value = table },
+                    new() { Value = version },
+                    new() { Value = name },
+                    new() { Value = ProfileJson.ToJson(profiles).ToJsonString(), NpgsqlDbType = NpgsqlDbType.Text },
+                },
+            };
+            await command.ExecuteScalarAsync(cancellationToken);
+        }
+
+        counter.Adopt(await BaselineAsync(connection, counter.LearningModel!, version, cancellationToken));
     }
 }
