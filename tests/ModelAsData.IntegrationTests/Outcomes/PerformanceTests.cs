@@ -60,4 +60,76 @@ public sealed class PerformanceTests(PostgresDatabase database) : DatabaseTests(
         Assert.Null(Metric(third, "accuracy"));
         Assert.Equal(["accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "ece", "cbpe_accuracy"], first.Select(r => r.Metric));
     }
+
+    [Fact(Timeout = 60_000)]
+    public async Task The_latest_duplicate_wins_with_a_notice_a_late_label_changes_only_its_window_and_as_of_returns_what_was_known()
+    {
+        var (name, _, outcomes, _) = await OutcomeTables.CreateAsync(Database.DataSource);
+        await OutcomeTables.ServeAsync(Database.DataSource, name,
+            $"('1', 1, 'champion', '{OutcomeTables.Binary(0.9)}', '2026-11-02 10:00+00'), ('2', 1, 'champion', '{OutcomeTables.Binary(0.9)}', '2026-11-03 10:00+00')");
+        // Key 1 twice: first wrong (0), then corrected to right (1); the latest wins.
+        await Database.DataSource.ExecuteAsync($"INSERT INTO public.{outcomes} VALUES (1, '0', '2026-11-02 11:00+00'), (1, '1', '2026-11-02 12:00+00')");
+
+        var notices = new List<string>();
+        await using (var connection = await Database.DataSource.OpenConnectionAsync(Ct))
+        {
+            connection.Notice += (_, e) => notices.Add(e.Notice.MessageText);
+            await using var command = new NpgsqlCommand($"SELECT count(*) FROM mad.performance('{name}')", connection);
+            await command.ExecuteScalarAsync(Ct);
+        }
+        var before = await PerformanceAsync(name);
+        // A late label for key 2 (window of 3 November), observed on the 20th.
+        await Database.DataSource.ExecuteAsync($"INSERT INTO public.{outcomes} VALUES (2, '0', '2026-11-20 00:00+00')");
+        var after = await PerformanceAsync(name);
+        var then = await PerformanceAsync(name, ", as_of => '2026-11-10'");
+
+        Assert.Contains(notices, n => n.StartsWith("1 outcome(s)", StringComparison.Ordinal) && n.Contains("repeat a key", StringComparison.Ordinal));
+        Assert.Equal(1.0, Metric(before.Where(r => r.WindowStart.Day == 2), "accuracy"));
+        Assert.Equal(before.Where(r => r.WindowStart.Day == 2), after.Where(r => r.WindowStart.Day == 2));
+        Assert.Equal((0L, 0.0), before.Where(r => r.WindowStart.Day == 3).Select(r => (r.NLabeled, r.Coverage)).Distinct().Single());
+        Assert.Equal((1L, 1.0, 0.0), after.Where(r => r.WindowStart.Day == 3 && r.Metric == "accuracy").Select(r => (r.NLabeled, r.Coverage, r.Value!.Value)).Single());
+        Assert.Equal(before, then);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task A_week_window_starts_on_monday_and_a_regressor_gets_mae_rmse_mape_and_mean_error()
+    {
+        var (name, _, outcomes, _) = await OutcomeTables.CreateAsync(Database.DataSource, labelType: "double precision");
+        await OutcomeTables.ServeAsync(Database.DataSource, name, Values(new[] { 3.0, 5.0, 2.0, 8.0 }.Select((v, i) =>
+            FormattableString.Invariant($$"""('{{i + 1}}', 2, 'canary', '{"variable": {{v}}}', '2026-11-0{{4 + i}} 10:00+00')"""))));
+        // Truth 2.5, 5, 4, 8: errors 0.5, 0, -2, 0 (scikit-learn's y_pred − y_true sign for mean_error).
+        await Database.DataSource.ExecuteAsync($"INSERT INTO public.{outcomes} VALUES (1, 2.5, '2026-11-09'), (2, 5, '2026-11-09'), (3, 4, '2026-11-09'), (4, 8, '2026-11-09')");
+
+        var rows = await PerformanceAsync(name, ", \"window\" => '7 days'");
+
+        Assert.Equal(["mae", "rmse", "mape", "mean_error"], rows.Select(r => r.Metric));
+        Assert.All(rows, r => Assert.Equal((new DateTime(2026, 11, 2, 0, 0, 0, DateTimeKind.Utc), 2, "canary", 4L, 1.0), (r.WindowStart, r.Version, r.Arm, r.NLabeled, r.Coverage)));
+        Assert.Equal(0.625, Metric(rows, "mae")!.Value, 9);
+        Assert.Equal(Math.Sqrt(4.25 / 4), Metric(rows, "rmse")!.Value, 9);
+        Assert.Equal((0.5 / 2.5 + 2.0 / 4) / 4, Metric(rows, "mape")!.Value, 9);
+        Assert.Equal(-0.375, Metric(rows, "mean_error")!.Value, 9);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Labels_the_model_cannot_be_compared_with_fail_with_a_message()
+    {
+        var (name, _, outcomes, _) = await OutcomeTables.CreateAsync(Database.DataSource);
+        await OutcomeTables.ServeAsync(Database.DataSource, name, $"('1', 1, 'champion', '{OutcomeTables.Binary(0.9)}', '2026-11-02 10:00+00')");
+        await Database.DataSource.ExecuteAsync($"INSERT INTO public.{outcomes} VALUES (1, 'churned', '2026-11-02 12:00+00')");
+        var regressor = await OutcomeTables.CreateAsync(Database.DataSource);
+        await OutcomeTables.ServeAsync(Database.DataSource, regressor.Name, """('1', 1, 'champion', '{"variable": 1.5}', '2026-11-02 10:00+00')""");
+        await Database.DataSource.ExecuteAsync($"INSERT INTO public.{regressor.Outcomes} VALUES (1, 'high', '2026-11-02 12:00+00')");
+
+        var classes = await Database.DataSource.FailsAsync($"SELECT * FROM mad.performance('{name}')");
+        var numbers = await Database.DataSource.FailsAsync($"SELECT * FROM mad.performance('{regressor.Name}')");
+        var unbound = await Database.DataSource.FailsAsync($"SELECT mad.set_outcomes('{name}', 'public.{outcomes}', '{{id}}', 'nope', 'observed_at')");
+        var month = await Database.DataSource.FailsAsync($"SELECT * FROM mad.performance('{name}', \"window\" => '1 month')");
+
+        Assert.Equal(PostgresErrorCodes.DatatypeMismatch, classes.SqlState);
+        Assert.Contains("'churned'", classes.MessageText, StringComparison.Ordinal);
+        Assert.Equal(PostgresErrorCodes.DatatypeMismatch, numbers.SqlState);
+        Assert.Contains("not numbers", numbers.MessageText, StringComparison.Ordinal);
+        Assert.Equal(PostgresErrorCodes.UndefinedColumn, unbound.SqlState);
+        Assert.Equal(PostgresErrorCodes.InvalidParameterValue, month.SqlState);
+    }
 }
