@@ -84,9 +84,14 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.drift(text,timestamp with time zone,interval)"] = Callers,
         ["mad.drift_histograms(text,timestamp with time zone,interval)"] = Callers,
         ["mad.add_profile_counts(text,integer,timestamp with time zone,text[],text[],integer[],bigint[])"] = Sidecar,
+        // Edge devices (023): pulls record as mad_user or the device, only mad_device pushes predictions.
+        ["mad.record_pull(text,jsonb)"] = "mad_admin mad_device mad_user",
+        ["mad.ingest_predictions(text,jsonb)"] = "mad_device",
+        ["mad.device_version_bytes(text,integer)"] = "mad_device",
         // Internal helpers: only definer functions (running as the owner) call them.
         ["mad.caller_role()"] = Nobody,
         ["mad.lock_key(text)"] = Nobody,
+        ["mad.claim_device(text)"] = Nobody,
         ["mad.check_name(text,text)"] = Nobody,
         ["mad.require_role(text,text)"] = Nobody,
         ["mad.max_model_bytes()"] = Nobody,
