@@ -26,7 +26,7 @@ public static class BenchSuite
     ];
 
     /// <summary>The sections <see cref="RunPostgresAsync"/> takes.</summary>
-    public static readonly string[] Sections = ["all", "online", "stream", "batch", "monitoring", "image"];
+    public static readonly string[] Sections = ["all", "online", "stream", "batch", "monitoring", "sync", "image"];
 
     /// <summary>The sections <see cref="RunEmbeddedAsync"/> takes.</summary>
     public static readonly string[] EmbeddedSections = ["all", "image"];
@@ -58,6 +58,14 @@ public static class BenchSuite
             console.MarkupLine("[bold]Streaming (PostgreSQL)[/]: commit → prediction latency, sustained rate with bounded lag, writer overhead of the watch triggers.");
             var stream = new StreamBench(db, rounds ?? EmbeddedRounds, Log(console));
             StreamReport.Print(console, await stream.RunAsync(cancellationToken), markdown);
+        }
+
+        if (section is "sync")
+        {
+            var syncRows = rows ?? 1_000_000;
+            console.MarkupLineInterpolated($"[bold]Edge sync (PostgreSQL)[/]: mad sync push of {syncRows:N0} device predictions, against a bare COPY of the same rows.");
+            await new SyncBench(db, syncRows, rounds ?? 3, console).RunAsync(cancellationToken);
+            return;
         }
 
         if (section is "monitoring")

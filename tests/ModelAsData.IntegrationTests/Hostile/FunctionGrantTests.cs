@@ -98,9 +98,14 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.attach_history(mad.prediction_tables)"] = Nobody,
         ["mad.history_after_refresh()"] = Nobody,
         ["mad.store_first_window(text,integer,text,jsonb)"] = Sidecar,
+        // Edge devices (023): pulls record as mad_user or the device, only mad_device pushes predictions.
+        ["mad.record_pull(text,jsonb)"] = "mad_admin mad_device mad_user",
+        ["mad.ingest_predictions(text,jsonb)"] = "mad_device",
+        ["mad.device_version_bytes(text,integer)"] = "mad_device",
         // Internal helpers: only definer functions (running as the owner) call them.
         ["mad.caller_role()"] = Nobody,
         ["mad.lock_key(text)"] = Nobody,
+        ["mad.claim_device(text)"] = Nobody,
         ["mad.check_name(text,text)"] = Nobody,
         ["mad.require_role(text,text)"] = Nobody,
         ["mad.max_model_bytes()"] = Nobody,

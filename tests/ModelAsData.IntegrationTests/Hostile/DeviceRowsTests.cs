@@ -1,0 +1,55 @@
+using ModelAsData.IntegrationTests.Deployments;
+
+namespace ModelAsData.IntegrationTests.Hostile;
+
+/// <summary>
+/// Edge devices (023): one device's login cannot push as another device, nor change or remove the rows another
+/// device pushed, and a mad_user that is not a device cannot push at all. Written as the attacker would type it.
+/// </summary>
+public sealed class DeviceRowsTests(PostgresDatabase database) : DatabaseTests(database)
+{
+    [Fact(Timeout = 120_000)]
+    public async Task A_device_cannot_push_as_another_device_nor_overwrite_or_delete_its_rows()
+    {
+        var model = await PostgresDeploymentTests.ThreeReadyVersionsAsync(new PostgresModelRegistry(Database.DataSource));
+        await using var roles = new HostileRoles(Database);
+        var (_, victim) = await roles.LoginAsync("shop_a", "IN ROLE mad_device");
+        var (_, attacker) = await roles.LoginAsync("shop_b", "IN ROLE mad_device, mad_user");
+        var (_, reader) = await roles.LoginAsync("reader", "IN ROLE mad_user");
+        var device = "shop-a-" + Guid.NewGuid().ToString("N")[..6];
+        string Row(string outputs) =>
+            $$"""[{"prediction_table": "scores", "key": "42", "model": "{{model}}", "version": 1, "arm": "champion", "outputs": {{outputs}}, "scored_at": "2026-12-04T00:00:00Z"}]""";
+
+        Assert.Equal(1, await victim.ScalarAsync<long>("SELECT mad.ingest_predictions(@device, @rows::jsonb)", new { device, rows = Row("""{"label": 1}""") }));
+
+        // Pushing under the victim's id, the very row (same key and time) with other outputs, and a new row.
+        var asVictim = await attacker.FailsAsync("SELECT mad.ingest_predictions(@device, @rows::jsonb)", new { device, rows = Row("""{"label": 666}""") });
+        Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, asVictim.SqlState);
+        Assert.Contains("belongs to role", asVictim.MessageText, StringComparison.Ordinal);
+        var pullAsVictim = await attacker.FailsAsync("SELECT mad.record_pull(@device, '[]')", new { device });
+        Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, pullAsVictim.SqlState);
+
+        // Straight at the tables.
+        foreach (var sql in new[]
+        {
+            $"INSERT INTO mad.edge_predictions (device, prediction_table, key, model, version, arm, outputs, scored_at) VALUES ('{device}', 'scores', '43', '{model}', 1, 'champion', '{{}}', now())",
+            $"UPDATE mad.edge_predictions SET outputs = '{{\"label\": 666}}' WHERE device = '{device}'",
+            $"DELETE FROM mad.edge_predictions WHERE device = '{device}'",
+            $"UPDATE mad.devices SET owner = current_user WHERE id = '{device}'",
+            $"DELETE FROM mad.devices WHERE id = '{device}'",
+            "TRUNCATE mad.edge_predictions",
+        })
+        {
+            var denied = await attacker.FailsAsync(sql);
+            Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, denied.SqlState);
+        }
+
+        // A reader (mad_user, no device role) has no push at all.
+        var readerPush = await reader.FailsAsync("SELECT mad.ingest_predictions('reader-box', @rows::jsonb)", new { rows = Row("{}") });
+        Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, readerPush.SqlState);
+
+        // The victim's row is as it pushed it, and the victim's own second push of it changes nothing.
+        Assert.Equal(0, await victim.ScalarAsync<long>("SELECT mad.ingest_predictions(@device, @rows::jsonb)", new { device, rows = Row("""{"label": 2}""") }));
+        Assert.Equal("""{"label": 1}""", await Database.DataSource.ScalarAsync<string>("SELECT string_agg(outputs::text, ',') FROM mad.edge_predictions WHERE device = @device", new { device }));
+    }
+}

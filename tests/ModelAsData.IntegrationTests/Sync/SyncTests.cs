@@ -1,0 +1,263 @@
+using System.Diagnostics;
+using Dapper;
+using Microsoft.Data.Sqlite;
+using ModelAsData.Core.Deployments;
+using ModelAsData.IntegrationTests.Deployments;
+using ModelAsData.IntegrationTests.Hostile;
+using ModelAsData.Sqlite;
+using ModelAsData.Sync;
+
+namespace ModelAsData.IntegrationTests.Sync;
+
+/// <summary>
+/// Edge sync against a real PostgreSQL and real SQLite files: pull, offline scoring with the central deployment's
+/// sticky hash, the second pull, a pull killed in its transaction, two pulls at once, bad bytes, a newer device file,
+/// and push (twice; with an unknown version). A device logs in IN ROLE mad_user, mad_device.
+/// </summary>
+public sealed class SyncTests(PostgresDatabase database) : DatabaseTests(database), IAsyncLifetime
+{
+    private readonly List<string> _files = [];
+    private HostileRoles _roles = null!;
+    private string _puller = "";
+    private string _device = "";
+
+    public async ValueTask InitializeAsync()
+    {
+        _roles = new HostileRoles(Database);
+        var (puller, _) = await _roles.LoginAsync("puller", "IN ROLE mad_user");
+        var (device, _) = await _roles.LoginAsync("device", "IN ROLE mad_user, mad_device");
+        _puller = Database.ConnectionStringFor(puller, HostileRoles.Password);
+        _device = Database.ConnectionStringFor(device, HostileRoles.Password);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _roles.DisposeAsync();
+        SqliteConnection.ClearAllPools();
+        foreach (var file in _files.SelectMany(f => new[] { f, f + "-wal", f + "-shm", f + ".sync-lock" }))
+        {
+            File.Delete(file);
+        }
+    }
+
+    private string NewDeviceFile()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"mad-device-{Guid.NewGuid():N}.db");
+        _files.Add(path);
+        return path;
+    }
+
+    private static string DeviceId() => "shop-" + Guid.NewGuid().ToString("N")[..8];
+
+    /// <summary>Three ready versions centrally, production at 1 with a 30 % canary of 2; returns the model and the seed.</summary>
+    private async Task<(string Model, long Seed)> CanaryModelAsync()
+    {
+        var model = await PostgresDeploymentTests.ThreeReadyVersionsAsync(new PostgresModelRegistry(Database.DataSource));
+        await Database.DataSource.ExecuteAsync("SELECT mad.deploy(@model, 'production', 1)", new { model });
+        var seed = await Database.DataSource.ScalarAsync<long>("SELECT mad.deploy_canary(@model, 'production', 2, percent => 30)", new { model });
+        return (model, seed);
+    }
+
+    /// <summary>On the device, offline: a source table of 2,000 flowers and a prediction table on the model's production alias, refreshed.</summary>
+    private static async Task ScoreOnDeviceAsync(string path, string model)
+    {
+        await using var registry = await SqliteModelRegistry.OpenAsync(path, Ct);
+        await registry.Connection.ExecuteAsync("""
+            CREATE TABLE IF NOT EXISTS flowers (id INTEGER PRIMARY KEY, sepal_length REAL, sepal_width REAL, petal_length REAL, petal_width REAL);
+            WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < 2000)
+            INSERT OR IGNORE INTO flowers SELECT i, 4.3 + (i % 37) * 0.1, 2.0 + (i % 23) * 0.1, 1.0 + (i % 59) * 0.1, 0.1 + (i % 25) * 0.1 FROM g;
+            """);
+        var tables = new SqlitePredictionTables(registry);
+        await tables.CreateAsync(new("scores", "flowers", ["id"], model + "@production", FeatureMapping.Parse(Batch.BatchTables.IrisFeatures)), Ct);
+        await tables.RefreshAsync("scores", cancellationToken: Ct);
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task Pull_copies_versions_aliases_and_deployment_and_the_device_scores_offline_with_the_same_sticky_hash()
+    {
+        var (model, seed) = await CanaryModelAsync();
+        var path = NewDeviceFile();
+        var deviceId = DeviceId();
+
+        var result = await ModelSync.PullAsync(_device, path, new PullOptions { Models = [model + "@production"], Device = deviceId }, Ct);
+
+        Assert.Equal((2, 1, 1), (result.VersionsCopied, result.AliasesChanged, result.DeploymentsChanged));
+        await using (var file = await SqliteDatabase.OpenAsync(path, Ct))
+        {
+            var central = await Database.DataSource.QueryAsync<(int Version, string Sha256)>("SELECT version, sha256 FROM mad.model_versions WHERE model = @model AND version <= 2 ORDER BY version", new { model });
+            var held = await file.QueryAsync<(long Version, string Sha256, string Status)>("SELECT version, sha256, status FROM mad_model_versions WHERE model = @model ORDER BY version", new { model });
+            Assert.Equal(central.Select(c => ((long)c.Version, c.Sha256, "ready")), held);
+            Assert.Equal(1, await file.ExecuteScalarAsync<long>("SELECT version FROM mad_aliases WHERE model = @model AND alias = 'production'", new { model }));
+            var deployment = await file.QuerySingleAsync<(long Seed, long Canary, double Percent)>("SELECT seed, canary_version, canary_percent FROM mad_deployments WHERE model = @model", new { model });
+            Assert.Equal((seed, 2L, 30.0), deployment);
+            Assert.Equal(deviceId, await file.ExecuteScalarAsync<string>("SELECT id FROM mad_device"));
+        }
+
+        var registered = (await Database.DataSource.QueryAsync<(DateTime? LastPull, string Versions)>("SELECT last_pull_at, versions::text FROM mad.devices WHERE id = @deviceId", new { deviceId })).Single();
+        Assert.NotNull(registered.LastPull);
+        Assert.Contains($"\"model\": \"{model}\", \"version\": 2", registered.Versions, StringComparison.Ordinal);
+
+        // Offline: the device file alone scores; each key's arm is the one mad.bucket gives it centrally.
+        await ScoreOnDeviceAsync(path, model);
+        await using var device = await SqliteDatabase.OpenAsync(path, Ct);
+        var rows = (await device.QueryAsync<(long Id, long Version, string Arm)>("SELECT id, model_version, arm FROM mad_out_scores ORDER BY id")).ToList();
+        Assert.Equal(2_000, rows.Count);
+        var centralCanary = (await Database.DataSource.QueryAsync<long>(
+            "SELECT k FROM generate_series(1, 2000) k WHERE mad.bucket(@seed, mad.key_text(k::text)) < 0.30 ORDER BY k", new { seed })).ToList();
+        Assert.Equal(centralCanary, rows.Where(r => r.Arm == Arms.Canary).Select(r => r.Id));
+        Assert.All(rows, r => Assert.Equal(r.Arm == Arms.Canary ? 2 : 1, r.Version));
+        Assert.InRange(centralCanary.Count, 500, 700);
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task A_second_pull_copies_only_what_changed_after_an_alias_move()
+    {
+        var (model, _) = await CanaryModelAsync();
+        var path = NewDeviceFile();
+        await ModelSync.PullAsync(_device, path, new PullOptions { Models = [model + "@production"] }, Ct);
+
+        // Blue-green to version 3: the alias moves and the canary ends.
+        await Database.DataSource.ExecuteAsync("SELECT mad.deploy(@model, 'production', 3)", new { model });
+        var second = await ModelSync.PullAsync(_device, path, new PullOptions { Models = [model + "@production"] }, Ct);
+        var third = await ModelSync.PullAsync(_device, path, new PullOptions { Models = [model + "@production"] }, Ct);
+
+        Assert.Equal((1, 1, 1), (second.VersionsCopied, second.AliasesChanged, second.DeploymentsChanged));
+        Assert.Equal((0, 0, 0), (third.VersionsCopied, third.AliasesChanged, third.DeploymentsChanged));
+        await using var registry = await SqliteModelRegistry.OpenAsync(path, Ct);
+        Assert.Equal(3, (await registry.ResolveAsync(ModelReference.Parse(model + "@production"), Ct)).Version);
+        Assert.Equal(0, await registry.Connection.ExecuteScalarAsync<long>("SELECT count(canary_version) FROM mad_deployments WHERE model = @model", new { model }));
+        Assert.Equal(2, await registry.Connection.ExecuteScalarAsync<long>("SELECT count(*) FROM mad_alias_history WHERE model = @model", new { model }));
+    }
+
+    [Fact(Timeout = 180_000)]
+    public async Task A_pull_killed_in_its_transaction_leaves_the_file_as_it_was_and_a_second_pull_meanwhile_is_refused()
+    {
+        var (model, _) = await CanaryModelAsync();
+        var path = NewDeviceFile();
+        await ModelSync.PullAsync(_device, path, new PullOptions { Models = [model + "@production"] }, Ct);
+        await Database.DataSource.ExecuteAsync("SELECT mad.deploy(@model, 'production', 3)", new { model });
+        var before = await DeviceStateAsync(path);
+
+        // The real CLI in a child process, held open inside its device transaction, then killed.
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "mad.dll"), "sync", "pull", "--from", _device, "--to", path, "--model", model + "@production" })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        start.Environment["MAD_SYNC_TEST_HOLD_MS"] = "120000";
+        using var child = Process.Start(start)!;
+        var holding = await child.StandardError.ReadLineAsync(Ct);
+        Assert.Equal("holding the pull open before commit", holding);
+
+        var busy = await Assert.ThrowsAsync<ModelAsDataException>(() => ModelSync.PullAsync(_device, path, new PullOptions { Models = [model + "@production"] }, Ct));
+        Assert.Contains("Another mad sync of", busy.Message, StringComparison.Ordinal);
+
+        child.Kill(entireProcessTree: true);
+        await child.WaitForExitAsync(Ct);
+        Assert.Equal(before, await DeviceStateAsync(path));
+
+        // The lock went with the process: the next pull completes.
+        var after = await ModelSync.PullAsync(_device, path, new PullOptions { Models = [model + "@production"] }, Ct);
+        Assert.Equal((1, 1, 1), (after.VersionsCopied, after.AliasesChanged, after.DeploymentsChanged));
+    }
+
+    private static async Task<string> DeviceStateAsync(string path)
+    {
+        await using var file = await SqliteDatabase.OpenAsync(path, Ct);
+        var versions = await file.QueryAsync<string>("SELECT model || '@' || version || ':' || sha256 FROM mad_model_versions ORDER BY 1");
+        var aliases = await file.QueryAsync<string>("SELECT model || '@' || alias || '->' || version FROM mad_aliases ORDER BY 1");
+        var deployments = await file.QueryAsync<string>("SELECT model || ':' || coalesce(canary_version, 0) || ':' || seed FROM mad_deployments ORDER BY 1");
+        var pulled = await file.ExecuteScalarAsync<string>("SELECT last_pull_at FROM mad_device");
+        return string.Join(" | ", versions.Concat(aliases).Concat(deployments).Append(pulled ?? ""));
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task Bytes_that_do_not_match_their_sha256_and_a_device_file_of_a_newer_schema_are_refused_with_nothing_applied()
+    {
+        var (model, _) = await CanaryModelAsync();
+        var path = NewDeviceFile();
+        await ModelSync.PullAsync(_device, path, new PullOptions { Models = [model + "@1"] }, Ct);
+        var before = await DeviceStateAsync(path);
+
+        await Database.DataSource.ExecuteAsync("UPDATE mad.model_versions SET sha256 = repeat('ab', 32) WHERE model = @model AND version = 2", new { model });
+        var bad = await Assert.ThrowsAsync<ModelAsDataException>(() => ModelSync.PullAsync(_device, path, new PullOptions { Models = [model + "@production"] }, Ct));
+        Assert.Equal(ErrorCode.InvalidModel, bad.Code);
+        Assert.Contains("version 2: its bytes hash to sha256", bad.Message, StringComparison.Ordinal);
+        Assert.Equal(before, await DeviceStateAsync(path));
+
+        await using (var file = await SqliteDatabase.OpenAsync(path, Ct))
+        {
+            await file.ExecuteAsync("INSERT INTO mad_schema_migrations (name, checksum, applied_at) VALUES ('999_from_the_future.sql', 'x', 'now')");
+        }
+
+        var newer = await Assert.ThrowsAsync<ModelAsDataException>(() => ModelSync.PullAsync(_device, path, new PullOptions { Models = [model + "@1"] }, Ct));
+        Assert.Contains("has schema migrations this mad does not know (999_from_the_future.sql)", newer.Message, StringComparison.Ordinal);
+        var missing = await Assert.ThrowsAsync<ModelAsDataException>(() => ModelSync.PullAsync(_device, NewDeviceFile(), new PullOptions { Models = [model + "@staging"] }, Ct));
+        Assert.Contains("has no alias 'staging'", missing.Message, StringComparison.Ordinal);
+
+        // A mad_user that is not a device reads the registry but not the bytes.
+        var reader = await Assert.ThrowsAsync<ModelAsDataException>(() => ModelSync.PullAsync(_puller, NewDeviceFile(), new PullOptions { Models = [model + "@3"] }, Ct));
+        Assert.Contains("permission denied for function device_version_bytes", reader.Message, StringComparison.Ordinal);
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task Push_twice_adds_the_rows_once_with_version_and_arm_through_the_cli()
+    {
+        var (model, _) = await CanaryModelAsync();
+        var path = NewDeviceFile();
+        var deviceId = DeviceId();
+        await ModelSync.PullAsync(_device, path, new PullOptions { Models = [model + "@production"], Device = deviceId }, Ct);
+        await ScoreOnDeviceAsync(path, model);
+
+        var first = await Mad("sync", "push", "--from", path, "--to", _device);
+        var second = await Mad("sync", "push", "--from", path, "--to", _device);
+
+        Assert.True(first.Code == 0, first.Output);
+        Assert.Contains($"Pushed device {deviceId}: 2000 row(s) read, 2000 new.", first.Output, StringComparison.Ordinal);
+        Assert.Contains($"Pushed device {deviceId}: 2000 row(s) read, 0 new.", second.Output, StringComparison.Ordinal);
+        await using var file = await SqliteDatabase.OpenAsync(path, Ct);
+        var local = (await file.QueryAsync<(long Id, long Version, string Arm, double P1)>("SELECT id, model_version, arm, probability_1 FROM mad_out_scores ORDER BY id"))
+            .Select(r => (r.Id.ToString(System.Globalization.CultureInfo.InvariantCulture), (int)r.Version, r.Arm, Math.Round(r.P1, 6))).ToList();
+        var central = (await Database.DataSource.QueryAsync<(string Key, int Version, string Arm, double P1)>(
+            "SELECT key, version, arm, (outputs->>'probability_1')::float8 FROM mad.edge_predictions WHERE device = @deviceId ORDER BY key::int", new { deviceId }))
+            .Select(r => (r.Key, r.Version, r.Arm, Math.Round(r.P1, 6))).ToList();
+        Assert.Equal(local, central);
+        Assert.NotNull(await Database.DataSource.ScalarAsync<DateTime?>("SELECT last_push_at FROM mad.devices WHERE id = @deviceId", new { deviceId }));
+
+        var help = await Mad("sync", "pull", "--help");
+        Assert.Contains("--model", help.Output, StringComparison.Ordinal);
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task A_push_naming_a_version_the_central_database_does_not_hold_adds_nothing()
+    {
+        var (model, _) = await CanaryModelAsync();
+        var path = NewDeviceFile();
+        var deviceId = DeviceId();
+        await ModelSync.PullAsync(_device, path, new PullOptions { Models = [model + "@production"], Device = deviceId }, Ct);
+        await ScoreOnDeviceAsync(path, model);
+        await using (var registry = await SqliteModelRegistry.OpenAsync(path, Ct))
+        {
+            // A model pushed on the device only, scored into a second table.
+            await registry.PushAsync("local_only", TestModels.Bytes("skl2onnx_rf_iris.onnx"), [], Ct);
+            var tables = new SqlitePredictionTables(registry);
+            await tables.CreateAsync(new("z_local_scores", "flowers", ["id"], "local_only", FeatureMapping.Parse(Batch.BatchTables.IrisFeatures)), Ct);
+            await tables.RefreshAsync("z_local_scores", cancellationToken: Ct);
+        }
+
+        var refused = await Assert.ThrowsAsync<ModelAsDataException>(() => ModelSync.PushAsync(path, _device, new PushOptions { BatchRows = 500 }, Ct));
+
+        Assert.Contains("names versions this database does not hold (local_only version 1): nothing was added", refused.Message, StringComparison.Ordinal);
+        Assert.Equal(0, await Database.DataSource.ScalarAsync<long>("SELECT count(*) FROM mad.edge_predictions WHERE device = @deviceId", new { deviceId }));
+    }
+
+    private static async Task<(int Code, string Output)> Mad(params string[] args)
+    {
+        using var console = new Spectre.Console.Testing.TestConsole();
+        console.Profile.Width = 400;
+        using var output = new StringWriter();
+        var code = await ModelAsData.Cli.MadCommand.Create(console).Parse(args).InvokeAsync(new System.CommandLine.InvocationConfiguration { Output = output, Error = output }, Ct);
+        return (code, console.Output + output);
+    }
+}
