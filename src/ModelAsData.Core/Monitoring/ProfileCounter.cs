@@ -118,6 +118,11 @@ public sealed class ProfileCounter
     /// <summary>One input value as the embedded store reads it (a long, double, string, or null).</summary>
     public void CountInput(int column, object? value)
     {
+        if (column >= _inputs.Profiles.Length || value is byte[])
+        {
+            return; // a tensor column (not profiled)
+        }
+
         if (_inputs.Learners is { } learners)
         {
             var learner = learners[column]!;

@@ -90,6 +90,7 @@ public sealed class ColumnGrantTests(PostgresDatabase database) : DatabaseTests(
         ["baselines.source"] = AdminSidecar,
         ["baselines.created_by"] = AdminSidecar,
         ["baselines.created_at"] = AdminSidecar,
+        ["baselines.reference"] = AdminSidecar,
 
         ["profile_counts.prediction_table"] = AdminSidecar,
         ["profile_counts.version"] = AdminSidecar,
