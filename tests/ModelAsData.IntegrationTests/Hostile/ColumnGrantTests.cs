@@ -76,6 +76,9 @@ public sealed class ColumnGrantTests(PostgresDatabase database) : DatabaseTests(
         ["deployment_report.steps"] = "mad_admin",
         ["deployment_report.next_step_at"] = "mad_admin",
         ["deployment_report.seed"] = "mad_admin",
+        ["deployment_report.share_equal"] = "mad_admin",
+        ["deployment_report.mean_absolute_difference"] = "mad_admin",
+        ["deployment_report.shadow_error"] = "mad_admin",
         // Baselines hold their source's quantiles and categories; counts, a table's traffic (018): users see them through mad.drift.
         ["baselines.model"] = AdminSidecar,
         ["baselines.version"] = AdminSidecar,
@@ -138,6 +141,11 @@ public sealed class ColumnGrantTests(PostgresDatabase database) : DatabaseTests(
         ["jobs.canary_version"] = All,
         ["jobs.canary_percent"] = All,
         ["jobs.seed"] = All,
+        ["jobs.shadow_version"] = All,
+        ["jobs.shadow_percent"] = All,
+        ["jobs.shadow_seed"] = All,
+        ["jobs.shadow_rows"] = All,
+        ["jobs.shadow_error"] = All,
 
         // mad_user: every column but the blob.
         ["model_versions.model"] = All,
