@@ -32,6 +32,24 @@ public sealed class ColumnGrantTests(PostgresDatabase database) : DatabaseTests(
         ["aliases.updated_by"] = All,
         ["aliases.updated_at"] = All,
 
+        // Edge devices (023): the fleet's registrations (mad_device, not listed here, reads them too).
+        ["devices.id"] = "mad_admin mad_user",
+        ["devices.owner"] = "mad_admin mad_user",
+        ["devices.created_at"] = "mad_admin mad_user",
+        ["devices.last_pull_at"] = "mad_admin mad_user",
+        ["devices.last_push_at"] = "mad_admin mad_user",
+        ["devices.versions"] = "mad_admin mad_user",
+        // Pushed predictions: as readable as the central ones' reports need; devices only add (ingest_predictions).
+        ["edge_predictions.device"] = "mad_admin mad_user",
+        ["edge_predictions.prediction_table"] = "mad_admin mad_user",
+        ["edge_predictions.key"] = "mad_admin mad_user",
+        ["edge_predictions.model"] = "mad_admin mad_user",
+        ["edge_predictions.version"] = "mad_admin mad_user",
+        ["edge_predictions.arm"] = "mad_admin mad_user",
+        ["edge_predictions.outputs"] = "mad_admin mad_user",
+        ["edge_predictions.scored_at"] = "mad_admin mad_user",
+        ["edge_predictions.pushed_at"] = "mad_admin mad_user",
+
         // Deployments (017): as readable as the aliases they extend.
         ["deployment_gates.name"] = All,
         ["deployment_gates.gate"] = All,
