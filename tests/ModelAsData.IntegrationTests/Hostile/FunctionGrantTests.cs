@@ -93,6 +93,8 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.served_predictions(text,timestamp with time zone)"] = Callers,
         ["mad.performance(text,interval,timestamp with time zone)"] = Callers,
         ["mad.key_text_sql(text,text[])"] = Callers,
+        ["mad.proportion_test(bigint,bigint,bigint,bigint)"] = Callers,
+        ["mad.sample_ratio_check(bigint,bigint,double precision)"] = Callers,
         ["mad.history_insert(mad.prediction_tables,text)"] = Nobody,
         ["mad.history_rows()"] = Nobody,
         ["mad.attach_history(mad.prediction_tables)"] = Nobody,
