@@ -33,6 +33,13 @@ public sealed class ColumnGrantTests(PostgresDatabase database) : DatabaseTests(
         ["aliases.updated_at"] = All,
 
         // Edge devices (023): the fleet's registrations (mad_device, not listed here, reads them too).
+        ["outcomes.prediction_table"] = "mad_admin mad_user",
+        ["outcomes.source"] = "mad_admin mad_user",
+        ["outcomes.key_columns"] = "mad_admin mad_user",
+        ["outcomes.label_column"] = "mad_admin mad_user",
+        ["outcomes.observed_at_column"] = "mad_admin mad_user",
+        ["outcomes.created_by"] = "mad_admin mad_user",
+        ["outcomes.created_at"] = "mad_admin mad_user",
         ["devices.id"] = "mad_admin mad_user",
         ["devices.owner"] = "mad_admin mad_user",
         ["devices.created_at"] = "mad_admin mad_user",
