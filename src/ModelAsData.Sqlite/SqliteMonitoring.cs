@@ -106,27 +106,30 @@ public sealed partial class SqliteMonitoring(SqliteModelRegistry registry, Model
             new { model, version, prefix = model + "@%" }, transaction, cancellationToken: cancellationToken));
         foreach (var profile in inputProfiles.Concat(outputProfiles))
         {
-            await Connection.ExecuteAsync(new CommandDefinition(SqliteMonitoringSql.InsertBaseline, new
-            {
-                model,
-                version,
-                kind = profile.Kind == ProfileKind.Input ? "input" : "output",
-                column = profile.Column,
-                type = profile.Type == ProfileType.Numeric ? "numeric" : "category",
-                edges = profile.Type == ProfileType.Numeric ? JsonSerializer.Serialize(profile.Edges) : null,
-                categories = profile.Type == ProfileType.Category ? JsonSerializer.Serialize(profile.Categories) : null,
-                counts = JsonSerializer.Serialize(profile.Counts),
-                nulls = profile.NullCount,
-                spread = profile.Spread,
-                source,
-                by = Environment.UserName,
-                at = SqliteTime.Now(),
-            }, transaction, cancellationToken: cancellationToken));
+            await Connection.ExecuteAsync(new CommandDefinition(SqliteMonitoringSql.InsertBaseline, ProfileParameters(model, version, profile, source), transaction, cancellationToken: cancellationToken));
         }
 
         transaction.Commit();
         return new BaselineSummary(model, version, source, inputProfiles.Count, outputProfiles.Count, rows);
     }
+
+    /// <summary>One profile as the parameters of a mad_baselines row (a set baseline's or a first window's).</summary>
+    private static object ProfileParameters(string model, int version, ColumnProfile profile, string source) => new
+    {
+        model,
+        version,
+        kind = profile.Kind == ProfileKind.Input ? "input" : "output",
+        column = profile.Column,
+        type = profile.Type == ProfileType.Numeric ? "numeric" : "category",
+        edges = profile.Type == ProfileType.Numeric ? JsonSerializer.Serialize(profile.Edges) : null,
+        categories = profile.Type == ProfileType.Category ? JsonSerializer.Serialize(profile.Categories) : null,
+        counts = JsonSerializer.Serialize(profile.Counts),
+        nulls = profile.NullCount,
+        spread = profile.Spread,
+        source,
+        by = Environment.UserName,
+        at = SqliteTime.Now(),
+    };
 
     /// <summary>A version's baseline profiles (none: no baseline).</summary>
     public static async Task<IReadOnlyList<ColumnProfile>> BaselineAsync(SqliteConnection connection, string model, int version, CancellationToken cancellationToken)
@@ -154,22 +157,7 @@ public sealed partial class SqliteMonitoring(SqliteModelRegistry registry, Model
             var source = connection.ExecuteScalar<string>("SELECT source FROM mad_prediction_tables WHERE name = @table", new { table }, transaction) ?? table;
             foreach (var profile in counter.LearnedProfiles())
             {
-                connection.Execute(SqliteMonitoringSql.InsertFirstWindow, new
-                {
-                    model = counter.LearningModel,
-                    version,
-                    kind = profile.Kind == ProfileKind.Input ? "input" : "output",
-                    column = profile.Column,
-                    type = profile.Type == ProfileType.Numeric ? "numeric" : "category",
-                    edges = profile.Type == ProfileType.Numeric ? JsonSerializer.Serialize(profile.Edges) : null,
-                    categories = profile.Type == ProfileType.Category ? JsonSerializer.Serialize(profile.Categories) : null,
-                    counts = JsonSerializer.Serialize(profile.Counts),
-                    nulls = profile.NullCount,
-                    spread = profile.Spread,
-                    source,
-                    by = Environment.UserName,
-                    at = SqliteTime.Now(),
-                }, transaction);
+                connection.Execute(SqliteMonitoringSql.InsertFirstWindow, ProfileParameters(counter.LearningModel!, version, profile, source), transaction);
             }
 
             counter.Adopt(connection.Query<BaselineRow>(SqliteMonitoringSql.Baseline, new { model = counter.LearningModel, version }, transaction).Select(r => r.ToProfile()).ToList());
