@@ -52,4 +52,36 @@ public sealed class DeviceRowsTests(PostgresDatabase database) : DatabaseTests(d
         Assert.Equal(0, await victim.ScalarAsync<long>("SELECT mad.ingest_predictions(@device, @rows::jsonb)", new { device, rows = Row("""{"label": 2}""") }));
         Assert.Equal("""{"label": 1}""", await Database.DataSource.ScalarAsync<string>("SELECT string_agg(outputs::text, ',') FROM mad.edge_predictions WHERE device = @device", new { device }));
     }
+
+    [Fact(Timeout = 120_000)]
+    public async Task A_reader_sees_no_other_device_and_no_pushed_row_of_a_table_it_may_not_read()
+    {
+        var model = await PostgresDeploymentTests.ThreeReadyVersionsAsync(new PostgresModelRegistry(Database.DataSource));
+        await using var roles = new HostileRoles(Database);
+        var (_, victim) = await roles.LoginAsync("shop_c", "IN ROLE mad_device, mad_user");
+        var (_, otherDevice) = await roles.LoginAsync("shop_d", "IN ROLE mad_device, mad_user");
+        var (readerLogin, reader) = await roles.LoginAsync("analyst", "IN ROLE mad_user");
+        var device = "shop-c-" + Guid.NewGuid().ToString("N")[..6];
+        // A table of its own that nobody else was granted, and a row the device pushes for it.
+        var table = Sql.UniqueName("secret_scores");
+        await Database.DataSource.ExecuteAsync($"CREATE TABLE mad_out.{table} (id int)");
+        var rows = $$"""[{"prediction_table": "{{table}}", "key": "7", "model": "{{model}}", "version": 1, "arm": "champion", "outputs": {"label": 1}, "scored_at": "2026-12-04T00:00:00Z"}]""";
+        Assert.Equal(1, await victim.ScalarAsync<long>("SELECT mad.ingest_predictions(@device, @rows::jsonb)", new { device, rows }));
+
+        // What a curious reader and another device type.
+        foreach (var snoop in new[] { reader, otherDevice })
+        {
+            Assert.Equal(0, await snoop.ScalarAsync<long>("SELECT count(*) FROM mad.edge_predictions"));
+            Assert.Equal(0, await snoop.ScalarAsync<long>("SELECT count(*) FROM mad.edge_predictions WHERE device = @device", new { device }));
+            Assert.Equal(0, await snoop.ScalarAsync<long>("SELECT count(*) FROM mad.devices WHERE id = @device", new { device }));
+        }
+
+        // The device sees its own; a reader granted the prediction table sees its rows, not the fleet list.
+        Assert.Equal(1, await victim.ScalarAsync<long>("SELECT count(*) FROM mad.edge_predictions WHERE device = @device", new { device }));
+        Assert.Equal(1, await victim.ScalarAsync<long>("SELECT count(*) FROM mad.devices WHERE id = @device", new { device }));
+        await Database.DataSource.ExecuteAsync($"GRANT SELECT ON mad_out.{table} TO {readerLogin}");
+        Assert.Equal(1, await reader.ScalarAsync<long>("SELECT count(*) FROM mad.edge_predictions WHERE device = @device", new { device }));
+        Assert.Equal(0, await reader.ScalarAsync<long>("SELECT count(*) FROM mad.devices WHERE id = @device", new { device }));
+        await Database.DataSource.ExecuteAsync($"DROP TABLE mad_out.{table}");
+    }
 }
