@@ -51,7 +51,10 @@ public sealed class BaselineAccessTests(PostgresDatabase database) : DatabaseTes
         var setBaseline = await snoop.FailsAsync($"SELECT mad.set_baseline('{model}', 1, 'public.{source}')");
         var store = await snoop.FailsAsync($$"""SELECT mad.store_baseline('{{model}}', 1, 'x', 'input', '[{"column": "sepal_length", "type": "category", "categories": [], "counts": [1], "null_count": 0}]')""");
 
-        Assert.All(new[] { drift, histograms, baselines, counts, setBaseline, store }, e => Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, e.SqlState));
+        // The table's own owner planting a first-window reference (021) of its choosing, so drift would never fire.
+        var plant = await ownerSession.FailsAsync($$"""SELECT mad.store_first_window('{{name}}', 1, 'input', '[{"column": "sepal_length", "type": "category", "categories": [], "counts": [1], "null_count": 0}]')""");
+
+        Assert.All(new[] { drift, histograms, baselines, counts, setBaseline, store, plant }, e => Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, e.SqlState));
         Assert.Contains("belongs to role", drift.MessageText, StringComparison.Ordinal);
 
         // The owner sees its drift, but the baseline's bins come from a table it may not read: labels and counts hidden.
