@@ -147,9 +147,7 @@ internal sealed class ImageBench(int images, int rounds, Action<string> log)
 
         public RawImageScorer(byte[] model)
         {
-            using var options = new SessionOptions { IntraOpNumThreads = 1, InterOpNumThreads = 1 };
-            options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
-            _session = new InferenceSession(model, options);
+            _session = RawOnnxRuntime.OpenSession(model);
             _outputNames = [.. _session.OutputNames];
             _outputWidths = [.. _outputNames.Select(n => _session.OutputMetadata[n].Dimensions.Skip(1).Aggregate(1, (a, d) => a * d))];
         }

@@ -15,9 +15,7 @@ internal sealed class RawOnnxRuntime : IDisposable
 
     public RawOnnxRuntime(byte[] model)
     {
-        using var options = new SessionOptions { IntraOpNumThreads = 1, InterOpNumThreads = 1 };
-        options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
-        _session = new InferenceSession(model, options);
+        _session = OpenSession(model);
         _inputNames = [.. _session.InputNames];
         _outputNames = [.. _session.OutputNames];
     }
@@ -69,6 +67,14 @@ internal sealed class RawOnnxRuntime : IDisposable
         }
 
         return checksum;
+    }
+
+    /// <summary>The raw references' session: one intra-op thread, no spinning (the store also turns spinning off).</summary>
+    public static InferenceSession OpenSession(byte[] model)
+    {
+        using var options = new SessionOptions { IntraOpNumThreads = 1, InterOpNumThreads = 1 };
+        options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
+        return new InferenceSession(model, options);
     }
 
     public void Dispose() => _session.Dispose();
