@@ -135,6 +135,7 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.describe_row(jsonb)"] = Nobody,
         ["mad.ticket_key(bigint)"] = Nobody,
         ["mad.ticket_held(bigint)"] = Nobody,
+        ["mad.take_ticket()"] = Nobody,
         ["mad.grant_stream_writes(text)"] = Nobody,
         ["mad.clear_outbox(text)"] = Nobody,
         ["mad.rebuild_outbox_view()"] = Nobody,
