@@ -230,6 +230,8 @@ public sealed class ColumnGrantTests(PostgresDatabase database) : DatabaseTests(
         ["prediction_tables.watched"] = All,
         ["prediction_tables.stream_error"] = AdminSidecar,
         ["prediction_tables.stream_error_at"] = AdminSidecar,
+        ["prediction_tables.shadow_error"] = AdminSidecar,  // 025: as stream_error (may quote a source value)
+        ["prediction_tables.shadow_error_at"] = AdminSidecar,
 
         ["request_workers.sidecar"] = AdminSidecar,
         ["request_workers.ticket"] = AdminSidecar,

@@ -71,6 +71,9 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.stream_plan(text)"] = Sidecar,
         ["mad.stream_deployment(text)"] = Sidecar,
         ["mad.record_shadow(bigint,uuid,bigint,text)"] = Sidecar,
+        ["mad.stream_shadow(text)"] = Sidecar,  // 025: shadow on streams
+        ["mad.stream_shadow_plan(text)"] = Sidecar,
+        ["mad.record_stream_shadow(text,text)"] = Sidecar,
         ["mad.stream_report(text,text,bigint,double precision,text)"] = Sidecar,
         ["mad.setting_int(text,bigint)"] = Sidecar,
         ["mad.read_role(text)"] = Sidecar,
@@ -171,6 +174,8 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.job_shadow()"] = Nobody,
         ["mad.job_shadow_done()"] = Nobody,
         ["mad.drop_shadow()"] = Nobody,
+        ["mad.create_shadow_view(mad.prediction_tables)"] = Nobody,  // 025
+        ["mad.upgrade_shadow_storage(mad.prediction_tables)"] = Nobody,
         ["mad.log_arm()"] = Nobody,
         ["mad.log_gamma(double precision)"] = Nobody,
         ["mad.gamma_q(double precision,double precision)"] = Nobody,
