@@ -257,6 +257,7 @@ public sealed class ColumnGrantTests(PostgresDatabase database) : DatabaseTests(
         ["requests.answered_at"] = All,
         ["requests.expires_at"] = All,
         ["requests.arm"] = All,  // as visible as requests.version (017)
+        ["requests.shadow_version"] = All,  // as visible as requests.version (025)
 
         // The migrator's own (its login owns it).
         ["schema_migrations.name"] = Nobody,
