@@ -29,6 +29,11 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.abort_deployment(text,text,text)"] = Admin,
         ["mad.deployment_rows(text,text)"] = Admin,
         ["mad.shadow_agreement(text,text)"] = Admin,
+        ["mad.set_legacy_column(text,text,text)"] = "mad_admin mad_user",  // 025_3: the binding's owner checks inside
+        ["mad.legacy_statement(text)"] = "mad_admin mad_user",  // names only
+        ["mad.legacy_tables(text,text)"] = "mad_admin mad_user",
+        ["mad.legacy_agreement(text)"] = "mad_admin mad_user",  // invoker: reads with the caller's rights
+        ["mad.deployment_legacy(text,text)"] = "mad_admin mad_user",
         // Caller functions (mad_admin is not a member of mad_user, so both).
         ["mad.resolve(text,text)"] = "mad_admin mad_sidecar mad_user",
         ["mad.alias_at(text,text,timestamp with time zone)"] = Callers,
