@@ -30,12 +30,16 @@ internal sealed class StreamedTable : IDisposable
     private readonly FeatureSlots? _canarySlots;
     private readonly bool[] _canary;
     private int[] _versions = [];
+    // 025: the shadow when the plan was made under one; its rows are written after the served ones, behind a savepoint.
+    private StreamShadow? _shadow;
     private string[] _arms = [];
     private readonly long _builtAt = Stopwatch.GetTimestamp();
     private Core.Monitoring.ProfileCounter? _counter;
 
-    private StreamedTable(NpgsqlConnection connection, string name, StreamPlan plan, OnnxModel model, OnnxModel? canary, int batchRows, int idleTimeoutMs, int scoreBatchSize)
+    private StreamedTable(NpgsqlConnection connection, string name, StreamPlan plan, OnnxModel model, OnnxModel? canary, StreamShadow? shadow, int batchRows,
+        int idleTimeoutMs, int scoreBatchSize)
     {
+        _shadow = shadow;
         Name = name;
         _plan = plan;
         _scorer = model.CreateScorer(scoreBatchSize);
@@ -55,14 +59,22 @@ internal sealed class StreamedTable : IDisposable
                 new(plan.Claim) { Parameters = { new() { Value = batchRows } } },
                 // 019: the deployment, in the batch's transaction (a promote or abort is seen by the next batch).
                 new(StreamSql.Deployment) { Parameters = { new() { Value = name } } },
+                // 025: the shadow, in the batch's transaction too.
+                new(StreamSql.Shadow) { Parameters = { new() { Value = name } } },
                 // The read runs as the binding's owner (its grants, RLS, a view's functions), in the same round trip.
                 new(plan.ReadAs),
                 new(plan.Query),
                 new(StreamSql.ResetRole),
             },
         };
-        _write = new NpgsqlBatch(connection) { BatchCommands = { Upsert(), new(StreamSql.Commit) } };
-        _writeAndDelete = new NpgsqlBatch(connection) { BatchCommands = { Upsert(), Delete(), new(StreamSql.Commit) } };
+        _write = new NpgsqlBatch(connection) { BatchCommands = { Upsert() } };
+        _writeAndDelete = new NpgsqlBatch(connection) { BatchCommands = { Upsert(), Delete() } };
+        if (shadow is null)
+        {
+            // Under a shadow (025) its writes commit the batch.
+            _write.BatchCommands.Add(new(StreamSql.Commit));
+            _writeAndDelete.BatchCommands.Add(new(StreamSql.Commit));
+        }
     }
 
     public string Name { get; }
@@ -92,7 +104,19 @@ internal sealed class StreamedTable : IDisposable
         }
 
         var canary = await CanaryModelAsync(connection, plan, name, cache, cancellationToken);
-        var table = new StreamedTable(connection, name, plan, model, canary, batchRows, idleTimeoutMs, Math.Min(batchRows, scoreBatchSize ?? batchRows));
+        var scorerRows = Math.Min(batchRows, scoreBatchSize ?? batchRows);
+        var shadow = await StreamShadow.CreateAsync(connection, name, plan, cache, scorerRows, cancellationToken);
+        StreamedTable table;
+        try
+        {
+            table = new StreamedTable(connection, name, plan, model, canary, shadow, batchRows, idleTimeoutMs, scorerRows);
+        }
+        catch
+        {
+            shadow?.Dispose();
+            throw;
+        }
+
         try
         {
             // Drift monitoring: the version's baseline, read again with the plan (at most MaxAge old).
@@ -118,6 +142,7 @@ internal sealed class StreamedTable : IDisposable
     {
         int keys, version;
         (int Version, double Percent, long Seed)? deployed = null;
+        (int Version, double Percent, long Seed)? shadowed = null;
         await using (var reader = await _claimAndRead.ExecuteReaderAsync(cancellationToken))
         {
             await reader.ReadAsync(cancellationToken); // BEGIN and the SETs return no result set: the first is the claim's
@@ -130,11 +155,18 @@ internal sealed class StreamedTable : IDisposable
             }
 
             await reader.NextResultAsync(cancellationToken);
+            if (await reader.ReadAsync(cancellationToken)) // 025: the shadow, if one runs
+            {
+                shadowed = (reader.GetInt32(0), reader.GetDouble(1), reader.GetInt64(2));
+            }
+
+            await reader.NextResultAsync(cancellationToken);
             await _rows.ReadAsync(reader, cancellationToken);
         }
 
         // 019: a canary started, ended or changed version since the plan: plan again, as for an alias move.
-        if (keys == 0 || version != _plan.Version || deployed?.Version != _plan.CanaryVersion)
+        // 025: so did a shadow.
+        if (keys == 0 || version != _plan.Version || deployed?.Version != _plan.CanaryVersion || shadowed?.Version != _shadow?.Version)
         {
             // Nothing waits; or the reference now means another version: give the keys back and plan again.
             await using var end = new NpgsqlCommand(keys == 0 ? StreamSql.Commit : StreamSql.Rollback, _claimAndRead.Connection);
@@ -143,6 +175,11 @@ internal sealed class StreamedTable : IDisposable
         }
 
         var failed = Score(deployed, cancellationToken);
+        if (shadowed is { } s)
+        {
+            _shadow!.Score(_rows, s.Percent, s.Seed, _versions, cancellationToken);
+        }
+
         if (_counter is not null)
         {
             // In the batch's transaction (opened by the claim), before the upsert commits it.
@@ -158,16 +195,44 @@ internal sealed class StreamedTable : IDisposable
         }
 
         await write.ExecuteNonQueryAsync(cancellationToken);
+        if (_shadow is not null)
+        {
+            await WriteShadowAsync(cancellationToken);
+        }
+
         return new StreamBatchResult(keys, _rows.Count, failed, gone > 0 ? write.BatchCommands[1].RecordsAffected : 0);
     }
 
     public void Dispose()
     {
+        _shadow?.Dispose();
         _claimAndRead.Dispose();
         _write.Dispose();
         _writeAndDelete.Dispose();
         _scorer.Dispose();
         _canaryScorer?.Dispose();
+    }
+
+    /// <summary>
+    /// The shadow's rows after the served ones, and the COMMIT (025): rows that cannot be written roll back to the
+    /// savepoint alone, and the served rows commit with the shadow's error recorded.
+    /// </summary>
+    private async Task WriteShadowAsync(CancellationToken cancellationToken)
+    {
+        var connection = _claimAndRead.Connection!;
+        await using (var writes = _shadow!.Writes(connection, Name))
+        {
+            try
+            {
+                await writes.ExecuteNonQueryAsync(cancellationToken);
+                return;
+            }
+            catch (PostgresException e) when (connection.State == System.Data.ConnectionState.Open)
+            {
+                await using var rollBack = _shadow.RollBack(connection, Name, e);
+                await rollBack.ExecuteNonQueryAsync(cancellationToken);
+            }
+        }
     }
 
     private void SetValues(NpgsqlParameterCollection parameters, bool withVersion)

@@ -14,8 +14,25 @@ namespace ModelAsData.Sidecar.Requests;
 /// that do not fit fail their own request only; a batch that ONNX Runtime refuses is scored again row by row, so that
 /// only the rows it refuses fail.
 /// </summary>
-internal sealed class RequestScorer(RequestModels models, PredictionLog log, RequestMetrics metrics)
+internal sealed class RequestScorer(RequestModels models, PredictionLog log, RequestMetrics metrics, ShadowQueue? shadows = null)
 {
+    /// <summary>Queues the requests a shadow samples (025); call it once their answers are committed.</summary>
+    public void QueueShadows(IReadOnlyList<ClaimedRequest> requests)
+    {
+        if (shadows is null)
+        {
+            return;
+        }
+
+        foreach (var request in requests)
+        {
+            if (request.ShadowVersion is { } version)
+            {
+                shadows.Add(new ShadowWork(request.Kind, request.Model, version, request.Reference, request.Features, request.Id));
+            }
+        }
+    }
+
     public async Task<JsonArray> ScoreAsync(IReadOnlyList<ClaimedRequest> requests, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();

@@ -29,6 +29,11 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.abort_deployment(text,text,text)"] = Admin,
         ["mad.deployment_rows(text,text)"] = Admin,
         ["mad.shadow_agreement(text,text)"] = Admin,
+        ["mad.set_legacy_column(text,text,text)"] = "mad_admin mad_user",  // 025_3: the binding's owner checks inside
+        ["mad.legacy_statement(text)"] = "mad_admin mad_user",  // names only
+        ["mad.legacy_tables(text,text)"] = "mad_admin mad_user",
+        ["mad.legacy_agreement(text)"] = "mad_admin mad_user",  // invoker: reads with the caller's rights
+        ["mad.deployment_legacy(text,text)"] = "mad_admin mad_user",
         // Caller functions (mad_admin is not a member of mad_user, so both).
         ["mad.resolve(text,text)"] = "mad_admin mad_sidecar mad_user",
         ["mad.alias_at(text,text,timestamp with time zone)"] = Callers,
@@ -71,6 +76,9 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.stream_plan(text)"] = Sidecar,
         ["mad.stream_deployment(text)"] = Sidecar,
         ["mad.record_shadow(bigint,uuid,bigint,text)"] = Sidecar,
+        ["mad.stream_shadow(text)"] = Sidecar,  // 025: shadow on streams
+        ["mad.stream_shadow_plan(text)"] = Sidecar,
+        ["mad.record_stream_shadow(text,text)"] = Sidecar,
         ["mad.stream_report(text,text,bigint,double precision,text)"] = Sidecar,
         ["mad.setting_int(text,bigint)"] = Sidecar,
         ["mad.read_role(text)"] = Sidecar,
@@ -172,6 +180,8 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.job_shadow()"] = Nobody,
         ["mad.job_shadow_done()"] = Nobody,
         ["mad.drop_shadow()"] = Nobody,
+        ["mad.create_shadow_view(mad.prediction_tables)"] = Nobody,  // 025
+        ["mad.upgrade_shadow_storage(mad.prediction_tables)"] = Nobody,
         ["mad.log_arm()"] = Nobody,
         ["mad.log_gamma(double precision)"] = Nobody,
         ["mad.gamma_q(double precision,double precision)"] = Nobody,
