@@ -29,6 +29,7 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.abort_deployment(text,text,text)"] = Admin,
         ["mad.deployment_rows(text,text)"] = Admin,
         ["mad.shadow_agreement(text,text)"] = Admin,
+        ["mad.set_drift_gate(text,text,boolean)"] = Admin,
         // Caller functions (mad_admin is not a member of mad_user, so both).
         ["mad.resolve(text,text)"] = "mad_admin mad_sidecar mad_user",
         ["mad.alias_at(text,text,timestamp with time zone)"] = Callers,
@@ -181,6 +182,8 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.drift_metric_values(text,bigint[],bigint,bigint[],bigint,double precision[],double precision)"] = Nobody,
         ["mad.drift_windows(timestamp with time zone,interval)"] = Nobody,
         ["mad.drift_counts(mad.prediction_tables,timestamp with time zone,interval)"] = Nobody,
+        ["mad.drifted_inputs(text,text,integer,timestamp with time zone,bigint)"] = Nobody,
+        ["mad.gate_drift(text,text)"] = Nobody,
     };
 
     [Fact(Timeout = 60_000)]
