@@ -101,6 +101,7 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.attach_history(mad.prediction_tables)"] = Nobody,
         ["mad.history_after_refresh()"] = Nobody,
         ["mad.store_first_window(text,integer,text,jsonb)"] = Sidecar,
+        ["mad.online_features(text)"] = Sidecar,
         // Edge devices (023): pulls record as mad_user or the device, only mad_device pushes predictions.
         ["mad.record_pull(text,jsonb)"] = "mad_admin mad_device mad_user",
         ["mad.ingest_predictions(text,jsonb)"] = "mad_device",
@@ -184,6 +185,7 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.drift_counts(mad.prediction_tables,timestamp with time zone,interval)"] = Nobody,
         ["mad.drifted_inputs(text,text,integer,timestamp with time zone,bigint)"] = Nobody,
         ["mad.gate_drift(text,text)"] = Nobody,
+        ["mad.drift_binding(text)"] = Nobody,
     };
 
     [Fact(Timeout = 60_000)]
