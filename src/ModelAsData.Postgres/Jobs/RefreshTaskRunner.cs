@@ -63,6 +63,12 @@ public sealed partial class RefreshTaskRunner
         var (shadow, shadowRows) = await ShadowAsync(task, plan, writer, cancellationToken);
         // Drift monitoring: rows are counted into the version's baseline bins as they pass, added with the rows.
         var counter = await Monitoring.PostgresProfileCounts.CounterAsync(writer, task.Model, task.Version, plan.FeatureColumns, plan.Columns, cancellationToken);
+        if (canary is not null)
+        {
+            // A canary's rows count under the canary version, against its own baseline (or its first window).
+            canary = canary with { Counter = await Monitoring.PostgresProfileCounts.CounterAsync(writer, task.Model, canary.Version, plan.FeatureColumns, plan.Columns, cancellationToken) };
+        }
+
         await using var transaction = await writer.BeginTransactionAsync(cancellationToken);
         var (rows, failed) = await CopyThroughPipelineAsync(model, plan, task.Version, canary, counter, reader, writer, cancellationToken, shadow, shadowRows);
         if (shadowRows is not null)
@@ -73,6 +79,11 @@ public sealed partial class RefreshTaskRunner
         if (counter is not null)
         {
             await Monitoring.PostgresProfileCounts.AddAsync(writer, transaction, task.Table, task.Version, DateTime.UtcNow, counter, cancellationToken);
+        }
+
+        if (canary?.Counter is { } canaryCounter)
+        {
+            await Monitoring.PostgresProfileCounts.AddAsync(writer, transaction, task.Table, canary.Version, DateTime.UtcNow, canaryCounter, cancellationToken);
         }
 
         // A read like the owner's own: what the source's code wrote (a view's function) stays, as it would for them.

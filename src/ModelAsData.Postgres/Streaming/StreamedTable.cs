@@ -35,6 +35,7 @@ internal sealed class StreamedTable : IDisposable
     private string[] _arms = [];
     private readonly long _builtAt = Stopwatch.GetTimestamp();
     private Core.Monitoring.ProfileCounter? _counter;
+    private Core.Monitoring.ProfileCounter? _canaryCounter;
 
     private StreamedTable(NpgsqlConnection connection, string name, StreamPlan plan, OnnxModel model, OnnxModel? canary, StreamShadow? shadow, int batchRows,
         int idleTimeoutMs, int scoreBatchSize)
@@ -121,6 +122,12 @@ internal sealed class StreamedTable : IDisposable
         {
             // Drift monitoring: the version's baseline, read again with the plan (at most MaxAge old).
             table._counter = await Monitoring.PostgresProfileCounts.CounterAsync(connection, plan.Model, plan.Version, plan.FeatureColumns, plan.Columns, cancellationToken);
+            if (plan.CanaryVersion is { } canaryVersion)
+            {
+                // A canary's rows count under the canary version, against its own baseline (or its first window).
+                table._canaryCounter = await Monitoring.PostgresProfileCounts.CounterAsync(connection, plan.Model, canaryVersion, plan.FeatureColumns, plan.Columns, cancellationToken);
+            }
+
             await table._claimAndRead.PrepareAsync(cancellationToken);
             await table._write.PrepareAsync(cancellationToken);
             await table._writeAndDelete.PrepareAsync(cancellationToken);
@@ -184,6 +191,11 @@ internal sealed class StreamedTable : IDisposable
         {
             // In the batch's transaction (opened by the claim), before the upsert commits it.
             await Monitoring.PostgresProfileCounts.AddAsync(_claimAndRead.Connection!, null, Name, _plan.Version, DateTime.UtcNow, _counter, cancellationToken);
+        }
+
+        if (_canaryCounter is not null && deployed is not null)
+        {
+            await Monitoring.PostgresProfileCounts.AddAsync(_claimAndRead.Connection!, null, Name, deployed.Value.Version, DateTime.UtcNow, _canaryCounter, cancellationToken);
         }
 
         var gone = keys - _rows.Count;
@@ -274,9 +286,9 @@ internal sealed class StreamedTable : IDisposable
             return _rows.Score(_scorer, _slots, _values, cancellationToken, _counter);
         }
 
-        // Drift monitoring counts the champion's rows only: a canary's rows are not counted yet (docs/MONITORING.md).
+        // Drift monitoring: each arm's rows against its own version's baseline.
         return _rows.Score(_scorer, _slots, _values, _canary, false, cancellationToken, _counter)
-             + _rows.Score(_canaryScorer!, _canarySlots!, _values, _canary, true, cancellationToken);
+             + _rows.Score(_canaryScorer!, _canarySlots!, _values, _canary, true, cancellationToken, _canaryCounter);
     }
 
     /// <summary>The plan's canary model (019), checked to decode into the table's columns; null without a canary.</summary>

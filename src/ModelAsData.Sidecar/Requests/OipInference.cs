@@ -141,7 +141,8 @@ internal static class OipInference
                     : Slice(output, row, rows);
             }
 
-            log.Add(new PredictionLogEntry(now, "http", version.Model, version.Version, PredictionLog.Hash(JsonbText.Write(features)), answer, null, null, arm));
+            var text = JsonbText.Write(features);
+            log.Add(new PredictionLogEntry(now, "http", version.Model, version.Version, PredictionLog.Hash(text), answer, null, null, arm, text));
         }
 
         return rows;

@@ -119,7 +119,7 @@ internal sealed class RequestScorer(RequestModels models, PredictionLog log, Req
                 var result = RequestPredictor.ToJson(scored, version.Model, version.Version, row);
                 metrics.RowsScored.WithLabels(request.Model).Inc();
                 metrics.Requests.WithLabels(request.Kind, "ok").Inc();
-                log.Add(new PredictionLogEntry(DateTime.UtcNow, request.Kind, request.Model, request.Version, PredictionLog.Hash(request.Features), result, null, request.Id));
+                log.Add(new PredictionLogEntry(DateTime.UtcNow, request.Kind, request.Model, request.Version, PredictionLog.Hash(request.Features), result, null, request.Id, Features: request.Features));
                 answers[rows[row]] = new JsonObject { ["id"] = request.Id, ["result"] = result };
             }
         }
@@ -133,7 +133,7 @@ internal sealed class RequestScorer(RequestModels models, PredictionLog log, Req
     {
         metrics.Requests.WithLabels(request.Kind, "error").Inc();
         metrics.Errors.WithLabels(request.Kind, e.Code.ToString()).Inc();
-        log.Add(new PredictionLogEntry(DateTime.UtcNow, request.Kind, request.Model, request.Version, PredictionLog.Hash(request.Features), null, e.Message, request.Id));
+        log.Add(new PredictionLogEntry(DateTime.UtcNow, request.Kind, request.Model, request.Version, PredictionLog.Hash(request.Features), null, e.Message, request.Id, Features: request.Features));
         return new JsonObject { ["id"] = request.Id, ["error"] = e.Message, ["code"] = SqlState(e.Code) };
     }
 

@@ -61,6 +61,10 @@ public sealed class ColumnGrantTests(PostgresDatabase database) : DatabaseTests(
         ["deployment_gates.name"] = All,
         ["deployment_gates.gate"] = All,
         ["deployment_gates.description"] = All,
+        ["drift_gates.model"] = All,
+        ["drift_gates.alias"] = All,
+        ["drift_gates.set_by"] = All,
+        ["drift_gates.set_at"] = All,
 
         ["deployment_history.id"] = All,
         ["deployment_history.model"] = All,

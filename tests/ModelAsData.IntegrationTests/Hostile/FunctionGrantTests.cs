@@ -34,6 +34,7 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.legacy_tables(text,text)"] = "mad_admin mad_user",
         ["mad.legacy_agreement(text)"] = "mad_admin mad_user",  // invoker: reads with the caller's rights
         ["mad.deployment_legacy(text,text)"] = "mad_admin mad_user",
+        ["mad.set_drift_gate(text,text,boolean)"] = Admin,
         // Caller functions (mad_admin is not a member of mad_user, so both).
         ["mad.resolve(text,text)"] = "mad_admin mad_sidecar mad_user",
         ["mad.alias_at(text,text,timestamp with time zone)"] = Callers,
@@ -108,6 +109,7 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.attach_history(mad.prediction_tables)"] = Nobody,
         ["mad.history_after_refresh()"] = Nobody,
         ["mad.store_first_window(text,integer,text,jsonb)"] = Sidecar,
+        ["mad.online_features(text)"] = Sidecar,
         // Edge devices (023): pulls record as mad_user or the device, only mad_device pushes predictions.
         ["mad.record_pull(text,jsonb)"] = "mad_admin mad_device mad_user",
         ["mad.ingest_predictions(text,jsonb)"] = "mad_device",
@@ -192,6 +194,9 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.drift_metric_values(text,bigint[],bigint,bigint[],bigint,double precision[],double precision)"] = Nobody,
         ["mad.drift_windows(timestamp with time zone,interval)"] = Nobody,
         ["mad.drift_counts(mad.prediction_tables,timestamp with time zone,interval)"] = Nobody,
+        ["mad.drifted_inputs(text,text,integer,timestamp with time zone,bigint)"] = Nobody,
+        ["mad.gate_drift(text,text)"] = Nobody,
+        ["mad.drift_binding(text)"] = Nobody,
     };
 
     [Fact(Timeout = 60_000)]
