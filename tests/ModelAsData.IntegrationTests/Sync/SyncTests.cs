@@ -246,7 +246,7 @@ public sealed class SyncTests(PostgresDatabase database) : DatabaseTests(databas
             await tables.RefreshAsync("z_local_scores", cancellationToken: Ct);
         }
 
-        var refused = await Assert.ThrowsAsync<ModelAsDataException>(() => ModelSync.PushAsync(path, _device, new PushOptions { BatchRows = 500 }, Ct));
+        var refused = await Assert.ThrowsAsync<ModelAsDataException>(() => ModelSync.PushAsync(path, _device, new PushOptions(), Ct));
 
         Assert.Contains("names versions this database does not hold (local_only version 1): nothing was added", refused.Message, StringComparison.Ordinal);
         Assert.Equal(0, await Database.DataSource.ScalarAsync<long>("SELECT count(*) FROM mad.edge_predictions WHERE device = @deviceId", new { deviceId }));
