@@ -4,6 +4,7 @@ using System.Text.Json;
 using Dapper;
 using Microsoft.Data.Sqlite;
 using ModelAsData.Core;
+using ModelAsData.Core.Onnx;
 using ModelAsData.Postgres;
 using ModelAsData.Sqlite;
 using Npgsql;
@@ -179,6 +180,7 @@ public static partial class ModelSync
                         $"Model '{model}' version {version}: its bytes hash to sha256 {actual[..12]}…, but the registry says {row.Sha256[..12]}…; nothing was copied.");
                 }
 
+                RequireLoadable(row, onnx);
                 row.Onnx = onnx;
                 versions.Add(row);
             }
@@ -187,6 +189,24 @@ public static partial class ModelSync
             return new Snapshot(models, versions, aliases.Where(a => selected.Contains((a.Model, a.Alias))).ToList(),
                 deployments.Where(d => selected.Contains((d.Model, d.Alias))).ToList(), selected);
         });
+
+    /// <summary>
+    /// The device scores with its own ONNX Runtime, which may be older than the central sidecar's: a version it
+    /// cannot load is refused before anything is written. The loaded model stays in the process's cache for scoring.
+    /// </summary>
+    private static void RequireLoadable(CentralVersion version, byte[] onnx)
+    {
+        try
+        {
+            ModelCache.Shared.GetOrLoad(version.Sha256, () => onnx);
+        }
+        catch (ModelAsDataException e) when (e.Code == ErrorCode.InvalidModel)
+        {
+            throw new ModelAsDataException(ErrorCode.InvalidModel,
+                $"Model '{version.Model}' version {version.Version} is ready centrally, but this device's ONNX Runtime cannot load it ({e.Message}); nothing was copied. " +
+                "Upgrade mad on the device, or pull a version it can load.", e);
+        }
+    }
 
     private static async Task<PullResult> WriteDeviceAsync(SqliteConnection device, Snapshot snapshot, PullOptions options, CancellationToken cancellationToken)
     {

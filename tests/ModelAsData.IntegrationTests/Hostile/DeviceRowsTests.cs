@@ -84,4 +84,58 @@ public sealed class DeviceRowsTests(PostgresDatabase database) : DatabaseTests(d
         Assert.Equal(0, await reader.ScalarAsync<long>("SELECT count(*) FROM mad.devices WHERE id = @device", new { device }));
         await Database.DataSource.ExecuteAsync($"DROP TABLE mad_out.{table}");
     }
+
+    [Fact(Timeout = 120_000)]
+    public async Task A_device_cannot_stage_a_push_for_another_device_nor_swap_the_staging_table_for_its_own()
+    {
+        var model = await PostgresDeploymentTests.ThreeReadyVersionsAsync(new PostgresModelRegistry(Database.DataSource));
+        await using var roles = new HostileRoles(Database);
+        var (_, victim) = await roles.LoginAsync("shop_e", "IN ROLE mad_device");
+        var (_, attacker) = await roles.LoginAsync("shop_f", "IN ROLE mad_device, mad_user");
+        var (_, reader) = await roles.LoginAsync("reader", "IN ROLE mad_user");
+        var device = "shop-e-" + Guid.NewGuid().ToString("N")[..6];
+        var own = "shop-f-" + Guid.NewGuid().ToString("N")[..6];
+        var row = $"('scores', '42', '{model}', 1, 'champion', '{{\"label\": 666}}', '2026-12-04T00:00:00Z')";
+        await victim.ExecuteAsync(
+            $"BEGIN; SELECT mad.begin_push(@device); INSERT INTO pg_temp.mad_push_rows VALUES ('scores', '42', '{model}', 1, 'champion', '{{\"label\": 1}}', '2026-12-04T00:00:00Z'); SELECT mad.finish_push(@device); COMMIT;",
+            new { device });
+
+        // Staging under its own id, finishing under the victim's; beginning under the victim's.
+        var finishAsVictim = await attacker.FailsAsync($"BEGIN; SELECT mad.begin_push(@own); INSERT INTO pg_temp.mad_push_rows VALUES {row}; SELECT mad.finish_push(@device);", new { own, device });
+        Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, finishAsVictim.SqlState);
+        var beginAsVictim = await attacker.FailsAsync("SELECT mad.begin_push(@device)", new { device });
+        Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, beginAsVictim.SqlState);
+
+        // Its own table (or a view whose functions would run as the definer) in place of the staging table.
+        foreach (var planted in new[]
+        {
+            "CREATE TEMP TABLE mad_push_rows (prediction_table text, key text, model text, version int, arm text, outputs jsonb, scored_at timestamptz)",
+            $"CREATE TEMP VIEW mad_push_rows AS SELECT 'scores'::text AS prediction_table, '42'::text AS key, '{model}'::text AS model, 1 AS version, 'champion'::text AS arm, '{{}}'::jsonb AS outputs, now() AS scored_at",
+        })
+        {
+            var swapped = await attacker.FailsAsync($"BEGIN; {planted}; SELECT mad.finish_push(@own);", new { own });
+            Assert.Equal(PostgresErrorCodes.ObjectNotInPrerequisiteState, swapped.SqlState);
+            var before = await attacker.FailsAsync($"BEGIN; {planted}; SELECT mad.begin_push(@own);", new { own });
+            Assert.Equal(PostgresErrorCodes.ObjectInUse, before.SqlState);
+        }
+
+        // The staging table made for it takes rows, nothing else: no trigger, no drop, no change of shape.
+        foreach (var sql in new[]
+        {
+            "CREATE FUNCTION pg_temp.evil() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END'; CREATE TRIGGER evil BEFORE INSERT ON pg_temp.mad_push_rows FOR EACH ROW EXECUTE FUNCTION pg_temp.evil()",
+            "DROP TABLE pg_temp.mad_push_rows",
+            "ALTER TABLE pg_temp.mad_push_rows ADD COLUMN device text",
+            "SELECT * FROM pg_temp.mad_push_rows",
+        })
+        {
+            var denied = await attacker.FailsAsync($"BEGIN; SELECT mad.begin_push(@own); {sql};", new { own });
+            Assert.True(denied.SqlState is PostgresErrorCodes.InsufficientPrivilege, $"{sql}: {denied.SqlState} {denied.MessageText}");
+        }
+
+        // A reader that is not a device stages nothing.
+        var readerBegin = await reader.FailsAsync("SELECT mad.begin_push('reader-box')");
+        Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, readerBegin.SqlState);
+        Assert.Equal("""{"label": 1}""", await Database.DataSource.ScalarAsync<string>("SELECT string_agg(outputs::text, ',') FROM mad.edge_predictions WHERE device = @device", new { device }));
+        Assert.Equal(0, await Database.DataSource.ScalarAsync<long>("SELECT count(*) FROM mad.edge_predictions WHERE device = @own", new { own }));
+    }
 }

@@ -114,6 +114,10 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.record_pull(text,jsonb)"] = "mad_admin mad_device mad_user",
         ["mad.ingest_predictions(text,jsonb)"] = "mad_device",
         ["mad.device_version_bytes(text,integer)"] = "mad_device",
+        // A push through COPY (029_1): stage under the claimed device, then move.
+        ["mad.begin_push(text)"] = "mad_device",
+        ["mad.finish_push(text)"] = "mad_device",
+        ["mad.staged_push_rows()"] = Nobody,
         // Internal helpers: only definer functions (running as the owner) call them.
         ["mad.caller_role()"] = Nobody,
         ["mad.lock_key(text)"] = Nobody,

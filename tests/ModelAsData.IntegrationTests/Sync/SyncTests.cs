@@ -202,6 +202,24 @@ public sealed class SyncTests(PostgresDatabase database) : DatabaseTests(databas
     }
 
     [Fact(Timeout = 120_000)]
+    public async Task A_version_the_devices_onnx_runtime_cannot_load_is_refused_and_the_file_stays_as_it_was()
+    {
+        var (model, _) = await CanaryModelAsync();
+        var path = NewDeviceFile();
+        await ModelSync.PullAsync(_device, path, new PullOptions { Models = [model + "@1"] }, Ct);
+        var before = await DeviceStateAsync(path);
+        // Ready centrally (as a newer runtime on the server would have validated it), but not ONNX this runtime reads.
+        var version = await Database.DataSource.ScalarAsync<int>("SELECT mad.push_model(@model, '\\x08071204'::bytea)", new { model });
+        await Database.DataSource.ExecuteAsync("UPDATE mad.model_versions SET status = 'ready', signature = (SELECT signature FROM mad.model_versions WHERE model = @model AND version = 1) WHERE model = @model AND version = @version", new { model, version });
+
+        var refused = await Assert.ThrowsAsync<ModelAsDataException>(() => ModelSync.PullAsync(_device, path, new PullOptions { Models = [model + "@1", $"{model}@{version}"] }, Ct));
+
+        Assert.Equal(ErrorCode.InvalidModel, refused.Code);
+        Assert.Contains($"version {version} is ready centrally, but this device's ONNX Runtime cannot load it", refused.Message, StringComparison.Ordinal);
+        Assert.Equal(before, await DeviceStateAsync(path));
+    }
+
+    [Fact(Timeout = 120_000)]
     public async Task Push_twice_adds_the_rows_once_with_version_and_arm_through_the_cli()
     {
         var (model, _) = await CanaryModelAsync();
@@ -246,7 +264,7 @@ public sealed class SyncTests(PostgresDatabase database) : DatabaseTests(databas
             await tables.RefreshAsync("z_local_scores", cancellationToken: Ct);
         }
 
-        var refused = await Assert.ThrowsAsync<ModelAsDataException>(() => ModelSync.PushAsync(path, _device, new PushOptions { BatchRows = 500 }, Ct));
+        var refused = await Assert.ThrowsAsync<ModelAsDataException>(() => ModelSync.PushAsync(path, _device, new PushOptions(), Ct));
 
         Assert.Contains("names versions this database does not hold (local_only version 1): nothing was added", refused.Message, StringComparison.Ordinal);
         Assert.Equal(0, await Database.DataSource.ScalarAsync<long>("SELECT count(*) FROM mad.edge_predictions WHERE device = @deviceId", new { deviceId }));
