@@ -38,7 +38,6 @@ internal static class StreamSql
     /// <summary>$1 table: the canary a batch scores by (version, percent, seed), read in the batch's transaction; no row: none. 019.</summary>
     public const string Deployment = "SELECT d.canary_version, d.canary_percent, d.seed FROM mad.stream_deployment($1) d";
 
-    public const string Bytes = "SELECT v.onnx FROM mad.model_versions v WHERE v.model = $1 AND v.version = $2";
 
     public const string Watched = "SELECT p.name FROM mad.prediction_tables p WHERE p.watched ORDER BY p.name";
 
