@@ -107,23 +107,13 @@ public sealed partial class RefreshTaskRunner
     /// </summary>
     private async Task<(TaskPlan Plan, byte[]? Bytes)> PlanAndReadAsOwnerAsync(NpgsqlConnection reader, RefreshTask task, CancellationToken cancellationToken)
     {
-        var needBytes = !_cache.Contains(task.Sha256);
+        // The bytes (when the cache lacks them) are read as the sidecar, before the switch: chunk by chunk for a large model.
+        var bytes = _cache.Contains(task.Sha256) ? null : await Registry.PostgresVersionBytes.ReadAsync(reader, task.Model, task.Version, cancellationToken);
         await using var batch = new NpgsqlBatch(reader) { BatchCommands = { new(TableSql.Plan) { Parameters = { new() { Value = task.TaskId } } } } };
-        if (needBytes)
-        {
-            batch.BatchCommands.Add(new(TableSql.Bytes) { Parameters = { new() { Value = task.Model }, new() { Value = task.Version } } });
-        }
-
         batch.BatchCommands.Add(new(TableSql.ReadAsOwner) { Parameters = { new() { Value = task.Table } } });
         await using var result = await batch.ExecuteReaderAsync(cancellationToken);
         await result.ReadAsync(cancellationToken);
         var plan = TaskPlan.Parse(result.IsDBNull(0) ? throw new InvalidDataException($"No plan for {task}.") : result.GetString(0));
-        byte[]? bytes = null;
-        if (needBytes && await result.NextResultAsync(cancellationToken) && await result.ReadAsync(cancellationToken) && !result.IsDBNull(0))
-        {
-            bytes = result.GetFieldValue<byte[]>(0);
-        }
-
         while (await result.NextResultAsync(cancellationToken))
         {
             // The role switch: its errors surface here.
@@ -214,8 +204,7 @@ public sealed partial class RefreshTaskRunner
         byte[]? bytes = null;
         if (!_cache.Contains(sha256))
         {
-            await using var fetch = new NpgsqlCommand(TableSql.Bytes, writer) { Parameters = { new() { Value = task.Model }, new() { Value = version } } };
-            bytes = (byte[]?)await fetch.ExecuteScalarAsync(cancellationToken);
+            bytes = await Registry.PostgresVersionBytes.ReadAsync(writer, task.Model, version, cancellationToken);
         }
 
         var model = _cache.GetOrLoad(sha256, () => bytes ?? throw new InvalidOperationException($"Model {task.Model}@{version} was not loaded."));
@@ -255,8 +244,7 @@ public sealed partial class RefreshTaskRunner
             byte[]? bytes = null;
             if (!_cache.Contains(sha256))
             {
-                await using var fetch = new NpgsqlCommand(TableSql.Bytes, writer) { Parameters = { new() { Value = task.Model }, new() { Value = version } } };
-                bytes = (byte[]?)await fetch.ExecuteScalarAsync(cancellationToken);
+                bytes = await Registry.PostgresVersionBytes.ReadAsync(writer, task.Model, version, cancellationToken);
             }
 
             var model = _cache.GetOrLoad(sha256, () => bytes ?? throw new InvalidOperationException($"Model {task.Model}@{version} was not loaded."));

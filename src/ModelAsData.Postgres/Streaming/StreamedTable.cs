@@ -93,8 +93,7 @@ internal sealed class StreamedTable : IDisposable
         byte[]? bytes = null;
         if (!cache.Contains(plan.Sha256))
         {
-            await using var bytesCommand = new NpgsqlCommand(StreamSql.Bytes, connection) { Parameters = { new() { Value = plan.Model }, new() { Value = plan.Version } } };
-            bytes = (byte[]?)await bytesCommand.ExecuteScalarAsync(cancellationToken);
+            bytes = await Registry.PostgresVersionBytes.ReadAsync(connection, plan.Model, plan.Version, cancellationToken);
         }
 
         var model = cache.GetOrLoad(plan.Sha256, () => bytes ?? throw new InvalidOperationException($"Model {plan.Model}@{plan.Version} was not loaded."));
@@ -302,8 +301,7 @@ internal sealed class StreamedTable : IDisposable
         byte[]? bytes = null;
         if (!cache.Contains(sha256))
         {
-            await using var bytesCommand = new NpgsqlCommand(StreamSql.Bytes, connection) { Parameters = { new() { Value = plan.Model }, new() { Value = version } } };
-            bytes = (byte[]?)await bytesCommand.ExecuteScalarAsync(cancellationToken);
+            bytes = await Registry.PostgresVersionBytes.ReadAsync(connection, plan.Model, version, cancellationToken);
         }
 
         var model = cache.GetOrLoad(sha256, () => bytes ?? throw new InvalidOperationException($"Model {plan.Model}@{version} was not loaded."));

@@ -156,6 +156,11 @@ public sealed class RequestModels : IDisposable
         {
             await using var connection = await _dataSource.OpenConnectionAsync();
             stored = await connection.QuerySingleOrDefaultAsync<StoredVersion>(RequestSql.LoadVersion, new { model, version });
+            if (stored is { Status: "ready" })
+            {
+                // Chunk by chunk for a large model, checked against its sha256.
+                stored.Onnx = await Postgres.Registry.PostgresVersionBytes.ReadAsync(connection, model, version) ?? [];
+            }
         }
         catch (Exception e) when (PostgresErrors.CanMap(e))
         {

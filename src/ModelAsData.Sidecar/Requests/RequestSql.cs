@@ -8,7 +8,7 @@ internal static class RequestSql
     /// <summary>The canary of the alias a reference is served through (017); no row without one.</summary>
     public const string Canary = "SELECT d.canary_version, d.canary_percent, d.seed FROM mad.deployments d WHERE d.model = @model AND d.alias = @alias AND d.canary_version IS NOT NULL";
 
-    public const string LoadVersion = "SELECT sha256 AS Sha256, status AS Status, onnx AS Onnx FROM mad.model_versions WHERE model = @model AND version = @version";
+    public const string LoadVersion = "SELECT sha256 AS Sha256, status AS Status FROM mad.model_versions WHERE model = @model AND version = @version";
 
     /// <summary>The worker's session: answers need no WAL flush of their own (a lost answer is a request that expires).</summary>
     public const string Session = "SET synchronous_commit = off; LISTEN mad_requests; LISTEN mad_models";
