@@ -208,6 +208,8 @@ public static partial class ModelSync
                 $"Model '{version.Model}' version {version.Version} is ready centrally, but this device's ONNX Runtime cannot load it ({e.Message}); nothing was copied. " +
                 "Upgrade mad on the device, or pull a version it can load.", e);
         }
+    }
+
     /// <summary>A chunked central version (030), chunk by chunk into one array of its size.</summary>
     private static async Task<byte[]> CentralChunksAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CentralVersion row, CancellationToken cancellationToken)
     {

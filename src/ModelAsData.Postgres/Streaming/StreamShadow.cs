@@ -75,8 +75,7 @@ internal sealed class StreamShadow : IDisposable
         byte[]? bytes = null;
         if (!cache.Contains(sha256))
         {
-            await using var bytesCommand = new NpgsqlCommand(StreamSql.Bytes, connection) { Parameters = { new() { Value = plan.Model }, new() { Value = version } } };
-            bytes = (byte[]?)await bytesCommand.ExecuteScalarAsync(cancellationToken);
+            bytes = await Registry.PostgresVersionBytes.ReadAsync(connection, plan.Model, version, cancellationToken);
         }
 
         OnnxModel? model = null;

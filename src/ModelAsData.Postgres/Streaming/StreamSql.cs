@@ -54,7 +54,6 @@ internal static class StreamSql
     /// <summary>$1 table, $2 why the batch's shadow did not score (or null). 025.</summary>
     public const string RecordShadow = "SELECT mad.record_stream_shadow($1, $2)";
 
-    public const string Bytes = "SELECT v.onnx FROM mad.model_versions v WHERE v.model = $1 AND v.version = $2";
 
     public const string Watched = "SELECT p.name FROM mad.prediction_tables p WHERE p.watched ORDER BY p.name";
 
