@@ -72,16 +72,17 @@ internal sealed class StreamShadow : IDisposable
             insert = root.GetProperty("insert").GetString()!;
         }
 
-        byte[]? bytes = null;
-        if (!cache.Contains(sha256))
-        {
-            bytes = await Registry.PostgresVersionBytes.ReadAsync(connection, plan.Model, version, cancellationToken);
-        }
-
         OnnxModel? model = null;
         string? error = null;
         try
         {
+            // Inside the try: bytes that fail their sha256 (or a missing chunk) are a shadow that cannot load.
+            byte[]? bytes = null;
+            if (!cache.Contains(sha256))
+            {
+                bytes = await Registry.PostgresVersionBytes.ReadAsync(connection, plan.Model, version, cancellationToken);
+            }
+
             model = cache.GetOrLoad(sha256, () => bytes ?? throw new InvalidOperationException($"Model {plan.Model}@{version} was not loaded."));
             if (model.Signature.Columns.Count != plan.Columns.Count)
             {
