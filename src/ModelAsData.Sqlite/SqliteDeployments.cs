@@ -20,9 +20,17 @@ public sealed class SqliteDeployments(SqliteModelRegistry registry) : IDeploymen
     public async Task<Deployment> DeployAsync(string model, string alias, int version, string? reason = null, CancellationToken cancellationToken = default)
     {
         await RequireReadyAsync(model, version, "the version served", cancellationToken);
-        await registry.SetAliasAsync(model, alias, version, reason ?? "mad deploy", cancellationToken);
-        await Connection.ExecuteAsync(new CommandDefinition(SqliteDeploymentSql.EndCanary, new { model, alias, by = Environment.UserName, at = SqliteTime.Now() }, cancellationToken: cancellationToken));
-        return await RecordAsync(model, alias, "deploy", reason, cancellationToken);
+        await registry.RequireAliasTargetAsync(model, alias, version, cancellationToken);
+        using (var transaction = Connection.BeginTransaction(deferred: false))
+        {
+            await registry.MoveInAsync(model, alias, version, reason ?? "mad deploy", transaction, cancellationToken);
+            await Connection.ExecuteAsync(new CommandDefinition(SqliteDeploymentSql.EndCanary, new { model, alias, by = Environment.UserName, at = SqliteTime.Now() }, transaction,
+                cancellationToken: cancellationToken));
+            await RecordAsync(model, alias, "deploy", reason, transaction, cancellationToken);
+            await transaction.CommitAsync(cancellationToken);
+        }
+
+        return await GetAsync(model, alias, cancellationToken);
     }
 
     public async Task<Deployment> DeployCanaryAsync(string model, string alias, int version, double? percent, IReadOnlyList<double>? steps = null,
@@ -49,9 +57,15 @@ public sealed class SqliteDeployments(SqliteModelRegistry registry) : IDeploymen
         }
 
         RequirePercent(percent, $"The canary's percent {percent?.ToString(CultureInfo.InvariantCulture) ?? "NULL"} is outside (0, 100]: give the percent of keys that get version {version} (e.g. --percent 10).");
-        await Connection.ExecuteAsync(new CommandDefinition(SqliteDeploymentSql.UpsertCanary,
-            new { model, alias, seed = NewSeed(), version, percent, by = Environment.UserName, at = SqliteTime.Now() }, cancellationToken: cancellationToken));
-        return await RecordAsync(model, alias, "canary", reason, cancellationToken);
+        using (var transaction = Connection.BeginTransaction(deferred: false))
+        {
+            await Connection.ExecuteAsync(new CommandDefinition(SqliteDeploymentSql.UpsertCanary,
+                new { model, alias, seed = NewSeed(), version, percent, by = Environment.UserName, at = SqliteTime.Now() }, transaction, cancellationToken: cancellationToken));
+            await RecordAsync(model, alias, "canary", reason, transaction, cancellationToken);
+            await transaction.CommitAsync(cancellationToken);
+        }
+
+        return await GetAsync(model, alias, cancellationToken);
     }
 
     public async Task<Deployment> DeployShadowAsync(string model, string alias, int version, double percent = 100, string? reason = null, CancellationToken cancellationToken = default)
@@ -65,9 +79,15 @@ public sealed class SqliteDeployments(SqliteModelRegistry registry) : IDeploymen
 
         await RequireSameColumnsAsync(model, current.Version, version, "a shadow", cancellationToken);
         RequirePercent(percent, $"The shadow's percent {percent.ToString(CultureInfo.InvariantCulture)} is outside (0, 100]: give the percent of keys scored by version {version} as well (100: all).");
-        await Connection.ExecuteAsync(new CommandDefinition(SqliteDeploymentSql.UpsertShadow,
-            new { model, alias, seed = NewSeed(), version, percent, by = Environment.UserName, at = SqliteTime.Now() }, cancellationToken: cancellationToken));
-        return await RecordAsync(model, alias, "shadow", reason, cancellationToken);
+        using (var transaction = Connection.BeginTransaction(deferred: false))
+        {
+            await Connection.ExecuteAsync(new CommandDefinition(SqliteDeploymentSql.UpsertShadow,
+                new { model, alias, seed = NewSeed(), version, percent, by = Environment.UserName, at = SqliteTime.Now() }, transaction, cancellationToken: cancellationToken));
+            await RecordAsync(model, alias, "shadow", reason, transaction, cancellationToken);
+            await transaction.CommitAsync(cancellationToken);
+        }
+
+        return await GetAsync(model, alias, cancellationToken);
     }
 
     public async Task<Deployment> PromoteAsync(string model, string alias, string? reason = null, CancellationToken cancellationToken = default)
@@ -79,9 +99,17 @@ public sealed class SqliteDeployments(SqliteModelRegistry registry) : IDeploymen
                 $"{model}@{alias} runs no canary to promote: it serves version {current.Version} to every key. Start one with: mad deploy {model} {alias} --canary VERSION --percent 10");
         }
 
-        await registry.SetAliasAsync(model, alias, canary, reason ?? "promoted", cancellationToken);
-        await Connection.ExecuteAsync(new CommandDefinition(SqliteDeploymentSql.EndCanary, new { model, alias, by = Environment.UserName, at = SqliteTime.Now() }, cancellationToken: cancellationToken));
-        return await RecordAsync(model, alias, "promote", reason ?? "promoted", cancellationToken);
+        await registry.RequireAliasTargetAsync(model, alias, canary, cancellationToken);
+        using (var transaction = Connection.BeginTransaction(deferred: false))
+        {
+            await registry.MoveInAsync(model, alias, canary, reason ?? "promoted", transaction, cancellationToken);
+            await Connection.ExecuteAsync(new CommandDefinition(SqliteDeploymentSql.EndCanary, new { model, alias, by = Environment.UserName, at = SqliteTime.Now() }, transaction,
+                cancellationToken: cancellationToken));
+            await RecordAsync(model, alias, "promote", reason ?? "promoted", transaction, cancellationToken);
+            await transaction.CommitAsync(cancellationToken);
+        }
+
+        return await GetAsync(model, alias, cancellationToken);
     }
 
     public async Task<Deployment> AbortAsync(string model, string alias, string? reason = null, CancellationToken cancellationToken = default)
@@ -93,8 +121,15 @@ public sealed class SqliteDeployments(SqliteModelRegistry registry) : IDeploymen
                 $"{model}@{alias} runs no canary or shadow to abort: it serves version {current.Version} to every key. To point the alias back: mad models rollback {model} {alias}");
         }
 
-        await Connection.ExecuteAsync(new CommandDefinition(SqliteDeploymentSql.EndAll, new { model, alias, by = Environment.UserName, at = SqliteTime.Now() }, cancellationToken: cancellationToken));
-        return await RecordAsync(model, alias, "abort", reason ?? "aborted", cancellationToken);
+        using (var transaction = Connection.BeginTransaction(deferred: false))
+        {
+            await Connection.ExecuteAsync(new CommandDefinition(SqliteDeploymentSql.EndAll, new { model, alias, by = Environment.UserName, at = SqliteTime.Now() }, transaction,
+                cancellationToken: cancellationToken));
+            await RecordAsync(model, alias, "abort", reason ?? "aborted", transaction, cancellationToken);
+            await transaction.CommitAsync(cancellationToken);
+        }
+
+        return await GetAsync(model, alias, cancellationToken);
     }
 
     public async Task<Deployment> GetAsync(string model, string alias, CancellationToken cancellationToken = default)
@@ -117,6 +152,8 @@ public sealed class SqliteDeployments(SqliteModelRegistry registry) : IDeploymen
     {
         var deployment = await GetAsync(model, alias, cancellationToken);
         var counts = new Dictionary<(string Arm, int Version), (long Rows, long Failed)>();
+        var agreement = new ShadowAgreement();
+        string? shadowError = null;
         var tables = await Connection.QueryAsync<string>(new CommandDefinition(SqliteDeploymentSql.TablesServedThrough,
             new { model, reference = $"{model}@{alias}", bare = alias == "production" }, cancellationToken: cancellationToken));
         foreach (var name in tables)
@@ -145,6 +182,10 @@ public sealed class SqliteDeployments(SqliteModelRegistry registry) : IDeploymen
                     var key = (Arms.Shadow, (int)version);
                     counts[key] = counts.TryGetValue(key, out var c) ? (c.Rows + rows, c.Failed + failed) : (rows, failed);
                 }
+
+                await agreement.AddAsync(Connection, await new SqlitePredictionTables(registry).GetAsync(name, cancellationToken), cancellationToken);
+                shadowError ??= await Connection.ExecuteScalarAsync<string?>(new CommandDefinition(
+                    "SELECT shadow_error FROM mad_prediction_tables WHERE name = @name", new { name }, cancellationToken: cancellationToken));
             }
         }
 
@@ -162,7 +203,8 @@ public sealed class SqliteDeployments(SqliteModelRegistry registry) : IDeploymen
 
         if (deployment.ShadowVersion is { } shadow)
         {
-            arms.Add(Arm(Arms.Shadow, shadow, deployment.ShadowPercent!.Value));
+            var (equal, difference) = agreement.Of(shadow);
+            arms.Add(Arm(Arms.Shadow, shadow, deployment.ShadowPercent!.Value) with { ShareEqual = equal, MeanAbsoluteDifference = difference, ShadowError = shadowError });
         }
 
         return arms;
@@ -189,12 +231,10 @@ public sealed class SqliteDeployments(SqliteModelRegistry registry) : IDeploymen
         return row?.ToDeployment();
     }
 
-    private async Task<Deployment> RecordAsync(string model, string alias, string kind, string? reason, CancellationToken cancellationToken)
-    {
-        await Connection.ExecuteAsync(new CommandDefinition(SqliteDeploymentSql.Record,
-            new { model, alias, kind, by = Environment.UserName, at = SqliteTime.Now(), reason }, cancellationToken: cancellationToken));
-        return await GetAsync(model, alias, cancellationToken);
-    }
+    /// <summary>The change's history row, with the state after it, in the change's transaction.</summary>
+    private Task RecordAsync(string model, string alias, string kind, string? reason, Microsoft.Data.Sqlite.SqliteTransaction transaction, CancellationToken cancellationToken) =>
+        Connection.ExecuteAsync(new CommandDefinition(SqliteDeploymentSql.Record,
+            new { model, alias, kind, by = Environment.UserName, at = SqliteTime.Now(), reason }, transaction, cancellationToken: cancellationToken));
 
     private async Task RequireReadyAsync(string model, int version, string what, CancellationToken cancellationToken)
     {
@@ -227,6 +267,41 @@ public sealed class SqliteDeployments(SqliteModelRegistry registry) : IDeploymen
     }
 
     private static long NewSeed() => RandomNumberGenerator.GetInt32(int.MaxValue) * 4_194_304L + RandomNumberGenerator.GetInt32(4_194_304);
+
+    /// <summary>
+    /// The shadow's agreement with the served rows of the same keys, over rows both scored without error, as
+    /// PostgreSQL's mad.shadow_agreement defines it: the share of rows whose label columns (text, integer) all equal the
+    /// served ones, and the mean absolute difference of the value columns (real), averaged over columns and rows;
+    /// tables are weighted by the rows they compared.
+    /// </summary>
+    private sealed class ShadowAgreement
+    {
+        private readonly Dictionary<int, (long Labelled, double Equal, long Valued, double Difference)> _sums = [];
+
+        public async Task AddAsync(Microsoft.Data.Sqlite.SqliteConnection connection, PredictionTable table, CancellationToken cancellationToken)
+        {
+            var labels = table.Columns.Where(c => c.Type is Core.Onnx.ColumnType.Text or Core.Onnx.ColumnType.Integer)
+                .Select(c => $"s.{SqliteDatabase.Quote(c.Name)} IS o.{SqliteDatabase.Quote(c.Name)}").ToList();
+            var values = table.Columns.Where(c => c.Type == Core.Onnx.ColumnType.Real)
+                .Select(c => $"abs(s.{SqliteDatabase.Quote(c.Name)} - o.{SqliteDatabase.Quote(c.Name)})").ToList();
+            var keys = string.Join(" AND ", table.Key.Select(k => $"s.{SqliteDatabase.Quote(k)} = o.{SqliteDatabase.Quote(k)}"));
+            var equal = labels.Count == 0 ? "NULL" : $"sum(CASE WHEN {string.Join(" AND ", labels)} THEN 1.0 ELSE 0.0 END)";
+            var difference = values.Count == 0 ? "NULL" : $"sum(({string.Join(" + ", values)}) / {values.Count}.0)";
+            var sql = $"SELECT s.shadow_version, count(*), {equal}, {difference} FROM {SqliteDatabase.Quote(SqlitePredictionTables.ShadowTableOf(table.Name))} s "
+                + $"JOIN {SqliteDatabase.Quote(SqlitePredictionTables.OutputTableOf(table.Name))} o ON {keys} WHERE s.error IS NULL AND o.error IS NULL GROUP BY s.shadow_version";
+            foreach (var (version, rows, equalSum, differenceSum) in await connection.QueryAsync<(long, long, double?, double?)>(new CommandDefinition(sql, cancellationToken: cancellationToken)))
+            {
+                var sums = _sums.GetValueOrDefault((int)version);
+                _sums[(int)version] = (sums.Labelled + (equalSum is null ? 0 : rows), sums.Equal + (equalSum ?? 0),
+                    sums.Valued + (differenceSum is null ? 0 : rows), sums.Difference + (differenceSum ?? 0));
+            }
+        }
+
+        public (double? ShareEqual, double? MeanAbsoluteDifference) Of(int version) =>
+            _sums.TryGetValue(version, out var s)
+                ? (s.Labelled > 0 ? s.Equal / s.Labelled : null, s.Valued > 0 ? s.Difference / s.Valued : null)
+                : (null, null);
+    }
 
     private sealed class Row
     {

@@ -10,6 +10,13 @@ public sealed partial class SqliteModelRegistry
 {
     public async Task<AliasMove> SetAliasAsync(string model, string alias, int version, string? reason = null, CancellationToken cancellationToken = default)
     {
+        await RequireAliasTargetAsync(model, alias, version, cancellationToken);
+        return await MoveAsync(model, alias, version, "set", reason, cancellationToken);
+    }
+
+    /// <summary>The checks of <see cref="SetAliasAsync"/>: valid names, and a ready version to point at.</summary>
+    internal async Task RequireAliasTargetAsync(string model, string alias, int version, CancellationToken cancellationToken)
+    {
         Names.Validate(model, "model");
         Names.Validate(alias, "alias");
         var target = await GetVersionAsync(model, version, cancellationToken);
@@ -17,9 +24,14 @@ public sealed partial class SqliteModelRegistry
         {
             throw SqliteRegistryMessages.AliasNeedsReady(model, alias, target);
         }
-
-        return await MoveAsync(model, alias, version, "set", reason, cancellationToken);
     }
+
+    /// <summary>
+    /// The writes of an alias move of kind 'set', in the caller's <paramref name="transaction"/> (a deployment change
+    /// moves the alias and records itself in one transaction); the caller ran <see cref="RequireAliasTargetAsync"/>.
+    /// </summary>
+    internal Task MoveInAsync(string model, string alias, int version, string? reason, SqliteTransaction transaction, CancellationToken cancellationToken) =>
+        WriteMoveAsync(model, alias, version, "set", reason, SqliteTime.Now(), transaction, cancellationToken);
 
     public async Task<AliasMove> RollbackAliasAsync(string model, string alias, CancellationToken cancellationToken = default)
     {
@@ -56,11 +68,19 @@ public sealed partial class SqliteModelRegistry
     {
         var now = SqliteTime.Now();
         using var transaction = Connection.BeginTransaction(deferred: false);
+        var from = await WriteMoveAsync(model, alias, version, kind, reason, now, transaction, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return new AliasMove(model, alias, (int?)from, version, Environment.UserName, SqliteTime.Parse(now), reason);
+    }
+
+    /// <summary>The alias row and its history row; returns the version it pointed at before.</summary>
+    private async Task<long?> WriteMoveAsync(string model, string alias, int version, string kind, string? reason, string now, SqliteTransaction transaction,
+        CancellationToken cancellationToken)
+    {
         var from = await Connection.ExecuteScalarAsync<long?>(Command(SqliteRegistrySql.AliasTarget, new { model, alias }, transaction, cancellationToken));
         await Execute(SqliteRegistrySql.UpsertAlias, new { model, alias, version, by = Environment.UserName, at = now }, transaction, cancellationToken);
         await Execute(SqliteRegistrySql.InsertHistory, new { model, alias, from, to = version, kind, by = Environment.UserName, at = now, reason }, transaction, cancellationToken);
-        await transaction.CommitAsync(cancellationToken);
-        return new AliasMove(model, alias, (int?)from, version, Environment.UserName, SqliteTime.Parse(now), reason);
+        return from;
     }
 
     private sealed record HistoryRow(string Model, string Alias, long? FromVersion, long ToVersion, string MovedBy, string MovedAt, string? Reason)

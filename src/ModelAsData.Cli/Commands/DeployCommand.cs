@@ -97,14 +97,25 @@ internal static class DeployCommand
         }
 
         Show(cli, await store.Deployments.GetAsync(name, target, ct));
-        var table = new Table().AddColumns("arm", "version", "share", "rows scored", "rows failed", "error rate");
+        var table = new Table().AddColumns("arm", "version", "share", "rows scored", "rows failed", "error rate", "equal to served", "mean abs. difference");
+        var errors = new List<string>();
         foreach (var arm in await store.Deployments.ReportAsync(name, target, ct))
         {
             table.AddRow(arm.Arm, Text(arm.Version), Text(arm.Percent) + " %", Text(arm.RowsScored), Text(arm.RowsFailed),
-                arm.ErrorRate is { } rate ? (rate * 100).ToString("0.##", CultureInfo.InvariantCulture) + " %" : "-");
+                arm.ErrorRate is { } rate ? (rate * 100).ToString("0.##", CultureInfo.InvariantCulture) + " %" : "-",
+                arm.ShareEqual is { } equal ? (equal * 100).ToString("0.##", CultureInfo.InvariantCulture) + " %" : "-",
+                arm.MeanAbsoluteDifference is { } difference ? difference.ToString("0.#####", CultureInfo.InvariantCulture) : "-");
+            if (arm.ShadowError is { } error)
+            {
+                errors.Add($"shadow version {Text(arm.Version)}: {error}");
+            }
         }
 
         cli.Console.Write(table);
+        foreach (var error in errors)
+        {
+            cli.Console.WriteLine(error);
+        }
     }
 
     private static void Show(CliContext cli, Deployment d)

@@ -38,8 +38,13 @@ public static class Arms
     public const string Shadow = "shadow";
 }
 
-/// <summary>One arm of a deployment in its report: version, share of keys, rows scored and failed over its prediction tables.</summary>
-public sealed record DeploymentArm(string Arm, int Version, double Percent, long RowsScored, long RowsFailed, double? ErrorRate);
+/// <summary>
+/// One arm of a deployment in its report: version, share of keys, rows scored and failed over its prediction tables;
+/// for the shadow, its agreement with the served rows of the same keys (labels: the share of rows whose label columns
+/// all equal; values: the mean absolute difference) and why it last failed, if it did.
+/// </summary>
+public sealed record DeploymentArm(string Arm, int Version, double Percent, long RowsScored, long RowsFailed, double? ErrorRate,
+    double? ShareEqual = null, double? MeanAbsoluteDifference = null, string? ShadowError = null);
 
 /// <summary>One change of a deployment, with the state after it.</summary>
 public sealed record DeploymentChange(string Kind, int Version, int? CanaryVersion, double? CanaryPercent, int? ShadowVersion, double? ShadowPercent, string ChangedBy, DateTimeOffset ChangedAt, string? Reason);

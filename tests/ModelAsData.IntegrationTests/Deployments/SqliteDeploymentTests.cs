@@ -42,6 +42,42 @@ public sealed class SqliteDeploymentTests : IAsyncLifetime
     }
 
     [Fact(Timeout = 60_000)]
+    public async Task Deploy_promote_and_abort_each_change_everything_or_nothing()
+    {
+        var deployments = new SqliteDeployments(_registry);
+        await deployments.DeployAsync("churn", "production", 1, cancellationToken: Ct);
+        await deployments.DeployCanaryAsync("churn", "production", 3, 20, cancellationToken: Ct);
+        var before = await StateAsync();
+        // The history refuses its next row: each change must leave the alias, the deployment and the history as they were.
+        await _registry.Connection.ExecuteAsync("CREATE TEMP TRIGGER refuse_history BEFORE INSERT ON mad_deployment_history BEGIN SELECT RAISE(ABORT, 'the history is full'); END");
+
+        foreach (var change in new Func<Task>[]
+                 {
+                     () => deployments.PromoteAsync("churn", "production", cancellationToken: Ct),
+                     () => deployments.DeployAsync("churn", "production", 2, cancellationToken: Ct),
+                     () => deployments.AbortAsync("churn", "production", cancellationToken: Ct),
+                     () => deployments.DeployShadowAsync("churn", "production", 2, cancellationToken: Ct),
+                 })
+        {
+            var refused = await Assert.ThrowsAsync<SqliteException>(change);
+            Assert.Contains("the history is full", refused.Message, StringComparison.Ordinal);
+            Assert.Equal(before, await StateAsync());
+        }
+
+        await _registry.Connection.ExecuteAsync("DROP TRIGGER refuse_history");
+        Assert.Equal(3, (await deployments.PromoteAsync("churn", "production", cancellationToken: Ct)).Version);
+        Assert.Equal(3, await _registry.Connection.ExecuteScalarAsync<long>("SELECT version FROM mad_aliases WHERE model = 'churn' AND alias = 'production'"));
+    }
+
+    /// <summary>The alias, its history, the deployment and its history, as text.</summary>
+    private async Task<string> StateAsync() => (await _registry.Connection.ExecuteScalarAsync<string>("""
+        SELECT (SELECT group_concat(model || '@' || alias || '=' || version, ',') FROM mad_aliases)
+            || ' | ' || (SELECT count(*) FROM mad_alias_history)
+            || ' | ' || (SELECT group_concat(coalesce(canary_version, '-') || ' ' || coalesce(canary_percent, '-') || ' ' || coalesce(shadow_version, '-') || ' ' || seed, ',') FROM mad_deployments)
+            || ' | ' || (SELECT count(*) FROM mad_deployment_history)
+        """))!;
+
+    [Fact(Timeout = 60_000)]
     public async Task Bucket_on_a_sqlite_connection_gives_the_golden_values()
     {
         // printf '%s' '7:42' | sha256sum → 6fb44d7d = 1874087293 (StickyBucketTests has the rest).

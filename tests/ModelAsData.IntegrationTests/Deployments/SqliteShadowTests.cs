@@ -69,6 +69,18 @@ public sealed class SqliteShadowTests : IAsyncLifetime
         });
         var report = await deployments.ReportAsync("churn", "production", Ct);
         Assert.Equal(sampled.Count, report.Single(a => a.Arm == Arms.Shadow).RowsScored);
+        // Its agreement with the served rows, as PostgreSQL defines it (mad.shadow_agreement), over the same JOIN.
+        var expected = (await _registry.Connection.QueryAsync<(double Equal, double Difference)>("""
+            SELECT avg(CASE WHEN s.label = o.label THEN 1.0 ELSE 0.0 END),
+                   avg((abs(s.probability_0 - o.probability_0) + abs(s.probability_1 - o.probability_1) + abs(s.probability_2 - o.probability_2)) / 3.0)
+            FROM mad_out_scores o JOIN mad_out_scores__shadow s USING (id)
+            """)).Single();
+        var shadowArm = report.Single(a => a.Arm == Arms.Shadow);
+        Assert.Equal(expected.Equal, shadowArm.ShareEqual!.Value, 9);
+        Assert.Equal(expected.Difference, shadowArm.MeanAbsoluteDifference!.Value, 9);
+        Assert.True(shadowArm.ShareEqual < 1, "the rotated forest disagrees with the forest on some labels");
+        Assert.Null(shadowArm.ShadowError);
+        Assert.Null(report.Single(a => a.Arm == Arms.Champion).ShareEqual);
         Assert.Equal(((long?)2, (long?)sampled.Count, (string?)null), (await _registry.Connection.QueryAsync<(long?, long?, string?)>(
             "SELECT shadow_version, shadow_rows, shadow_error FROM mad_prediction_tables WHERE name = 'scores'")).Single());
 
@@ -96,5 +108,6 @@ public sealed class SqliteShadowTests : IAsyncLifetime
         Assert.Equal(0, await _registry.Connection.ExecuteScalarAsync<long>("SELECT count(*) FROM mad_out_scores__shadow"));
         var error = await _registry.Connection.ExecuteScalarAsync<string>("SELECT shadow_error FROM mad_prediction_tables WHERE name = 'scores'");
         Assert.StartsWith("The shadow churn@2 failed", error, StringComparison.Ordinal);
+        Assert.Equal(error, (await new SqliteDeployments(_registry).ReportAsync("churn", "production", Ct)).Single(a => a.Arm == Arms.Shadow).ShadowError);
     }
 }
