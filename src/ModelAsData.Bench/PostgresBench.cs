@@ -171,20 +171,19 @@ internal sealed class PostgresBench(string connectionString, int rows, int round
     }
 
     /// <summary>
-    /// Takes a baseline of the source (inputs and outputs), keeps a copy, then times refreshes without it (no counting)
-    /// and with it, alternating which goes first, so the two see the same load.
+    /// Takes a baseline of the source (inputs and outputs), then times refreshes with counting off (mad.settings
+    /// drift_counting = 0, 026_4: since 021 a version without a baseline is counted into its first window, so removing
+    /// the baseline no longer turns counting off) and on, alternating which goes first, so the two see the same load.
     /// </summary>
     private async Task MonitoringPairsAsync(PostgresModelRegistry registry, string model, string source, string table, PostgresPredictionTables tables,
         Dictionary<string, List<double>> results, CancellationToken cancellationToken)
     {
         log("taking the baseline (not timed)");
         await new Postgres.Monitoring.PostgresMonitoring(registry, ModelCache.Shared).SetBaselineAsync(model, 1, "public." + source, null, cancellationToken);
-        var saved = $"public.mad_bench_baseline_{source[^8..]}";
         await using var connection = await registry.DataSource.OpenConnectionAsync(cancellationToken);
-        await connection.ExecuteAsync($"CREATE TABLE {saved} AS SELECT * FROM mad.baselines WHERE model = @model", new { model });
         async Task<long> RefreshAsync(bool on)
         {
-            await connection.ExecuteAsync(on ? $"INSERT INTO mad.baselines SELECT * FROM {saved} ON CONFLICT DO NOTHING" : "DELETE FROM mad.baselines WHERE model = @model", new { model });
+            await connection.ExecuteAsync("UPDATE mad.settings SET value = @value WHERE name = 'drift_counting'", new { value = on ? "1" : "0" });
             var id = await tables.StartRefreshAsync(table, cancellationToken);
             return (await tables.WaitForJobAsync(id, cancellationToken: cancellationToken)).RowsDone;
         }

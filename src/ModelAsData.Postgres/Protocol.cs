@@ -133,5 +133,6 @@ public static class Protocol
 
         public const int PredictionLogWriteFailed = 2701;
         public const int OnlineDriftCountFailed = 2702;
+        public const int DriftGaugesFailed = 2801;
     }
 }

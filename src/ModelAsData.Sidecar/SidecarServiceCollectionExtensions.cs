@@ -39,6 +39,7 @@ public static class SidecarServiceCollectionExtensions
         services.TryAddSingleton(_ => new ModelCache(options.Scoring));
         services.AddHostedService<RefreshWorkerService>();
         services.AddHostedService<StreamWorkerService>();
+        services.AddHostedService<Monitoring.DriftGaugeService>(); // issue 16: drift gauges on /metrics
         return services;
     }
 }

@@ -105,14 +105,58 @@ public sealed class ProfileCounter
             return;
         }
 
-        var profiles = _inputs.Profiles;
+        // The hot path (every scored row): numeric edges searched inline, counts in one flat array, no allocation.
+        var side = _inputs;
+        var profiles = side.Profiles;
+        var edges = side.Edges;
+        var counts = side.Flat;
+        var offsets = side.Offsets;
+        var nullSlots = side.NullSlots;
         for (var i = 0; i < profiles.Length; i++)
         {
-            if (profiles[i] is { } profile)
+            var profile = profiles[i];
+            if (profile is null)
             {
-                _inputs.Add(i, isNull[i] ? -1 : texts[i] is { } text ? profile.BinOf(text) : profile.BinOf(numbers[i]));
+                continue;
+            }
+
+            int slot;
+            if (isNull[i])
+            {
+                slot = nullSlots[i];
+            }
+            else if (texts[i] is { } text)
+            {
+                var bin = profile.BinOf(text);
+                slot = bin < 0 ? nullSlots[i] : offsets[i] + bin;
+            }
+            else
+            {
+                slot = offsets[i] + (edges[i] is { } e ? NumericBin(e, numbers[i]) : profile.BinOf(numbers[i]));
+            }
+
+            counts[slot]++;
+        }
+    }
+
+    /// <summary>As <see cref="ColumnProfile.BinOf(double)"/> for a numeric column: the edges ≤ value, the top edge in the last inner bin.</summary>
+    private static int NumericBin(double[] edges, double value)
+    {
+        int lo = 0, hi = edges.Length;
+        while (lo < hi)
+        {
+            var mid = (lo + hi) >>> 1;
+            if (edges[mid] <= value)
+            {
+                lo = mid + 1;
+            }
+            else
+            {
+                hi = mid;
             }
         }
+
+        return lo == edges.Length && edges.Length > 1 && value == edges[^1] ? lo - 1 : lo;
     }
 
     /// <summary>One input value as the embedded store reads it (a long, double, string, or null).</summary>
@@ -171,15 +215,38 @@ public sealed class ProfileCounter
             return;
         }
 
-        var profiles = _outputs.Profiles;
+        var side = _outputs;
+        var profiles = side.Profiles;
+        var edges = side.Edges;
+        var types = side.Types!;
+        var counts = side.Flat;
+        var offsets = side.Offsets;
+        var nullSlots = side.NullSlots;
         for (var c = 0; c < profiles.Length; c++)
         {
-            if (profiles[c] is not { } profile)
+            var profile = profiles[c];
+            if (profile is null)
             {
                 continue;
             }
 
-            _outputs.Add(c, scorerRow < 0 ? -1 : _outputs.Types![c] == ColumnType.Text ? profile.BinOf((string)scored.GetValue(scorerRow, c)) : profile.BinOf(scored.GetDouble(scorerRow, c)));
+            int slot;
+            if (scorerRow < 0)
+            {
+                slot = nullSlots[c];
+            }
+            else if (types[c] == ColumnType.Text)
+            {
+                var bin = profile.BinOf((string)scored.GetValue(scorerRow, c));
+                slot = bin < 0 ? nullSlots[c] : offsets[c] + bin;
+            }
+            else
+            {
+                var value = scored.GetDouble(scorerRow, c);
+                slot = offsets[c] + (edges[c] is { } e ? NumericBin(e, value) : profile.BinOf(value));
+            }
+
+            counts[slot]++;
         }
     }
 
@@ -221,19 +288,48 @@ public sealed class ProfileCounter
     private sealed class Side
     {
         private readonly ProfileKind _kind;
-        private long[][] _counts;
 
         public Side(ProfileKind kind, ColumnProfile?[] profiles, ColumnType[]? types)
         {
             _kind = kind;
             Profiles = profiles;
             Types = types;
-            _counts = profiles.Select(p => new long[(p?.BinCount ?? 0) + 1]).ToArray();
+            Edges = new double[]?[profiles.Length];
+            Offsets = new int[profiles.Length];
+            NullSlots = new int[profiles.Length];
+            Flat = [];
+            Layout();
         }
 
         public ColumnProfile?[] Profiles { get; }
 
         public ColumnType[]? Types { get; }
+
+        /// <summary>Per column, a numeric profile's edges (null: a category, or not counted), for the inline search.</summary>
+        public double[]?[] Edges { get; }
+
+        /// <summary>All columns' counts in one array: column c's bin b at Offsets[c] + b, its nulls at NullSlots[c].</summary>
+        public long[] Flat { get; private set; }
+
+        public int[] Offsets { get; }
+
+        public int[] NullSlots { get; }
+
+        /// <summary>Lays the counted columns' bins out in <see cref="Flat"/> (zeroed), each column's null slot after its bins.</summary>
+        private void Layout()
+        {
+            var at = 0;
+            for (var c = 0; c < Profiles.Length; c++)
+            {
+                var profile = Profiles[c];
+                Edges[c] = profile is { Type: ProfileType.Numeric } ? profile.Edges : null;
+                Offsets[c] = at;
+                at += profile?.BinCount ?? 0;
+                NullSlots[c] = at++;
+            }
+
+            Flat = new long[at];
+        }
 
         /// <summary>While learning, per column its values (null: a column not profiled); null once counting.</summary>
         public ProfileBuilder?[]? Learners { get; set; }
@@ -250,12 +346,14 @@ public sealed class ProfileCounter
                 Profiles[c] = learners[c] is { } learner ? Find(reference, _kind, learner.Column) : null;
             }
 
-            _counts = Profiles.Select(p => new long[(p?.BinCount ?? 0) + 1]).ToArray();
+            Layout();
             for (var c = 0; c < Profiles.Length; c++)
             {
                 if (Profiles[c] is { } profile)
                 {
-                    learners[c]!.CountInto(profile, _counts[c]);
+                    var counts = new long[profile.BinCount + 1]; // bins, then nulls, as CountInto fills them
+                    learners[c]!.CountInto(profile, counts);
+                    counts.AsSpan().CopyTo(Flat.AsSpan(Offsets[c]));
                 }
             }
 
@@ -264,11 +362,7 @@ public sealed class ProfileCounter
 
         public bool Any => Profiles.Any(p => p is not null);
 
-        public void Add(int column, int bin)
-        {
-            var counts = _counts[column];
-            counts[bin < 0 ? counts.Length - 1 : bin]++;
-        }
+        public void Add(int column, int bin) => Flat[bin < 0 ? NullSlots[column] : Offsets[column] + bin]++;
 
         public void Drain(List<ProfileCount> into)
         {
@@ -279,13 +373,12 @@ public sealed class ProfileCounter
                     continue;
                 }
 
-                var counts = _counts[c];
-                for (var b = 0; b < counts.Length; b++)
+                for (var slot = Offsets[c]; slot <= NullSlots[c]; slot++)
                 {
-                    if (counts[b] > 0)
+                    if (Flat[slot] > 0)
                     {
-                        into.Add(new ProfileCount(profile.Column, _kind, b == counts.Length - 1 ? -1 : b, counts[b]));
-                        counts[b] = 0;
+                        into.Add(new ProfileCount(profile.Column, _kind, slot == NullSlots[c] ? -1 : slot - Offsets[c], Flat[slot]));
+                        Flat[slot] = 0;
                     }
                 }
             }

@@ -3,9 +3,12 @@ namespace ModelAsData.Postgres.Monitoring;
 /// <summary>The statements of drift monitoring (sql/postgres/018_drift.sql defines what they call).</summary>
 internal static class MonitoringSql
 {
+    /// <summary>The version's profiles, or one row of nulls when counting is off (026_4), in one round trip.</summary>
     public const string Baseline = """
         SELECT kind, column_name, type, edges, categories, counts, null_count, spread
-        FROM mad.baselines WHERE model = $1 AND version = $2 ORDER BY kind, column_name
+        FROM mad.baselines WHERE model = $1 AND version = $2 AND mad.setting_int('drift_counting', 1) <> 0
+        UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL WHERE mad.setting_int('drift_counting', 1) = 0
+        ORDER BY 1, 2
         """;
 
     public const string AddCounts = "SELECT mad.add_profile_counts($1, $2, $3, $4, $5, $6, $7)";

@@ -58,7 +58,7 @@ public sealed class OnlineProfileCounts
             return cached;
         }
 
-        var profiles = await PostgresProfileCounts.BaselineAsync(connection, model, version, cancellationToken);
+        var profiles = await PostgresProfileCounts.BaselineAsync(connection, model, version, cancellationToken) ?? []; // null: counting is off
         JsonObject? mapping = null;
         if (profiles.Count > 0)
         {

@@ -22,17 +22,27 @@ public static class PostgresProfileCounts
         IReadOnlyList<string> inputColumns, IReadOnlyList<OutputColumn> outputColumns, CancellationToken cancellationToken)
     {
         var profiles = await BaselineAsync(connection, model, version, cancellationToken);
+        if (profiles is null)
+        {
+            return null; // counting is off (mad.settings drift_counting = 0)
+        }
+
         return profiles.Count == 0 ? ProfileCounter.Learn(model, version, inputColumns, outputColumns) : ProfileCounter.Create(profiles, inputColumns, outputColumns);
     }
 
-    /// <summary>A version's baseline profiles (none: no baseline).</summary>
-    public static async Task<IReadOnlyList<ColumnProfile>> BaselineAsync(NpgsqlConnection connection, string model, int version, CancellationToken cancellationToken)
+    /// <summary>A version's baseline profiles (none: no baseline); null when counting is off (026_4: drift_counting = 0).</summary>
+    public static async Task<IReadOnlyList<ColumnProfile>?> BaselineAsync(NpgsqlConnection connection, string model, int version, CancellationToken cancellationToken)
     {
         await using var command = new NpgsqlCommand(MonitoringSql.Baseline, connection) { Parameters = { new() { Value = model }, new() { Value = version } } };
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         var profiles = new List<ColumnProfile>();
         while (await reader.ReadAsync(cancellationToken))
         {
+            if (reader.IsDBNull(0))
+            {
+                return null; // the switch's row: counting is off
+            }
+
             profiles.Add(new ColumnProfile(
                 reader.GetString(1),
                 reader.GetString(0) == "input" ? ProfileKind.Input : ProfileKind.Output,
@@ -104,6 +114,6 @@ public static class PostgresProfileCounts
             await command.ExecuteScalarAsync(cancellationToken);
         }
 
-        counter.Adopt(await BaselineAsync(connection, counter.LearningModel!, version, cancellationToken));
+        counter.Adopt(await BaselineAsync(connection, counter.LearningModel!, version, cancellationToken) ?? []);
     }
 }

@@ -110,6 +110,7 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.history_after_refresh()"] = Nobody,
         ["mad.store_first_window(text,integer,text,jsonb)"] = Sidecar,
         ["mad.online_features(text)"] = Sidecar,
+        ["mad.drift_gauges()"] = Sidecar,
         // Edge devices (023): pulls record as mad_user or the device, only mad_device pushes predictions.
         ["mad.record_pull(text,jsonb)"] = "mad_admin mad_device mad_user",
         ["mad.ingest_predictions(text,jsonb)"] = "mad_device",
