@@ -95,6 +95,9 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.key_text_sql(text,text[])"] = Callers,
         ["mad.proportion_test(bigint,bigint,bigint,bigint)"] = Callers,
         ["mad.sample_ratio_check(bigint,bigint,double precision)"] = Callers,
+        // 027: performance in one pass; both run as their caller.
+        ["mad.outcome_metrics(text,interval,timestamp with time zone)"] = Callers,
+        ["mad.key_text_inline_sql(text,text[])"] = Callers,
         ["mad.history_insert(mad.prediction_tables,text)"] = Nobody,
         ["mad.history_rows()"] = Nobody,
         ["mad.attach_history(mad.prediction_tables)"] = Nobody,
