@@ -26,7 +26,7 @@ public static class BenchSuite
     ];
 
     /// <summary>The sections <see cref="RunPostgresAsync"/> takes.</summary>
-    public static readonly string[] Sections = ["all", "online", "stream", "batch", "monitoring", "sync", "image"];
+    public static readonly string[] Sections = ["all", "online", "stream", "batch", "monitoring", "sync", "outcomes", "image"];
 
     /// <summary>The sections <see cref="RunEmbeddedAsync"/> takes.</summary>
     public static readonly string[] EmbeddedSections = ["all", "image"];
@@ -65,6 +65,14 @@ public static class BenchSuite
             var syncRows = rows ?? 1_000_000;
             console.MarkupLineInterpolated($"[bold]Edge sync (PostgreSQL)[/]: mad sync push of {syncRows:N0} device predictions, against a bare COPY of the same rows.");
             await new SyncBench(db, syncRows, rounds ?? 3, console).RunAsync(cancellationToken);
+            return;
+        }
+
+        if (section is "outcomes")
+        {
+            var outcomeRows = rows ?? 1_000_000;
+            console.MarkupLineInterpolated($"[bold]Outcomes (PostgreSQL)[/]: mad.performance over {outcomeRows:N0} predictions with as many outcomes, against a plain join computing accuracy.");
+            await new OutcomesBench(db, outcomeRows, rounds ?? 3, console).RunAsync(cancellationToken);
             return;
         }
 

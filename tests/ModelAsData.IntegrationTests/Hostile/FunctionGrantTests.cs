@@ -104,6 +104,13 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.key_text_sql(text,text[])"] = Callers,
         ["mad.proportion_test(bigint,bigint,bigint,bigint)"] = Callers,
         ["mad.sample_ratio_check(bigint,bigint,double precision)"] = Callers,
+        // 027: performance in one pass; both run as their caller.
+        ["mad.outcome_metrics(text,interval,timestamp with time zone)"] = Callers,
+        ["mad.key_text_inline_sql(text,text[])"] = Callers,
+        ["mad.compare(text,text,text,bigint)"] = Callers,
+        ["mad.welch_test(double precision,double precision,bigint,double precision,double precision,bigint)"] = Callers,
+        ["mad.student_t_p(double precision,double precision)"] = Callers,
+        ["mad.incomplete_beta(double precision,double precision,double precision)"] = Callers,
         ["mad.history_insert(mad.prediction_tables,text)"] = Nobody,
         ["mad.history_rows()"] = Nobody,
         ["mad.attach_history(mad.prediction_tables)"] = Nobody,
@@ -190,8 +197,9 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.create_shadow_view(mad.prediction_tables)"] = Nobody,  // 025
         ["mad.upgrade_shadow_storage(mad.prediction_tables)"] = Nobody,
         ["mad.log_arm()"] = Nobody,
-        ["mad.log_gamma(double precision)"] = Nobody,
-        ["mad.gamma_q(double precision,double precision)"] = Nobody,
+        // Pure math, granted in 027_2 so that the tests run by their callers (proportion_test, welch_test) may use it.
+        ["mad.log_gamma(double precision)"] = Callers,
+        ["mad.gamma_q(double precision,double precision)"] = Callers,
         ["mad.chi_square_99(double precision)"] = Nobody,
         ["mad.ks_p(double precision,double precision,double precision)"] = Nobody,
         ["mad.bin_positions(double precision[])"] = Nobody,

@@ -42,4 +42,23 @@ public sealed class OutcomeAccessTests(PostgresDatabase database) : DatabaseTest
         var shown = await session.QueryAsync<long>($"SELECT n_labeled FROM mad.performance('{name}')");
         Assert.All(shown, n => Assert.Equal(1L, n));
     }
+
+    [Fact(Timeout = 120_000)]
+    public async Task A_reader_without_rights_on_the_outcome_source_cannot_read_labels_through_compare()
+    {
+        var (model, name, outcomes) = await CompareTests.DeployedAsync(Database);
+        await using var roles = new HostileRoles(Database);
+        var (reader, session) = await roles.LoginAsync("reader", "IN ROLE mad_user");
+        var (_, snoop) = await roles.LoginAsync("snoop", "IN ROLE mad_user");
+        await Database.DataSource.ExecuteAsync($"GRANT SELECT ON mad_out.{name} TO {reader}; GRANT USAGE ON SCHEMA public TO {reader}");
+
+        var denied = await session.FailsAsync($"SELECT arm, value, p_value FROM mad.compare('{model}', 'production')");
+        var snooped = await snoop.FailsAsync($"SELECT arm, value FROM mad.compare('{model}', 'production', 'log_loss')");
+        var metrics = await snoop.FailsAsync($"SELECT * FROM mad.outcome_metrics('{name}', '100000 days')");
+
+        Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, denied.SqlState);
+        Assert.Contains(outcomes, denied.MessageText, StringComparison.Ordinal);
+        Assert.All(new[] { snooped, metrics }, e => Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, e.SqlState));
+        Assert.Contains($"mad_out.{name}", snooped.MessageText, StringComparison.Ordinal);
+    }
 }

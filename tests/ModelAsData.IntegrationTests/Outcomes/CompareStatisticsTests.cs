@@ -1,6 +1,6 @@
 namespace ModelAsData.IntegrationTests.Outcomes;
 
-/// <summary>The A/B statistics of issue 17 against its goldens: the two-proportion z-test and the sample-ratio check.</summary>
+/// <summary>The A/B statistics of issue 17 against its goldens: the two-proportion z-test, the sample-ratio check and Welch's t (scipy).</summary>
 public sealed class CompareStatisticsTests(PostgresDatabase database) : DatabaseTests(database)
 {
     [Fact(Timeout = 30_000)]
@@ -25,5 +25,27 @@ public sealed class CompareStatisticsTests(PostgresDatabase database) : Database
         Assert.Equal(18.0, chi, 9);
         Assert.True(mismatch && p < 0.001, $"p = {p}");
         Assert.False(fair);
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task Welch_matches_scipy()
+    {
+        // scipy.stats.ttest_ind_from_stats(0.48, sqrt(0.09), 300, 0.52, sqrt(0.04), 400, equal_var=False) and
+        // t.ppf(0.975, df) for the interval; then a small one (df ≈ 5).
+        var large = (await Database.DataSource.QueryAsync<(double D, double Low, double High, double T, double Df, double P)>(
+            "SELECT difference, ci_low, ci_high, t, df, p_value FROM mad.welch_test(0.52, 0.04, 400, 0.48, 0.09, 300)")).Single();
+        var small = (await Database.DataSource.QueryAsync<(double D, double Low, double High, double T, double Df, double P)>(
+            "SELECT difference, ci_low, ci_high, t, df, p_value FROM mad.welch_test(10, 4, 5, 12.5, 9, 4)")).Single();
+
+        Assert.Equal(-2.0, large.T, 9);
+        Assert.Equal(490.69820051413893, large.Df, 6);
+        Assert.Equal(0.046050936849160146, large.P, 9);
+        Assert.Equal(-0.07929620418985805, large.Low, 9);
+        Assert.Equal(-0.0007037958101420091, large.High, 9);
+        Assert.Equal(1.4314958357846705, small.T, 9);
+        Assert.Equal(5.035182679296346, small.Df, 6);
+        Assert.Equal(0.2113126329582631, small.P, 8);
+        Assert.Equal(-1.9799096063579036, small.Low, 6);
+        Assert.Equal(6.979909606357904, small.High, 6);
     }
 }

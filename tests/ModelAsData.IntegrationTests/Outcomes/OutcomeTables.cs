@@ -1,4 +1,5 @@
 using ModelAsData.IntegrationTests.Batch;
+using ModelAsData.Postgres.Jobs;
 using Npgsql;
 
 namespace ModelAsData.IntegrationTests.Outcomes;
@@ -8,9 +9,10 @@ internal static class OutcomeTables
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    public static async Task<(string Name, string Source, string Outcomes, string Model)> CreateAsync(NpgsqlDataSource dataSource, string labelType = "text")
+    public static async Task<(string Name, string Source, string Outcomes, string Model)> CreateAsync(NpgsqlDataSource dataSource, string labelType = "text",
+        (string Model, PostgresPredictionTables Tables)? served = null)
     {
-        var (model, tables) = await BatchTables.ReadyModelAsync(dataSource);
+        var (model, tables) = served ?? await BatchTables.ReadyModelAsync(dataSource);
         var source = await BatchTables.CreateFlowersAsync(dataSource, 10);
         var name = Sql.UniqueName("scores");
         var outcomes = Sql.UniqueName("events");

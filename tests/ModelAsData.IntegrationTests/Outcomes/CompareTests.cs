@@ -1,0 +1,77 @@
+using ModelAsData.IntegrationTests.Batch;
+
+namespace ModelAsData.IntegrationTests.Outcomes;
+
+/// <summary>
+/// mad.compare: the champion and the canary of model@alias on outcomes, with the test of the difference, the
+/// sample-ratio check and the fixed horizon (an interim look gives no verdict).
+/// </summary>
+public sealed class CompareTests(PostgresDatabase database) : DatabaseTests(database)
+{
+    private sealed record ArmRow(string Arm, int Version, long N, long NLabeled, string MetricName, double? Value, double? Difference,
+        double? Statistic, double? PValue, string? Test, bool? SampleRatioMismatch, bool? Significant, string? Verdict);
+
+    /// <summary>A deployment of a model at 50 % with a table served through it: 200 rows per arm, the champion right on 120, the canary on 160.</summary>
+    internal static async Task<(string Model, string Name, string Outcomes)> DeployedAsync(PostgresDatabase database)
+    {
+        var (model, tables, _) = await BatchTables.TwoReadyVersionsAsync(database);
+        await database.DataSource.ExecuteAsync($"SELECT mad.deploy_canary('{model}', 'production', 2, 50)");
+        var (name, _, outcomes, _) = await OutcomeTables.CreateAsync(database.DataSource, served: (model, tables));
+        await OutcomeTables.ServeAsync(database.DataSource, name, string.Join(", ", Enumerable.Range(0, 400).Select(i =>
+            $"('{i}', {(i < 200 ? 1 : 2)}, '{(i < 200 ? "champion" : "canary")}', '{OutcomeTables.Binary(0.9)}', '2026-11-02 10:00+00')")));
+        // Every prediction is 1; the label is 1 for the first 120 champion rows and the first 160 canary rows.
+        await database.DataSource.ExecuteAsync($"""
+            INSERT INTO public.{outcomes} SELECT g, CASE WHEN g < 120 OR (g >= 200 AND g < 360) THEN '1' ELSE '0' END, '2026-11-02 12:00+00'
+            FROM generate_series(0, 399) g
+            """);
+        return (model, name, outcomes);
+    }
+
+    private async Task<IReadOnlyList<ArmRow>> CompareAsync(string args) => await Database.DataSource.QueryAsync<ArmRow>($"""
+        SELECT arm AS Arm, version AS Version, n AS N, n_labeled AS NLabeled, metric_name AS MetricName, value AS Value, difference AS Difference,
+               statistic AS Statistic, p_value AS PValue, test AS Test, sample_ratio_mismatch AS SampleRatioMismatch, significant AS Significant, verdict AS Verdict
+        FROM mad.compare({args})
+        """);
+
+    [Fact(Timeout = 120_000)]
+    public async Task A_better_canary_is_reported_with_its_z_test_and_no_verdict_before_the_horizon()
+    {
+        var (model, _, _) = await DeployedAsync(Database);
+        var expected = (await Database.DataSource.QueryAsync<(double Z, double P)>("SELECT z, p_value FROM mad.proportion_test(120, 200, 160, 200)")).Single();
+
+        var rows = await CompareAsync($"'{model}', 'production', horizon => 100");
+        var interim = await CompareAsync($"'{model}', 'production'");
+        var loss = await CompareAsync($"'{model}', 'production', 'log_loss', 100");
+
+        Assert.Equal([("champion", 1, 200L, 0.6), ("canary", 2, 200L, 0.8)], rows.Select(r => (r.Arm, r.Version, r.NLabeled, r.Value!.Value)));
+        var canary = rows[1];
+        Assert.Equal(("accuracy", "two-proportion z", false, true, "canary significantly better"),
+            (canary.MetricName, canary.Test, canary.SampleRatioMismatch, canary.Significant, canary.Verdict));
+        Assert.Equal(0.2, canary.Difference!.Value, 12);
+        Assert.Equal(expected.Z, canary.Statistic!.Value, 12);
+        Assert.Equal(expected.P, canary.PValue!.Value, 12);
+        Assert.Null(interim[1].Significant);
+        Assert.StartsWith("interim: 200 and 200 labelled rows", interim[1].Verdict, StringComparison.Ordinal);
+        // Log loss is a mean: Welch's t. Every row scored 0.9 for 1, so the canary (more 1s) has the lower loss.
+        Assert.Equal(("welch t", "canary significantly better"), (loss[1].Test, loss[1].Verdict));
+        Assert.True(loss[1].Difference < 0);
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task A_split_far_from_the_deployed_percent_is_flagged()
+    {
+        var (model, name, outcomes) = await DeployedAsync(Database);
+        // 300 more champion rows: 500 against 200 at 50 %.
+        await OutcomeTables.ServeAsync(Database.DataSource, name, string.Join(", ", Enumerable.Range(1000, 300).Select(i =>
+            $"('{i}', 1, 'champion', '{OutcomeTables.Binary(0.9)}', '2026-11-02 10:00+00')")));
+        await Database.DataSource.ExecuteAsync($"INSERT INTO public.{outcomes} SELECT g, '1', '2026-11-02 12:00+00' FROM generate_series(1000, 1299) g");
+
+        var rows = await CompareAsync($"'{model}', 'production', horizon => 100");
+
+        Assert.Equal((500L, 200L), (rows[0].N, rows[1].N));
+        Assert.True(rows[1].SampleRatioMismatch);
+        Assert.StartsWith("sample ratio mismatch", rows[1].Verdict, StringComparison.Ordinal);
+        var unknown = await Database.DataSource.FailsAsync($"SELECT * FROM mad.compare('{model}', 'production', 'accurracy')");
+        Assert.Equal(Npgsql.PostgresErrorCodes.InvalidParameterValue, unknown.SqlState);
+    }
+}
