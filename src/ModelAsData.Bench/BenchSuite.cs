@@ -27,6 +27,7 @@ public static class BenchSuite
 
     /// <summary>The sections <see cref="RunPostgresAsync"/> takes.</summary>
     public static readonly string[] Sections = ["all", "online", "stream", "batch", "monitoring", "sync", "outcomes", "image"];
+    public static readonly string[] Sections = ["all", "online", "stream", "batch", "monitoring", "sync", "image", "export"];
 
     /// <summary>The sections <see cref="RunEmbeddedAsync"/> takes.</summary>
     public static readonly string[] EmbeddedSections = ["all", "image"];
@@ -39,6 +40,15 @@ public static class BenchSuite
     private static readonly (string Figure, string Reference, double Goal)[] s_monitoringRatios =
     [
         (PostgresBench.MonitoringOn, PostgresBench.MonitoringOff, 0.97),
+    ];
+
+    /// <summary>Issue 17: exporting a training set keeps at least half the rate of a bare COPY of the same columns.</summary>
+    private static readonly (string Figure, string Reference, double Goal)[] s_exportRatios =
+    [
+        (ExportBench.Csv, ExportBench.BareTable, 0.5),
+        (ExportBench.Csv, ExportBench.BareJoin, 0),
+        (ExportBench.Mixed, ExportBench.BareTable, 0),
+        (ExportBench.Parquet, ExportBench.BareTable, 0),
     ];
 
     /// <summary>
@@ -73,6 +83,12 @@ public static class BenchSuite
             var outcomeRows = rows ?? 1_000_000;
             console.MarkupLineInterpolated($"[bold]Outcomes (PostgreSQL)[/]: mad.performance over {outcomeRows:N0} predictions with as many outcomes, against a plain join computing accuracy.");
             await new OutcomesBench(db, outcomeRows, rounds ?? 3, console).RunAsync(cancellationToken);
+        if (section is "export")
+        {
+            var exportRows = rows ?? 1_000_000;
+            console.MarkupLineInterpolated($"[bold]Training-set export (PostgreSQL)[/]: {exportRows:N0} labelled rows to files, against bare COPYs of the same columns.");
+            var export = new ExportBench(db, exportRows, rounds ?? 5, Log(console));
+            MeasurementReport.Print(console, await export.RunAsync(cancellationToken), markdown, s_exportRatios);
             return;
         }
 

@@ -58,7 +58,7 @@ public sealed class PostgresTrainingSets(NpgsqlDataSource dataSource)
             foreach (var (part, path, holdout, counts) in parts)
             {
                 var take = plan.ByKind ? (counts.New, counts.Old) : (counts.Rows, 0L);
-                var selection = TrainingSetSql.Selection(holdout, plan.ByKind, take.Item1, take.Item2, "*");
+                var selection = TrainingSetSql.Selection(holdout, plan.ByKind, take.Item1, take.Item2, "*", wholePool: counts);
                 long rows = 0, newRows = 0;
                 await using (var read = new NpgsqlCommand(TrainingSetSql.Versions(selection), connection))
                 await using (var reader = await read.ExecuteReaderAsync(cancellationToken))
