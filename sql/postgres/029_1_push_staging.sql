@@ -76,11 +76,9 @@ BEGIN
             HINT = 'Push the models here first, or pull the device from the database it was scored against.';
   END IF;
 
-  -- In primary-key order, so the index grows at its right edge instead of splitting pages all over.
   INSERT INTO mad.edge_predictions (device, prediction_table, key, model, version, arm, outputs, scored_at)
   SELECT device_id, r.prediction_table, r.key, r.model, r.version, r.arm, r.outputs, r.scored_at
   FROM pg_temp.mad_push_rows r
-  ORDER BY r.prediction_table, r.key, r.scored_at
   ON CONFLICT DO NOTHING;
   GET DIAGNOSTICS added = ROW_COUNT;
   TRUNCATE pg_temp.mad_push_rows;
@@ -89,12 +87,6 @@ BEGIN
   RETURN added;
 END
 $$;
-
--- 023's foreign keys checked each pushed row with a query of its own (two per row: half of a million-row push). Every
--- row now comes through finish_push, which has claimed the device (its row locked until commit) and checked each
--- distinct version once; neither devices nor versions are ever deleted (no function does, nobody holds DELETE), and
--- mad_history's rows name their versions without a foreign key too.
-ALTER TABLE mad.edge_predictions DROP CONSTRAINT edge_predictions_device_fkey, DROP CONSTRAINT edge_predictions_model_version_fkey;
 
 REVOKE ALL ON FUNCTION mad.begin_push(text), mad.staged_push_rows(), mad.finish_push(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mad.begin_push(text), mad.finish_push(text) TO mad_device;
