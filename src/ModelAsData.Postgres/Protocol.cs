@@ -132,5 +132,6 @@ public static class Protocol
         public const int RequestSessionFailed = 2602;
 
         public const int PredictionLogWriteFailed = 2701;
+        public const int OnlineDriftCountFailed = 2702;
     }
 }

@@ -32,6 +32,9 @@ public sealed partial class SqliteModelRegistry : IModelRegistry
 
     public string Kind => "sqlite";
 
+    /// <summary>Versions larger than this many bytes are stored in chunks of this size (<see cref="SqliteVersionBytes"/>). Default 16 MiB.</summary>
+    public int ChunkBytes { get; init; } = ModelChunks.DefaultBytes;
+
     /// <summary>The connection the registry works on; <c>predict()</c> can be registered on it too.</summary>
     public SqliteConnection Connection { get; }
 
@@ -53,19 +56,32 @@ public sealed partial class SqliteModelRegistry : IModelRegistry
 
     public Task MigrateAsync(CancellationToken cancellationToken = default) => SqliteMigrator.MigrateAsync(Connection, cancellationToken);
 
+    /// <summary>Reads the stream whole (the version is validated in-process, so ONNX Runtime holds it anyway), then pushes it.</summary>
+    public async Task<ModelVersion> PushAsync(string model, Stream onnx, JsonObject metadata, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(onnx);
+        Names.Validate(model, "model");
+        var bytes = ModelChunks.Allocate(model, 0, onnx.Length - onnx.Position);
+        await onnx.ReadExactlyAsync(bytes, cancellationToken);
+        return await PushAsync(model, bytes, metadata, cancellationToken);
+    }
+
     public async Task<ModelVersion> PushAsync(string model, byte[] onnx, JsonObject metadata, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(onnx);
         Names.Validate(model, "model");
         var sha256 = Convert.ToHexStringLower(SHA256.HashData(onnx));
         var signature = _cache.GetOrLoad(sha256, () => onnx).Signature; // Throws ONNX Runtime's reason; nothing is stored.
         var now = SqliteTime.Now();
         using var transaction = Connection.BeginTransaction(deferred: false);
         var version = await Connection.ExecuteScalarAsync<long>(Command(SqliteRegistrySql.NextVersion, new { model, by = Environment.UserName, at = now }, transaction, cancellationToken));
+        var chunks = SqliteVersionBytes.ChunksFor(onnx.LongLength, ChunkBytes);
         await Execute(SqliteRegistrySql.InsertVersion, new
         {
             model,
             version,
-            onnx,
+            onnx = chunks == 0 ? onnx : Array.Empty<byte>(),
+            chunks,
             sha256,
             size = onnx.LongLength,
             status = "ready",
@@ -75,6 +91,11 @@ public sealed partial class SqliteModelRegistry : IModelRegistry
             by = Environment.UserName,
             at = now,
         }, transaction, cancellationToken);
+        if (chunks > 0)
+        {
+            await SqliteVersionBytes.WriteChunksAsync(Connection, transaction, model, version, onnx, ChunkBytes, cancellationToken);
+        }
+
         await transaction.CommitAsync(cancellationToken);
         return await GetVersionAsync(model, (int)version, cancellationToken);
     }
@@ -122,8 +143,9 @@ public sealed partial class SqliteModelRegistry : IModelRegistry
         return newest?.ToModelVersion() ?? throw SqliteRegistryMessages.NoReadyVersion(reference.Model, await VersionStatusesAsync(reference.Model, cancellationToken));
     }
 
+    /// <summary>The version's bytes, from its chunks when it has them, checked against its sha256.</summary>
     public async Task<byte[]> LoadBytesAsync(string model, int version, CancellationToken cancellationToken = default) =>
-        await Connection.ExecuteScalarAsync<byte[]>(Command(SqliteRegistrySql.Bytes, new { model, version }, null, cancellationToken))
+        await SqliteVersionBytes.ReadAsync(Connection, SqliteDatabase.OpenTransaction(Connection), model, version, cancellationToken)
         ?? throw await VersionNotFoundAsync(model, version, cancellationToken);
 
     public async Task<IReadOnlyDictionary<string, int>> AliasesAsync(string model, CancellationToken cancellationToken = default)

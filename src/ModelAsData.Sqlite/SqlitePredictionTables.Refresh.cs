@@ -39,10 +39,12 @@ public sealed partial class SqlitePredictionTables
         var deployment = await new SqliteDeployments(_registry).ServingAsync(ModelReference.Parse(table.Model), cancellationToken);
         var canary = deployment?.CanaryVersion is { } canaryVersion ? await CanaryModelAsync(table, version.Model, canaryVersion, cancellationToken) : null;
 
-        // Drift monitoring: the champion's rows are counted into its baseline bins as they pass, added with the rows;
-        // a canary's rows are not counted yet (docs/MONITORING.md).
-        var counter = await SqliteMonitoring.CounterAsync(Connection, version.Model, version.Version,
-            mapping.SlotColumns.Distinct(StringComparer.Ordinal).ToList(), table.Columns, cancellationToken);
+        // Drift monitoring: rows are counted into their version's baseline bins as they pass, added with the rows; a
+        // canary's rows under the canary version, against its own baseline (or first window).
+        var profiledColumns = mapping.SlotColumns.Distinct(StringComparer.Ordinal).ToList();
+        var counter = await SqliteMonitoring.CounterAsync(Connection, version.Model, version.Version, profiledColumns, table.Columns, cancellationToken);
+        var canaryCounter = canary is null ? null
+            : await SqliteMonitoring.CounterAsync(Connection, version.Model, deployment!.CanaryVersion!.Value, profiledColumns, table.Columns, cancellationToken);
         using var transaction = Connection.BeginTransaction(deferred: false);
         if (!await HasArmAsync(Connection, name, cancellationToken))
         {
@@ -66,7 +68,7 @@ public sealed partial class SqlitePredictionTables
                 var (champion, championFailed) = await ScoreIntoAsync(table, model, version.Version, Arms.Champion,
                     keys => deployment!.ArmOf(StickyBucket.KeyText(keys)) == Arms.Champion, mapping, total, progress, counter, null, cancellationToken);
                 var (canaryRows, canaryFailed) = await ScoreIntoAsync(table, canary, deployment!.CanaryVersion!.Value, Arms.Canary,
-                    keys => deployment.ArmOf(StickyBucket.KeyText(keys)) == Arms.Canary, mapping, total, progress, null, null, cancellationToken);
+                    keys => deployment.ArmOf(StickyBucket.KeyText(keys)) == Arms.Canary, mapping, total, progress, canaryCounter, null, cancellationToken);
                 (rows, failed) = (champion + canaryRows, championFailed + canaryFailed);
             }
         }
@@ -81,6 +83,11 @@ public sealed partial class SqlitePredictionTables
         if (counter is not null)
         {
             SqliteMonitoring.AddCounts(Connection, transaction, name, version.Version, DateTimeOffset.UtcNow, counter);
+        }
+
+        if (canaryCounter is not null)
+        {
+            SqliteMonitoring.AddCounts(Connection, transaction, name, deployment!.CanaryVersion!.Value, DateTimeOffset.UtcNow, canaryCounter);
         }
 
         await Connection.ExecuteAsync(new CommandDefinition(SqliteTableSql.Refreshed,

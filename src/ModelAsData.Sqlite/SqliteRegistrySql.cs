@@ -15,16 +15,14 @@ internal static class SqliteRegistrySql
         """;
 
     public const string InsertVersion = """
-        INSERT INTO mad_model_versions (model, version, onnx, sha256, size_bytes, status, reason, signature, metadata,
+        INSERT INTO mad_model_versions (model, version, onnx, chunks, sha256, size_bytes, status, reason, signature, metadata,
                                         created_by, created_at, validated_by, validated_at)
-        VALUES (@model, @version, @onnx, @sha256, @size, @status, @reason, @signature, @metadata, @by, @at, @by, @at)
+        VALUES (@model, @version, @onnx, @chunks, @sha256, @size, @status, @reason, @signature, @metadata, @by, @at, @by, @at)
         """;
 
     public const string Version = $"SELECT {VersionColumns} FROM mad_model_versions WHERE model = @model AND version = @version";
 
     public const string NewestReady = $"SELECT {VersionColumns} FROM mad_model_versions WHERE model = @model AND status = 'ready' ORDER BY version DESC LIMIT 1";
-
-    public const string Bytes = "SELECT onnx FROM mad_model_versions WHERE model = @model AND version = @version";
 
     public const string ModelNames = "SELECT name FROM mad_models ORDER BY name";
 

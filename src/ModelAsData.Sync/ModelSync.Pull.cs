@@ -5,6 +5,7 @@ using Dapper;
 using Microsoft.Data.Sqlite;
 using ModelAsData.Core;
 using ModelAsData.Core.Onnx;
+using ModelAsData.Core.Registry;
 using ModelAsData.Postgres;
 using ModelAsData.Sqlite;
 using Npgsql;
@@ -67,7 +68,7 @@ public static partial class ModelSync
     private sealed record CentralModel(string Name, int LastVersion, string CreatedBy, DateTime CreatedAt, DateTime UpdatedAt);
 
     private sealed record CentralVersion(string Model, int Version, string Sha256, long SizeBytes, string Status, string? Reason, string? Signature,
-        string Metadata, string CreatedBy, DateTime CreatedAt, string? ValidatedBy, DateTime? ValidatedAt)
+        string Metadata, string CreatedBy, DateTime CreatedAt, string? ValidatedBy, DateTime? ValidatedAt, int Chunks)
     {
         public byte[]? Onnx { get; set; }
     }
@@ -171,8 +172,9 @@ public static partial class ModelSync
                     continue;
                 }
 
-                var onnx = await connection.QuerySingleAsync<byte[]>(new CommandDefinition(
-                    "SELECT mad.device_version_bytes(@model, @version)", new { model, version }, transaction, cancellationToken: cancellationToken));
+                var onnx = row.Chunks == 0
+                    ? await connection.QuerySingleAsync<byte[]>(new CommandDefinition(SyncSql.CentralBytes, new { model, version }, transaction, cancellationToken: cancellationToken))
+                    : await CentralChunksAsync(connection, transaction, row, cancellationToken);
                 var actual = Convert.ToHexStringLower(SHA256.HashData(onnx));
                 if (actual != row.Sha256)
                 {
@@ -208,6 +210,26 @@ public static partial class ModelSync
         }
     }
 
+    /// <summary>A chunked central version (030), chunk by chunk into one array of its size.</summary>
+    private static async Task<byte[]> CentralChunksAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CentralVersion row, CancellationToken cancellationToken)
+    {
+        var bytes = ModelChunks.Allocate(row.Model, row.Version, row.SizeBytes);
+        var offset = 0;
+        for (var n = 0; n < row.Chunks; n++)
+        {
+            var chunk = await connection.QuerySingleAsync<byte[]>(new CommandDefinition(SyncSql.CentralChunk, new { model = row.Model, version = row.Version, n }, transaction, cancellationToken: cancellationToken));
+            if (chunk.Length > bytes.Length - offset)
+            {
+                throw ModelChunks.Corrupt(row.Model, row.Version, $"its chunk {n} ends past its {row.SizeBytes:N0} bytes");
+            }
+
+            chunk.CopyTo(bytes, offset);
+            offset += chunk.Length;
+        }
+
+        return bytes;
+    }
+
     private static async Task<PullResult> WriteDeviceAsync(SqliteConnection device, Snapshot snapshot, PullOptions options, CancellationToken cancellationToken)
     {
         // BEGIN IMMEDIATE: the file's write lock for the whole copy; SQLite's journal undoes it all if the process dies.
@@ -222,11 +244,18 @@ public static partial class ModelSync
         var copied = 0;
         foreach (var v in snapshot.Versions.Where(v => v.Onnx is not null))
         {
+            var chunks = SqliteVersionBytes.ChunksFor(v.Onnx!.LongLength);
             await device.ExecuteAsync(new CommandDefinition(SyncSql.DeviceVersion, new
             {
-                v.Model, v.Version, v.Onnx, v.Sha256, v.SizeBytes, v.Status, v.Reason, v.Signature, v.Metadata, v.CreatedBy,
+                v.Model, v.Version, Onnx = chunks == 0 ? v.Onnx : Array.Empty<byte>(), Chunks = chunks, v.Sha256, v.SizeBytes, v.Status, v.Reason, v.Signature, v.Metadata, v.CreatedBy,
                 createdAt = SyncTime.Text(v.CreatedAt), v.ValidatedBy, validatedAt = v.ValidatedAt is { } at ? SyncTime.Text(at) : null,
             }, transaction, cancellationToken: cancellationToken));
+            if (chunks > 0)
+            {
+                // Larger than one SQLite value may hold (1 GB) or than one chunk: chunked on the device too (017).
+                await SqliteVersionBytes.WriteChunksAsync(device, transaction, v.Model, v.Version, v.Onnx, cancellationToken: cancellationToken);
+            }
+
             copied++;
         }
 

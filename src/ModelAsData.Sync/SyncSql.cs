@@ -23,9 +23,14 @@ internal static class SyncSql
     public const string CentralVersion = """
         SELECT model AS Model, version AS Version, sha256 AS Sha256, size_bytes AS SizeBytes, status AS Status, reason AS Reason,
                signature::text AS Signature, metadata::text AS Metadata, created_by AS CreatedBy, created_at AS CreatedAt,
-               validated_by AS ValidatedBy, validated_at AS ValidatedAt
+               validated_by AS ValidatedBy, validated_at AS ValidatedAt, chunks AS Chunks
         FROM mad.model_versions WHERE model = @model AND version = @version
         """;
+
+    // A version's bytes whole (chunks = 0), or one chunk of a chunked one (030).
+    public const string CentralBytes = "SELECT mad.device_version_bytes(@model, @version)";
+
+    public const string CentralChunk = "SELECT mad.device_version_chunk(@model, @version, @n)";
 
     // A model pushed on the device too keeps the larger counter, so its next local push does not reuse a number.
     public const string DeviceModel = """
@@ -34,8 +39,8 @@ internal static class SyncSql
         """;
 
     public const string DeviceVersion = """
-        INSERT INTO mad_model_versions (model, version, onnx, sha256, size_bytes, status, reason, signature, metadata, created_by, created_at, validated_by, validated_at)
-        VALUES (@Model, @Version, @Onnx, @Sha256, @SizeBytes, @Status, @Reason, @Signature, @Metadata, @CreatedBy, @createdAt, @ValidatedBy, @validatedAt)
+        INSERT INTO mad_model_versions (model, version, onnx, chunks, sha256, size_bytes, status, reason, signature, metadata, created_by, created_at, validated_by, validated_at)
+        VALUES (@Model, @Version, @Onnx, @Chunks, @Sha256, @SizeBytes, @Status, @Reason, @Signature, @Metadata, @CreatedBy, @createdAt, @ValidatedBy, @validatedAt)
         """;
 
     // The move is recorded as the central one was made, so alias_at on the device answers as it does centrally.

@@ -22,6 +22,9 @@ internal static class ModelsCommand
         return models;
     }
 
+    /// <summary>Models up to this size are loaded by the CLI before they are pushed; larger ones are streamed.</summary>
+    private const long LocalCheckBytes = 64L * 1024 * 1024;
+
     private static Command Push(CliContext cli)
     {
         var name = new Argument<string>("name") { Description = "The model's name, e.g. churn." };
@@ -38,14 +41,30 @@ internal static class ModelsCommand
                 throw new ModelAsDataException(ErrorCode.InvalidArgument, $"No file {path.FullName}: give the path of an .onnx file.");
             }
 
-            var bytes = await File.ReadAllBytesAsync(path.FullName, ct);
-            // Fail fast with ONNX Runtime's reason, whichever store validates later: nothing is registered.
-            var signature = MadStore.Cache.GetOrLoad(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes)), () => bytes).Signature;
+            // A model up to 64 MiB is loaded here first, to fail fast with ONNX Runtime's reason whichever store
+            // validates later (nothing is registered). A larger one is streamed from the file in chunks, never held
+            // whole here: PostgreSQL's sidecar validates it, the embedded store as it stores it.
+            ModelSignature? signature = null;
+            await using var onnx = File.OpenRead(path.FullName);
+            if (onnx.Length <= LocalCheckBytes)
+            {
+                var bytes = await File.ReadAllBytesAsync(path.FullName, ct);
+                signature = MadStore.Cache.GetOrLoad(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes)), () => bytes).Signature;
+            }
+
             await using var store = await MadStore.OpenAsync(cli.RequireDb(parse), ct);
-            var version = await store.Registry.PushAsync(parse.GetValue(name)!, bytes, Metadata(parse.GetValue(meta) ?? []), ct);
+            var version = await store.Registry.PushAsync(parse.GetValue(name)!, onnx, Metadata(parse.GetValue(meta) ?? []), ct);
             cli.Console.MarkupLineInterpolated($"Pushed [bold]{version}[/] ({version.SizeBytes:N0} bytes, sha256 {version.Sha256[..12]}…): {version.Status.ToString().ToLowerInvariant()}.");
-            cli.Console.MarkupLineInterpolated($"  inputs:  {signature.DescribeInputs()}");
-            cli.Console.MarkupLineInterpolated($"  columns: {string.Join(", ", signature.Columns.Select(c => c.Name))}");
+            if ((signature ?? version.Signature) is { } known)
+            {
+                cli.Console.MarkupLineInterpolated($"  inputs:  {known.DescribeInputs()}");
+                cli.Console.MarkupLineInterpolated($"  columns: {string.Join(", ", known.Columns.Select(c => c.Name))}");
+            }
+            else
+            {
+                cli.Console.MarkupLineInterpolated($"  inputs and columns: once a sidecar has validated it (mad models show {version})");
+            }
+
             if (parse.GetValue(alias) is { } target)
             {
                 if (version.Status == VersionStatus.Pending)

@@ -183,6 +183,28 @@ public sealed class ProfileCounter
         }
     }
 
+    /// <summary>
+    /// One output value as an online answer holds it (a double, long, string, or null: the request failed), for the
+    /// output <paramref name="column"/> of the counter's output columns. Not for a learning counter (ignored).
+    /// </summary>
+    public void CountOutput(int column, object? value)
+    {
+        if (_outputs.Learners is not null || column >= _outputs.Profiles.Length || _outputs.Profiles[column] is not { } profile)
+        {
+            return;
+        }
+
+        _outputs.Add(column, value switch
+        {
+            null => -1,
+            string s => profile.BinOf(s),
+            long l => profile.BinOf(l),
+            double d => double.IsNaN(d) ? -1 : profile.BinOf(d),
+            bool b => profile.BinOf(b ? 1 : 0),
+            _ => -1,
+        });
+    }
+
     /// <summary>The counts so far (only bins with rows), and starts again from zero. Call when neither side is counting.</summary>
     public IReadOnlyList<ProfileCount> Drain()
     {

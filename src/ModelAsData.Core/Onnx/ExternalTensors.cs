@@ -1,5 +1,5 @@
 using Google.Protobuf;
-using ModelAsData.Core.Onnx.Proto;
+using ModelAsData.Core.Onnx.Outline;
 
 namespace ModelAsData.Core.Onnx;
 
@@ -9,24 +9,15 @@ namespace ModelAsData.Core.Onnx;
 /// own file system (relative to its working directory), so a pushed model could read any file the sidecar may read
 /// into its weights, or fail on one machine and not another. Every TensorProto is checked: initializers, sparse
 /// initializers, node attributes (Constant's value and the like), subgraphs (If, Loop, Scan), functions and training
-/// graphs.
+/// graphs. The walk reads the model's outline (onnx_outline.proto): its weights are skipped, never copied.
 /// </summary>
 internal static class ExternalTensors
 {
     /// <summary>Throws <see cref="ErrorCode.InvalidModel"/> naming the first tensor with external data.</summary>
-    public static void Refuse(byte[] onnx)
+    /// <param name="model">The model's outline (<see cref="Outline(byte[])"/>); null when the bytes are not a model, which ONNX Runtime then says.</param>
+    public static void Refuse(ModelProto? model)
     {
-        ModelProto model;
-        try
-        {
-            model = ModelProto.Parser.ParseFrom(onnx);
-        }
-        catch (InvalidProtocolBufferException)
-        {
-            return; // Not a model: ONNX Runtime gives its own reason.
-        }
-
-        if (Find(model) is { } tensor)
+        if (model is not null && Find(model) is { } tensor)
         {
             throw new ModelAsDataException(ErrorCode.InvalidModel,
                 $"Tensor {tensor} keeps its data in an external file (data_location = EXTERNAL), which is refused: a model is " +
@@ -34,6 +25,22 @@ internal static class ExternalTensors
                 "that file: in Python, onnx.save_model(onnx.load(path), new_path, save_as_external_data=False).");
         }
     }
+
+    /// <summary>The outline of a model (no tensor's data), or null when the bytes are not one.</summary>
+    public static ModelProto? Outline(byte[] onnx)
+    {
+        try
+        {
+            return ModelProto.Parser.WithDiscardUnknownFields(true).ParseFrom(onnx);
+        }
+        catch (InvalidProtocolBufferException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>As <see cref="Find(ModelProto)"/>, on a model's bytes.</summary>
+    internal static string? Find(byte[] onnx) => Outline(onnx) is { } model ? Find(model) : null;
 
     /// <summary>A description of the first tensor with external data ("'name'", or where an unnamed one is), or null.</summary>
     internal static string? Find(ModelProto model)

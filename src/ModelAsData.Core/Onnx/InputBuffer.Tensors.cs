@@ -39,7 +39,10 @@ internal sealed partial class InputBuffer
         {
             if (set(this, start + i, values[i]) is { } error)
             {
-                return $"element {i.ToString(CultureInfo.InvariantCulture)}: {error}";
+                // A NULL element in the words PostgreSQL's arrays get (PostgresArrays, FeatureSlots): one rule, one message.
+                return values[i] is null
+                    ? $"the array holds a NULL at element {i.ToString(CultureInfo.InvariantCulture)}, which cannot feed input '{Spec.Name}'"
+                    : $"element {i.ToString(CultureInfo.InvariantCulture)}: {error}";
             }
         }
 

@@ -47,8 +47,9 @@ public sealed class OnnxModel : IDisposable
                 $"The model is {onnx.LongLength:N0} bytes; the limit is {options.MaxModelBytes:N0}. Raise it with MAD_MAX_MODEL_BYTES if this is intended.");
         }
 
-        ExternalTensors.Refuse(onnx);
-        var (bytes, classes) = ZipMapRemover.Rewrite(onnx);
+        var outline = ExternalTensors.Outline(onnx);
+        ExternalTensors.Refuse(outline);
+        var (bytes, classes) = ZipMapRemover.Rewrite(onnx, outline);
         OnnxRuntimeSetup.EnsureInitialised();
         InferenceSession session;
         using (var sessionOptions = CreateSessionOptions(options))
@@ -61,6 +62,11 @@ public sealed class OnnxModel : IDisposable
             {
                 throw new ModelAsDataException(ErrorCode.InvalidModel, $"ONNX Runtime cannot load the model: {e.Message}", e);
             }
+        }
+
+        if (onnx.LongLength >= MemoryReclaim.LargeModelBytes)
+        {
+            MemoryReclaim.Soon();
         }
 
         try

@@ -5,8 +5,11 @@ namespace ModelAsData.Core.Onnx;
 /// <param name="MaxModelBytes">The largest model accepted.</param>
 public sealed record ScoringOptions(int IntraOpThreads = 1, long MaxModelBytes = ScoringOptions.DefaultMaxModelBytes)
 {
-    /// <summary>256 MiB: larger than any tabular model, small enough to keep as a bytea.</summary>
-    public const long DefaultMaxModelBytes = 256L * 1024 * 1024;
+    /// <summary>
+    /// 2 GiB less 57 bytes, the largest array .NET holds (ONNX's own limit is 2 GiB): models larger than a chunk are
+    /// stored and read in chunks (docs/LARGE_MODELS.md).
+    /// </summary>
+    public const long DefaultMaxModelBytes = 2147483591;
 
     public static ScoringOptions Default { get; } = FromEnvironment();
 

@@ -15,9 +15,21 @@ internal static class ZipMapRemover
 
     /// <summary>The rewritten model, or the original bytes when there is no ZipMap that feeds a graph output.</summary>
     /// <returns>The bytes to load, and the class labels of each rewritten output, by output name.</returns>
-    public static (byte[] Bytes, IReadOnlyDictionary<string, IReadOnlyList<string>> Classes) Rewrite(byte[] model)
+    public static (byte[] Bytes, IReadOnlyDictionary<string, IReadOnlyList<string>> Classes) Rewrite(byte[] model) =>
+        Rewrite(model, ExternalTensors.Outline(model));
+
+    /// <summary>
+    /// As <see cref="Rewrite(byte[])"/>, parsing the model whole only when its outline has a ZipMap: a large model
+    /// (which has none) is not copied here.
+    /// </summary>
+    public static (byte[] Bytes, IReadOnlyDictionary<string, IReadOnlyList<string>> Classes) Rewrite(byte[] model, Outline.ModelProto? outline)
     {
         var none = new Dictionary<string, IReadOnlyList<string>>();
+        if (outline?.Graph is not { } outlined || !outlined.Node.Any(n => n.OpType == "ZipMap"))
+        {
+            return (model, none);
+        }
+
         ModelProto proto;
         try
         {

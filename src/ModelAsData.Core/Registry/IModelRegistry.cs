@@ -22,6 +22,13 @@ public interface IModelRegistry : IAsyncDisposable
     Task<ModelVersion> PushAsync(string model, byte[] onnx, JsonObject metadata, CancellationToken cancellationToken = default);
 
     /// <summary>
+    /// As the overload that takes bytes, for a model read from <paramref name="onnx"/> (a stream with a length, from
+    /// its position to its end, e.g. a file): stored in chunks as it is read, so a model of any size up to 2 GB is
+    /// never whole in this process on the way to the database, and a push that fails half way stores nothing.
+    /// </summary>
+    Task<ModelVersion> PushAsync(string model, Stream onnx, JsonObject metadata, CancellationToken cancellationToken = default);
+
+    /// <summary>
     /// Waits until a version is validated and returns it <c>ready</c> or <c>rejected</c>. A store that validates as it
     /// pushes returns at once; one validated by a sidecar throws <see cref="ErrorCode.Timeout"/> after
     /// <paramref name="timeout"/>, saying whether any sidecar runs.

@@ -211,6 +211,9 @@ public sealed partial class RefreshTaskRunner
     /// <summary>The canary a job fixed when it started: its model and version, and which keys it serves.</summary>
     private sealed record JobCanary(OnnxModel Model, int Version, long Seed, double Percent)
     {
+        /// <summary>Drift monitoring: the canary's rows, counted against the canary version's own baseline (or first window).</summary>
+        public Core.Monitoring.ProfileCounter? Counter { get; init; }
+
         public bool Serves(string keyText) => Core.Deployments.StickyBucket.InCanary(Seed, keyText, Percent);
     }
 

@@ -199,12 +199,8 @@ public sealed partial class RefreshTaskRunner
                 SetShadow(batch, row, keyText);
                 batch.Canary[row] = canary;
                 var scorer = canary ? batch.CanaryScorer! : batch.Scorer;
-                if (!canary)
-                {
-                    // Drift monitoring counts the champion's rows against its baseline, on this (the read) thread; a
-                    // canary's rows are not counted yet (docs/MONITORING.md).
-                    _counter?.CountInputs(batch.IsNull, batch.Number, batch.Text);
-                }
+                // Drift monitoring, on this (the read) thread: each arm's rows against its own version's baseline.
+                (canary ? _canary!.Counter : _counter)?.CountInputs(batch.IsNull, batch.Number, batch.Text);
 
                 scorer.BeginRow();
                 var error = (canary ? _canarySlots! : _slots).Set(scorer, batch.IsNull, batch.Number, batch.Text, batch.Tensor);
@@ -320,10 +316,7 @@ public sealed partial class RefreshTaskRunner
                 }
 
                 var scorerRow = batch.ScorerRow[row];
-                if (!canary)
-                {
-                    _counter?.CountOutputs(scored, scorerRow); // drift monitoring, on this (the write) thread
-                }
+                (canary ? _canary!.Counter : _counter)?.CountOutputs(scored, scorerRow); // drift monitoring, on this (the write) thread
 
                 for (var c = 0; c < columns.Count; c++)
                 {

@@ -63,6 +63,12 @@ public sealed partial class RefreshTaskRunner
         var (shadow, shadowRows) = await ShadowAsync(task, plan, writer, cancellationToken);
         // Drift monitoring: rows are counted into the version's baseline bins as they pass, added with the rows.
         var counter = await Monitoring.PostgresProfileCounts.CounterAsync(writer, task.Model, task.Version, plan.FeatureColumns, plan.Columns, cancellationToken);
+        if (canary is not null)
+        {
+            // A canary's rows count under the canary version, against its own baseline (or its first window).
+            canary = canary with { Counter = await Monitoring.PostgresProfileCounts.CounterAsync(writer, task.Model, canary.Version, plan.FeatureColumns, plan.Columns, cancellationToken) };
+        }
+
         await using var transaction = await writer.BeginTransactionAsync(cancellationToken);
         var (rows, failed) = await CopyThroughPipelineAsync(model, plan, task.Version, canary, counter, reader, writer, cancellationToken, shadow, shadowRows);
         if (shadowRows is not null)
@@ -73,6 +79,11 @@ public sealed partial class RefreshTaskRunner
         if (counter is not null)
         {
             await Monitoring.PostgresProfileCounts.AddAsync(writer, transaction, task.Table, task.Version, DateTime.UtcNow, counter, cancellationToken);
+        }
+
+        if (canary?.Counter is { } canaryCounter)
+        {
+            await Monitoring.PostgresProfileCounts.AddAsync(writer, transaction, task.Table, canary.Version, DateTime.UtcNow, canaryCounter, cancellationToken);
         }
 
         // A read like the owner's own: what the source's code wrote (a view's function) stays, as it would for them.
@@ -96,23 +107,13 @@ public sealed partial class RefreshTaskRunner
     /// </summary>
     private async Task<(TaskPlan Plan, byte[]? Bytes)> PlanAndReadAsOwnerAsync(NpgsqlConnection reader, RefreshTask task, CancellationToken cancellationToken)
     {
-        var needBytes = !_cache.Contains(task.Sha256);
+        // The bytes (when the cache lacks them) are read as the sidecar, before the switch: chunk by chunk for a large model.
+        var bytes = _cache.Contains(task.Sha256) ? null : await Registry.PostgresVersionBytes.ReadAsync(reader, task.Model, task.Version, cancellationToken);
         await using var batch = new NpgsqlBatch(reader) { BatchCommands = { new(TableSql.Plan) { Parameters = { new() { Value = task.TaskId } } } } };
-        if (needBytes)
-        {
-            batch.BatchCommands.Add(new(TableSql.Bytes) { Parameters = { new() { Value = task.Model }, new() { Value = task.Version } } });
-        }
-
         batch.BatchCommands.Add(new(TableSql.ReadAsOwner) { Parameters = { new() { Value = task.Table } } });
         await using var result = await batch.ExecuteReaderAsync(cancellationToken);
         await result.ReadAsync(cancellationToken);
         var plan = TaskPlan.Parse(result.IsDBNull(0) ? throw new InvalidDataException($"No plan for {task}.") : result.GetString(0));
-        byte[]? bytes = null;
-        if (needBytes && await result.NextResultAsync(cancellationToken) && await result.ReadAsync(cancellationToken) && !result.IsDBNull(0))
-        {
-            bytes = result.GetFieldValue<byte[]>(0);
-        }
-
         while (await result.NextResultAsync(cancellationToken))
         {
             // The role switch: its errors surface here.
@@ -203,8 +204,7 @@ public sealed partial class RefreshTaskRunner
         byte[]? bytes = null;
         if (!_cache.Contains(sha256))
         {
-            await using var fetch = new NpgsqlCommand(TableSql.Bytes, writer) { Parameters = { new() { Value = task.Model }, new() { Value = version } } };
-            bytes = (byte[]?)await fetch.ExecuteScalarAsync(cancellationToken);
+            bytes = await Registry.PostgresVersionBytes.ReadAsync(writer, task.Model, version, cancellationToken);
         }
 
         var model = _cache.GetOrLoad(sha256, () => bytes ?? throw new InvalidOperationException($"Model {task.Model}@{version} was not loaded."));
@@ -244,8 +244,7 @@ public sealed partial class RefreshTaskRunner
             byte[]? bytes = null;
             if (!_cache.Contains(sha256))
             {
-                await using var fetch = new NpgsqlCommand(TableSql.Bytes, writer) { Parameters = { new() { Value = task.Model }, new() { Value = version } } };
-                bytes = (byte[]?)await fetch.ExecuteScalarAsync(cancellationToken);
+                bytes = await Registry.PostgresVersionBytes.ReadAsync(writer, task.Model, version, cancellationToken);
             }
 
             var model = _cache.GetOrLoad(sha256, () => bytes ?? throw new InvalidOperationException($"Model {task.Model}@{version} was not loaded."));

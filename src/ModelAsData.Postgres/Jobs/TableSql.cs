@@ -83,5 +83,4 @@ internal static class TableSql
     public const string Fail = "SELECT mad.fail_task(@task, @token, @error, @retry)";
 
     /// <summary>$1 model, $2 version.</summary>
-    public const string Bytes = "SELECT v.onnx FROM mad.model_versions v WHERE v.model = $1 AND v.version = $2";
 }

@@ -59,17 +59,6 @@ public sealed partial class PostgresModelRegistry : IModelRegistry
     public async Task MigrateAsync(CancellationToken cancellationToken = default) =>
         await new PostgresMigrator(_dataSource).MigrateAsync(cancellationToken);
 
-    public Task<ModelVersion> PushAsync(string model, byte[] onnx, JsonObject metadata, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(onnx);
-        return RunAsync(async connection =>
-        {
-            var version = await connection.ExecuteScalarAsync<int>(Command(RegistrySql.Push,
-                new { model, onnx, metadata = (metadata ?? []).ToJsonString() }, cancellationToken));
-            return await ReadVersionAsync(connection, model, version, cancellationToken);
-        }, cancellationToken);
-    }
-
     public Task<IReadOnlyList<ModelSummary>> ListAsync(CancellationToken cancellationToken = default) =>
         RunAsync<IReadOnlyList<ModelSummary>>(async connection =>
             (await connection.QueryAsync<SummaryRow>(Command(RegistrySql.List, null, cancellationToken))).Select(r => r.ToModel()).ToList(),
@@ -92,13 +81,13 @@ public sealed partial class PostgresModelRegistry : IModelRegistry
             byte[]? bytes;
             try
             {
-                bytes = await connection.ExecuteScalarAsync<byte[]?>(Command(RegistrySql.Bytes, new { model, version }, cancellationToken));
+                bytes = await PostgresVersionBytes.ReadAsync(connection, model, version, cancellationToken);
             }
             catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InsufficientPrivilege)
             {
                 throw new ModelAsDataException(ErrorCode.PermissionDenied,
                     $"Reading the ONNX bytes of model '{model}' v{version} needs role mad_admin or mad_sidecar: other roles read every column of " +
-                    "mad.model_versions but onnx. Score through the database instead (CALL mad.predict, `mad predict`), or ask an administrator to export the model.", e);
+                    "mad.model_versions but onnx, and no chunk of mad.model_chunks. Score through the database instead (CALL mad.predict, `mad predict`), or ask an administrator to export the model.", e);
             }
 
             if (bytes is null)

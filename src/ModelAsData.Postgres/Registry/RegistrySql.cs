@@ -20,7 +20,11 @@ internal static class RegistrySql
 
     public const string Version = $"SELECT {VersionColumns} FROM mad.model_versions v WHERE v.model = @model AND v.version = @version";
 
-    public const string Bytes = "SELECT v.onnx FROM mad.model_versions v WHERE v.model = @model AND v.version = @version";
+    public const string BeginPush = "SELECT mad.begin_push(@model, @size, @chunks, @metadata::jsonb)";
+
+    public const string PushChunk = "SELECT mad.push_chunk(@model, @version, @n, @bytes)";
+
+    public const string FinishPush = "SELECT mad.finish_push(@model, @version, @sha256)";
 
     public const string List = """
         SELECT m.name AS Model,

@@ -106,6 +106,16 @@ internal sealed class StreamRows
         return Core.Deployments.StickyBucket.KeyText(values);
     }
 
+    /// <summary>The row's value of key column <paramref name="k"/>, as text.</summary>
+    public string Key(int k, int row) => _keys[k][row];
+
+    /// <summary>
+    /// Scores the rows flagged in <paramref name="sampled"/> into outputs and errors of the batch's length (a shadow's,
+    /// 025): nothing else is touched. Throws what the model throws.
+    /// </summary>
+    public void ScoreSampled(ModelScorer scorer, FeatureSlots slots, Array[] outputs, string?[] errors, bool[] sampled, CancellationToken cancellationToken) =>
+        ScoreRows(scorer, slots, outputs, errors, sampled, true, cancellationToken, null);
+
     /// <summary>
     /// As <see cref="Score(ModelScorer, FeatureSlots, object[], CancellationToken, Core.Monitoring.ProfileCounter?)"/>,
     /// under a canary (019): the champion's pass (<paramref name="canaryPass"/> false) makes the parameters and scores

@@ -38,7 +38,22 @@ internal static class StreamSql
     /// <summary>$1 table: the canary a batch scores by (version, percent, seed), read in the batch's transaction; no row: none. 019.</summary>
     public const string Deployment = "SELECT d.canary_version, d.canary_percent, d.seed FROM mad.stream_deployment($1) d";
 
-    public const string Bytes = "SELECT v.onnx FROM mad.model_versions v WHERE v.model = $1 AND v.version = $2";
+    /// <summary>$1 table: the shadow a batch scores by (version, percent, seed), read in the batch's transaction; no row: none. 025.</summary>
+    public const string Shadow = "SELECT d.shadow_version, d.shadow_percent, d.seed FROM mad.stream_shadow($1) d";
+
+    /// <summary>$1 table: how its batches write their shadow rows (025), or null without a shadow.</summary>
+    public const string ShadowPlan = "SELECT mad.stream_shadow_plan($1)::text";
+
+    /// <summary>The shadow's writes roll back alone when they fail: the served rows commit without them (025).</summary>
+    public const string ShadowSavepoint = "SAVEPOINT mad_shadow";
+
+    public const string ShadowRelease = "RELEASE SAVEPOINT mad_shadow";
+
+    public const string ShadowRollback = "ROLLBACK TO SAVEPOINT mad_shadow";
+
+    /// <summary>$1 table, $2 why the batch's shadow did not score (or null). 025.</summary>
+    public const string RecordShadow = "SELECT mad.record_stream_shadow($1, $2)";
+
 
     public const string Watched = "SELECT p.name FROM mad.prediction_tables p WHERE p.watched ORDER BY p.name";
 

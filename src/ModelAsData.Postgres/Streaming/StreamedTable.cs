@@ -30,12 +30,17 @@ internal sealed class StreamedTable : IDisposable
     private readonly FeatureSlots? _canarySlots;
     private readonly bool[] _canary;
     private int[] _versions = [];
+    // 025: the shadow when the plan was made under one; its rows are written after the served ones, behind a savepoint.
+    private StreamShadow? _shadow;
     private string[] _arms = [];
     private readonly long _builtAt = Stopwatch.GetTimestamp();
     private Core.Monitoring.ProfileCounter? _counter;
+    private Core.Monitoring.ProfileCounter? _canaryCounter;
 
-    private StreamedTable(NpgsqlConnection connection, string name, StreamPlan plan, OnnxModel model, OnnxModel? canary, int batchRows, int idleTimeoutMs, int scoreBatchSize)
+    private StreamedTable(NpgsqlConnection connection, string name, StreamPlan plan, OnnxModel model, OnnxModel? canary, StreamShadow? shadow, int batchRows,
+        int idleTimeoutMs, int scoreBatchSize)
     {
+        _shadow = shadow;
         Name = name;
         _plan = plan;
         _scorer = model.CreateScorer(scoreBatchSize);
@@ -55,14 +60,22 @@ internal sealed class StreamedTable : IDisposable
                 new(plan.Claim) { Parameters = { new() { Value = batchRows } } },
                 // 019: the deployment, in the batch's transaction (a promote or abort is seen by the next batch).
                 new(StreamSql.Deployment) { Parameters = { new() { Value = name } } },
+                // 025: the shadow, in the batch's transaction too.
+                new(StreamSql.Shadow) { Parameters = { new() { Value = name } } },
                 // The read runs as the binding's owner (its grants, RLS, a view's functions), in the same round trip.
                 new(plan.ReadAs),
                 new(plan.Query),
                 new(StreamSql.ResetRole),
             },
         };
-        _write = new NpgsqlBatch(connection) { BatchCommands = { Upsert(), new(StreamSql.Commit) } };
-        _writeAndDelete = new NpgsqlBatch(connection) { BatchCommands = { Upsert(), Delete(), new(StreamSql.Commit) } };
+        _write = new NpgsqlBatch(connection) { BatchCommands = { Upsert() } };
+        _writeAndDelete = new NpgsqlBatch(connection) { BatchCommands = { Upsert(), Delete() } };
+        if (shadow is null)
+        {
+            // Under a shadow (025) its writes commit the batch.
+            _write.BatchCommands.Add(new(StreamSql.Commit));
+            _writeAndDelete.BatchCommands.Add(new(StreamSql.Commit));
+        }
     }
 
     public string Name { get; }
@@ -80,8 +93,7 @@ internal sealed class StreamedTable : IDisposable
         byte[]? bytes = null;
         if (!cache.Contains(plan.Sha256))
         {
-            await using var bytesCommand = new NpgsqlCommand(StreamSql.Bytes, connection) { Parameters = { new() { Value = plan.Model }, new() { Value = plan.Version } } };
-            bytes = (byte[]?)await bytesCommand.ExecuteScalarAsync(cancellationToken);
+            bytes = await Registry.PostgresVersionBytes.ReadAsync(connection, plan.Model, plan.Version, cancellationToken);
         }
 
         var model = cache.GetOrLoad(plan.Sha256, () => bytes ?? throw new InvalidOperationException($"Model {plan.Model}@{plan.Version} was not loaded."));
@@ -92,11 +104,29 @@ internal sealed class StreamedTable : IDisposable
         }
 
         var canary = await CanaryModelAsync(connection, plan, name, cache, cancellationToken);
-        var table = new StreamedTable(connection, name, plan, model, canary, batchRows, idleTimeoutMs, Math.Min(batchRows, scoreBatchSize ?? batchRows));
+        var scorerRows = Math.Min(batchRows, scoreBatchSize ?? batchRows);
+        var shadow = await StreamShadow.CreateAsync(connection, name, plan, cache, scorerRows, cancellationToken);
+        StreamedTable table;
+        try
+        {
+            table = new StreamedTable(connection, name, plan, model, canary, shadow, batchRows, idleTimeoutMs, scorerRows);
+        }
+        catch
+        {
+            shadow?.Dispose();
+            throw;
+        }
+
         try
         {
             // Drift monitoring: the version's baseline, read again with the plan (at most MaxAge old).
             table._counter = await Monitoring.PostgresProfileCounts.CounterAsync(connection, plan.Model, plan.Version, plan.FeatureColumns, plan.Columns, cancellationToken);
+            if (plan.CanaryVersion is { } canaryVersion)
+            {
+                // A canary's rows count under the canary version, against its own baseline (or its first window).
+                table._canaryCounter = await Monitoring.PostgresProfileCounts.CounterAsync(connection, plan.Model, canaryVersion, plan.FeatureColumns, plan.Columns, cancellationToken);
+            }
+
             await table._claimAndRead.PrepareAsync(cancellationToken);
             await table._write.PrepareAsync(cancellationToken);
             await table._writeAndDelete.PrepareAsync(cancellationToken);
@@ -118,6 +148,7 @@ internal sealed class StreamedTable : IDisposable
     {
         int keys, version;
         (int Version, double Percent, long Seed)? deployed = null;
+        (int Version, double Percent, long Seed)? shadowed = null;
         await using (var reader = await _claimAndRead.ExecuteReaderAsync(cancellationToken))
         {
             await reader.ReadAsync(cancellationToken); // BEGIN and the SETs return no result set: the first is the claim's
@@ -130,11 +161,18 @@ internal sealed class StreamedTable : IDisposable
             }
 
             await reader.NextResultAsync(cancellationToken);
+            if (await reader.ReadAsync(cancellationToken)) // 025: the shadow, if one runs
+            {
+                shadowed = (reader.GetInt32(0), reader.GetDouble(1), reader.GetInt64(2));
+            }
+
+            await reader.NextResultAsync(cancellationToken);
             await _rows.ReadAsync(reader, cancellationToken);
         }
 
         // 019: a canary started, ended or changed version since the plan: plan again, as for an alias move.
-        if (keys == 0 || version != _plan.Version || deployed?.Version != _plan.CanaryVersion)
+        // 025: so did a shadow.
+        if (keys == 0 || version != _plan.Version || deployed?.Version != _plan.CanaryVersion || shadowed?.Version != _shadow?.Version)
         {
             // Nothing waits; or the reference now means another version: give the keys back and plan again.
             await using var end = new NpgsqlCommand(keys == 0 ? StreamSql.Commit : StreamSql.Rollback, _claimAndRead.Connection);
@@ -143,10 +181,20 @@ internal sealed class StreamedTable : IDisposable
         }
 
         var failed = Score(deployed, cancellationToken);
+        if (shadowed is { } s)
+        {
+            _shadow!.Score(_rows, s.Percent, s.Seed, _versions, cancellationToken);
+        }
+
         if (_counter is not null)
         {
             // In the batch's transaction (opened by the claim), before the upsert commits it.
             await Monitoring.PostgresProfileCounts.AddAsync(_claimAndRead.Connection!, null, Name, _plan.Version, DateTime.UtcNow, _counter, cancellationToken);
+        }
+
+        if (_canaryCounter is not null && deployed is not null)
+        {
+            await Monitoring.PostgresProfileCounts.AddAsync(_claimAndRead.Connection!, null, Name, deployed.Value.Version, DateTime.UtcNow, _canaryCounter, cancellationToken);
         }
 
         var gone = keys - _rows.Count;
@@ -158,16 +206,44 @@ internal sealed class StreamedTable : IDisposable
         }
 
         await write.ExecuteNonQueryAsync(cancellationToken);
+        if (_shadow is not null)
+        {
+            await WriteShadowAsync(cancellationToken);
+        }
+
         return new StreamBatchResult(keys, _rows.Count, failed, gone > 0 ? write.BatchCommands[1].RecordsAffected : 0);
     }
 
     public void Dispose()
     {
+        _shadow?.Dispose();
         _claimAndRead.Dispose();
         _write.Dispose();
         _writeAndDelete.Dispose();
         _scorer.Dispose();
         _canaryScorer?.Dispose();
+    }
+
+    /// <summary>
+    /// The shadow's rows after the served ones, and the COMMIT (025): rows that cannot be written roll back to the
+    /// savepoint alone, and the served rows commit with the shadow's error recorded.
+    /// </summary>
+    private async Task WriteShadowAsync(CancellationToken cancellationToken)
+    {
+        var connection = _claimAndRead.Connection!;
+        await using (var writes = _shadow!.Writes(connection, Name))
+        {
+            try
+            {
+                await writes.ExecuteNonQueryAsync(cancellationToken);
+                return;
+            }
+            catch (PostgresException e) when (connection.State == System.Data.ConnectionState.Open)
+            {
+                await using var rollBack = _shadow.RollBack(connection, Name, e);
+                await rollBack.ExecuteNonQueryAsync(cancellationToken);
+            }
+        }
     }
 
     private void SetValues(NpgsqlParameterCollection parameters, bool withVersion)
@@ -209,9 +285,9 @@ internal sealed class StreamedTable : IDisposable
             return _rows.Score(_scorer, _slots, _values, cancellationToken, _counter);
         }
 
-        // Drift monitoring counts the champion's rows only: a canary's rows are not counted yet (docs/MONITORING.md).
+        // Drift monitoring: each arm's rows against its own version's baseline.
         return _rows.Score(_scorer, _slots, _values, _canary, false, cancellationToken, _counter)
-             + _rows.Score(_canaryScorer!, _canarySlots!, _values, _canary, true, cancellationToken);
+             + _rows.Score(_canaryScorer!, _canarySlots!, _values, _canary, true, cancellationToken, _canaryCounter);
     }
 
     /// <summary>The plan's canary model (019), checked to decode into the table's columns; null without a canary.</summary>
@@ -225,8 +301,7 @@ internal sealed class StreamedTable : IDisposable
         byte[]? bytes = null;
         if (!cache.Contains(sha256))
         {
-            await using var bytesCommand = new NpgsqlCommand(StreamSql.Bytes, connection) { Parameters = { new() { Value = plan.Model }, new() { Value = version } } };
-            bytes = (byte[]?)await bytesCommand.ExecuteScalarAsync(cancellationToken);
+            bytes = await Registry.PostgresVersionBytes.ReadAsync(connection, plan.Model, version, cancellationToken);
         }
 
         var model = cache.GetOrLoad(sha256, () => bytes ?? throw new InvalidOperationException($"Model {plan.Model}@{version} was not loaded."));

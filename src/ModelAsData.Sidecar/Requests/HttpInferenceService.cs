@@ -32,12 +32,15 @@ public sealed partial class HttpInferenceService : IHostedService, IAsyncDisposa
     private readonly RequestModels _models;
     private readonly PredictionLog _log;
     private readonly RequestMetrics _metrics;
+    private readonly ShadowQueue _shadows;
     private readonly NpgsqlDataSource _dataSource;
     private readonly ILogger _logger;
     private WebApplication? _app;
 
-    public HttpInferenceService(SidecarOptions options, RequestModels models, PredictionLog log, RequestMetrics metrics, NpgsqlDataSource dataSource, ILogger<HttpInferenceService> logger)
+    public HttpInferenceService(SidecarOptions options, RequestModels models, PredictionLog log, RequestMetrics metrics, ShadowQueue shadows, NpgsqlDataSource dataSource,
+        ILogger<HttpInferenceService> logger)
     {
+        _shadows = shadows;
         _options = options;
         _models = models;
         _log = log;
@@ -190,12 +193,23 @@ public sealed partial class HttpInferenceService : IHostedService, IAsyncDisposa
             var reference = ReferenceText(name, version);
             var (model, number) = await _models.ResolveAsync(reference, cancellationToken);
             // 017: the deployment's version for parameters.key (sticky), or a random draw at the canary's percent.
-            var (served, arm) = await _models.RouteAsync(reference, model, number, Key(body), cancellationToken);
+            var key = Key(body);
+            var (served, arm) = await _models.RouteAsync(reference, model, number, key, cancellationToken);
             using var lease = await _models.AcquireAsync(model, served, cancellationToken);
             var loaded = lease.Version;
             var response = OipInference.Infer(loaded, body, binary, reference, _log, cancellationToken, arm);
             _metrics.Requests.WithLabels("http", "ok").Inc();
             _metrics.RowsScored.WithLabels(loaded.Model).Inc(response.Rows);
+            // 025: a shadow that samples the inference scores it once the answer has been sent, off its path.
+            if (await _models.ShadowAsync(reference, model, key, cancellationToken) is { } shadow)
+            {
+                request.HttpContext.Response.OnCompleted(() =>
+                {
+                    _shadows.Add(new ShadowWork("http", model, shadow, reference, null, null, body, binary));
+                    return Task.CompletedTask;
+                });
+            }
+
             return response;
         }
         catch (ModelAsDataException e)

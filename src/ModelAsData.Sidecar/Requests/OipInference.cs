@@ -35,6 +35,18 @@ internal static class OipInference
         return new OipAnswer(answer, jsonLength, rows);
     }
 
+    /// <summary>
+    /// Runs the inference with a shadow version after the answer was sent (025): logged as <see cref="Infer"/> logs,
+    /// with arm shadow; nothing is answered.
+    /// </summary>
+    public static void Shadow(RequestVersion version, JsonObject body, ReadOnlyMemory<byte> binary, string reference, PredictionLog log, CancellationToken cancellationToken)
+    {
+        var request = OipRequest.Read(version.Onnx.Signature, body, binary, reference);
+        var label = $"{version.Model}@{version.Version.ToString(CultureInfo.InvariantCulture)}";
+        var outputs = version.Onnx.Run(label, request.Inputs, request.Outputs, cancellationToken);
+        Log(version, request, outputs, log, Core.Deployments.Arms.Shadow);
+    }
+
     /// <returns>The answer, and where its JSON ends when binary outputs follow it.</returns>
     private static (byte[] Body, int? JsonLength) Write(RequestVersion version, JsonObject body, IReadOnlyList<Tensor> outputs, IReadOnlySet<string> binary)
     {
@@ -129,7 +141,8 @@ internal static class OipInference
                     : Slice(output, row, rows);
             }
 
-            log.Add(new PredictionLogEntry(now, "http", version.Model, version.Version, PredictionLog.Hash(JsonbText.Write(features)), answer, null, null, arm));
+            var text = JsonbText.Write(features);
+            log.Add(new PredictionLogEntry(now, "http", version.Model, version.Version, PredictionLog.Hash(text), answer, null, null, arm, text));
         }
 
         return rows;

@@ -8,7 +8,8 @@ namespace ModelAsData.Sidecar.Requests;
 
 /// <summary>
 /// Drains the <see cref="PredictionLog"/> into <c>mad.prediction_log</c> by binary COPY, a batch at a time (what has
-/// arrived, up to 10,000 entries), off the hot path. On shutdown it writes what is left.
+/// arrived, up to 10,000 entries), off the hot path, and counts the batch's features and answers for drift monitoring
+/// in the same transaction (<see cref="PredictionLogDrift"/>). On shutdown it writes what is left.
 /// </summary>
 internal sealed partial class PredictionLogWriter : BackgroundService
 {
@@ -18,6 +19,7 @@ internal sealed partial class PredictionLogWriter : BackgroundService
     private readonly SidecarOptions _options;
     private readonly RequestMetrics _metrics;
     private readonly ILogger _logger;
+    private readonly PredictionLogDrift _drift;
 
     public PredictionLogWriter(PredictionLog log, NpgsqlDataSource dataSource, SidecarOptions options, RequestMetrics metrics, ILogger<PredictionLogWriter> logger)
     {
@@ -26,6 +28,7 @@ internal sealed partial class PredictionLogWriter : BackgroundService
         _options = options;
         _metrics = metrics;
         _logger = logger;
+        _drift = new PredictionLogDrift(logger);
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -81,6 +84,14 @@ internal sealed partial class PredictionLogWriter : BackgroundService
     private async Task WriteAsync(List<PredictionLogEntry> batch, CancellationToken cancellationToken)
     {
         await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await CopyAsync(connection, batch, cancellationToken);
+        await _drift.CountAsync(connection, transaction, batch, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+    }
+
+    private async Task CopyAsync(NpgsqlConnection connection, List<PredictionLogEntry> batch, CancellationToken cancellationToken)
+    {
         await using var importer = await connection.BeginBinaryImportAsync(RequestSql.LogCopy, cancellationToken);
         foreach (var entry in batch)
         {

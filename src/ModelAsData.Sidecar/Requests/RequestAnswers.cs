@@ -46,6 +46,8 @@ internal sealed class RequestAnswers
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
         await reader.ReadAsync(cancellationToken);
         _ticket = reader.GetInt64(0);
+        // 025: the answers are committed and their waiters woken; the shadow scores them after, off their path.
+        _scorer.QueueShadows(requests);
         await reader.NextResultAsync(cancellationToken);
         await reader.NextResultAsync(cancellationToken);
         return await RequestClaim.ReadAsync(reader, cancellationToken);

@@ -59,7 +59,8 @@ internal sealed class RequestClaim : IAsyncDisposable
         var requests = new List<ClaimedRequest>();
         while (await reader.ReadAsync(cancellationToken))
         {
-            requests.Add(new ClaimedRequest(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetInt32(4), reader.GetString(5)));
+            requests.Add(new ClaimedRequest(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetInt32(4), reader.GetString(5),
+                reader.IsDBNull(6) ? null : reader.GetInt32(6)));
         }
 
         return requests;

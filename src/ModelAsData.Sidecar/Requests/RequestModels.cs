@@ -61,6 +61,46 @@ public sealed class RequestModels : IDisposable
     {
         _references = new(StringComparer.Ordinal);
         _canaries = new(StringComparer.Ordinal);
+        _shadows = new(StringComparer.Ordinal);
+    }
+
+    private ConcurrentDictionary<string, (int Version, double Percent, long Seed)?> _shadows = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// The shadow version that samples an online prediction through the reference's deployment (025), or null: by the
+    /// key's bucket when a key is given, else a random draw at the shadow's percent; a reference to a version never is.
+    /// </summary>
+    public async ValueTask<int?> ShadowAsync(string reference, string model, string? keyText, CancellationToken cancellationToken)
+    {
+        var parsed = ModelReference.Parse(reference);
+        if (parsed.Version is not null)
+        {
+            return null;
+        }
+
+        var shadows = _shadows;
+        if (!shadows.TryGetValue(reference, out var shadow))
+        {
+            try
+            {
+                await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
+                shadow = await connection.QuerySingleOrDefaultAsync<(int, double, long)?>(new CommandDefinition(RequestSql.Shadow,
+                    new { model, alias = parsed.Alias ?? "production" }, cancellationToken: cancellationToken));
+                shadows.TryAdd(reference, shadow);
+            }
+            catch (Exception e) when (PostgresErrors.CanMap(e))
+            {
+                throw PostgresErrors.Map(e, _dataSource);
+            }
+        }
+
+        if (shadow is not { } s)
+        {
+            return null;
+        }
+
+        var sampled = keyText is null ? Random.Shared.NextDouble() < s.Percent / 100 : Core.Deployments.StickyBucket.InCanary(s.Seed, keyText, s.Percent);
+        return sampled ? s.Version : null;
     }
 
     private ConcurrentDictionary<string, (int Version, double Percent, long Seed)?> _canaries = new(StringComparer.Ordinal);
@@ -116,6 +156,11 @@ public sealed class RequestModels : IDisposable
         {
             await using var connection = await _dataSource.OpenConnectionAsync();
             stored = await connection.QuerySingleOrDefaultAsync<StoredVersion>(RequestSql.LoadVersion, new { model, version });
+            if (stored is { Status: "ready" })
+            {
+                // Chunk by chunk for a large model, checked against its sha256.
+                stored.Onnx = await Postgres.Registry.PostgresVersionBytes.ReadAsync(connection, model, version) ?? [];
+            }
         }
         catch (Exception e) when (PostgresErrors.CanMap(e))
         {

@@ -14,8 +14,25 @@ namespace ModelAsData.Sidecar.Requests;
 /// that do not fit fail their own request only; a batch that ONNX Runtime refuses is scored again row by row, so that
 /// only the rows it refuses fail.
 /// </summary>
-internal sealed class RequestScorer(RequestModels models, PredictionLog log, RequestMetrics metrics)
+internal sealed class RequestScorer(RequestModels models, PredictionLog log, RequestMetrics metrics, ShadowQueue? shadows = null)
 {
+    /// <summary>Queues the requests a shadow samples (025); call it once their answers are committed.</summary>
+    public void QueueShadows(IReadOnlyList<ClaimedRequest> requests)
+    {
+        if (shadows is null)
+        {
+            return;
+        }
+
+        foreach (var request in requests)
+        {
+            if (request.ShadowVersion is { } version)
+            {
+                shadows.Add(new ShadowWork(request.Kind, request.Model, version, request.Reference, request.Features, request.Id));
+            }
+        }
+    }
+
     public async Task<JsonArray> ScoreAsync(IReadOnlyList<ClaimedRequest> requests, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
@@ -102,7 +119,7 @@ internal sealed class RequestScorer(RequestModels models, PredictionLog log, Req
                 var result = RequestPredictor.ToJson(scored, version.Model, version.Version, row);
                 metrics.RowsScored.WithLabels(request.Model).Inc();
                 metrics.Requests.WithLabels(request.Kind, "ok").Inc();
-                log.Add(new PredictionLogEntry(DateTime.UtcNow, request.Kind, request.Model, request.Version, PredictionLog.Hash(request.Features), result, null, request.Id));
+                log.Add(new PredictionLogEntry(DateTime.UtcNow, request.Kind, request.Model, request.Version, PredictionLog.Hash(request.Features), result, null, request.Id, Features: request.Features));
                 answers[rows[row]] = new JsonObject { ["id"] = request.Id, ["result"] = result };
             }
         }
@@ -116,7 +133,7 @@ internal sealed class RequestScorer(RequestModels models, PredictionLog log, Req
     {
         metrics.Requests.WithLabels(request.Kind, "error").Inc();
         metrics.Errors.WithLabels(request.Kind, e.Code.ToString()).Inc();
-        log.Add(new PredictionLogEntry(DateTime.UtcNow, request.Kind, request.Model, request.Version, PredictionLog.Hash(request.Features), null, e.Message, request.Id));
+        log.Add(new PredictionLogEntry(DateTime.UtcNow, request.Kind, request.Model, request.Version, PredictionLog.Hash(request.Features), null, e.Message, request.Id, Features: request.Features));
         return new JsonObject { ["id"] = request.Id, ["error"] = e.Message, ["code"] = SqlState(e.Code) };
     }
 

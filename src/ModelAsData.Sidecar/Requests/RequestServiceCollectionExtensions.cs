@@ -11,6 +11,8 @@ public static class RequestServiceCollectionExtensions
         services.AddSingleton<RequestModels>();
         services.AddSingleton<PredictionLog>();
         services.AddHostedService<PredictionLogWriter>();
+        services.AddSingleton<ShadowQueue>();
+        services.AddHostedService<ShadowWorker>();
         services.AddHostedService<RequestWorker>();
         if (options.Http is not null)
         {

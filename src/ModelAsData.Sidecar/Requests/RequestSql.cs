@@ -8,14 +8,18 @@ internal static class RequestSql
     /// <summary>The canary of the alias a reference is served through (017); no row without one.</summary>
     public const string Canary = "SELECT d.canary_version, d.canary_percent, d.seed FROM mad.deployments d WHERE d.model = @model AND d.alias = @alias AND d.canary_version IS NOT NULL";
 
-    public const string LoadVersion = "SELECT sha256 AS Sha256, status AS Status, onnx AS Onnx FROM mad.model_versions WHERE model = @model AND version = @version";
+    public const string LoadVersion = "SELECT sha256 AS Sha256, status AS Status FROM mad.model_versions WHERE model = @model AND version = @version";
 
     /// <summary>The worker's session: answers need no WAL flush of their own (a lost answer is a request that expires).</summary>
     public const string Session = "SET synchronous_commit = off; LISTEN mad_requests; LISTEN mad_models";
 
     public const string Arm = "SELECT mad.arm_request_worker($1)";
 
-    public const string Claim = "SELECT id, kind, reference, model, version, features FROM mad.claim_requests($1, $2, $3)";
+    /// <summary>The claimed requests, with the shadow version that samples each (025; set when it was submitted).</summary>
+    public const string Claim = "SELECT c.id, c.kind, c.reference, c.model, c.version, c.features, r.shadow_version FROM mad.claim_requests($1, $2, $3) c LEFT JOIN mad.requests r ON r.id = c.id";
+
+    /// <summary>The shadow of the alias a reference is served through (025); no row without one.</summary>
+    public const string Shadow = "SELECT d.shadow_version, d.shadow_percent, d.seed FROM mad.deployments d WHERE d.model = @model AND d.alias = @alias AND d.shadow_version IS NOT NULL";
 
     public const string Answer = "SELECT mad.answer_requests($1, $2::jsonb)";
 

@@ -21,13 +21,14 @@ internal sealed partial class RequestWorker : BackgroundService
     private readonly RequestScorer _scorer;
     private readonly ILogger _logger;
 
-    public RequestWorker(NpgsqlDataSource dataSource, SidecarOptions options, RequestModels models, PredictionLog log, RequestMetrics metrics, ILogger<RequestWorker> logger)
+    public RequestWorker(NpgsqlDataSource dataSource, SidecarOptions options, RequestModels models, PredictionLog log, RequestMetrics metrics, ShadowQueue shadows,
+        ILogger<RequestWorker> logger)
     {
         _dataSource = dataSource;
         _options = options;
         _models = models;
         _inbox = new RequestInbox(options.SidecarId, models);
-        _scorer = new RequestScorer(models, log, metrics);
+        _scorer = new RequestScorer(models, log, metrics, shadows);
         _logger = logger;
     }
 

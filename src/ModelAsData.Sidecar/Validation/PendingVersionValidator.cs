@@ -5,6 +5,7 @@ using ModelAsData.Core;
 using ModelAsData.Core.Onnx;
 using ModelAsData.Core.Registry;
 using ModelAsData.Postgres;
+using ModelAsData.Postgres.Registry;
 using Npgsql;
 
 namespace ModelAsData.Sidecar.Validation;
@@ -58,7 +59,19 @@ public sealed partial class PendingVersionValidator
             }
 
             await CountAttemptAsync(claimed, cancellationToken);
-            var outcome = Validate(claimed, out var signature);
+            string? signature = null;
+            ValidationOutcome outcome;
+            try
+            {
+                // A large version's bytes are in chunks (030), read here on the claim's session, checked against its sha256.
+                claimed.Onnx ??= await PostgresVersionBytes.ReadAsync(connection, claimed.Model, claimed.Version, cancellationToken) ?? [];
+                outcome = Validate(claimed, out signature);
+            }
+            catch (ModelAsDataException e) when (e.Code == ErrorCode.InvalidModel)
+            {
+                outcome = new ValidationOutcome(claimed.Model, claimed.Version, VersionStatus.Rejected, e.Message);
+            }
+
             await connection.ExecuteAsync(new CommandDefinition(SidecarSql.Mark, new
             {
                 model = claimed.Model,
@@ -108,7 +121,7 @@ public sealed partial class PendingVersionValidator
         signature = null;
         try
         {
-            using var model = OnnxModel.Load(claimed.Onnx, _options.Scoring);
+            using var model = OnnxModel.Load(claimed.Onnx ?? [], _options.Scoring);
             signature = model.Signature.ToJson();
             return new ValidationOutcome(claimed.Model, claimed.Version, VersionStatus.Ready, null);
         }
@@ -145,6 +158,7 @@ public sealed partial class PendingVersionValidator
 
         public int Version { get; set; }
 
-        public byte[] Onnx { get; set; } = [];
+        /// <summary>Null for a version stored in chunks.</summary>
+        public byte[]? Onnx { get; set; }
     }
 }

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json.Nodes;
 using ModelAsData.Postgres.Jobs;
 
@@ -27,6 +28,15 @@ public sealed class PostgresPredictionTableContractTests(PostgresDatabase databa
     protected override string OutputTableOf(string name) => "mad_out." + name;
 
     protected override string NumbersAndAWordColumnType => "text";
+
+    protected override string TensorColumnType => "smallint[]";
+
+    protected override string TensorLiteral(int?[][] rows, bool flat = false) =>
+        flat
+            ? $"'{{{Values(rows.Select(r => r[0]))}}}'"
+            : $"'{{{string.Join(", ", rows.Select(r => $"{{{Values(r)}}}"))}}}'";
+
+    private static string Values(IEnumerable<int?> values) => string.Join(", ", values.Select(v => v?.ToString(CultureInfo.InvariantCulture) ?? "NULL"));
 
     protected override string ColumnsQuery(string name) =>
         $"SELECT attname::text FROM pg_attribute WHERE attrelid = '{OutputTableOf(name)}'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum";

@@ -42,6 +42,15 @@ public abstract class PredictionTableContractTests : StoreContractTests
     /// </summary>
     protected abstract string NumbersAndAWordColumnType { get; }
 
+    /// <summary>A column type that holds a row's small-integer tensor (an image), as a user of the store would keep it.</summary>
+    protected abstract string TensorColumnType { get; }
+
+    /// <summary>
+    /// The SQL literal of a tensor in a <see cref="TensorColumnType"/> column: nested rows, or one flat row of the
+    /// first values of each when <paramref name="flat"/>; a null element is SQL's NULL.
+    /// </summary>
+    protected abstract string TensorLiteral(int?[][] rows, bool flat = false);
+
     /// <summary>The output table's column names in order, as the store's catalog has them.</summary>
     protected abstract string ColumnsQuery(string name);
 
@@ -157,6 +166,48 @@ public abstract class PredictionTableContractTests : StoreContractTests
         Assert.Equal(18, await ScalarAsync($"SELECT count(*) FROM {OutputTableOf(name)} WHERE error IS NULL AND label = 0"));
         var table = await Tables.GetAsync(name, Ct);
         Assert.Equal((20L, 2L), (table.RowsScored, table.RowsFailed));
+    }
+
+    [Fact(Timeout = 90_000)]
+    public async Task A_tensor_row_that_does_not_fit_gets_its_own_error_in_the_same_words_on_every_store()
+    {
+        var model = Sql.UniqueName("cnn");
+        await PushReadyAsync(model, File.ReadAllBytes(Path.Combine(AppContext.BaseDirectory, "TestData", "cnn_uint8.onnx")));
+        var source = Sql.UniqueName("pixels");
+        int?[][] Image(int rows, int columns, int value) => [.. Enumerable.Range(0, rows).Select(_ => Enumerable.Repeat<int?>(value, columns).ToArray())];
+        var outOfRange = Image(28, 28, 5);
+        outOfRange[4][4] = 300;
+        var withNull = Image(28, 28, 5);
+        withNull[0][1] = null;
+        var images = new (int Id, string Literal)[]
+        {
+            (1, TensorLiteral(Image(28, 28, 1))),
+            (2, TensorLiteral([.. Enumerable.Repeat<int?>(1, 783).Select(v => new[] { v })], flat: true)),
+            (3, TensorLiteral(Image(28, 27, 1))),
+            (4, TensorLiteral(outOfRange)),
+            (5, TensorLiteral(withNull)),
+            (6, "NULL"),
+            (7, TensorLiteral(Image(28, 28, 200))),
+        };
+        await ExecuteAsync($"CREATE TABLE {source} (id integer PRIMARY KEY, image {TensorColumnType})");
+        await ExecuteAsync($"INSERT INTO {source} VALUES {string.Join(", ", images.Select(i => $"({i.Id}, {i.Literal})"))}");
+        var name = Sql.UniqueName("checked");
+        await Tables.CreateAsync(new PredictionTableSpec(name, source, ["id"], model, null), Ct);
+
+        var result = await Tables.RefreshAsync(name, cancellationToken: Ct);
+
+        Assert.Equal((7L, 5L), (result.Rows, result.Failed));
+        var rows = await QueryAsync<(long Id, string? Error, double? Logit)>($"SELECT id, error, logits_0 FROM {OutputTableOf(name)} ORDER BY id");
+        Assert.Equal([
+            (1L, (string?)null),
+            (2L, "column image: input 'image' takes [1, 28, 28] (784 value(s)) per row; the array has 783 value(s)"),
+            (3L, "column image: input 'image' takes [1, 28, 28] (784 value(s)) per row; the array has dimensions [28, 27]"),
+            (4L, "column image: element 116: 300 does not fit input 'image' (uint8)"),
+            (5L, "column image: the array holds a NULL at element 1, which cannot feed input 'image'"),
+            (6L, "column image: null cannot feed input 'image' [1, 28, 28] (784 value(s))"),
+            (7L, null),
+        ], rows.Select(r => (r.Id, r.Error)));
+        Assert.All(rows, r => Assert.Equal(r.Error is null, r.Logit is not null));
     }
 
     [Fact(Timeout = 90_000)]

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json.Nodes;
 using Dapper;
 using Microsoft.Data.Sqlite;
@@ -25,6 +26,16 @@ public sealed class SqlitePredictionTableContractTests : PredictionTableContract
     protected override string OutputTableOf(string name) => SqlitePredictionTables.OutputTableOf(name);
 
     protected override string NumbersAndAWordColumnType => "real";
+
+    /// <summary>SQLite has no arrays: a tensor is JSON text (or a BLOB of bytes, which cannot hold 300 or a null).</summary>
+    protected override string TensorColumnType => "TEXT";
+
+    protected override string TensorLiteral(int?[][] rows, bool flat = false) =>
+        flat
+            ? $"'[{Values(rows.Select(r => r[0]))}]'"
+            : $"'[{string.Join(", ", rows.Select(r => $"[{Values(r)}]"))}]'";
+
+    private static string Values(IEnumerable<int?> values) => string.Join(", ", values.Select(v => v?.ToString(CultureInfo.InvariantCulture) ?? "null"));
 
     protected override string ColumnsQuery(string name) => $"SELECT name FROM pragma_table_info('{OutputTableOf(name)}') ORDER BY cid";
 

@@ -69,6 +69,10 @@ public sealed class ColumnGrantTests(PostgresDatabase database) : DatabaseTests(
         ["deployment_gates.name"] = All,
         ["deployment_gates.gate"] = All,
         ["deployment_gates.description"] = All,
+        ["drift_gates.model"] = All,
+        ["drift_gates.alias"] = All,
+        ["drift_gates.set_by"] = All,
+        ["drift_gates.set_at"] = All,
 
         ["deployment_history.id"] = All,
         ["deployment_history.model"] = All,
@@ -112,6 +116,8 @@ public sealed class ColumnGrantTests(PostgresDatabase database) : DatabaseTests(
         ["deployment_report.share_equal"] = "mad_admin",
         ["deployment_report.mean_absolute_difference"] = "mad_admin",
         ["deployment_report.shadow_error"] = "mad_admin",
+        ["deployment_report.legacy_share_equal"] = "mad_admin",  // 025_3
+        ["deployment_report.legacy_mean_absolute_difference"] = "mad_admin",
         // Baselines hold their source's quantiles and categories; counts, a table's traffic (018): users see them through mad.drift.
         ["baselines.model"] = AdminSidecar,
         ["baselines.version"] = AdminSidecar,
@@ -238,6 +244,10 @@ public sealed class ColumnGrantTests(PostgresDatabase database) : DatabaseTests(
         ["prediction_tables.watched"] = All,
         ["prediction_tables.stream_error"] = AdminSidecar,
         ["prediction_tables.stream_error_at"] = AdminSidecar,
+        ["prediction_tables.shadow_error"] = AdminSidecar,  // 025: as stream_error (may quote a source value)
+        ["prediction_tables.shadow_error_at"] = AdminSidecar,
+        ["prediction_tables.legacy_column"] = All,  // 025_3: names, as the binding's other columns
+        ["prediction_tables.legacy_output"] = All,
 
         ["request_workers.sidecar"] = AdminSidecar,
         ["request_workers.ticket"] = AdminSidecar,
@@ -263,6 +273,7 @@ public sealed class ColumnGrantTests(PostgresDatabase database) : DatabaseTests(
         ["requests.answered_at"] = All,
         ["requests.expires_at"] = All,
         ["requests.arm"] = All,  // as visible as requests.version (017)
+        ["requests.shadow_version"] = All,  // as visible as requests.version (025)
 
         // The migrator's own (its login owns it).
         ["schema_migrations.name"] = Nobody,

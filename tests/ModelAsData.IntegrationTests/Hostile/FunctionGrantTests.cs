@@ -29,6 +29,12 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.abort_deployment(text,text,text)"] = Admin,
         ["mad.deployment_rows(text,text)"] = Admin,
         ["mad.shadow_agreement(text,text)"] = Admin,
+        ["mad.set_legacy_column(text,text,text)"] = "mad_admin mad_user",  // 025_3: the binding's owner checks inside
+        ["mad.legacy_statement(text)"] = "mad_admin mad_user",  // names only
+        ["mad.legacy_tables(text,text)"] = "mad_admin mad_user",
+        ["mad.legacy_agreement(text)"] = "mad_admin mad_user",  // invoker: reads with the caller's rights
+        ["mad.deployment_legacy(text,text)"] = "mad_admin mad_user",
+        ["mad.set_drift_gate(text,text,boolean)"] = Admin,
         // Caller functions (mad_admin is not a member of mad_user, so both).
         ["mad.resolve(text,text)"] = "mad_admin mad_sidecar mad_user",
         ["mad.alias_at(text,text,timestamp with time zone)"] = Callers,
@@ -71,6 +77,9 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.stream_plan(text)"] = Sidecar,
         ["mad.stream_deployment(text)"] = Sidecar,
         ["mad.record_shadow(bigint,uuid,bigint,text)"] = Sidecar,
+        ["mad.stream_shadow(text)"] = Sidecar,  // 025: shadow on streams
+        ["mad.stream_shadow_plan(text)"] = Sidecar,
+        ["mad.record_stream_shadow(text,text)"] = Sidecar,
         ["mad.stream_report(text,text,bigint,double precision,text)"] = Sidecar,
         ["mad.setting_int(text,bigint)"] = Sidecar,
         ["mad.read_role(text)"] = Sidecar,
@@ -100,6 +109,7 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.attach_history(mad.prediction_tables)"] = Nobody,
         ["mad.history_after_refresh()"] = Nobody,
         ["mad.store_first_window(text,integer,text,jsonb)"] = Sidecar,
+        ["mad.online_features(text)"] = Sidecar,
         // Edge devices (023): pulls record as mad_user or the device, only mad_device pushes predictions.
         ["mad.record_pull(text,jsonb)"] = "mad_admin mad_device mad_user",
         ["mad.ingest_predictions(text,jsonb)"] = "mad_device",
@@ -142,6 +152,7 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.describe_row(jsonb)"] = Nobody,
         ["mad.ticket_key(bigint)"] = Nobody,
         ["mad.ticket_held(bigint)"] = Nobody,
+        ["mad.take_ticket()"] = Nobody,
         ["mad.grant_stream_writes(text)"] = Nobody,
         ["mad.clear_outbox(text)"] = Nobody,
         ["mad.rebuild_outbox_view()"] = Nobody,
@@ -178,6 +189,8 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.job_shadow()"] = Nobody,
         ["mad.job_shadow_done()"] = Nobody,
         ["mad.drop_shadow()"] = Nobody,
+        ["mad.create_shadow_view(mad.prediction_tables)"] = Nobody,  // 025
+        ["mad.upgrade_shadow_storage(mad.prediction_tables)"] = Nobody,
         ["mad.log_arm()"] = Nobody,
         ["mad.log_gamma(double precision)"] = Nobody,
         ["mad.gamma_q(double precision,double precision)"] = Nobody,
@@ -188,6 +201,9 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.drift_metric_values(text,bigint[],bigint,bigint[],bigint,double precision[],double precision)"] = Nobody,
         ["mad.drift_windows(timestamp with time zone,interval)"] = Nobody,
         ["mad.drift_counts(mad.prediction_tables,timestamp with time zone,interval)"] = Nobody,
+        ["mad.drifted_inputs(text,text,integer,timestamp with time zone,bigint)"] = Nobody,
+        ["mad.gate_drift(text,text)"] = Nobody,
+        ["mad.drift_binding(text)"] = Nobody,
     };
 
     [Fact(Timeout = 60_000)]

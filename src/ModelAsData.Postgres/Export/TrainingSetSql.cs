@@ -1,0 +1,121 @@
+using System.Globalization;
+
+namespace ModelAsData.Postgres.Export;
+
+/// <summary>
+/// The statements of a training-set export, all run on the caller's own connection (docs/EXPORT.md): the outcome
+/// source and the features are read with the caller's grants, column privileges and row security; the served
+/// predictions come through mad.served_predictions, which checks the caller may read mad_out.&lt;name&gt;. COPY and
+/// CREATE TABLE AS take no parameters, so values enter as literals built here from typed values (timestamps in ISO
+/// form, invariant numbers, the table name checked against mad.prediction_tables); identifiers are quoted.
+/// </summary>
+internal static class TrainingSetSql
+{
+    /// <summary>The binding and its outcomes, with both relations spelt schema-qualified. $1: the table's name.</summary>
+    public const string Binding = """
+        SELECT p.name, format('%I.%I', sn.nspname, sc.relname), p.key_columns,
+               ARRAY(SELECT d.c FROM (SELECT DISTINCT ON (u.c) u.c, u.n FROM unnest(p.feature_columns) WITH ORDINALITY u(c, n)
+                                      WHERE u.c <> ALL (p.key_columns) ORDER BY u.c, u.n) d ORDER BY d.n),
+               CASE WHEN o.source IS NOT NULL THEN format('%I.%I', onsp.nspname, oc.relname) END, o.key_columns, o.label_column, o.observed_at_column
+        FROM mad.prediction_tables p
+        JOIN pg_catalog.pg_class sc ON sc.oid = p.source JOIN pg_catalog.pg_namespace sn ON sn.oid = sc.relnamespace
+        LEFT JOIN mad.outcomes o ON o.prediction_table = p.name
+        LEFT JOIN pg_catalog.pg_class oc ON oc.oid = o.source LEFT JOIN pg_catalog.pg_namespace onsp ON onsp.oid = oc.relnamespace
+        WHERE p.name = $1
+        """;
+
+    /// <summary>
+    /// Session settings that fix how values are written (UTC, ISO dates, shortest exact floats), so the same rows give
+    /// the same bytes; and room for the candidates in local buffers where the session has not used temp tables yet.
+    /// </summary>
+    public const string Settings = """
+        SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL IntervalStyle = 'iso_8601'; SET LOCAL extra_float_digits = 1;
+        DO $$ BEGIN PERFORM pg_catalog.set_config('temp_buffers', '256MB', true); EXCEPTION WHEN OTHERS THEN NULL; END $$;
+        """;
+
+    /// <summary>
+    /// Every candidate row into pg_temp.mad_export, in one pass: each key's latest label observed by the cutoff (ties
+    /// broken by the label's text), the source row of that key (its features as they are now), and the prediction in
+    /// force when the label was observed (the key's latest served prediction scored at or before it, or none). mad_b is
+    /// the key's sticky bucket under the seed, computed as mad.bucket does (sha256 of 'seed:key'), inline because a
+    /// function with its own search_path is called, not inlined, once per row.
+    /// </summary>
+    public static string Candidates(TrainingSetBinding b, DateTimeOffset cutoff, DateTimeOffset? newSince, long seed, double holdout)
+    {
+        var labelKey = KeyText("o", b.OutcomeKeyColumns);
+        var sourceKey = KeyText("f", b.KeyColumns);
+        var notNull = string.Join(" AND ", b.OutcomeKeyColumns.Select(k => $"o.{Quote(k)} IS NOT NULL"));
+        var cut = Timestamp(cutoff);
+        var since = newSince is { } s ? Timestamp(s) : "'infinity'::timestamptz";
+        var features = string.Concat(b.KeyColumns.Concat(b.FeatureColumns).Select(c => $"f.{Quote(c)}, "));
+        return $"""
+            CREATE TEMP TABLE mad_export ON COMMIT DROP AS
+            WITH labels AS (
+              SELECT DISTINCT ON (l.mad_k) l.* FROM (
+                SELECT {labelKey} AS mad_k, o.{Quote(b.LabelColumn)} AS mad_label, o.{Quote(b.ObservedAtColumn)}::timestamptz AS mad_observed_at
+                FROM {b.OutcomeSource} o
+                WHERE o.{Quote(b.LabelColumn)} IS NOT NULL AND {notNull} AND o.{Quote(b.ObservedAtColumn)}::timestamptz <= {cut}) l
+              ORDER BY l.mad_k, l.mad_observed_at DESC, l.mad_label::text DESC
+            ),
+            graded AS (
+              SELECT DISTINCT ON (l.mad_k) l.mad_k, s.version, s.arm, s.outputs, s.scored_at
+              FROM labels l JOIN mad.served_predictions({Literal(b.Name)}, {cut}) s ON s.key = l.mad_k AND s.scored_at <= l.mad_observed_at
+              ORDER BY l.mad_k, s.scored_at DESC
+            )
+            SELECT {features}l.mad_label AS {Quote(b.LabelOut)}, l.mad_observed_at AS {Quote(b.ObservedAtOut)},
+                   g.version AS served_version, g.arm AS served_arm, g.outputs AS served_outputs, g.scored_at AS served_at,
+                   l.mad_k, k.mad_b, k.mad_b < {Number(holdout)} AS mad_holdout, l.mad_observed_at >= {since} AS mad_new,
+                   f.{Quote(b.KeyColumns[0])} IS NOT NULL AS mad_has_row
+            FROM labels l
+            LEFT JOIN {b.Source} f ON {sourceKey} = l.mad_k
+            LEFT JOIN graded g ON g.mad_k = l.mad_k
+            CROSS JOIN LATERAL (
+              SELECT ((get_byte(h.h, 0)::bigint << 24) | (get_byte(h.h, 1) << 16) | (get_byte(h.h, 2) << 8) | get_byte(h.h, 3))::double precision / 4294967296.0 AS mad_b
+              FROM (SELECT pg_catalog.sha256(pg_catalog.convert_to({Number(seed)}::text || ':' || l.mad_k, 'UTF8')) AS h) h) k
+            """;
+    }
+
+    /// <summary>The pools' sizes: (holdout, new, rows with a source row, labels without one, rows without a served prediction).</summary>
+    public const string Counts = """
+        SELECT mad_holdout, mad_new, count(*) FILTER (WHERE mad_has_row), count(*) FILTER (WHERE NOT mad_has_row),
+               count(*) FILTER (WHERE mad_has_row AND served_version IS NULL)
+        FROM pg_temp.mad_export GROUP BY 1, 2
+        """;
+
+    /// <summary>
+    /// One file's rows in hash order (bucket, then key in byte order): with kinds, the first <paramref name="newRows"/>
+    /// new and <paramref name="oldRows"/> old rows of its pool; without, its first <paramref name="newRows"/> rows.
+    /// </summary>
+    public static string Selection(bool holdout, bool byKind, long newRows, long oldRows, string columns)
+    {
+        var pool = $"FROM pg_temp.mad_export e WHERE e.mad_has_row AND e.mad_holdout = {(holdout ? "true" : "false")}";
+        var order = "ORDER BY mad_b, mad_k COLLATE \"C\"";
+        var inner = byKind
+            ? $"(SELECT * {pool} AND e.mad_new {order} LIMIT {Number(newRows)}) UNION ALL (SELECT * {pool} AND NOT e.mad_new {order} LIMIT {Number(oldRows)})"
+            : $"SELECT * {pool} {order} LIMIT {Number(newRows)}";
+        return $"SELECT {columns} FROM ({inner}) r {order}";
+    }
+
+    /// <summary>A selection's versions: (served_version, rows, new rows).</summary>
+    public static string Versions(string selection) =>
+        $"SELECT served_version, count(*), count(*) FILTER (WHERE mad_new) FROM ({selection}) s GROUP BY 1 ORDER BY 1 NULLS LAST";
+
+    public static string Quote(string identifier) => "\"" + identifier.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+
+    public static string Columns(TrainingSetBinding b, Func<string, string>? cast = null) =>
+        string.Join(", ", b.Columns.Select(c => cast is null ? $"r.{Quote(c)}" : cast(c)));
+
+    /// <summary>The key's canonical text (mad.key_text: each column's text form, a composite key's joined by U+001F), inline.</summary>
+    private static string KeyText(string alias, IReadOnlyList<string> columns) =>
+        columns.Count == 1
+            ? $"{alias}.{Quote(columns[0])}::text"
+            : "concat_ws(U&'\\001F', " + string.Join(", ", columns.Select(c => $"{alias}.{Quote(c)}::text")) + ")";
+
+    private static string Timestamp(DateTimeOffset value) => $"'{value.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss.ffffff", CultureInfo.InvariantCulture)}+00'::timestamptz";
+
+    private static string Literal(string text) => "'" + text.Replace("'", "''", StringComparison.Ordinal) + "'";
+
+    private static string Number(double value) => value.ToString("R", CultureInfo.InvariantCulture);
+
+    private static string Number(long value) => value.ToString(CultureInfo.InvariantCulture);
+}
