@@ -26,6 +26,7 @@ public static class MadCommand
         root.Subcommands.Add(TokensCommand.Create(cli));
         root.Subcommands.Add(DeployCommand.Create(cli));
         root.Subcommands.Add(SyncCommand.Create(cli));
+        root.Subcommands.Add(OutcomesCommand.Create(cli));
         root.Subcommands.Add(ExportCommand.Create(cli));
         root.Subcommands.Add(BenchCommand.Create(cli));
         return root;

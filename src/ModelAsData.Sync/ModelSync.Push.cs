@@ -10,14 +10,14 @@ public sealed record PushOptions
     public string? Device { get; init; }
 }
 
-/// <summary>What a push sent: the rows read from the device file, and how many of them were new centrally.</summary>
-public sealed record PushResult(string Device, long RowsRead, long RowsAdded);
+/// <summary>What a push sent: the prediction rows and outcomes read from the device file, and how many of each were new centrally.</summary>
+public sealed record PushResult(string Device, long RowsRead, long RowsAdded, long OutcomesRead = 0, long OutcomesAdded = 0);
 
 public static partial class ModelSync
 {
     /// <summary>
     /// Uploads every prediction-table row the device file holds (with its version and arm; rows that failed to score
-    /// stay on the device) into mad.edge_predictions, in one central transaction: the rows are binary-COPied into a
+    /// stay on the device) into mad.edge_predictions, and the outcomes of its bound sources into mad.edge_outcomes, in one central transaction: the rows are binary-COPied into a
     /// staging table (mad.begin_push) and moved by one INSERT (mad.finish_push), so a push naming a version the
     /// central database does not hold adds nothing, and rows already pushed are skipped. Needs a login in role mad_device.
     /// </summary>
@@ -36,7 +36,7 @@ public static partial class ModelSync
                 $"The device file {devicePath} has no device id yet: pass --device (e.g. --device shop-17); it is kept for the next push.");
 
         await using var dataSource = PostgresDataSource.Create(central, "mad sync push");
-        long read = 0, added = 0;
+        long read = 0, added = 0, outcomesRead = 0, outcomesAdded = 0;
         await RunCentralAsync(dataSource, async () =>
         {
             await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
@@ -45,10 +45,13 @@ public static partial class ModelSync
             await connection.ExecuteAsync(new CommandDefinition("SELECT mad.begin_push(@deviceId)", new { deviceId }, transaction, cancellationToken: cancellationToken));
             read = await DevicePredictions.CopyAsync(device, connection, cancellationToken);
             added = await connection.ExecuteScalarAsync<long>(new CommandDefinition("SELECT mad.finish_push(@deviceId)", new { deviceId }, transaction, cancellationToken: cancellationToken));
+            await connection.ExecuteAsync(new CommandDefinition("SELECT mad.begin_push_outcomes(@deviceId)", new { deviceId }, transaction, cancellationToken: cancellationToken));
+            outcomesRead = await DeviceOutcomes.CopyAsync(device, connection, cancellationToken);
+            outcomesAdded = await connection.ExecuteScalarAsync<long>(new CommandDefinition("SELECT mad.finish_push_outcomes(@deviceId)", new { deviceId }, transaction, cancellationToken: cancellationToken));
             await transaction.CommitAsync(cancellationToken);
         });
 
         await device.ExecuteAsync(SyncSql.DevicePushed, new { id = deviceId, now = SyncTime.Now() });
-        return new PushResult(deviceId, read, added);
+        return new PushResult(deviceId, read, added, outcomesRead, outcomesAdded);
     }
 }

@@ -67,7 +67,7 @@ internal static class SyncCommand
         cli.SetAction(command, async (parse, ct) =>
         {
             var result = await ModelSync.PushAsync(parse.GetValue(from)!, parse.GetValue(to)!, new PushOptions { Device = parse.GetValue(device) }, ct);
-            cli.Console.MarkupLineInterpolated($"Pushed device {result.Device}: {result.RowsRead} row(s) read, {result.RowsAdded} new.");
+            cli.Console.MarkupLineInterpolated($"Pushed device {result.Device}: {result.RowsRead} row(s) read, {result.RowsAdded} new; {result.OutcomesRead} outcome(s) read, {result.OutcomesAdded} new.");
             return 0;
         });
         return command;

@@ -56,6 +56,14 @@ public sealed class ColumnGrantTests(PostgresDatabase database) : DatabaseTests(
         ["edge_predictions.outputs"] = "mad_admin mad_user",
         ["edge_predictions.scored_at"] = "mad_admin mad_user",
         ["edge_predictions.pushed_at"] = "mad_admin mad_user",
+        // Pushed outcomes (029_2): row-secured as edge_predictions; devices only add (finish_push_outcomes).
+        ["edge_outcomes.device"] = "mad_admin mad_user",
+        ["edge_outcomes.prediction_table"] = "mad_admin mad_user",
+        ["edge_outcomes.key"] = "mad_admin mad_user",
+        ["edge_outcomes.label"] = "mad_admin mad_user",
+        ["edge_outcomes.observed_at"] = "mad_admin mad_user",
+        ["edge_outcomes.pushed_at"] = "mad_admin mad_user",
+        ["edge_outcomes.served_key"] = "mad_admin mad_user",
 
         // Deployments (017): as readable as the aliases they extend.
         ["deployment_gates.name"] = All,

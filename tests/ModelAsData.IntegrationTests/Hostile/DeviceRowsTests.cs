@@ -138,4 +138,54 @@ public sealed class DeviceRowsTests(PostgresDatabase database) : DatabaseTests(d
         Assert.Equal("""{"label": 1}""", await Database.DataSource.ScalarAsync<string>("SELECT string_agg(outputs::text, ',') FROM mad.edge_predictions WHERE device = @device", new { device }));
         Assert.Equal(0, await Database.DataSource.ScalarAsync<long>("SELECT count(*) FROM mad.edge_predictions WHERE device = @own", new { own }));
     }
+
+    [Fact(Timeout = 120_000)]
+    public async Task A_device_cannot_push_outcomes_for_another_device_and_a_reader_sees_only_the_outcomes_of_tables_it_may_read()
+    {
+        await using var roles = new HostileRoles(Database);
+        var (_, victim) = await roles.LoginAsync("shop_g", "IN ROLE mad_device, mad_user");
+        var (_, attacker) = await roles.LoginAsync("shop_h", "IN ROLE mad_device, mad_user");
+        var (readerLogin, reader) = await roles.LoginAsync("analyst", "IN ROLE mad_user");
+        var device = "shop-g-" + Guid.NewGuid().ToString("N")[..6];
+        var own = "shop-h-" + Guid.NewGuid().ToString("N")[..6];
+        var table = Sql.UniqueName("secret_scores");
+        await Database.DataSource.ExecuteAsync($"CREATE TABLE mad_out.{table} (id int)");
+        string Push(string id, string label) =>
+            $"BEGIN; SELECT mad.begin_push_outcomes('{id}'); INSERT INTO pg_temp.mad_push_outcomes VALUES ('{table}', '7', '{label}', '2026-12-04T00:00:00Z'); SELECT mad.finish_push_outcomes('{id}'); COMMIT;";
+        await victim.ExecuteAsync(Push(device, "1"));
+
+        // Its own staging finished under the victim's id, beginning under it, a planted staging table, the table itself.
+        var asVictim = await attacker.FailsAsync(Push(own, "0").Replace($"finish_push_outcomes('{own}')", $"finish_push_outcomes('{device}')", StringComparison.Ordinal));
+        Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, asVictim.SqlState);
+        Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, (await attacker.FailsAsync($"SELECT mad.begin_push_outcomes('{device}')")).SqlState);
+        var planted = await attacker.FailsAsync(
+            $"BEGIN; CREATE TEMP TABLE mad_push_outcomes (prediction_table text, key text, label text, observed_at timestamptz); SELECT mad.finish_push_outcomes('{own}');");
+        Assert.Equal(PostgresErrorCodes.ObjectNotInPrerequisiteState, planted.SqlState);
+        foreach (var sql in new[]
+        {
+            $"INSERT INTO mad.edge_outcomes (device, prediction_table, key, label, observed_at) VALUES ('{device}', '{table}', '8', '0', now())",
+            $"UPDATE mad.edge_outcomes SET label = '0' WHERE device = '{device}'",
+            $"DELETE FROM mad.edge_outcomes WHERE device = '{device}'",
+        })
+        {
+            Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, (await attacker.FailsAsync(sql)).SqlState);
+        }
+
+        // The victim's own second push of the same outcome adds nothing and changes nothing.
+        await victim.ExecuteAsync(Push(device, "2"));
+        Assert.Equal("1", await Database.DataSource.ScalarAsync<string>("SELECT string_agg(label, ',') FROM mad.edge_outcomes WHERE device = @device", new { device }));
+
+        // What a curious reader and another device type; then the reader granted the prediction table.
+        foreach (var snoop in new[] { reader, attacker })
+        {
+            Assert.Equal(0, await snoop.ScalarAsync<long>("SELECT count(*) FROM mad.edge_outcomes WHERE device = @device", new { device }));
+            Assert.Equal(0, await snoop.ScalarAsync<long>($"SELECT count(*) FROM mad.edge_outcomes WHERE prediction_table = '{table}'"));
+        }
+
+        Assert.Equal(1, await victim.ScalarAsync<long>("SELECT count(*) FROM mad.edge_outcomes WHERE device = @device", new { device }));
+        await Database.DataSource.ExecuteAsync($"GRANT SELECT ON mad_out.{table} TO {readerLogin}");
+        Assert.Equal(1, await reader.ScalarAsync<long>("SELECT count(*) FROM mad.edge_outcomes WHERE device = @device", new { device }));
+        Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, (await reader.FailsAsync("SELECT mad.begin_push_outcomes('reader-box')")).SqlState);
+        await Database.DataSource.ExecuteAsync($"DROP TABLE mad_out.{table}");
+    }
 }

@@ -126,6 +126,9 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.begin_push(text)"] = "mad_device",
         ["mad.finish_push(text)"] = "mad_device",
         ["mad.staged_push_rows()"] = Nobody,
+        // Outcomes recorded on devices (029_2).
+        ["mad.begin_push_outcomes(text)"] = "mad_device",
+        ["mad.finish_push_outcomes(text)"] = "mad_device",
         // Internal helpers: only definer functions (running as the owner) call them.
         ["mad.caller_role()"] = Nobody,
         ["mad.lock_key(text)"] = Nobody,

@@ -4,6 +4,7 @@ using Microsoft.Data.Sqlite;
 using ModelAsData.Core.Deployments;
 using ModelAsData.IntegrationTests.Deployments;
 using ModelAsData.IntegrationTests.Hostile;
+using ModelAsData.Postgres.Jobs;
 using ModelAsData.Sqlite;
 using ModelAsData.Sync;
 
@@ -59,7 +60,7 @@ public sealed class SyncTests(PostgresDatabase database) : DatabaseTests(databas
     }
 
     /// <summary>On the device, offline: a source table of 2,000 flowers and a prediction table on the model's production alias, refreshed.</summary>
-    private static async Task ScoreOnDeviceAsync(string path, string model)
+    private static async Task ScoreOnDeviceAsync(string path, string model, string table = "scores")
     {
         await using var registry = await SqliteModelRegistry.OpenAsync(path, Ct);
         await registry.Connection.ExecuteAsync("""
@@ -68,8 +69,8 @@ public sealed class SyncTests(PostgresDatabase database) : DatabaseTests(databas
             INSERT OR IGNORE INTO flowers SELECT i, 4.3 + (i % 37) * 0.1, 2.0 + (i % 23) * 0.1, 1.0 + (i % 59) * 0.1, 0.1 + (i % 25) * 0.1 FROM g;
             """);
         var tables = new SqlitePredictionTables(registry);
-        await tables.CreateAsync(new("scores", "flowers", ["id"], model + "@production", FeatureMapping.Parse(Batch.BatchTables.IrisFeatures)), Ct);
-        await tables.RefreshAsync("scores", cancellationToken: Ct);
+        await tables.CreateAsync(new(table, "flowers", ["id"], model + "@production", FeatureMapping.Parse(Batch.BatchTables.IrisFeatures)), Ct);
+        await tables.RefreshAsync(table, cancellationToken: Ct);
     }
 
     [Fact(Timeout = 120_000)]
@@ -232,8 +233,8 @@ public sealed class SyncTests(PostgresDatabase database) : DatabaseTests(databas
         var second = await Mad("sync", "push", "--from", path, "--to", _device);
 
         Assert.True(first.Code == 0, first.Output);
-        Assert.Contains($"Pushed device {deviceId}: 2000 row(s) read, 2000 new.", first.Output, StringComparison.Ordinal);
-        Assert.Contains($"Pushed device {deviceId}: 2000 row(s) read, 0 new.", second.Output, StringComparison.Ordinal);
+        Assert.Contains($"Pushed device {deviceId}: 2000 row(s) read, 2000 new; 0 outcome(s) read, 0 new.", first.Output, StringComparison.Ordinal);
+        Assert.Contains($"Pushed device {deviceId}: 2000 row(s) read, 0 new; 0 outcome(s) read, 0 new.", second.Output, StringComparison.Ordinal);
         await using var file = await SqliteDatabase.OpenAsync(path, Ct);
         var local = (await file.QueryAsync<(long Id, long Version, string Arm, double P1)>("SELECT id, model_version, arm, probability_1 FROM mad_out_scores ORDER BY id"))
             .Select(r => (r.Id.ToString(System.Globalization.CultureInfo.InvariantCulture), (int)r.Version, r.Arm, Math.Round(r.P1, 6))).ToList();
@@ -268,6 +269,54 @@ public sealed class SyncTests(PostgresDatabase database) : DatabaseTests(databas
 
         Assert.Contains("names versions this database does not hold (local_only version 1): nothing was added", refused.Message, StringComparison.Ordinal);
         Assert.Equal(0, await Database.DataSource.ScalarAsync<long>("SELECT count(*) FROM mad.edge_predictions WHERE device = @deviceId", new { deviceId }));
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task Outcomes_recorded_on_the_device_are_pushed_once_and_graded_centrally_per_device()
+    {
+        var (model, _) = await CanaryModelAsync();
+        var name = Sql.UniqueName("fleet");
+        // Centrally: the same prediction table, and its owner's binding of the fleet's labels (the device's keys, as served).
+        var tables = new PostgresPredictionTables(new PostgresModelRegistry(Database.DataSource));
+        var source = await Batch.BatchTables.CreateFlowersAsync(Database.DataSource, 10);
+        await tables.CreateAsync(new PredictionTableSpec(name, source, ["id"], model + "@production", FeatureMapping.Parse(Batch.BatchTables.IrisFeatures)), Ct);
+        await Database.DataSource.ExecuteAsync($"""
+            CREATE TABLE public.{name}_events (id bigint, label text, observed_at timestamptz);
+            CREATE VIEW public.{name}_labels AS
+              SELECT id::text AS id, label, observed_at FROM public.{name}_events
+              UNION ALL SELECT served_key, label, observed_at FROM mad.edge_outcomes WHERE prediction_table = '{name}';
+            SELECT mad.set_outcomes('{name}', source => 'public.{name}_labels', key => ARRAY['id'], label => 'label', observed_at => 'observed_at');
+            """);
+
+        var path = NewDeviceFile();
+        var deviceId = DeviceId();
+        await ModelSync.PullAsync(_device, path, new PullOptions { Models = [model + "@production"], Device = deviceId }, Ct);
+        await ScoreOnDeviceAsync(path, model, name);
+        await using (var file = await SqliteDatabase.OpenAsync(path, Ct))
+        {
+            // The device learns 500 true classes after scoring: what its model said for the first 400, another class for 100.
+            await file.ExecuteAsync($"""
+                CREATE TABLE events (id INTEGER PRIMARY KEY, label INTEGER, observed_at TEXT);
+                INSERT INTO events SELECT id, CASE WHEN id <= 400 THEN label ELSE (label + 1) % 3 END, '2030-01-01T00:00:00Z' FROM mad_out_{name} WHERE id <= 500;
+                """);
+        }
+
+        var bound = await Mad("outcomes", "set", name, "--source", "events", "--key", "id", "--label", "label", "--observed-at", "observed_at", "--db", path);
+        Assert.True(bound.Code == 0, bound.Output);
+        var first = await ModelSync.PushAsync(path, _device, cancellationToken: Ct);
+        var second = await ModelSync.PushAsync(path, _device, cancellationToken: Ct);
+
+        Assert.Equal((2_000L, 2_000L, 500L, 500L), (first.RowsRead, first.RowsAdded, first.OutcomesRead, first.OutcomesAdded));
+        Assert.Equal((500L, 0L), (second.OutcomesRead, second.OutcomesAdded));
+        var accuracy = await Database.DataSource.QueryAsync<(long NLabeled, double Value)>(
+            $"SELECT n_labeled, value FROM mad.performance('{name}') WHERE metric = 'accuracy'");
+        Assert.Equal(500, accuracy.Sum(a => a.NLabeled));
+        Assert.Equal(400.0 / 500, accuracy.Sum(a => a.NLabeled * a.Value) / 500, 9);
+        // One device at a time: the reports narrow to it, and to nothing for another id.
+        Assert.Equal(500, await Database.DataSource.ScalarAsync<long>(
+            $"SET mad.device = '{deviceId}'; SELECT sum(n_labeled) FROM mad.performance('{name}') WHERE metric = 'accuracy'"));
+        Assert.Equal(0, await Database.DataSource.ScalarAsync<long>(
+            $"SET mad.device = 'shop-elsewhere'; SELECT count(*) FROM mad.performance('{name}')"));
     }
 
     private static async Task<(int Code, string Output)> Mad(params string[] args)
