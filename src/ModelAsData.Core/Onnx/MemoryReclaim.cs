@@ -7,23 +7,40 @@ namespace ModelAsData.Core.Onnx;
 /// protobuf parses that check it), which a caller may still reference while <see cref="OnnxModel.Load"/> returns,
 /// and the native heap ONNX Runtime freed after building its session (glibc keeps freed heap pages unless trimmed).
 /// Without this a 300 MB model holds ~1 GB of a process after loading; with it, little more than ONNX Runtime's own
-/// copy of the weights (docs/LARGE_MODELS.md). Runs once, shortly after the last large load, on the thread pool.
+/// copy of the weights (docs/LARGE_MODELS.md). Runs on the thread pool a second after the last large load and again
+/// ten seconds later, when callers that held the bytes a while longer (an async method still running) have let go.
 /// </summary>
 internal static class MemoryReclaim
 {
     /// <summary>Below this a load's leftovers are not worth a full blocking collection.</summary>
     public const long LargeModelBytes = 64L * 1024 * 1024;
 
+    private static readonly TimeSpan s_first = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan s_second = TimeSpan.FromSeconds(9);
     private static readonly Lock s_lock = new();
     private static Timer? s_timer;
+    private static int s_shotsLeft;
 
-    /// <summary>Schedules a compacting collection and a heap trim in half a second (a later call postpones it).</summary>
+    /// <summary>Schedules a compacting collection and a heap trim in a second and ten (a later call starts over).</summary>
     public static void Soon()
     {
         lock (s_lock)
         {
-            s_timer ??= new Timer(_ => Now());
-            s_timer.Change(TimeSpan.FromMilliseconds(500), Timeout.InfiniteTimeSpan);
+            s_timer ??= new Timer(_ => Shot());
+            s_shotsLeft = 2;
+            s_timer.Change(s_first, Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    private static void Shot()
+    {
+        Now();
+        lock (s_lock)
+        {
+            if (--s_shotsLeft > 0)
+            {
+                s_timer!.Change(s_second, Timeout.InfiniteTimeSpan);
+            }
         }
     }
 

@@ -71,6 +71,10 @@ public sealed partial class PendingVersionValidator
             {
                 outcome = new ValidationOutcome(claimed.Model, claimed.Version, VersionStatus.Rejected, e.Message);
             }
+            finally
+            {
+                claimed.Onnx = null; // A large model's bytes are garbage from here on, while the verdict is written.
+            }
 
             await connection.ExecuteAsync(new CommandDefinition(SidecarSql.Mark, new
             {

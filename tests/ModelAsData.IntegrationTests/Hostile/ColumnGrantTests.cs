@@ -200,6 +200,12 @@ public sealed class ColumnGrantTests(PostgresDatabase database) : DatabaseTests(
         ["model_versions.created_at"] = All,
         ["model_versions.validated_by"] = All,
         ["model_versions.validated_at"] = All,
+        // Large models (030): a count, as size_bytes; the chunks' bytes as the onnx column.
+        ["model_versions.chunks"] = All,
+        ["model_chunks.model"] = AdminSidecar,
+        ["model_chunks.version"] = AdminSidecar,
+        ["model_chunks.n"] = AdminSidecar,
+        ["model_chunks.bytes"] = AdminSidecar,
 
         ["models.name"] = All,
         ["models.last_version"] = All,

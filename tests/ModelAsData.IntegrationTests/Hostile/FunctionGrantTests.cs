@@ -15,6 +15,11 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
     {
         // Admin functions.
         ["mad.push_model(text,bytea,jsonb)"] = Admin,
+        // Large models (030): a chunked push, and a device's pull of a chunked version.
+        ["mad.begin_push(text,bigint,integer,jsonb)"] = Admin,
+        ["mad.push_chunk(text,integer,integer,bytea)"] = Admin,
+        ["mad.finish_push(text,integer,text)"] = Admin,
+        ["mad.device_version_chunk(text,integer,integer)"] = "mad_device",
         ["mad.set_alias(text,text,integer,text)"] = Admin,
         ["mad.rollback_alias(text,text)"] = Admin,
         ["mad.create_prediction_table(text,regclass,text[],text,jsonb)"] = Admin,
