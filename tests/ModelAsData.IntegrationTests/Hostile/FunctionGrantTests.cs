@@ -195,7 +195,7 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.require_same_columns(text,integer,integer,text)"] = Nobody,
         ["mad.record_deployment(text,text,text,text)"] = Nobody,
         ["mad.new_seed()"] = Nobody,
-        ["mad.reference_alias(text)"] = Nobody,
+        ["mad.reference_alias(text)"] = Admin, // 033: mad.deployment_report calls it as its reader
         ["mad.finish_canary(text,text,boolean,text,text)"] = Nobody,
         ["mad.gate_error_rate(text,text)"] = Nobody,
         ["mad.ensure_shadow(mad.prediction_tables)"] = Nobody,
