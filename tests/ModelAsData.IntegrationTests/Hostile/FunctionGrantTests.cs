@@ -198,6 +198,8 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.reference_alias(text)"] = Admin, // 033: mad.deployment_report calls it as its reader
         ["mad.finish_canary(text,text,boolean,text,text)"] = Nobody,
         ["mad.gate_error_rate(text,text)"] = Nobody,
+        ["mad.gate_outcome(text,text)"] = Nobody,
+        ["mad.set_outcome_gate(text,text,text,double precision,bigint)"] = Admin,
         ["mad.ensure_shadow(mad.prediction_tables)"] = Nobody,
         ["mad.job_shadow()"] = Nobody,
         ["mad.job_shadow_done()"] = Nobody,

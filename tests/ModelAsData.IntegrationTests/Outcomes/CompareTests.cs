@@ -11,17 +11,22 @@ public sealed class CompareTests(PostgresDatabase database) : DatabaseTests(data
     private sealed record ArmRow(string Arm, int Version, long N, long NLabeled, string MetricName, double? Value, double? Difference,
         double? Statistic, double? PValue, string? Test, bool? SampleRatioMismatch, bool? Significant, string? Verdict);
 
-    /// <summary>A deployment of a model at 50 % with a table served through it: 200 rows per arm, the champion right on 120, the canary on 160.</summary>
-    internal static async Task<(string Model, string Name, string Outcomes)> DeployedAsync(PostgresDatabase database)
+    /// <summary>
+    /// A deployment of a model at 50 % (rolling to 100 when <paramref name="rolling"/>) with a table served through it:
+    /// 200 rows per arm, the champion right on 120, the canary on <paramref name="canaryRight"/>.
+    /// </summary>
+    internal static async Task<(string Model, string Name, string Outcomes)> DeployedAsync(PostgresDatabase database, int canaryRight = 160, bool rolling = false)
     {
         var (model, tables, _) = await BatchTables.TwoReadyVersionsAsync(database);
-        await database.DataSource.ExecuteAsync($"SELECT mad.deploy_canary('{model}', 'production', 2, 50)");
+        await database.DataSource.ExecuteAsync(rolling
+            ? $"SELECT mad.deploy_canary('{model}', 'production', 2, steps => '{{50,100}}', step_every => '1 hour')"
+            : $"SELECT mad.deploy_canary('{model}', 'production', 2, 50)");
         var (name, _, outcomes, _) = await OutcomeTables.CreateAsync(database.DataSource, served: (model, tables));
         await OutcomeTables.ServeAsync(database.DataSource, name, string.Join(", ", Enumerable.Range(0, 400).Select(i =>
             $"('{i}', {(i < 200 ? 1 : 2)}, '{(i < 200 ? "champion" : "canary")}', '{OutcomeTables.Binary(0.9)}', '2026-11-02 10:00+00')")));
-        // Every prediction is 1; the label is 1 for the first 120 champion rows and the first 160 canary rows.
+        // Every prediction is 1; the label is 1 for the first 120 champion rows and the first canaryRight canary rows.
         await database.DataSource.ExecuteAsync($"""
-            INSERT INTO public.{outcomes} SELECT g, CASE WHEN g < 120 OR (g >= 200 AND g < 360) THEN '1' ELSE '0' END, '2026-11-02 12:00+00'
+            INSERT INTO public.{outcomes} SELECT g, CASE WHEN g < 120 OR (g >= 200 AND g < {200 + canaryRight}) THEN '1' ELSE '0' END, '2026-11-02 12:00+00'
             FROM generate_series(0, 399) g
             """);
         return (model, name, outcomes);
