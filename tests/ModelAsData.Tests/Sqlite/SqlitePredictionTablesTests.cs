@@ -285,7 +285,7 @@ public sealed class SqlitePredictionTablesTests
 
         Assert.Equal(3L, db.Scalar("SELECT count(*) FROM flowers"));
         Assert.Empty(await tables.ListAsync());
-        Assert.Equal(0L, db.Scalar("SELECT count(*) FROM sqlite_master WHERE name LIKE 'mad_out_%'"));
+        Assert.Equal(0L, db.Scalar("SELECT count(*) FROM sqlite_master WHERE name LIKE 'mad\\_out\\_%' ESCAPE '\\'"));
     }
 
     [Fact]
