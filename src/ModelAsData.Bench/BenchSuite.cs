@@ -26,8 +26,7 @@ public static class BenchSuite
     ];
 
     /// <summary>The sections <see cref="RunPostgresAsync"/> takes.</summary>
-    public static readonly string[] Sections = ["all", "online", "stream", "batch", "monitoring", "sync", "outcomes", "image"];
-    public static readonly string[] Sections = ["all", "online", "stream", "batch", "monitoring", "sync", "image", "export"];
+    public static readonly string[] Sections = ["all", "online", "stream", "batch", "monitoring", "sync", "outcomes", "export", "image"];
 
     /// <summary>The sections <see cref="RunEmbeddedAsync"/> takes.</summary>
     public static readonly string[] EmbeddedSections = ["all", "image"];
@@ -83,6 +82,9 @@ public static class BenchSuite
             var outcomeRows = rows ?? 1_000_000;
             console.MarkupLineInterpolated($"[bold]Outcomes (PostgreSQL)[/]: mad.performance over {outcomeRows:N0} predictions with as many outcomes, against a plain join computing accuracy.");
             await new OutcomesBench(db, outcomeRows, rounds ?? 3, console).RunAsync(cancellationToken);
+            return;
+        }
+
         if (section is "export")
         {
             var exportRows = rows ?? 1_000_000;
