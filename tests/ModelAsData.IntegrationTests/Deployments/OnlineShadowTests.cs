@@ -47,9 +47,13 @@ public sealed class OnlineShadowTests(PostgresDatabase database) : Requests.Onli
             rows => rows.Count >= sampled.Count, "the shadow's log entries");
         Assert.Equal(sampled.Order(), shadowed.Select(s => s.RequestId));
         Assert.All(shadowed, s => Assert.Equal((2, "call", (string?)null), (s.Version, s.Door, s.Error)));
-        // The served entries are the champion's, one per request; each shadow entry equals version 2's own answer.
-        Assert.Equal([(1, Arms.Champion, 24L)], await Database.DataSource.QueryAsync<(int, string, long)>(
-            "SELECT version, arm, count(*) FROM mad.prediction_log WHERE model = @model AND arm <> 'shadow' GROUP BY 1, 2", new { model }));
+        // The served entries are the champion's, one per request (the log writer flushes them on its own timer, so a
+        // shadow entry may land first); each shadow entry equals version 2's own answer.
+        var served = await Eventually.WaitForAsync(
+            () => Database.DataSource.QueryAsync<(int, string, long)>(
+                "SELECT version, arm, count(*) FROM mad.prediction_log WHERE model = @model AND arm <> 'shadow' GROUP BY 1, 2", new { model }),
+            rows => rows.Sum(r => r.Item3) >= 24, "the served log entries");
+        Assert.Equal([(1, Arms.Champion, 24L)], served);
         foreach (var entry in shadowed)
         {
             var features = await Database.DataSource.ScalarAsync<string>("SELECT features::text FROM mad.requests WHERE id = @id", new { id = entry.RequestId });
