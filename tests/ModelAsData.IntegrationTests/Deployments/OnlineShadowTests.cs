@@ -123,7 +123,8 @@ public sealed class OnlineShadowTests(PostgresDatabase database) : Requests.Onli
         var failed = await Eventually.WaitForAsync(
             () => Database.DataSource.QueryAsync<(int Version, string? Outputs, string? Error)>(
                 "SELECT version, outputs::text, error FROM mad.prediction_log WHERE model = @model AND arm = 'shadow'", new { model }),
-            rows => rows.Count == 5, "the shadow's failed entries");
+            rows => rows.Count >= 5, "the shadow's failed entries", TimeSpan.FromSeconds(60)); // queued behind every other test's log under load
+        Assert.Equal(5, failed.Count);
         Assert.All(failed, f =>
         {
             Assert.Equal(2, f.Version);
