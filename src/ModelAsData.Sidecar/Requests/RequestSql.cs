@@ -16,7 +16,7 @@ internal static class RequestSql
     public const string Arm = "SELECT mad.arm_request_worker($1)";
 
     /// <summary>The claimed requests, with the shadow version that samples each (025; set when it was submitted).</summary>
-    public const string Claim = "SELECT c.id, c.kind, c.reference, c.model, c.version, c.features, r.shadow_version FROM mad.claim_requests($1, $2, $3) c LEFT JOIN mad.requests r ON r.id = c.id";
+    public const string Claim = "SELECT id, kind, reference, model, version, features, shadow_version FROM mad.claim_requests($1, $2, $3)";
 
     /// <summary>The shadow of the alias a reference is served through (025); no row without one.</summary>
     public const string Shadow = "SELECT d.shadow_version, d.shadow_percent, d.seed FROM mad.deployments d WHERE d.model = @model AND d.alias = @alias AND d.shadow_version IS NOT NULL";
