@@ -200,6 +200,8 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.gate_error_rate(text,text)"] = Nobody,
         ["mad.gate_outcome(text,text)"] = Nobody,
         ["mad.set_outcome_gate(text,text,text,double precision,bigint)"] = Admin,
+        ["mad.set_outcome_floor(text,text,double precision,interval,bigint)"] = Callers, // 042: the table's owner or mad_admin, checked inside
+        ["mad.outcome_gauges()"] = Sidecar, // 042: reads outcomes as mad's owner, for /metrics
         ["mad.ensure_shadow(mad.prediction_tables)"] = Nobody,
         ["mad.job_shadow()"] = Nobody,
         ["mad.job_shadow_done()"] = Nobody,
