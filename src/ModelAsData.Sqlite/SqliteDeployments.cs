@@ -232,7 +232,7 @@ public sealed class SqliteDeployments(SqliteModelRegistry registry) : IDeploymen
     }
 
     /// <summary>The deployment a prediction table's model reference is served through, or null when it names a version or an alias-less model.</summary>
-    internal async Task<Deployment?> ServingAsync(ModelReference reference, CancellationToken cancellationToken)
+    internal async Task<Deployment?> ServingAsync(ModelReference reference, CancellationToken cancellationToken, Microsoft.Data.Sqlite.SqliteTransaction? transaction = null)
     {
         if (reference.Version is not null)
         {
@@ -240,7 +240,7 @@ public sealed class SqliteDeployments(SqliteModelRegistry registry) : IDeploymen
         }
 
         var row = await Connection.QuerySingleOrDefaultAsync<Row>(new CommandDefinition(SqliteDeploymentSql.Get,
-            new { model = reference.Model, alias = reference.Alias ?? "production" }, cancellationToken: cancellationToken));
+            new { model = reference.Model, alias = reference.Alias ?? "production" }, transaction, cancellationToken: cancellationToken));
         return row?.ToDeployment();
     }
 
