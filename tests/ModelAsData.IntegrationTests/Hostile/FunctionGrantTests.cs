@@ -127,9 +127,9 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.record_pull(text,jsonb)"] = "mad_admin mad_device mad_user",
         ["mad.ingest_predictions(text,jsonb)"] = "mad_device",
         ["mad.device_version_bytes(text,integer)"] = "mad_device",
-        // A push through COPY (029_1): stage under the claimed device, then move.
-        ["mad.begin_push(text)"] = "mad_device",
-        ["mad.finish_push(text)"] = "mad_device",
+        // A push through COPY (029_1, renamed in 043_1): stage under the claimed device, then move.
+        ["mad.begin_device_push(text)"] = "mad_device",
+        ["mad.finish_device_push(text)"] = "mad_device",
         ["mad.staged_push_rows()"] = Nobody,
         // Outcomes recorded on devices (029_2).
         ["mad.begin_push_outcomes(text)"] = "mad_device",
