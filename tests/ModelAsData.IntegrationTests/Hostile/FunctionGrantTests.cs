@@ -219,7 +219,8 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.drift_metric_values(text,bigint[],bigint,bigint[],bigint,double precision[],double precision)"] = Nobody,
         ["mad.drift_windows(timestamp with time zone,interval)"] = Nobody,
         ["mad.drift_counts(mad.prediction_tables,timestamp with time zone,interval)"] = Nobody,
-        ["mad.drifted_inputs(text,text,integer,timestamp with time zone,bigint)"] = Nobody,
+        ["mad.drift_gate_metrics(text,text,integer,timestamp with time zone,bigint)"] = Nobody,  // 044_1
+        ["mad.drift_gate_tests(text,text,integer,timestamp with time zone,bigint,double precision)"] = Nobody,
         ["mad.gate_drift(text,text)"] = Nobody,
         ["mad.drift_binding(text)"] = Nobody,
     };
