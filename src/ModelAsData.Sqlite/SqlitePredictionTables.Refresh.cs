@@ -441,6 +441,13 @@ public sealed partial class SqlitePredictionTables
                 }
 
                 var scorerRow = batch.ScorerRow(row);
+                var error = batch.Error(row);
+                if (scorerRow >= 0 && scored.Error(scorerRow) is { } runError)
+                {
+                    // ONNX Runtime failed on this row of a grouped batch: its error, as for values that do not fit.
+                    (scorerRow, error) = (-1, runError);
+                }
+
                 _counter?.CountOutputs(scored, scorerRow); // drift monitoring
                 for (var c = 0; c < _columns.Count; c++)
                 {
@@ -456,7 +463,7 @@ public sealed partial class SqlitePredictionTables
                     }
                 }
 
-                _insert.Bind(_error, batch.Error(row));
+                _insert.Bind(_error, error);
                 failed += scorerRow < 0 ? 1 : 0;
                 _insert.Execute();
             }
