@@ -72,6 +72,7 @@ public sealed partial class SqlitePredictionTables
                 transaction: transaction, cancellationToken: cancellationToken));
         }
 
+        await SqliteOutcomeReports.KeepServedAsync(Connection, transaction, table, cancellationToken); // outcomes bound: what was served stays gradable
         await Connection.ExecuteAsync(new CommandDefinition($"DELETE FROM {SqliteDatabase.Quote(table.OutputTable)}", transaction: transaction, cancellationToken: cancellationToken));
         long rows, failed;
         try
