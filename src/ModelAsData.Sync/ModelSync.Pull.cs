@@ -25,8 +25,8 @@ public sealed record PullOptions
     public Func<CancellationToken, Task>? BeforeCommit { get; init; }
 }
 
-/// <summary>What a pull changed in the device file.</summary>
-public sealed record PullResult(int VersionsCopied, int AliasesChanged, int DeploymentsChanged, IReadOnlyList<string> Versions);
+/// <summary>What a pull changed in the device file (baselines: the (version, kind) profiles written because they differed).</summary>
+public sealed record PullResult(int VersionsCopied, int AliasesChanged, int DeploymentsChanged, IReadOnlyList<string> Versions, int BaselinesChanged = 0);
 
 /// <summary>
 /// Edge sync (docs/SYNC.md). A pull reads the central registry in one REPEATABLE READ snapshot, verifies every
@@ -71,6 +71,9 @@ public static partial class ModelSync
         string Metadata, string CreatedBy, DateTime CreatedAt, string? ValidatedBy, DateTime? ValidatedAt, int Chunks)
     {
         public byte[]? Onnx { get; set; }
+
+        /// <summary>Its central baselines (mad.device_baselines), so the device counts drift into the central bins.</summary>
+        public List<DeviceBaselines.Central> Baselines { get; set; } = [];
     }
 
     private sealed record CentralAlias(string Model, string Alias, int Version, string UpdatedBy, DateTime UpdatedAt);
@@ -187,6 +190,11 @@ public static partial class ModelSync
                 versions.Add(row);
             }
 
+            foreach (var v in versions)
+            {
+                v.Baselines = await DeviceBaselines.ReadCentralAsync(connection, transaction, v.Model, v.Version, cancellationToken);
+            }
+
             await transaction.CommitAsync(cancellationToken);
             return new Snapshot(models, versions, aliases.Where(a => selected.Contains((a.Model, a.Alias))).ToList(),
                 deployments.Where(d => selected.Contains((d.Model, d.Alias))).ToList(), selected);
@@ -259,6 +267,12 @@ public static partial class ModelSync
             copied++;
         }
 
+        var baselinesChanged = 0;
+        foreach (var v in snapshot.Versions)
+        {
+            baselinesChanged += await DeviceBaselines.WriteAsync(device, transaction, v.Model, v.Version, v.Baselines, cancellationToken);
+        }
+
         var aliasesChanged = 0;
         foreach (var a in snapshot.Aliases)
         {
@@ -314,7 +328,7 @@ public static partial class ModelSync
         }
 
         await transaction.CommitAsync(cancellationToken);
-        return new PullResult(copied, aliasesChanged, deploymentsChanged, snapshot.Versions.Select(v => $"{v.Model}@{v.Version}").ToList());
+        return new PullResult(copied, aliasesChanged, deploymentsChanged, snapshot.Versions.Select(v => $"{v.Model}@{v.Version}").ToList(), baselinesChanged);
     }
 
     /// <summary>

@@ -51,6 +51,11 @@ internal static class SyncCommand
             var result = await ModelSync.PullAsync(parse.GetValue(from)!, parse.GetValue(to)!, options, ct);
             cli.Console.MarkupLineInterpolated(
                 $"Pulled into {parse.GetValue(to)}: {result.VersionsCopied} version(s) copied, {result.AliasesChanged} alias(es) and {result.DeploymentsChanged} deployment(s) changed; it holds {string.Join(", ", result.Versions)}.");
+            if (result.BaselinesChanged > 0)
+            {
+                cli.Console.MarkupLineInterpolated($"{result.BaselinesChanged} baseline(s) written: the device counts drift into the central bins from now on.");
+            }
+
             return 0;
         });
         return command;
@@ -62,12 +67,18 @@ internal static class SyncCommand
         var to = new Option<string>("--to") { Description = "The central PostgreSQL connection string; the login needs role mad_device.", Required = true };
         var device = new Option<string?>("--device") { Description = "The device id, e.g. shop-17 (default: the one the file holds from an earlier sync)." };
         var command = new Command("push",
-            "Upload the device's prediction-table rows (with version and arm) into mad.edge_predictions, in one transaction: pushing twice adds nothing, " +
-            "and a push naming a version the central database does not hold is refused whole.") { from, to, device };
+            "Upload the device's prediction-table rows (with version and arm) into mad.edge_predictions, its outcomes into mad.edge_outcomes and its drift " +
+            "counts into mad.profile_counts, in one transaction: pushing twice adds nothing, and a push naming a version the central database does not hold is refused whole.") { from, to, device };
         cli.SetAction(command, async (parse, ct) =>
         {
             var result = await ModelSync.PushAsync(parse.GetValue(from)!, parse.GetValue(to)!, new PushOptions { Device = parse.GetValue(device) }, ct);
             cli.Console.MarkupLineInterpolated($"Pushed device {result.Device}: {result.RowsRead} row(s) read, {result.RowsAdded} new; {result.OutcomesRead} outcome(s) read, {result.OutcomesAdded} new.");
+            cli.Console.MarkupLineInterpolated($"Drift: {result.ProfileCountRowsRead} profile-count row(s) read, {result.ProfileCountsAdded} count(s) new.");
+            foreach (var skipped in result.ProfileCounts.Where(p => p.Reason is not null))
+            {
+                cli.Console.MarkupLineInterpolated($"[yellow]Skipped {skipped.Counts} count(s) of {skipped.PredictionTable} version {skipped.Version}: {skipped.Reason}.[/]");
+            }
+
             return 0;
         });
         return command;

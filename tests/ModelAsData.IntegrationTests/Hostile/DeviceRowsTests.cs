@@ -1,10 +1,11 @@
 using ModelAsData.IntegrationTests.Deployments;
+using ModelAsData.Postgres.Jobs;
 
 namespace ModelAsData.IntegrationTests.Hostile;
 
 /// <summary>
 /// Edge devices (023): one device's login cannot push as another device, nor change or remove the rows another
-/// device pushed, and a mad_user that is not a device cannot push at all. Written as the attacker would type it.
+/// device pushed (predictions, outcomes, profile counts: 047), and a mad_user that is not a device cannot push at all. Written as the attacker would type it.
 /// </summary>
 public sealed class DeviceRowsTests(PostgresDatabase database) : DatabaseTests(database)
 {
@@ -187,5 +188,106 @@ public sealed class DeviceRowsTests(PostgresDatabase database) : DatabaseTests(d
         Assert.Equal(1, await reader.ScalarAsync<long>("SELECT count(*) FROM mad.edge_outcomes WHERE device = @device", new { device }));
         Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, (await reader.FailsAsync("SELECT mad.begin_push_outcomes('reader-box')")).SqlState);
         await Database.DataSource.ExecuteAsync($"DROP TABLE mad_out.{table}");
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task A_device_cannot_push_profile_counts_for_another_device_nor_inflate_lower_or_overwrite_them()
+    {
+        var registry = new PostgresModelRegistry(Database.DataSource);
+        var model = await PostgresDeploymentTests.ThreeReadyVersionsAsync(registry);
+        var source = await Batch.BatchTables.CreateFlowersAsync(Database.DataSource, 200);
+        var table = Sql.UniqueName("fleet_scores");
+        await Batch.BatchTables.CreateAsync(new PostgresPredictionTables(registry), table, source, model);
+        await Database.DataSource.ExecuteAsync($"SELECT mad.set_baseline(@model, 1, 'public.{source}')", new { model });
+        await using var roles = new HostileRoles(Database);
+        var (_, victim) = await roles.LoginAsync("shop_i", "IN ROLE mad_device");
+        var (_, attacker) = await roles.LoginAsync("shop_j", "IN ROLE mad_device, mad_user");
+        var (_, reader) = await roles.LoginAsync("reader", "IN ROLE mad_user");
+        var device = "shop-i-" + Guid.NewGuid().ToString("N")[..6];
+        var own = "shop-j-" + Guid.NewGuid().ToString("N")[..6];
+        // A push as a device types it: the bins it pulled, then its total in one cell (or what an attacker puts there).
+        string Push(string begin, string finish, string cells) => $"""
+            BEGIN; SELECT mad.begin_push_profile_counts('{begin}');
+            INSERT INTO pg_temp.mad_push_baselines SELECT '{model}', 1, kind, column_name, type, edges, categories FROM mad.device_baselines('{model}', 1);
+            INSERT INTO pg_temp.mad_push_profile_counts VALUES {cells};
+            SELECT count(*) FROM mad.finish_push_profile_counts('{finish}'); COMMIT;
+            """;
+        string Cell(long count, int bin = 1, string at = "2026-12-04T10:00:00Z", int version = 1) =>
+            $"('{table}', '{model}', {version}, '{at}', 'input', 'sepal_length', {bin}, {count})";
+        async Task<long> CentralAsync() => await Database.DataSource.ScalarAsync<long>(
+            "SELECT coalesce(sum(count), 0) FROM mad.profile_counts WHERE prediction_table = @table AND column_name = 'sepal_length' AND bin = 1", new { table });
+
+        await victim.ExecuteAsync(Push(device, device, Cell(10)));
+        Assert.Equal(10, await CentralAsync());
+
+        // Its own staging finished under the victim's id, beginning under it, planted staging tables, the tables themselves.
+        Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, (await attacker.FailsAsync(Push(own, device, Cell(1_000_000)))).SqlState);
+        Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, (await attacker.FailsAsync($"SELECT mad.begin_push_profile_counts('{device}')")).SqlState);
+        foreach (var planted in new[]
+        {
+            "CREATE TEMP TABLE mad_push_profile_counts (prediction_table text, model text, version int, window_start timestamptz, kind text, column_name text, bin int, count bigint)",
+            $"CREATE TEMP VIEW mad_push_profile_counts AS SELECT '{table}'::text AS prediction_table, '{model}'::text AS model, 1 AS version, now() AS window_start, 'input'::text AS kind, 'sepal_length'::text AS column_name, 1 AS bin, 1000000::bigint AS count",
+            "CREATE TEMP TABLE mad_push_baselines (model text, version int, kind text, column_name text, type text, edges float8[], categories text[])",
+        })
+        {
+            Assert.Equal(PostgresErrorCodes.ObjectNotInPrerequisiteState, (await attacker.FailsAsync($"BEGIN; {planted}; SELECT mad.finish_push_profile_counts('{own}');")).SqlState);
+            Assert.Equal(PostgresErrorCodes.ObjectInUse, (await attacker.FailsAsync($"BEGIN; {planted}; SELECT mad.begin_push_profile_counts('{own}');")).SqlState);
+        }
+
+        foreach (var sql in new[]
+        {
+            $"INSERT INTO mad.edge_profile_counts (device, prediction_table, model, version, window_start, kind, column_name, bin, count) VALUES ('{device}', '{table}', '{model}', 1, '2026-12-04T10:00:00Z', 'input', 'sepal_length', 1, 0)",
+            $"UPDATE mad.edge_profile_counts SET count = 0 WHERE device = '{device}'",
+            $"DELETE FROM mad.edge_profile_counts WHERE device = '{device}'",
+            "TRUNCATE mad.edge_profile_counts",
+            $"UPDATE mad.profile_counts SET count = count + 1000000 WHERE prediction_table = '{table}'",
+            $"INSERT INTO mad.profile_counts VALUES ('{table}', 1, '2026-12-04T10:00:00Z', 'input', 'sepal_length', 2, 1000000)",
+            $"DELETE FROM mad.profile_counts WHERE prediction_table = '{table}'",
+            $"BEGIN; SELECT mad.begin_push_profile_counts('{own}'); CREATE FUNCTION pg_temp.evil() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN NEW.count := 1000000; RETURN NEW; END'; CREATE TRIGGER evil BEFORE INSERT ON pg_temp.mad_push_profile_counts FOR EACH ROW EXECUTE FUNCTION pg_temp.evil()",
+            $"BEGIN; SELECT mad.begin_push_profile_counts('{own}'); SELECT * FROM pg_temp.mad_push_profile_counts",
+        })
+        {
+            var denied = await attacker.FailsAsync(sql);
+            Assert.True(denied.SqlState is PostgresErrorCodes.InsufficientPrivilege, $"{sql}: {denied.SqlState} {denied.MessageText}");
+        }
+
+        // Counts that cannot be counts, and a version this database does not hold: refused whole, nothing added.
+        foreach (var (cells, state) in new[]
+        {
+            (Cell(-1_000), PostgresErrorCodes.InvalidParameterValue),
+            (Cell(5, bin: 99), PostgresErrorCodes.InvalidParameterValue),
+            (Cell(5, at: "2026-12-04T10:30:00Z"), PostgresErrorCodes.InvalidParameterValue),
+            ($"{Cell(5)}, {Cell(5)}", PostgresErrorCodes.InvalidParameterValue),
+            ($"{Cell(5, bin: 2)}, {Cell(5, version: 99)}", PostgresErrorCodes.NoDataFound),
+        })
+        {
+            var refused = await attacker.FailsAsync(Push(own, own, cells));
+            Assert.True(refused.SqlState == state, $"{cells}: {refused.SqlState} {refused.MessageText}");
+            Assert.Contains("nothing was added", refused.MessageText, StringComparison.Ordinal);
+        }
+
+        // Its own counts add to the cell once; pushing them again, or lower, changes nothing; the victim's total stays its own.
+        await attacker.ExecuteAsync(Push(own, own, Cell(5)));
+        await attacker.ExecuteAsync(Push(own, own, Cell(5)));
+        await attacker.ExecuteAsync(Push(own, own, Cell(0)));
+        Assert.Equal(15, await CentralAsync());
+        await victim.ExecuteAsync(Push(device, device, Cell(10)));
+        Assert.Equal(15, await CentralAsync());
+        await victim.ExecuteAsync(Push(device, device, Cell(12)));
+        Assert.Equal(17, await CentralAsync());
+        Assert.Equal(12, await Database.DataSource.ScalarAsync<long>("SELECT count FROM mad.edge_profile_counts WHERE device = @device", new { device }));
+
+        // Who reads what: a device its own counts, a reader no counts and no baselines.
+        Assert.Equal(0, await attacker.ScalarAsync<long>("SELECT count(*) FROM mad.edge_profile_counts WHERE device = @device", new { device }));
+        Assert.Equal(1, await victim.ScalarAsync<long>("SELECT count(*) FROM mad.edge_profile_counts WHERE device = @device", new { device }));
+        foreach (var sql in new[]
+        {
+            "SELECT count(*) FROM mad.edge_profile_counts",
+            $"SELECT count(*) FROM mad.device_baselines('{model}', 1)",
+            "SELECT mad.begin_push_profile_counts('reader-box')",
+        })
+        {
+            Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, (await reader.FailsAsync(sql)).SqlState);
+        }
     }
 }

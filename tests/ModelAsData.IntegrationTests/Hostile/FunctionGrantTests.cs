@@ -123,6 +123,12 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.store_first_window(text,integer,text,jsonb)"] = Sidecar,
         ["mad.online_features(text)"] = Sidecar,
         ["mad.drift_gauges()"] = Sidecar,
+        // Drift of the fleet (047): a device pulls baselines and pushes its profile counts; the trigger and the staging check are internal.
+        ["mad.device_baselines(text,integer)"] = "mad_device",
+        ["mad.begin_push_profile_counts(text)"] = "mad_device",
+        ["mad.finish_push_profile_counts(text)"] = "mad_device",
+        ["mad.staged_profile_counts(text)"] = Nobody,
+        ["mad.drop_edge_profile_counts()"] = Nobody,
         // Edge devices (023): pulls record as mad_user or the device, only mad_device pushes predictions.
         ["mad.record_pull(text,jsonb)"] = "mad_admin mad_device mad_user",
         ["mad.ingest_predictions(text,jsonb)"] = "mad_device",
