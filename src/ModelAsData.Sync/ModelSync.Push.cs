@@ -31,8 +31,6 @@ public static partial class ModelSync
     /// Uploads every prediction-table row the device file holds (with its version and arm; rows that failed to score
     /// stay on the device) into mad.edge_predictions, and the outcomes of its bound sources into mad.edge_outcomes, in one central transaction: the rows are binary-COPied into a
     /// staging table (mad.begin_device_push) and moved by one INSERT (mad.finish_device_push), so a push naming a version the
-    /// central database does not hold adds nothing, and rows already pushed are skipped. Needs a login in role mad_device.
-    /// staging table (mad.begin_push) and moved by one INSERT (mad.finish_push), so a push naming a version the
     /// central database does not hold adds nothing, and rows already pushed are skipped. The device's profile counts
     /// follow in the same transaction (DeviceProfileCounts), so mad.drift covers the fleet. Needs a login in role mad_device.
     /// </summary>
