@@ -25,4 +25,31 @@ public sealed class PostgresDeployCliTests(PostgresDatabase database) : MadCliTe
         Assert.NotEqual(0, promote.ExitCode);
         Assert.Contains("runs no canary to promote", promote.Output, StringComparison.Ordinal);
     }
+
+    [Fact(Timeout = 120_000)]
+    public async Task Mad_deploy_history_lists_the_changes_and_answers_what_was_deployed_at_a_moment_as_deployment_at()
+    {
+        var model = await PostgresDeploymentTests.ThreeReadyVersionsAsync(new PostgresModelRegistry(Database.DataSource));
+        await RunAsync("deploy", model, "production", "--version", "1");
+        await Task.Delay(50, Ct);
+        var seed = await Database.DataSource.ScalarAsync<long>("SELECT mad.deploy_canary(@model, 'production', 2, percent => 10, reason => 'try v2')", new { model });
+        await Task.Delay(50, Ct);
+        var running = await Database.DataSource.ScalarAsync<DateTime>("SELECT clock_timestamp()");
+        await Task.Delay(50, Ct);
+        await RunAsync("deploy", "promote", model, "production");
+
+        var history = await RunAsync("deploy", "history", model, "production");
+        Assert.Equal(0, history.ExitCode);
+        Assert.Matches(@"promote\W+2\W+-", history.Output);
+        Assert.Matches(@"canary\W+1\W+2 at 10 %.*try v2", history.Output);
+        var at = await RunAsync("deploy", "history", model, "production", "--at", new DateTimeOffset(running, TimeSpan.Zero).ToString("O", System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(0, at.ExitCode);
+        Assert.Contains($"{model}@production: version 1, canary version 2 at 10 % of keys (seed {seed})", at.Output, StringComparison.Ordinal);
+        // The same answer as mad.deployment_at.
+        Assert.Equal((1, 2, 10.0, seed), (await Database.DataSource.QueryAsync<(int, int, double, long)>(
+            "SELECT version, canary_version, canary_percent, seed FROM mad.deployment_at(@model, 'production', @running)", new { model, running })).Single());
+        var missing = await RunAsync("deploy", "history", model, "staging");
+        Assert.NotEqual(0, missing.ExitCode);
+        Assert.Contains("has no alias", missing.Output, StringComparison.Ordinal);
+    }
 }

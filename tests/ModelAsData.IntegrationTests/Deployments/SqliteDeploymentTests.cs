@@ -188,6 +188,56 @@ public sealed class SqliteDeploymentTests : IAsyncLifetime
     }
 
     [Fact(Timeout = 60_000)]
+    public async Task Deployment_at_answers_what_was_deployed_at_any_past_moment_and_mad_deploy_history_shows_it()
+    {
+        var deployments = new SqliteDeployments(_registry);
+        var before = DateTimeOffset.UtcNow;
+        await Task.Delay(20, Ct);
+        await deployments.DeployAsync("churn", "production", 1, cancellationToken: Ct);
+        await Task.Delay(20, Ct);
+        var champion = DateTimeOffset.UtcNow;
+        await Task.Delay(20, Ct);
+        var canary = await deployments.DeployCanaryAsync("churn", "production", 2, 10, reason: "try v2", cancellationToken: Ct);
+        await deployments.DeployShadowAsync("churn", "production", 3, 50, cancellationToken: Ct);
+        await Task.Delay(20, Ct);
+        var running = DateTimeOffset.UtcNow;
+        await Task.Delay(20, Ct);
+        await deployments.PromoteAsync("churn", "production", cancellationToken: Ct);
+        await Task.Delay(20, Ct);
+
+        Assert.Null(await deployments.DeploymentAtAsync("churn", "production", before, Ct));
+        Assert.Equal(new Deployment("churn", "production", 1, null, null, null, null, null, null, null, null), await deployments.DeploymentAtAsync("churn", "production", champion, Ct));
+        Assert.Equal(new Deployment("churn", "production", 1, 2, 10, null, null, null, 3, 50, canary.Seed),
+            await deployments.DeploymentAtAsync("churn", "production", running, Ct));
+        Assert.Equal(new Deployment("churn", "production", 2, null, null, null, null, null, 3, 50, canary.Seed),
+            await deployments.DeploymentAtAsync("churn", "production", DateTimeOffset.UtcNow, Ct));
+        Assert.Contains("has no alias 'staging'", (await Assert.ThrowsAsync<ModelAsData.Core.ModelAsDataException>(
+            () => deployments.DeploymentAtAsync("churn", "staging", running, Ct))).Message, StringComparison.Ordinal);
+
+        await _registry.DisposeAsync(); // the CLI opens the file itself
+        async Task<(int Code, string Output)> Mad(params string[] args)
+        {
+            using var console = new Spectre.Console.Testing.TestConsole();
+            console.Profile.Width = 240;
+            using var output = new StringWriter();
+            var code = await ModelAsData.Cli.MadCommand.Create(console).Parse([.. args, "--db", _path]).InvokeAsync(new System.CommandLine.InvocationConfiguration { Output = output, Error = output }, Ct);
+            return (code, console.Output + output);
+        }
+
+        var history = await Mad("deploy", "history", "churn", "production");
+        Assert.Equal(0, history.Code);
+        Assert.Matches(@"promote\W+2\W+-\W+3 on 50 %", history.Output);
+        Assert.Matches(@"canary\W+1\W+2 at 10 %.*try v2", history.Output);
+        var at = await Mad("deploy", "history", "churn", "production", "--at", running.ToString("O", System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Contains($"churn@production: version 1, canary version 2 at 10 % of keys (seed {canary.Seed}), shadow version 3 on 50 % of keys", at.Output, StringComparison.Ordinal);
+        Assert.Contains("did not exist yet", (await Mad("deploy", "history", "churn", "production", "--at", before.ToString("O", System.Globalization.CultureInfo.InvariantCulture))).Output, StringComparison.Ordinal);
+        var bad = await Mad("deploy", "history", "churn", "production", "--at", "yesterday");
+        Assert.NotEqual(0, bad.Code);
+        Assert.Contains("--at takes a moment such as 2026-11-01T09:00:00Z", bad.Output, StringComparison.Ordinal);
+        Assert.Contains("--at goes with history", (await Mad("deploy", "status", "churn", "production", "--at", "2026-11-01")).Output, StringComparison.Ordinal);
+    }
+
+    [Fact(Timeout = 60_000)]
     public async Task Bad_input_gets_an_error_that_names_what_exists()
     {
         var deployments = new SqliteDeployments(_registry);
