@@ -268,7 +268,7 @@ public sealed class SqliteDeployments(SqliteModelRegistry registry) : IDeploymen
         var found = await registry.ResolveAsync(new ModelReference(model, null, version), cancellationToken); // NotFound names the versions
         if (found.Status != VersionStatus.Ready)
         {
-            throw new ModelAsDataException(ErrorCode.NotReady, $"Cannot deploy {model}@{version} as {what}: it is {found.Status.ToString().ToLowerInvariant()}, and only a ready version is served.");
+            throw SqliteRegistryMessages.NotReadyToDeploy(found, what, await registry.VersionStatusesAsync(model, cancellationToken));
         }
     }
 

@@ -245,15 +245,33 @@ public sealed class SqliteDeploymentTests : IAsyncLifetime
 
         async Task<string> Fails(Func<Task> call) => (await Assert.ThrowsAsync<ModelAsDataException>(call)).Message;
 
-        Assert.Contains("has no version 9", await Fails(() => deployments.DeployCanaryAsync("churn", "production", 9, 10, cancellationToken: Ct)), StringComparison.Ordinal);
         Assert.Contains("outside (0, 100]", await Fails(() => deployments.DeployCanaryAsync("churn", "production", 2, 0, cancellationToken: Ct)), StringComparison.Ordinal);
         Assert.Contains("outside (0, 100]", await Fails(() => deployments.DeployCanaryAsync("churn", "production", 2, 101, cancellationToken: Ct)), StringComparison.Ordinal);
         Assert.Contains("only PostgreSQL has", await Fails(() => deployments.DeployCanaryAsync("churn", "production", 2, 5, [5, 25], TimeSpan.FromHours(1), cancellationToken: Ct)), StringComparison.Ordinal);
         Assert.Contains("its aliases are production -> 1", await Fails(() => deployments.DeployCanaryAsync("churn", "staging", 2, 10, cancellationToken: Ct)), StringComparison.Ordinal);
         Assert.Contains("runs no canary to promote: it serves version 1", await Fails(() => deployments.PromoteAsync("churn", "production", cancellationToken: Ct)), StringComparison.Ordinal);
         Assert.Contains("runs no canary or shadow to abort", await Fails(() => deployments.AbortAsync("churn", "production", cancellationToken: Ct)), StringComparison.Ordinal);
+        Assert.Contains("already serves version 1 to every key", await Fails(() => deployments.DeployCanaryAsync("churn", "production", 1, 10, cancellationToken: Ct)), StringComparison.Ordinal);
         await deployments.DeployCanaryAsync("churn", "production", 2, 10, cancellationToken: Ct);
         Assert.Contains("already runs a canary: version 2 at 10 % beside version 1", await Fails(() => deployments.DeployCanaryAsync("churn", "production", 3, 10, cancellationToken: Ct)), StringComparison.Ordinal);
+
+        // A version that failed validation, and one not validated yet, as PostgreSQL's registry holds them.
+        await _registry.Connection.ExecuteAsync("""
+            UPDATE mad_model_versions SET status = 'rejected', reason = 'test', signature = NULL WHERE model = 'churn' AND version = 3;
+            INSERT INTO mad_model_versions (model, version, onnx, sha256, size_bytes, metadata, status, created_by, created_at)
+            SELECT model, 4, onnx, sha256, size_bytes, metadata, 'pending', created_by, created_at FROM mad_model_versions WHERE model = 'churn' AND version = 1;
+            """);
+        Assert.Contains("has no version 9; its versions are 1 (ready), 2 (ready), 3 (rejected), 4 (pending)",
+            await Fails(() => deployments.DeployAsync("churn", "production", 9, cancellationToken: Ct)), StringComparison.Ordinal);
+        Assert.Contains("Cannot deploy churn@4 as a shadow: it is pending, and only a ready version is served; its versions are 1 (ready)",
+            await Fails(() => deployments.DeployShadowAsync("churn", "production", 4, cancellationToken: Ct)), StringComparison.Ordinal);
+        Assert.Contains("Cannot deploy churn@3 as the version served: it was rejected (test); its versions are",
+            await Fails(() => deployments.DeployAsync("churn", "production", 3, cancellationToken: Ct)), StringComparison.Ordinal);
+
+        // Nothing of the refused calls was kept: version 1 with its canary, and one history row per change made.
+        var now = await deployments.GetAsync("churn", "production", Ct);
+        Assert.Equal((1, (int?)2, (double?)10, (int?)null), (now.Version, now.CanaryVersion, now.CanaryPercent, now.ShadowVersion));
+        Assert.Equal(["canary", "deploy"], (await deployments.HistoryAsync("churn", "production", Ct)).Select(c => c.Kind));
     }
 
     [Fact(Timeout = 60_000)]
