@@ -1,3 +1,5 @@
+using ModelAsData.Postgres.Jobs;
+
 namespace ModelAsData.IntegrationTests.Deployments;
 
 /// <summary><c>mad deploy</c> against PostgreSQL, with the same words as on SQLite.</summary>
@@ -24,6 +26,33 @@ public sealed class PostgresDeployCliTests(PostgresDatabase database) : MadCliTe
         var promote = await RunAsync("deploy", "promote", model, "production");
         Assert.NotEqual(0, promote.ExitCode);
         Assert.Contains("runs no canary to promote", promote.Output, StringComparison.Ordinal);
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task Mad_tables_legacy_names_shows_and_forgets_the_legacy_column_through_mad_set_legacy_column()
+    {
+        var registry = new PostgresModelRegistry(Database.DataSource);
+        var model = await PostgresDeploymentTests.ThreeReadyVersionsAsync(registry);
+        await Database.DataSource.ExecuteAsync("SELECT mad.deploy(@model, 'production', 1)", new { model });
+        var source = await Batch.BatchTables.CreateFlowersAsync(Database.DataSource, 20);
+        await Database.DataSource.ExecuteAsync($"ALTER TABLE public.{source} ADD COLUMN legacy_class bigint");
+        var name = Sql.UniqueName("legacy");
+        await Batch.BatchTables.CreateAsync(new PostgresPredictionTables(registry), name, source, model);
+
+        var named = await RunAsync("tables", "legacy", name, "legacy_class");
+        Assert.Equal(0, named.ExitCode);
+        Assert.Contains($"{name}: legacy column legacy_class, compared with label.", named.Output, StringComparison.Ordinal);
+        Assert.Contains("No rows compared yet", named.Output, StringComparison.Ordinal); // never refreshed
+        Assert.Equal(("legacy_class", "label"), (await Database.DataSource.QueryAsync<(string, string)>(
+            "SELECT legacy_column, legacy_output FROM mad.prediction_tables WHERE name = @name", new { name })).Single());
+        var unknown = await RunAsync("tables", "legacy", name, "old_flag");
+        Assert.NotEqual(0, unknown.ExitCode);
+        Assert.Contains("has no column old_flag; its columns are id, sepal_length", unknown.Output, StringComparison.Ordinal);
+        var wrong = await RunAsync("tables", "legacy", source, "legacy_class");
+        Assert.NotEqual(0, wrong.ExitCode);
+        Assert.Contains($"No prediction table '{source}'", wrong.Output, StringComparison.Ordinal);
+        Assert.Contains("names no legacy column", (await RunAsync("tables", "legacy", name, "--forget")).Output, StringComparison.Ordinal);
+        Assert.Null(await Database.DataSource.ScalarAsync<string?>("SELECT legacy_column FROM mad.prediction_tables WHERE name = @name", new { name }));
     }
 
     [Fact(Timeout = 120_000)]
