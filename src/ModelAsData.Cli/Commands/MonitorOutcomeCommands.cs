@@ -139,7 +139,7 @@ internal static class MonitorOutcomeCommands
         {
             view.AddRow(Markup.Escape(r.PredictionTable), r.Arm, r.Version.ToString(CultureInfo.InvariantCulture), r.N?.ToString("N0", CultureInfo.InvariantCulture) ?? "–",
                 r.NLabeled.ToString("N0", CultureInfo.InvariantCulture), Markup.Escape(r.Metric), Format(r.Value), Format(r.Difference),
-                r.CiLow is { } low && r.CiHigh is { } high ? $"{Format(low)} to {Format(high)}" : "–", Format(r.PValue), Markup.Escape(r.Test ?? "–"),
+                r.CiLow is { } low && r.CiHigh is { } high ? $"{Format(low)} to {Format(high)}" : "–", Markup.Escape(HtmlReport.PValue(r.PValue)), Markup.Escape(r.Test ?? "–"),
                 r.SampleRatioChiSquare is { } chi ? $"χ² {chi.ToString("0.##", CultureInfo.InvariantCulture)}{(r.SampleRatioMismatch == true ? " [red]mismatch[/]" : "")}" : "–");
         }
 

@@ -44,7 +44,7 @@ public static class OutcomeReport
             html.Append("<tr").Append(css).Append("><td class=\"t\">").Append(E(r.PredictionTable)).Append("</td><td class=\"t\">").Append(r.Arm).Append("</td><td>").Append(r.Version)
                 .Append("</td><td>").Append(Count(r.N)).Append("</td><td>").Append(Count(r.NLabeled)).Append("</td><td class=\"t\">").Append(E(r.Metric))
                 .Append("</td><td>").Append(Number(r.Value)).Append("</td><td>").Append(Number(r.Difference)).Append("</td><td>")
-                .Append(r.CiLow is { } low && r.CiHigh is { } high ? $"{Number(low)} to {Number(high)}" : "–").Append("</td><td>").Append(Number(r.PValue))
+                .Append(r.CiLow is { } low && r.CiHigh is { } high ? $"{Number(low)} to {Number(high)}" : "–").Append("</td><td>").Append(E(PValue(r.PValue)))
                 .Append("</td><td class=\"t\">").Append(E(r.Test ?? "–")).Append("</td><td>").Append(Number(r.SampleRatioChiSquare)).Append("</td><td class=\"t\">")
                 .Append(r.SampleRatioMismatch switch { true => "yes", false => "no", null => "–" }).Append("</td><td class=\"t\">").Append(E(r.Verdict ?? "")).Append("</td></tr>\n");
         }
