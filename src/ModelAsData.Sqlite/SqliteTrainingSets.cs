@@ -15,11 +15,11 @@ namespace ModelAsData.Sqlite;
 /// mad_history and the current rows), the holdout and the order by the seeded sticky bucket, the exact mix of
 /// <see cref="TrainingSetPlan"/>, the same manifest. So the same data and seed select the same rows in the same order
 /// as on PostgreSQL, and the same bytes on every run; values are written as SQLite holds them (see the docs). One read
-/// transaction; files under a .partial name, renamed when complete, removed on any failure. CSV only for now.
+/// transaction; files under a .partial name, renamed when complete, removed on any failure. CSV or Parquet.
 /// </summary>
 public sealed class SqliteTrainingSets(SqliteModelRegistry registry)
 {
-    private sealed record Candidate(string Key, byte[] KeyBytes, object?[] Features, string Label, DateTimeOffset ObservedAt, double Bucket, bool Holdout, bool New,
+    internal sealed record Candidate(string Key, byte[] KeyBytes, object?[] Features, string Label, object LabelValue, DateTimeOffset ObservedAt, double Bucket, bool Holdout, bool New,
         Core.Monitoring.ServedPrediction? Served);
 
     private sealed record Binding(string Source, string KeyColumns, string LabelColumn, string ObservedAtColumn);
@@ -28,11 +28,6 @@ public sealed class SqliteTrainingSets(SqliteModelRegistry registry)
     {
         ArgumentNullException.ThrowIfNull(request);
         request.Validate();
-        if (request.Format != TrainingSetFormat.Csv)
-        {
-            throw new ModelAsDataException(ErrorCode.NotSupported, "On a SQLite file, mad export training-set writes CSV only for now: use --format csv (Parquet runs on PostgreSQL).");
-        }
-
         var connection = registry.Connection;
         using var transaction = connection.BeginTransaction(deferred: true); // one snapshot for every read
         var table = await new SqlitePredictionTables(registry).GetAsync(request.PredictionTable, cancellationToken);
@@ -55,7 +50,7 @@ public sealed class SqliteTrainingSets(SqliteModelRegistry registry)
         }
 
         // Each key's latest label by the cutoff (equal times: the greater label text), as the candidates' CTE on PostgreSQL.
-        var labels = new Dictionary<string, (string Label, DateTimeOffset ObservedAt)>(StringComparer.Ordinal);
+        var labels = new Dictionary<string, (string Label, object Value, DateTimeOffset ObservedAt)>(StringComparer.Ordinal);
         await using (var command = connection.CreateCommand())
         {
             var (label, observed) = (SqliteDatabase.Quote(binding.LabelColumn), SqliteDatabase.Quote(binding.ObservedAtColumn));
@@ -68,7 +63,7 @@ public sealed class SqliteTrainingSets(SqliteModelRegistry registry)
                 var text = SqliteOutcomeReports.Text(reader.GetValue(1));
                 if (at <= cutoff && (!labels.TryGetValue(reader.GetString(0), out var seen) || at > seen.ObservedAt || (at == seen.ObservedAt && string.CompareOrdinal(text, seen.Label) > 0)))
                 {
-                    labels[reader.GetString(0)] = (text, at);
+                    labels[reader.GetString(0)] = (text, reader.GetValue(1), at);
                 }
             }
         }
@@ -106,7 +101,7 @@ public sealed class SqliteTrainingSets(SqliteModelRegistry registry)
 
         var candidates = new List<Candidate>();
         long withoutRow = 0;
-        foreach (var (key, (label, observedAt)) in labels)
+        foreach (var (key, (label, value, observedAt)) in labels)
         {
             if (!rows.TryGetValue(key, out var values))
             {
@@ -115,7 +110,7 @@ public sealed class SqliteTrainingSets(SqliteModelRegistry registry)
             }
 
             var bucket = StickyBucket.Of(request.Seed, key);
-            candidates.Add(new Candidate(key, Encoding.UTF8.GetBytes(key), values, label, observedAt, bucket, bucket < request.Holdout,
+            candidates.Add(new Candidate(key, Encoding.UTF8.GetBytes(key), values, label, value, observedAt, bucket, bucket < request.Holdout,
                 request.NewSince is { } s && observedAt >= s, graded.GetValueOrDefault(key)));
         }
 
@@ -165,9 +160,11 @@ public sealed class SqliteTrainingSets(SqliteModelRegistry registry)
 
                 var partial = TrainingSetFiles.Partial(path);
                 written.Add(partial);
-                var sha = await WriteCsvAsync(partial, columns, chosen, cancellationToken);
+                var sha = request.Format == TrainingSetFormat.Parquet
+                    ? await SqliteTrainingSetParquet.WriteAsync(partial, columns, await KindsAsync(connection, transaction, table, features, binding, cancellationToken), chosen, cancellationToken)
+                    : await WriteCsvAsync(partial, columns, chosen, cancellationToken);
                 var newRows = chosen.LongCount(c => c.New);
-                files.Add(new TrainingSetFile(part, Path.GetFileName(path), "csv", chosen.Count, newRows, chosen.Count - newRows, sha));
+                files.Add(new TrainingSetFile(part, Path.GetFileName(path), request.Format.ToString().ToLowerInvariant(), chosen.Count, newRows, chosen.Count - newRows, sha));
             }
 
             transaction.Commit();
@@ -209,6 +206,20 @@ public sealed class SqliteTrainingSets(SqliteModelRegistry registry)
         };
         await File.WriteAllTextAsync(TrainingSetFiles.Manifest(training), manifest.ToJson(), cancellationToken);
         return manifest;
+    }
+
+    /// <summary>The Parquet type of each exported column: the key, features and label by their declared SQLite types, then the fixed ones.</summary>
+    private static async Task<SqliteTrainingSetParquet.Kind[]> KindsAsync(Microsoft.Data.Sqlite.SqliteConnection connection, Microsoft.Data.Sqlite.SqliteTransaction transaction,
+        Core.Registry.PredictionTable table, IReadOnlyList<string> features, Binding binding, CancellationToken cancellationToken)
+    {
+        async Task<Dictionary<string, string>> DeclaredAsync(string relation) =>
+            (await connection.QueryAsync<(string Name, string Type)>(new CommandDefinition("SELECT name, type FROM pragma_table_info(@relation)", new { relation }, transaction,
+                cancellationToken: cancellationToken))).ToDictionary(c => c.Name, c => c.Type, StringComparer.OrdinalIgnoreCase);
+        var source = await DeclaredAsync(table.Source);
+        var outcomes = await DeclaredAsync(binding.Source);
+        return [.. table.Key.Concat(features).Select(c => SqliteTrainingSetParquet.KindOf(source.GetValueOrDefault(c))),
+            SqliteTrainingSetParquet.KindOf(outcomes.GetValueOrDefault(binding.LabelColumn)),
+            SqliteTrainingSetParquet.Kind.Timestamp, SqliteTrainingSetParquet.Kind.Int32, SqliteTrainingSetParquet.Kind.Text, SqliteTrainingSetParquet.Kind.Text, SqliteTrainingSetParquet.Kind.Timestamp];
     }
 
     /// <summary>RFC 4180 as PostgreSQL's COPY CSV writes it: a header, empty for NULL, quotes only where needed ("" for an empty string), LF line ends.</summary>

@@ -32,7 +32,7 @@ internal static class ExportCommand
         var seed = new Option<long>("--seed") { Description = "Seeds the split and the row order: the same seed and data give the same files, byte for byte.", DefaultValueFactory = _ => 1 };
         var cutoff = new Option<string?>("--cutoff") { Description = "Leave out labels observed after this (ISO 8601, UTC unless an offset is given). Default: now, recorded in the manifest." };
         var command = new Command("training-set",
-            "Join a prediction table's labels (read with your rights; on a SQLite file, CSV only) to its features and the predictions served, mix old and new rows by an exact share, " +
+            "Join a prediction table's labels (read with your rights) to its features and the predictions served, mix old and new rows by an exact share, " +
             "split training and holdout by key, and write the files with a manifest (sources, cutoffs, counts, sha256).")
         {
             table, output, format, newSince, mix, rows, holdout, seed, cutoff,
@@ -55,7 +55,7 @@ internal static class ExportCommand
             var db = cli.RequireDb(parse);
             if (!MadStore.IsPostgres(db))
             {
-                // A SQLite file: the same rules in-process (SqliteTrainingSets), CSV only.
+                // A SQLite file: the same rules in-process (SqliteTrainingSets).
                 await using var registry = await SqliteModelRegistry.OpenAsync(db, ct);
                 Report(cli.Console, request, await new SqliteTrainingSets(registry).ExportAsync(request, ct));
                 return 0;

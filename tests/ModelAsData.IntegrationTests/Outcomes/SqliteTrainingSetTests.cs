@@ -51,9 +51,9 @@ public sealed class SqliteTrainingSetTests(PostgresDatabase database) : MadCliTe
         await using var twin = await SqliteTwin.CreateAsync(model);
         await twin.CopyAsync(Database.DataSource, name, $"{name}_events", model);
         await twin.CopySourceAsync(Database.DataSource, source);
-        TrainingSetRequest Request(string file, long seed) => new()
+        TrainingSetRequest Request(string file, long seed, TrainingSetFormat format = TrainingSetFormat.Csv) => new()
         {
-            PredictionTable = name, Out = Path.Combine(_directory, file), NewSince = s_newSince, Mix = 0.5, Rows = 2_000, Holdout = 0.2, Seed = seed, Cutoff = s_cutoff,
+            PredictionTable = name, Out = Path.Combine(_directory, file), Format = format, NewSince = s_newSince, Mix = 0.5, Rows = 2_000, Holdout = 0.2, Seed = seed, Cutoff = s_cutoff,
         };
 
         var postgres = await new PostgresTrainingSets(Database.DataSource).ExportAsync(Request("pg.csv", 3), cancellationToken: Ct);
@@ -61,6 +61,8 @@ public sealed class SqliteTrainingSetTests(PostgresDatabase database) : MadCliTe
         var first = await sqlite.ExportAsync(Request("a.csv", 3), Ct);
         var again = await sqlite.ExportAsync(Request("b.csv", 3), Ct);
         var other = await sqlite.ExportAsync(Request("c.csv", 4), Ct);
+        var postgresParquet = await new PostgresTrainingSets(Database.DataSource).ExportAsync(Request("pg.parquet", 3, TrainingSetFormat.Parquet), cancellationToken: Ct);
+        var sqliteParquet = await sqlite.ExportAsync(Request("a.parquet", 3, TrainingSetFormat.Parquet), Ct);
 
         foreach (var part in new[] { "pg.csv", "a.csv" })
         {
@@ -76,6 +78,7 @@ public sealed class SqliteTrainingSetTests(PostgresDatabase database) : MadCliTe
         Assert.Equal(postgres.Files.Select(f => (f.Part, f.Rows, f.NewRows, f.OldRows)), first.Files.Select(f => (f.Part, f.Rows, f.NewRows, f.OldRows)));
         Assert.Equal(postgres.Command.Replace("pg.csv", "a.csv", StringComparison.Ordinal), first.Command);
         Assert.Equal(first.Files.Select(f => f.Sha256), again.Files.Select(f => f.Sha256));
+        Assert.Equal(postgresParquet.Files.Select(f => (f.Format, f.Rows, f.Sha256)), sqliteParquet.Files.Select(f => (f.Format, f.Rows, f.Sha256))); // Parquet too
         Assert.Equal(await File.ReadAllBytesAsync(Path.Combine(_directory, "a.csv"), Ct), await File.ReadAllBytesAsync(Path.Combine(_directory, "b.csv"), Ct));
         Assert.NotEqual(first.Files[0].Sha256, other.Files[0].Sha256);
         var manifest = TrainingSetManifest.Parse(await File.ReadAllTextAsync(Path.Combine(_directory, "a.manifest.json"), Ct));
@@ -86,13 +89,14 @@ public sealed class SqliteTrainingSetTests(PostgresDatabase database) : MadCliTe
         // Through the CLI: the same verb and options on the file, and what it refuses.
         var cli = await RunWithDbAsync(twin.Path, "export", "training-set", name, "--out", Path.Combine(_directory, "cli.csv"), "--new-since", "2026-11-01", "--mix", "0.5",
             "--rows", "2000", "--holdout", "0.2", "--seed", "3", "--cutoff", "2026-11-20");
-        var parquet = await RunWithDbAsync(twin.Path, "export", "training-set", name, "--out", Path.Combine(_directory, "p.parquet"), "--format", "parquet");
+        var parquet = await RunWithDbAsync(twin.Path, "export", "training-set", name, "--out", Path.Combine(_directory, "p.parquet"), "--format", "parquet", "--new-since", "2026-11-01",
+            "--mix", "0.5", "--rows", "2000", "--holdout", "0.2", "--seed", "3", "--cutoff", "2026-11-20");
         var tooMany = await RunWithDbAsync(twin.Path, "export", "training-set", name, "--out", Path.Combine(_directory, "many.csv"), "--new-since", "2026-11-01", "--mix", "0.5",
             "--rows", "4000", "--cutoff", "2026-11-20");
         Assert.True(cli.ExitCode == 0, cli.Output);
         Assert.Contains($"sha256 {first.Files[0].Sha256}", cli.Output, StringComparison.Ordinal);
-        Assert.Equal((int)ErrorCode.NotSupported, parquet.ExitCode);
-        Assert.Contains("writes CSV only for now: use --format csv", parquet.Output, StringComparison.Ordinal);
+        Assert.True(parquet.ExitCode == 0, parquet.Output);
+        Assert.Contains($"sha256 {postgresParquet.Files[0].Sha256}", parquet.Output, StringComparison.Ordinal);
         Assert.Equal((int)ErrorCode.InvalidArgument, tooMany.ExitCode);
         Assert.Contains("--rows 2500", tooMany.Output, StringComparison.Ordinal);
         Assert.Empty(Directory.GetFiles(_directory, "*.partial"));
