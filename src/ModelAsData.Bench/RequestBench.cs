@@ -75,7 +75,15 @@ internal sealed class RequestBench(string db, int requests, int rounds, IAnsiCon
         }
 
         console.MarkupLine("[bold]Online under concurrency[/]: CALL mad.predict and SELECT 1 from 1, 4, 16 and 64 clients, directly and through PgBouncer.");
-        await concurrency.RunAsync(markdown, cancellationToken);
+        try
+        {
+            await concurrency.RunAsync(markdown, cancellationToken);
+        }
+        catch (PostgresException e)
+        {
+            // "No sidecar is running" from a bench that started one: say what became of it.
+            throw new Core.ModelAsDataException(Core.ErrorCode.Database, $"{e.SqlState}: {e.MessageText} {sidecar.Describe()}", e);
+        }
     }
 
     /// <summary>
@@ -86,6 +94,13 @@ internal sealed class RequestBench(string db, int requests, int rounds, IAnsiCon
     private async Task KeepHistoryAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)
     {
         console.MarkupLineInterpolated($"[grey]a day's history: {HistoryRequests:N0} answered requests in mad.requests…[/]");
+        // A run's history replaces the last run's, so the table holds one day's worth however often the bench runs.
+        await using (var forget = dataSource.CreateCommand("DELETE FROM mad.requests WHERE sidecar = 'bench:history'"))
+        {
+            forget.CommandTimeout = 0;
+            await forget.ExecuteNonQueryAsync(cancellationToken);
+        }
+
         await using var command = dataSource.CreateCommand(HistorySql);
         command.Parameters.Add(new() { Value = Model });
         command.Parameters.Add(new() { Value = HistoryRequests });

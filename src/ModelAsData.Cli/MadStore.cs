@@ -20,8 +20,9 @@ namespace ModelAsData.Cli;
 public sealed class MadStore : IAsyncDisposable
 {
     private MadStore(IModelRegistry registry, IPredictionTables tables, IRefreshJobs jobs, IStreaming streaming, IDeployments deployments, SqliteConnection? sqlite,
-        IMonitoring monitoring)
+        IMonitoring monitoring, IOutcomeReports outcomes)
     {
+        Outcomes = outcomes;
         Deployments = deployments;
         Monitoring = monitoring;
         Registry = registry;
@@ -44,6 +45,9 @@ public sealed class MadStore : IAsyncDisposable
     /// <summary>Baselines and drift (issue 16).</summary>
     public IMonitoring Monitoring { get; }
 
+    /// <summary>Performance and champion-against-canary on outcomes (issue 17).</summary>
+    public IOutcomeReports Outcomes { get; }
+
     /// <summary>The embedded store's connection, with <c>predict()</c> registered; null on PostgreSQL.</summary>
     public SqliteConnection? Sqlite { get; }
 
@@ -63,7 +67,7 @@ public sealed class MadStore : IAsyncDisposable
         var registry = await SqliteModelRegistry.OpenAsync(db, cancellationToken);
         SqlitePredictFunctions.Register(registry.Connection, Cache);
         return new MadStore(registry, new SqlitePredictionTables(registry, Cache), new SqliteRefreshJobs(), new SqliteStreaming(), new SqliteDeployments(registry),
-            registry.Connection, new SqliteMonitoring(registry, Cache));
+            registry.Connection, new SqliteMonitoring(registry, Cache), new SqliteOutcomeReports(registry));
     }
 
     public ValueTask DisposeAsync() => Registry.DisposeAsync();
@@ -72,6 +76,7 @@ public sealed class MadStore : IAsyncDisposable
     {
         var registry = await PostgresModelRegistry.OpenAsync(db, cancellationToken);
         var tables = new PostgresPredictionTables(registry);
-        return new(registry, tables, tables, new PostgresStreaming(registry), new PostgresDeployments(registry), sqlite: null, new PostgresMonitoring(registry, Cache));
+        return new(registry, tables, tables, new PostgresStreaming(registry), new PostgresDeployments(registry), sqlite: null, new PostgresMonitoring(registry, Cache),
+            new PostgresOutcomeReports(registry.DataSource));
     }
 }

@@ -134,5 +134,7 @@ public static class Protocol
         public const int PredictionLogWriteFailed = 2701;
         public const int OnlineDriftCountFailed = 2702;
         public const int DriftGaugesFailed = 2801;
+        public const int OutcomeGaugesFailed = 2802;
+        public const int OutcomeGaugeReadFailed = 2803;
     }
 }

@@ -40,6 +40,7 @@ public static class SidecarServiceCollectionExtensions
         services.AddHostedService<RefreshWorkerService>();
         services.AddHostedService<StreamWorkerService>();
         services.AddHostedService<Monitoring.DriftGaugeService>(); // issue 16: drift gauges on /metrics
+        services.AddHostedService<Monitoring.OutcomeGaugeService>(); // issue 17: outcome floors on /metrics
         return services;
     }
 }

@@ -153,12 +153,14 @@ public sealed class SqliteDeployments(SqliteModelRegistry registry) : IDeploymen
         var deployment = await GetAsync(model, alias, cancellationToken);
         var counts = new Dictionary<(string Arm, int Version), (long Rows, long Failed)>();
         var agreement = new ShadowAgreement();
+        var legacy = new LegacySums();
         string? shadowError = null;
         var tables = await Connection.QueryAsync<string>(new CommandDefinition(SqliteDeploymentSql.TablesServedThrough,
             new { model, reference = $"{model}@{alias}", bare = alias == "production" }, cancellationToken: cancellationToken));
         foreach (var name in tables)
         {
             var output = SqliteDatabase.Quote(SqlitePredictionTables.OutputTableOf(name));
+            legacy.Add(await LegacyAgreementAsync(name, cancellationToken)); // 019: each arm's agreement with the legacy column, if named
             if (!await SqlitePredictionTables.HasArmAsync(Connection, name, cancellationToken))
             {
                 continue; // not refreshed since 004: every row is a champion's, counted once refreshed
@@ -192,7 +194,9 @@ public sealed class SqliteDeployments(SqliteModelRegistry registry) : IDeploymen
         DeploymentArm Arm(string arm, int version, double percent)
         {
             var (rows, failed) = counts.GetValueOrDefault((arm, version));
-            return new DeploymentArm(arm, version, percent, rows, failed, rows > 0 ? failed / (double)rows : null);
+            var (legacyEqual, legacyDifference) = legacy.Of(arm, version);
+            return new DeploymentArm(arm, version, percent, rows, failed, rows > 0 ? failed / (double)rows : null,
+                LegacyShareEqual: legacyEqual, LegacyMeanAbsoluteDifference: legacyDifference);
         }
 
         var arms = new List<DeploymentArm> { Arm(Arms.Champion, deployment.Version, 100 - (deployment.CanaryPercent ?? 0)) };
@@ -210,6 +214,15 @@ public sealed class SqliteDeployments(SqliteModelRegistry registry) : IDeploymen
         return arms;
     }
 
+    public async Task<LegacyColumn> SetLegacyColumnAsync(string table, string? column, string? output = null, CancellationToken cancellationToken = default) =>
+        await SqliteLegacyComparison.SetAsync(Connection, await new SqlitePredictionTables(registry).GetAsync(table, cancellationToken), column, output, cancellationToken);
+
+    public async Task<LegacyColumn> GetLegacyColumnAsync(string table, CancellationToken cancellationToken = default) =>
+        await SqliteLegacyComparison.GetAsync(Connection, await new SqlitePredictionTables(registry).GetAsync(table, cancellationToken), cancellationToken);
+
+    public async Task<IReadOnlyList<LegacyAgreement>> LegacyAgreementAsync(string table, CancellationToken cancellationToken = default) =>
+        await SqliteLegacyComparison.AgreementAsync(Connection, await new SqlitePredictionTables(registry).GetAsync(table, cancellationToken), cancellationToken);
+
     public async Task<IReadOnlyList<DeploymentChange>> HistoryAsync(string model, string alias, CancellationToken cancellationToken = default)
     {
         await GetAsync(model, alias, cancellationToken);
@@ -219,7 +232,7 @@ public sealed class SqliteDeployments(SqliteModelRegistry registry) : IDeploymen
     }
 
     /// <summary>The deployment a prediction table's model reference is served through, or null when it names a version or an alias-less model.</summary>
-    internal async Task<Deployment?> ServingAsync(ModelReference reference, CancellationToken cancellationToken)
+    internal async Task<Deployment?> ServingAsync(ModelReference reference, CancellationToken cancellationToken, Microsoft.Data.Sqlite.SqliteTransaction? transaction = null)
     {
         if (reference.Version is not null)
         {
@@ -227,7 +240,7 @@ public sealed class SqliteDeployments(SqliteModelRegistry registry) : IDeploymen
         }
 
         var row = await Connection.QuerySingleOrDefaultAsync<Row>(new CommandDefinition(SqliteDeploymentSql.Get,
-            new { model = reference.Model, alias = reference.Alias ?? "production" }, cancellationToken: cancellationToken));
+            new { model = reference.Model, alias = reference.Alias ?? "production" }, transaction, cancellationToken: cancellationToken));
         return row?.ToDeployment();
     }
 
@@ -299,6 +312,30 @@ public sealed class SqliteDeployments(SqliteModelRegistry registry) : IDeploymen
 
         public (double? ShareEqual, double? MeanAbsoluteDifference) Of(int version) =>
             _sums.TryGetValue(version, out var s)
+                ? (s.Labelled > 0 ? s.Equal / s.Labelled : null, s.Valued > 0 ? s.Difference / s.Valued : null)
+                : (null, null);
+    }
+
+    /// <summary>
+    /// The report's legacy agreement per arm and version, as PostgreSQL's deployment_report weighs it: over the tables
+    /// served through the alias, each table's share equal (or mean absolute difference) weighted by the rows it compared.
+    /// </summary>
+    private sealed class LegacySums
+    {
+        private readonly Dictionary<(string Arm, int Version), (long Labelled, double Equal, long Valued, double Difference)> _sums = [];
+
+        public void Add(IReadOnlyList<LegacyAgreement> rows)
+        {
+            foreach (var r in rows)
+            {
+                var s = _sums.GetValueOrDefault((r.Arm, r.ModelVersion));
+                _sums[(r.Arm, r.ModelVersion)] = (s.Labelled + (r.ShareEqual is null ? 0 : r.RowsCompared), s.Equal + (r.ShareEqual ?? 0) * r.RowsCompared,
+                    s.Valued + (r.MeanAbsoluteDifference is null ? 0 : r.RowsCompared), s.Difference + (r.MeanAbsoluteDifference ?? 0) * r.RowsCompared);
+            }
+        }
+
+        public (double? ShareEqual, double? MeanAbsoluteDifference) Of(string arm, int version) =>
+            _sums.TryGetValue((arm, version), out var s)
                 ? (s.Labelled > 0 ? s.Equal / s.Labelled : null, s.Valued > 0 ? s.Difference / s.Valued : null)
                 : (null, null);
     }

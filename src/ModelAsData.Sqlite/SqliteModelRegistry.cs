@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using Dapper;
 using Microsoft.Data.Sqlite;
@@ -55,50 +54,6 @@ public sealed partial class SqliteModelRegistry : IModelRegistry
     }
 
     public Task MigrateAsync(CancellationToken cancellationToken = default) => SqliteMigrator.MigrateAsync(Connection, cancellationToken);
-
-    /// <summary>Reads the stream whole (the version is validated in-process, so ONNX Runtime holds it anyway), then pushes it.</summary>
-    public async Task<ModelVersion> PushAsync(string model, Stream onnx, JsonObject metadata, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(onnx);
-        Names.Validate(model, "model");
-        var bytes = ModelChunks.Allocate(model, 0, onnx.Length - onnx.Position);
-        await onnx.ReadExactlyAsync(bytes, cancellationToken);
-        return await PushAsync(model, bytes, metadata, cancellationToken);
-    }
-
-    public async Task<ModelVersion> PushAsync(string model, byte[] onnx, JsonObject metadata, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(onnx);
-        Names.Validate(model, "model");
-        var sha256 = Convert.ToHexStringLower(SHA256.HashData(onnx));
-        var signature = _cache.GetOrLoad(sha256, () => onnx).Signature; // Throws ONNX Runtime's reason; nothing is stored.
-        var now = SqliteTime.Now();
-        using var transaction = Connection.BeginTransaction(deferred: false);
-        var version = await Connection.ExecuteScalarAsync<long>(Command(SqliteRegistrySql.NextVersion, new { model, by = Environment.UserName, at = now }, transaction, cancellationToken));
-        var chunks = SqliteVersionBytes.ChunksFor(onnx.LongLength, ChunkBytes);
-        await Execute(SqliteRegistrySql.InsertVersion, new
-        {
-            model,
-            version,
-            onnx = chunks == 0 ? onnx : Array.Empty<byte>(),
-            chunks,
-            sha256,
-            size = onnx.LongLength,
-            status = "ready",
-            reason = (string?)null,
-            signature = signature.ToJson(),
-            metadata = metadata.ToJsonString(),
-            by = Environment.UserName,
-            at = now,
-        }, transaction, cancellationToken);
-        if (chunks > 0)
-        {
-            await SqliteVersionBytes.WriteChunksAsync(Connection, transaction, model, version, onnx, ChunkBytes, cancellationToken);
-        }
-
-        await transaction.CommitAsync(cancellationToken);
-        return await GetVersionAsync(model, (int)version, cancellationToken);
-    }
 
     /// <summary>Versions are validated as they are pushed: this returns the version as it is.</summary>
     public Task<ModelVersion> WaitForValidationAsync(string model, int version, TimeSpan timeout, CancellationToken cancellationToken = default) =>

@@ -19,7 +19,13 @@ namespace ModelAsData.Sqlite;
 /// </summary>
 public sealed partial class SqlitePredictionTables
 {
-    public async Task<RefreshResult> RefreshAsync(string name, IProgress<RefreshProgress>? progress = null, CancellationToken cancellationToken = default)
+    /// <summary>How often a refresh starts again when the version or deployment changed while it prepared.</summary>
+    private const int StartAttempts = 3;
+
+    public Task<RefreshResult> RefreshAsync(string name, IProgress<RefreshProgress>? progress = null, CancellationToken cancellationToken = default) =>
+        RefreshAsync(name, progress, 1, cancellationToken);
+
+    private async Task<RefreshResult> RefreshAsync(string name, IProgress<RefreshProgress>? progress, int attempt, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
         var table = await GetAsync(name, cancellationToken);
@@ -46,6 +52,19 @@ public sealed partial class SqlitePredictionTables
         var canaryCounter = canary is null ? null
             : await SqliteMonitoring.CounterAsync(Connection, version.Model, deployment!.CanaryVersion!.Value, profiledColumns, table.Columns, cancellationToken);
         using var transaction = Connection.BeginTransaction(deferred: false);
+        // The version and the deployment were read before the write lock, from separate statements: another process's
+        // deploy, promote or abort in between would make this refresh score by a state that never was (the old
+        // champion without its canary). Read again under the lock, which no change can pass until the commit: the
+        // same, or start again from the new state. One version per arm for the whole refresh either way.
+        var now = await new SqliteDeployments(_registry).ServingAsync(ModelReference.Parse(table.Model), cancellationToken, transaction);
+        if (now != deployment || (deployment is not null && deployment.Version != version.Version))
+        {
+            transaction.Rollback();
+            return attempt < StartAttempts ? await RefreshAsync(name, progress, attempt + 1, cancellationToken)
+                : throw new ModelAsDataException(ErrorCode.Conflict,
+                    $"The deployment of {table.Model} changed {StartAttempts} times while the refresh of {name} was starting, so nothing was scored: run mad tables refresh {name} again.");
+        }
+
         if (!await HasArmAsync(Connection, name, cancellationToken))
         {
             await Connection.ExecuteAsync(new CommandDefinition(
@@ -53,6 +72,7 @@ public sealed partial class SqlitePredictionTables
                 transaction: transaction, cancellationToken: cancellationToken));
         }
 
+        await SqliteOutcomeReports.KeepServedAsync(Connection, transaction, table, cancellationToken); // outcomes bound: what was served stays gradable
         await Connection.ExecuteAsync(new CommandDefinition($"DELETE FROM {SqliteDatabase.Quote(table.OutputTable)}", transaction: transaction, cancellationToken: cancellationToken));
         long rows, failed;
         try
@@ -422,6 +442,13 @@ public sealed partial class SqlitePredictionTables
                 }
 
                 var scorerRow = batch.ScorerRow(row);
+                var error = batch.Error(row);
+                if (scorerRow >= 0 && scored.Error(scorerRow) is { } runError)
+                {
+                    // ONNX Runtime failed on this row of a grouped batch: its error, as for values that do not fit.
+                    (scorerRow, error) = (-1, runError);
+                }
+
                 _counter?.CountOutputs(scored, scorerRow); // drift monitoring
                 for (var c = 0; c < _columns.Count; c++)
                 {
@@ -437,7 +464,7 @@ public sealed partial class SqlitePredictionTables
                     }
                 }
 
-                _insert.Bind(_error, batch.Error(row));
+                _insert.Bind(_error, error);
                 failed += scorerRow < 0 ? 1 : 0;
                 _insert.Execute();
             }

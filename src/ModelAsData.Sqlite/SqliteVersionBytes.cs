@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using Dapper;
 using Microsoft.Data.Sqlite;
 using ModelAsData.Core.Registry;
@@ -37,6 +38,38 @@ public static class SqliteVersionBytes
             using var blob = new SqliteBlob(connection, "mad_model_chunks", "bytes", rowId);
             blob.Write(bytes, offset, length);
         }
+    }
+
+    /// <summary>
+    /// As <see cref="WriteChunksAsync(SqliteConnection, SqliteTransaction, string, long, byte[], int, CancellationToken)"/>,
+    /// from <paramref name="length"/> bytes of a stream, through a small buffer; returns the sha256 of what it wrote.
+    /// </summary>
+    public static async Task<string> WriteChunksAsync(SqliteConnection connection, SqliteTransaction transaction, string model, long version, Stream source, long length,
+        int chunkBytes = ModelChunks.DefaultBytes, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var buffer = new byte[1024 * 1024];
+        for (var n = 0; (long)n * chunkBytes < length; n++)
+        {
+            var chunk = (int)Math.Min(chunkBytes, length - ((long)n * chunkBytes));
+            var rowId = await connection.ExecuteScalarAsync<long>(new CommandDefinition(InsertChunk, new { model, version, n, length = chunk }, transaction, cancellationToken: cancellationToken));
+            using var blob = new SqliteBlob(connection, "mad_model_chunks", "bytes", rowId);
+            for (var done = 0; done < chunk;)
+            {
+                var read = await source.ReadAsync(buffer.AsMemory(0, Math.Min(buffer.Length, chunk - done)), cancellationToken);
+                if (read == 0)
+                {
+                    throw new EndOfStreamException($"The model ended after {((long)n * chunkBytes) + done:N0} of its {length:N0} bytes while it was stored; nothing was stored.");
+                }
+
+                hash.AppendData(buffer, 0, read);
+                blob.Write(buffer, 0, read);
+                done += read;
+            }
+        }
+
+        return Convert.ToHexStringLower(hash.GetHashAndReset());
     }
 
     /// <summary>The version's bytes, checked; null when there is no such version.</summary>

@@ -14,7 +14,7 @@ namespace ModelAsData.Sync;
 
 /// <summary>
 /// A push's predictions: every scored row of every prediction table in the device file (rows whose error is set
-/// stay on the device), binary-COPied into the staging table mad.begin_push made. The key is spelled as
+/// stay on the device), binary-COPied into the staging table mad.begin_device_push made. The key is spelled as
 /// mad.key_text spells it (key columns' text joined by U+001F); the outputs are one JSON object per row.
 /// </summary>
 internal static class DevicePredictions

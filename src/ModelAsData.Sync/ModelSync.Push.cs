@@ -30,7 +30,7 @@ public static partial class ModelSync
     /// <summary>
     /// Uploads every prediction-table row the device file holds (with its version and arm; rows that failed to score
     /// stay on the device) into mad.edge_predictions, and the outcomes of its bound sources into mad.edge_outcomes, in one central transaction: the rows are binary-COPied into a
-    /// staging table (mad.begin_push) and moved by one INSERT (mad.finish_push), so a push naming a version the
+    /// staging table (mad.begin_device_push) and moved by one INSERT (mad.finish_device_push), so a push naming a version the
     /// central database does not hold adds nothing, and rows already pushed are skipped. The device's profile counts
     /// follow in the same transaction (DeviceProfileCounts), so mad.drift covers the fleet. Needs a login in role mad_device.
     /// </summary>
@@ -57,9 +57,9 @@ public static partial class ModelSync
             await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
             // One transaction for the whole push: a refused part rolls back the others.
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-            await connection.ExecuteAsync(new CommandDefinition("SELECT mad.begin_push(@deviceId)", new { deviceId }, transaction, cancellationToken: cancellationToken));
+            await connection.ExecuteAsync(new CommandDefinition("SELECT mad.begin_device_push(@deviceId)", new { deviceId }, transaction, cancellationToken: cancellationToken));
             read = await DevicePredictions.CopyAsync(device, connection, cancellationToken);
-            added = await connection.ExecuteScalarAsync<long>(new CommandDefinition("SELECT mad.finish_push(@deviceId)", new { deviceId }, transaction, cancellationToken: cancellationToken));
+            added = await connection.ExecuteScalarAsync<long>(new CommandDefinition("SELECT mad.finish_device_push(@deviceId)", new { deviceId }, transaction, cancellationToken: cancellationToken));
             await connection.ExecuteAsync(new CommandDefinition("SELECT mad.begin_push_outcomes(@deviceId)", new { deviceId }, transaction, cancellationToken: cancellationToken));
             outcomesRead = await DeviceOutcomes.CopyAsync(device, connection, cancellationToken);
             outcomesAdded = await connection.ExecuteScalarAsync<long>(new CommandDefinition("SELECT mad.finish_push_outcomes(@deviceId)", new { deviceId }, transaction, cancellationToken: cancellationToken));

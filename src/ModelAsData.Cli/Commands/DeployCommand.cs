@@ -97,14 +97,30 @@ internal static class DeployCommand
         }
 
         Show(cli, await store.Deployments.GetAsync(name, target, ct));
+        var report = await store.Deployments.ReportAsync(name, target, ct);
+        // The legacy columns only when a table served through the alias names a legacy column (mad tables legacy).
+        var legacy = report.Any(a => a.LegacyShareEqual is not null || a.LegacyMeanAbsoluteDifference is not null);
         var table = new Table().AddColumns("arm", "version", "share", "rows scored", "rows failed", "error rate", "equal to served", "mean abs. difference");
-        var errors = new List<string>();
-        foreach (var arm in await store.Deployments.ReportAsync(name, target, ct))
+        if (legacy)
         {
-            table.AddRow(arm.Arm, Text(arm.Version), Text(arm.Percent) + " %", Text(arm.RowsScored), Text(arm.RowsFailed),
+            table.AddColumns("equal to legacy", "mean abs. difference to legacy");
+        }
+
+        var errors = new List<string>();
+        foreach (var arm in report)
+        {
+            var cells = new List<string>
+            {
+                arm.Arm, Text(arm.Version), Text(arm.Percent) + " %", Text(arm.RowsScored), Text(arm.RowsFailed),
                 arm.ErrorRate is { } rate ? (rate * 100).ToString("0.##", CultureInfo.InvariantCulture) + " %" : "-",
-                arm.ShareEqual is { } equal ? (equal * 100).ToString("0.##", CultureInfo.InvariantCulture) + " %" : "-",
-                arm.MeanAbsoluteDifference is { } difference ? difference.ToString("0.#####", CultureInfo.InvariantCulture) : "-");
+                Share(arm.ShareEqual), Difference(arm.MeanAbsoluteDifference),
+            };
+            if (legacy)
+            {
+                cells.AddRange([Share(arm.LegacyShareEqual), Difference(arm.LegacyMeanAbsoluteDifference)]);
+            }
+
+            table.AddRow([.. cells]);
             if (arm.ShadowError is { } error)
             {
                 errors.Add($"shadow version {Text(arm.Version)}: {error}");
@@ -137,6 +153,10 @@ internal static class DeployCommand
 
         cli.Console.MarkupLineInterpolated($"{served}");
     }
+
+    private static string Share(double? share) => share is { } s ? (s * 100).ToString("0.##", CultureInfo.InvariantCulture) + " %" : "-";
+
+    private static string Difference(double? difference) => difference is { } d ? d.ToString("0.#####", CultureInfo.InvariantCulture) : "-";
 
     private static string Text(double value) => value.ToString(CultureInfo.InvariantCulture);
 

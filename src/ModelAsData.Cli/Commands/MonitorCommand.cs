@@ -7,14 +7,19 @@ using Spectre.Console;
 
 namespace ModelAsData.Cli.Commands;
 
-/// <summary><c>mad monitor baseline | drift</c>: a version's baseline profile, and drift against it (issue 16).</summary>
+/// <summary>
+/// <c>mad monitor baseline | drift</c>: a version's baseline profile, and drift against it (issue 16);
+/// <c>mad monitor performance | compare</c>: what the outcomes say (issue 17, <see cref="MonitorOutcomeCommands"/>).
+/// </summary>
 internal static class MonitorCommand
 {
     public static Command Create(CliContext cli)
     {
-        var monitor = new Command("monitor", "Drift: a version's baseline profile, and how the rows it scores drift from it.");
+        var monitor = new Command("monitor", "Drift (a version's baseline profile, and how the rows it scores drift from it) and performance on outcomes (per window, and champion against canary).");
         monitor.Subcommands.Add(Baseline(cli));
         monitor.Subcommands.Add(Drift(cli));
+        monitor.Subcommands.Add(MonitorOutcomeCommands.Performance(cli));
+        monitor.Subcommands.Add(MonitorOutcomeCommands.Compare(cli));
         return monitor;
     }
 

@@ -5,7 +5,7 @@ using Spectre.Console;
 
 namespace ModelAsData.Cli.Commands;
 
-/// <summary><c>mad tables create | refresh | list | status | watch | unwatch</c>: prediction tables.</summary>
+/// <summary><c>mad tables create | refresh | list | status | watch | unwatch | legacy</c>: prediction tables.</summary>
 internal static class TablesCommand
 {
     public static Command Create(CliContext cli)
@@ -17,6 +17,7 @@ internal static class TablesCommand
         tables.Subcommands.Add(Status(cli));
         tables.Subcommands.Add(Watch(cli, watch: true));
         tables.Subcommands.Add(Watch(cli, watch: false));
+        tables.Subcommands.Add(TablesLegacyCommand.Create(cli));
         return tables;
     }
 

@@ -6,7 +6,7 @@ using ModelAsData.Core.Monitoring;
 namespace ModelAsData.Cli.Reports;
 
 /// <summary>
-/// The drift report: one self-contained HTML file (no script, no link: nothing to fetch at view time) with the rows
+/// The drift report: one self-contained HTML file (<see cref="HtmlReport"/>) with the rows
 /// each window holds, the metric table with drifted columns first, and per column the baseline's and the current
 /// histograms side by side as an inline SVG plot drawn by ScottPlot. Pure: the same rows give the same file.
 /// </summary>
@@ -14,13 +14,8 @@ public static class DriftReport
 {
     public static string Render(string table, IReadOnlyList<DriftRow> rows, IReadOnlyList<HistogramBin> bins)
     {
-        var html = new StringBuilder();
-        html.Append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Drift of ").Append(E(table)).Append("</title>\n<style>")
-            .Append("body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.2em .6em;text-align:right}")
-            .Append("th{background:#f4f4f4}td.t{text-align:left}tr.drifted td{background:#fde2e2}section.column{display:inline-block;vertical-align:top;margin:0 1em 1em 0}")
-            .Append("</style></head><body>\n");
-        html.Append("<h1>Drift of ").Append(E(table)).Append("</h1>\n<p>Generated ").Append(E(DateTimeOffset.UtcNow.ToString("u", CultureInfo.InvariantCulture)))
-            .Append(". Metrics and thresholds: docs/MONITORING.md.</p>\n");
+        var html = HtmlReport.Begin($"Drift of {table}", "Metrics and thresholds: docs/MONITORING.md.",
+            "tr.drifted td{background:#fde2e2}section.column{display:inline-block;vertical-align:top;margin:0 1em 1em 0}");
 
         html.Append("<h2>Rows per window</h2>\n<table id=\"rows\"><tr><th>window</th><th>version</th><th>baseline rows</th><th>rows</th></tr>\n");
         foreach (var w in rows.GroupBy(r => (r.WindowStart, r.WindowEnd, r.Version)).OrderBy(g => g.Key.WindowStart).ThenBy(g => g.Key.Version))
@@ -52,8 +47,7 @@ public static class DriftReport
                 .Append(Plot(merged)).Append("\n</section>\n");
         }
 
-        html.Append("</body></html>\n");
-        return html.ToString();
+        return HtmlReport.End(html);
     }
 
     /// <summary>Baseline and current shares as side-by-side bars, bin labels under them.</summary>
@@ -83,14 +77,12 @@ public static class DriftReport
         plot.Legend.ManualItems.Add(new ScottPlot.LegendItem { LabelText = "baseline", FillColor = ScottPlot.Color.FromHex("#7f7f7f") });
         plot.Legend.ManualItems.Add(new ScottPlot.LegendItem { LabelText = "current", FillColor = ScottPlot.Color.FromHex("#d62728") });
         plot.Axes.Margins(bottom: 0);
-        var svg = plot.GetSvgXml(Math.Max(360, 40 * bins.Count), 300);
-        return svg[(svg.IndexOf("<svg", StringComparison.Ordinal))..]; // inline: without the XML declaration
+        return HtmlReport.Svg(plot, Math.Max(360, 40 * bins.Count), 300);
     }
 
-    private static string Window(DateTimeOffset start, DateTimeOffset end) =>
-        string.Create(CultureInfo.InvariantCulture, $"{start.UtcDateTime:yyyy-MM-dd HH:mm} – {end.UtcDateTime:yyyy-MM-dd HH:mm}");
+    private static string Window(DateTimeOffset start, DateTimeOffset end) => HtmlReport.Window(start, end);
 
-    private static string Number(double? value) => value is { } v ? v.ToString("0.####", CultureInfo.InvariantCulture) : "–";
+    private static string Number(double? value) => HtmlReport.Number(value);
 
-    private static string E(string text) => WebUtility.HtmlEncode(text);
+    private static string E(string text) => HtmlReport.E(text);
 }

@@ -41,10 +41,22 @@ public static class Arms
 /// <summary>
 /// One arm of a deployment in its report: version, share of keys, rows scored and failed over its prediction tables;
 /// for the shadow, its agreement with the served rows of the same keys (labels: the share of rows whose label columns
-/// all equal; values: the mean absolute difference) and why it last failed, if it did.
+/// all equal; values: the mean absolute difference) and why it last failed, if it did; and, over the prediction tables
+/// served through the alias that name a legacy column, the arm's agreement with the legacy system (the same two words).
 /// </summary>
 public sealed record DeploymentArm(string Arm, int Version, double Percent, long RowsScored, long RowsFailed, double? ErrorRate,
-    double? ShareEqual = null, double? MeanAbsoluteDifference = null, string? ShadowError = null);
+    double? ShareEqual = null, double? MeanAbsoluteDifference = null, string? ShadowError = null,
+    double? LegacyShareEqual = null, double? LegacyMeanAbsoluteDifference = null);
+
+/// <summary>
+/// One arm and version of a prediction table compared with its legacy column (docs/DEPLOYMENTS.md, "Legacy
+/// replacement"), over rows scored without error whose legacy value is not NULL: a label output as the share equal
+/// (compared as text), a value output as the mean absolute difference; the other is null.
+/// </summary>
+public sealed record LegacyAgreement(string Arm, int ModelVersion, long RowsCompared, double? ShareEqual, double? MeanAbsoluteDifference);
+
+/// <summary>The legacy column a prediction table names (null: none) and the output column it is compared with.</summary>
+public sealed record LegacyColumn(string PredictionTable, string? Column, string? Output);
 
 /// <summary>One change of a deployment, with the state after it.</summary>
 public sealed record DeploymentChange(string Kind, int Version, int? CanaryVersion, double? CanaryPercent, int? ShadowVersion, double? ShadowPercent, string ChangedBy, DateTimeOffset ChangedAt, string? Reason);

@@ -31,6 +31,20 @@ public interface IDeployments
     /// <summary>Per arm: version, share, rows scored and failed in the prediction tables served through the alias.</summary>
     Task<IReadOnlyList<DeploymentArm>> ReportAsync(string model, string alias, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Legacy replacement: names the column of <paramref name="table"/>'s source that holds the legacy system's
+    /// prediction, and the output column it is compared with (default: the first output of its kind, a label for a
+    /// text or integer column, a value for a real one); a null <paramref name="column"/> forgets it. Errors name the
+    /// prediction tables, the source's columns or the outputs that exist.
+    /// </summary>
+    Task<LegacyColumn> SetLegacyColumnAsync(string table, string? column, string? output = null, CancellationToken cancellationToken = default);
+
+    /// <summary>The legacy column <paramref name="table"/> names (a null column: none).</summary>
+    Task<LegacyColumn> GetLegacyColumnAsync(string table, CancellationToken cancellationToken = default);
+
+    /// <summary>Per arm and version (champion, canary, the shadow's rows), the table's agreement with its legacy column; empty when it names none.</summary>
+    Task<IReadOnlyList<LegacyAgreement>> LegacyAgreementAsync(string table, CancellationToken cancellationToken = default);
+
     /// <summary>Every change of the alias's deployment, newest first.</summary>
     Task<IReadOnlyList<DeploymentChange>> HistoryAsync(string model, string alias, CancellationToken cancellationToken = default);
 }

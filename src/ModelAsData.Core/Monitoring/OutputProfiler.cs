@@ -77,6 +77,12 @@ public sealed class OutputProfiler : IDisposable
         var scored = _scorer.Score(cancellationToken);
         for (var row = 0; row < scored.Count; row++)
         {
+            if (scored.Error(row) is not null)
+            {
+                _failed++; // ONNX Runtime failed on this row alone: null in every output, as a row that does not convert
+                continue;
+            }
+
             for (var c = 0; c < _builders.Length; c++)
             {
                 switch (_builders[c] is null ? (ColumnType?)null : _columns[c].Type)

@@ -39,6 +39,19 @@ internal static class ExternalTensors
         }
     }
 
+    /// <summary>As <see cref="Outline(byte[])"/>, read from a stream: skipped weights pass through a small buffer, never held.</summary>
+    public static ModelProto? Outline(Stream onnx)
+    {
+        try
+        {
+            return ModelProto.Parser.WithDiscardUnknownFields(true).ParseFrom(onnx);
+        }
+        catch (InvalidProtocolBufferException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>As <see cref="Find(ModelProto)"/>, on a model's bytes.</summary>
     internal static string? Find(byte[] onnx) => Outline(onnx) is { } model ? Find(model) : null;
 

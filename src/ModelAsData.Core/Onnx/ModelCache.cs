@@ -19,10 +19,19 @@ public sealed class ModelCache : IDisposable
     /// <summary>The process-wide cache that embedded SQLite connections share.</summary>
     public static ModelCache Shared { get; } = new();
 
+    /// <summary>The options models are loaded with (the size limit, threads).</summary>
+    public ScoringOptions Options => _options;
+
     /// <summary>The loaded model with this sha256, loading it from <paramref name="loadBytes"/> the first time.</summary>
-    public OnnxModel GetOrLoad(string sha256, Func<byte[]> loadBytes)
+    public OnnxModel GetOrLoad(string sha256, Func<byte[]> loadBytes) => GetOrCreate(sha256, () => OnnxModel.Load(loadBytes(), _options));
+
+    /// <summary>
+    /// The loaded model with this sha256, made by <paramref name="load"/> the first time (e.g. <see cref="OnnxModel.LoadFile"/>
+    /// with <see cref="Options"/>, for a large version read into a temporary file).
+    /// </summary>
+    public OnnxModel GetOrCreate(string sha256, Func<OnnxModel> load)
     {
-        var lazy = _models.GetOrAdd(sha256, _ => new Lazy<OnnxModel>(() => OnnxModel.Load(loadBytes(), _options)));
+        var lazy = _models.GetOrAdd(sha256, _ => new Lazy<OnnxModel>(load));
         try
         {
             return lazy.Value;

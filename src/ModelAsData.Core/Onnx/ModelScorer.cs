@@ -17,7 +17,9 @@ namespace ModelAsData.Core.Onnx;
 /// array per row (<see cref="SetTensor"/>: an image, token ids); an input with a dynamic dimension after the batch
 /// (<see cref="InputSpec.IsRagged"/>) has no slots and is only set so. Rows of such inputs may differ in size: the
 /// batch is scored in groups of rows of the same sizes, one ONNX Runtime call per group, never padded (padding
-/// changes what a model computes unless it takes a mask), and each row's outputs keep their own dimensions.
+/// changes what a model computes unless it takes a mask), and each row's outputs keep their own dimensions. A group
+/// ONNX Runtime fails on does not fail the batch: its rows are scored in halves down to the row, and each row that
+/// still fails alone gets its own error (<see cref="ScoredBatch.Error"/>), as a row whose values do not fit does.
 /// </remarks>
 public sealed partial class ModelScorer : IDisposable
 {
@@ -31,6 +33,7 @@ public sealed partial class ModelScorer : IDisposable
     private readonly OrtValue[] _outputValues;
     private readonly RunOptions _runOptions = new();
     private readonly int[] _raggedInputs;
+    private readonly string?[] _rowErrors;
     private bool _preallocate;
     private bool _rowOpen;
 
@@ -46,6 +49,7 @@ public sealed partial class ModelScorer : IDisposable
         _inputValues = new OrtValue[_inputs.Length];
         _outputValues = new OrtValue[_outputs.Length];
         _raggedInputs = Enumerable.Range(0, _inputs.Length).Where(i => _inputs[i].IsRagged).ToArray();
+        _rowErrors = _raggedInputs.Length == 0 ? [] : new string?[capacity];
         _preallocate = _outputs.All(o => o.CanPreallocate) && _raggedInputs.Length == 0;
         _slotInput = new int[signature.FeatureCount];
         _slotOffset = new int[signature.FeatureCount];
@@ -135,7 +139,8 @@ public sealed partial class ModelScorer : IDisposable
 
     /// <summary>
     /// Scores the ended rows. A model that ONNX Runtime fails on throws <see cref="ErrorCode.FeatureMismatch"/> with
-    /// its reason; cancellation stops the native call.
+    /// its reason, except in a grouped batch (an input of dynamic size per row), where only the rows it fails on get
+    /// an error each (<see cref="ScoredBatch.Error"/>); cancellation stops the native call.
     /// </summary>
     public ScoredBatch Score(CancellationToken cancellationToken = default)
     {
@@ -144,6 +149,7 @@ public sealed partial class ModelScorer : IDisposable
             throw new InvalidOperationException("A row is still open: end or cancel it before scoring.");
         }
 
+        FailedCount = 0;
         if (Count == 0)
         {
             return new ScoredBatch(this, 0);
@@ -171,6 +177,12 @@ public sealed partial class ModelScorer : IDisposable
     }
 
     internal OutputBuffer Output(int index) => _outputs[index];
+
+    /// <summary>Rows of the last call that ONNX Runtime failed on (grouped batches only; see <see cref="RowError"/>).</summary>
+    internal int FailedCount { get; private set; }
+
+    /// <summary>Why ONNX Runtime failed on a row of the last grouped call, or null when it was scored.</summary>
+    internal string? RowError(int row) => FailedCount == 0 ? null : _rowErrors[row];
 
     public void Dispose()
     {

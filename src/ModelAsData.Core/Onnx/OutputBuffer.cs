@@ -175,6 +175,14 @@ internal sealed class OutputBuffer : IDisposable
         _used += count;
     }
 
+    /// <summary>Marks a row of a grouped call that ONNX Runtime failed on: it has no values (its error is the scorer's).</summary>
+    public void FailRow(int row)
+    {
+        _rowStart[row] = 0;
+        _rowLength[row] = 0;
+        _rowDims[row] = [];
+    }
+
     public void Dispose() => _value?.Dispose();
 
     /// <summary>A row's dimensions: the batch dimension dropped when it counts the rows, else (one row) the whole shape.</summary>

@@ -4,7 +4,8 @@ namespace ModelAsData.Core.Onnx;
 
 /// <summary>
 /// The predictions of one <see cref="ModelScorer.Score"/> call, read by row and decoded column
-/// (<see cref="ModelSignature.Columns"/>). Valid until the scorer scores again.
+/// (<see cref="ModelSignature.Columns"/>). Valid until the scorer scores again. In a grouped batch a row ONNX Runtime
+/// failed on has an <see cref="Error"/> and no values: reading them throws that error.
 /// </summary>
 public readonly struct ScoredBatch
 {
@@ -20,12 +21,22 @@ public readonly struct ScoredBatch
 
     public IReadOnlyList<OutputColumn> Columns => _scorer.Model.Signature.Columns;
 
+    /// <summary>Rows ONNX Runtime failed on (each has an <see cref="Error"/>); 0 outside grouped batches.</summary>
+    public int Failed => _scorer?.FailedCount ?? 0;
+
+    /// <summary>
+    /// Why ONNX Runtime could not score the row (a grouped batch scores the other rows), or null when it was scored.
+    /// A caller records it as the row's error, as it records a row whose values do not fit.
+    /// </summary>
+    public string? Error(int row) => _scorer?.RowError(row);
+
     /// <summary>
     /// A column's value as a typed CLR object: double, long, string, or for an array column a <see cref="RowTensor"/>
     /// (the row's elements and dimensions).
     /// </summary>
     public object GetValue(int row, int column)
     {
+        ThrowIfFailed(row);
         var spec = Columns[column];
         var output = _scorer.Output(spec.Output);
         return spec.Type switch
@@ -40,6 +51,7 @@ public readonly struct ScoredBatch
     /// <summary>A numeric column's value.</summary>
     public double GetDouble(int row, int column)
     {
+        ThrowIfFailed(row);
         var spec = Columns[column];
         var output = _scorer.Output(spec.Output);
         return output.GetDouble(output.RowStart(row) + spec.Offset);
@@ -48,6 +60,7 @@ public readonly struct ScoredBatch
     /// <summary>All of the row's values of a numeric array column, flat.</summary>
     public double[] GetArray(int row, int column)
     {
+        ThrowIfFailed(row);
         var output = _scorer.Output(Columns[column].Output);
         var start = output.RowStart(row);
         var values = new double[output.RowLength(row)];
@@ -65,6 +78,7 @@ public readonly struct ScoredBatch
     /// </summary>
     public RowTensor GetTensor(int row, int column)
     {
+        ThrowIfFailed(row);
         var spec = Columns[column];
         var output = _scorer.Output(spec.Output);
         var start = output.RowStart(row);
@@ -89,6 +103,7 @@ public readonly struct ScoredBatch
     /// </summary>
     public object GetPrediction(int row)
     {
+        ThrowIfFailed(row);
         var columns = Columns;
         for (var c = 0; c < columns.Count; c++)
         {
@@ -115,6 +130,15 @@ public readonly struct ScoredBatch
         }
 
         return (long)best;
+    }
+
+    /// <summary>A row ONNX Runtime failed on has no values: a caller that reads them without asking gets its error.</summary>
+    private void ThrowIfFailed(int row)
+    {
+        if (Failed > 0 && Error(row) is { } error)
+        {
+            throw new ModelAsDataException(ErrorCode.FeatureMismatch, error);
+        }
     }
 
     /// <summary>Renders a value for display: invariant numbers, arrays in brackets.</summary>

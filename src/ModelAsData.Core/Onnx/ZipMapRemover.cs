@@ -18,6 +18,9 @@ internal static class ZipMapRemover
     public static (byte[] Bytes, IReadOnlyDictionary<string, IReadOnlyList<string>> Classes) Rewrite(byte[] model) =>
         Rewrite(model, ExternalTensors.Outline(model));
 
+    /// <summary>Whether the model's outline has a ZipMap node, which only a rewrite of the whole model can remove.</summary>
+    public static bool HasZipMap(Outline.ModelProto? outline) => outline?.Graph is { } graph && graph.Node.Any(n => n.OpType == "ZipMap");
+
     /// <summary>
     /// As <see cref="Rewrite(byte[])"/>, parsing the model whole only when its outline has a ZipMap: a large model
     /// (which has none) is not copied here.
@@ -25,7 +28,7 @@ internal static class ZipMapRemover
     public static (byte[] Bytes, IReadOnlyDictionary<string, IReadOnlyList<string>> Classes) Rewrite(byte[] model, Outline.ModelProto? outline)
     {
         var none = new Dictionary<string, IReadOnlyList<string>>();
-        if (outline?.Graph is not { } outlined || !outlined.Node.Any(n => n.OpType == "ZipMap"))
+        if (!HasZipMap(outline))
         {
             return (model, none);
         }

@@ -33,9 +33,23 @@ internal static class DeploymentSql
     public const string Report = """
         SELECT r.arm AS Arm, r.version AS Version, r.percent AS Percent, r.rows_scored AS RowsScored, r.rows_failed AS RowsFailed,
                r.error_rate AS ErrorRate, r.share_equal AS ShareEqual, r.mean_absolute_difference AS MeanAbsoluteDifference,
-               r.shadow_error AS ShadowError
+               r.shadow_error AS ShadowError, r.legacy_share_equal AS LegacyShareEqual, r.legacy_mean_absolute_difference AS LegacyMeanAbsoluteDifference
         FROM mad.deployment_report r WHERE r.model = @model AND r.alias = @alias
         ORDER BY array_position(ARRAY['champion', 'canary', 'shadow'], r.arm)
+        """;
+
+    /// <summary>025_3: the binding's owner or mad_admin, with SELECT on the column; NULL forgets it.</summary>
+    public const string SetLegacyColumn = "SELECT mad.set_legacy_column(@table, @column, @output)";
+
+    public const string GetLegacyColumn = """
+        SELECT p.name AS PredictionTable, p.legacy_column AS Column, p.legacy_output AS Output FROM mad.prediction_tables p WHERE p.name = @table
+        """;
+
+    /// <summary>SECURITY INVOKER: read with the caller's own rights.</summary>
+    public const string LegacyAgreement = """
+        SELECT g.arm AS Arm, g.model_version AS ModelVersion, g.rows_compared AS RowsCompared, g.share_equal AS ShareEqual,
+               g.mean_absolute_difference AS MeanAbsoluteDifference
+        FROM mad.legacy_agreement(@table) g ORDER BY array_position(ARRAY['champion', 'canary', 'shadow'], g.arm), g.model_version
         """;
 
     public const string History = """

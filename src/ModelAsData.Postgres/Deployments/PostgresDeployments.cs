@@ -44,6 +44,30 @@ public sealed class PostgresDeployments(PostgresModelRegistry registry) : IDeplo
             return arms.Count > 0 ? arms : [new DeploymentArm(Arms.Champion, deployment.Version, 100, 0, 0, null)];
         }, cancellationToken);
 
+    public async Task<LegacyColumn> SetLegacyColumnAsync(string table, string? column, string? output = null, CancellationToken cancellationToken = default)
+    {
+        await registry.RunAsync(connection => connection.ExecuteAsync(Command(DeploymentSql.SetLegacyColumn, new { table, column, output }, cancellationToken)), cancellationToken);
+        return await GetLegacyColumnAsync(table, cancellationToken);
+    }
+
+    public async Task<LegacyColumn> GetLegacyColumnAsync(string table, CancellationToken cancellationToken = default) =>
+        await registry.RunAsync(connection => connection.QuerySingleOrDefaultAsync<LegacyColumn?>(Command(DeploymentSql.GetLegacyColumn, new { table }, cancellationToken)), cancellationToken)
+        ?? await NoSuchTableAsync(table, cancellationToken);
+
+    public async Task<IReadOnlyList<LegacyAgreement>> LegacyAgreementAsync(string table, CancellationToken cancellationToken = default)
+    {
+        await GetLegacyColumnAsync(table, cancellationToken); // a missing table is an error naming the tables, not an empty answer
+        return await registry.RunAsync<IReadOnlyList<LegacyAgreement>>(async connection =>
+            (await connection.QueryAsync<LegacyAgreement>(Command(DeploymentSql.LegacyAgreement, new { table }, cancellationToken))).ToList(), cancellationToken);
+    }
+
+    /// <summary>Throws the prediction tables' own NotFound, which names the tables that exist.</summary>
+    private async Task<LegacyColumn> NoSuchTableAsync(string table, CancellationToken cancellationToken)
+    {
+        await new Jobs.PostgresPredictionTables(registry).GetAsync(table, cancellationToken);
+        return new LegacyColumn(table, null, null); // created in between: it names no legacy column yet
+    }
+
     public Task<IReadOnlyList<DeploymentChange>> HistoryAsync(string model, string alias, CancellationToken cancellationToken = default) =>
         registry.RunAsync<IReadOnlyList<DeploymentChange>>(async connection =>
         {

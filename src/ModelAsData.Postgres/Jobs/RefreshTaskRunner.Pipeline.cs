@@ -266,6 +266,12 @@ public sealed partial class RefreshTaskRunner
 
             var columns = _plan.Columns;
             var outputs = new object?[columns.Count];
+            var error = batch.ShadowErrors[row];
+            if (shadowRow >= 0 && batch.ShadowScored.Error(shadowRow) is { } runError)
+            {
+                (shadowRow, error) = (-1, runError);
+            }
+
             if (shadowRow >= 0)
             {
                 var scored = batch.ShadowScored;
@@ -281,7 +287,7 @@ public sealed partial class RefreshTaskRunner
                 }
             }
 
-            rows.Rows.Add((keys, served, outputs, batch.ShadowErrors[row]));
+            rows.Rows.Add((keys, served, outputs, error));
         }
 
         /// <summary>The row's key in its canonical text (StickyBucket.KeyText), as mad.bucket hashes it.</summary>
@@ -316,6 +322,13 @@ public sealed partial class RefreshTaskRunner
                 }
 
                 var scorerRow = batch.ScorerRow[row];
+                var error = batch.Errors[row];
+                if (scorerRow >= 0 && scored.Error(scorerRow) is { } runError)
+                {
+                    // ONNX Runtime failed on this row of a grouped batch: its error, as for values that do not fit.
+                    (scorerRow, error) = (-1, runError);
+                }
+
                 (canary ? _canary!.Counter : _counter)?.CountOutputs(scored, scorerRow); // drift monitoring, on this (the write) thread
 
                 for (var c = 0; c < columns.Count; c++)
@@ -339,7 +352,7 @@ public sealed partial class RefreshTaskRunner
                 KeepShadow(batch, row, canary ? _canary!.Version : _version);
                 importer.Write(canary ? _canary!.Version : _version, NpgsqlDbType.Integer);
                 importer.Write(_scoredAt, NpgsqlDbType.TimestampTz);
-                if (batch.Errors[row] is { } error)
+                if (error is not null)
                 {
                     importer.Write(error, NpgsqlDbType.Text);
                     failed++;

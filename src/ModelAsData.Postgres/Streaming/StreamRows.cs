@@ -195,9 +195,17 @@ internal sealed class StreamRows
             {
                 var scored = scorer.Score(cancellationToken);
                 Decode(scored, scorerRows, outputs);
-                for (var s = 0; counter is not null && s < scored.Count; s++)
+                for (var s = 0; s < scored.Count; s++)
                 {
-                    counter.CountOutputs(scored, s); // drift monitoring
+                    // ONNX Runtime failed on this row of a grouped batch: its error, as for values that do not fit.
+                    var runError = scored.Error(s);
+                    if (runError is not null)
+                    {
+                        errors[scorerRows[s]] = runError;
+                        failed++;
+                    }
+
+                    counter?.CountOutputs(scored, runError is null ? s : -1); // drift monitoring
                 }
             }
 
@@ -213,7 +221,7 @@ internal sealed class StreamRows
         for (var s = 0; s < scored.Count; s++)
         {
             var row = scorerRows[s];
-            for (var c = 0; c < columns.Count; c++)
+            for (var c = 0; c < columns.Count && scored.Error(s) is null; c++)
             {
                 switch (outputs[c])
                 {

@@ -126,22 +126,4 @@ internal sealed partial class DriftGaugeService : BackgroundService
 
     [LoggerMessage(EventId = Protocol.LogEvents.DriftGaugesFailed, Level = LogLevel.Warning, Message = "Reading mad.drift_gauges() failed; the drift gauges keep their last values")]
     private static partial void LogRefreshFailed(ILogger logger, Exception exception);
-
-    private sealed class LabelsComparer : IEqualityComparer<string[]>
-    {
-        public static readonly LabelsComparer Instance = new();
-
-        public bool Equals(string[]? x, string[]? y) => x is not null && y is not null && x.AsSpan().SequenceEqual(y);
-
-        public int GetHashCode(string[] labels)
-        {
-            var hash = new HashCode();
-            foreach (var label in labels)
-            {
-                hash.Add(label, StringComparer.Ordinal);
-            }
-
-            return hash.ToHashCode();
-        }
-    }
 }

@@ -116,6 +116,13 @@ internal sealed class RequestScorer(RequestModels models, PredictionLog log, Req
             for (var row = 0; row < rows.Count; row++)
             {
                 var request = requests[rows[row]];
+                if (scored.Error(row) is { } error)
+                {
+                    // ONNX Runtime failed on this request's row of a grouped batch; the others are answered.
+                    answers[rows[row]] = Failed(request, new ModelAsDataException(ErrorCode.FeatureMismatch, error));
+                    continue;
+                }
+
                 var result = RequestPredictor.ToJson(scored, version.Model, version.Version, row);
                 metrics.RowsScored.WithLabels(request.Model).Inc();
                 metrics.Requests.WithLabels(request.Kind, "ok").Inc();

@@ -1,5 +1,7 @@
+using ModelAsData.Core.Deployments;
 using ModelAsData.IntegrationTests.Batch;
 using ModelAsData.IntegrationTests.Hostile;
+using ModelAsData.Postgres.Deployments;
 using ModelAsData.Postgres.Jobs;
 using ModelAsData.Sidecar;
 
@@ -65,6 +67,18 @@ public sealed class LegacyComparisonTests(PostgresDatabase database) : DatabaseT
         Assert.Equal(expected, report[0].Equal!.Value, 9);
         Assert.Equal(0.25, report[0].Difference!.Value, 5);
         Assert.NotNull(report[1].Equal);
+
+        // What `mad tables legacy` and `mad deploy status` read: the same numbers through PostgresDeployments.
+        var deployments = new PostgresDeployments(registry);
+        Assert.Equal(new LegacyColumn(values, "legacy_score", "probability_0"), await deployments.GetLegacyColumnAsync(values, Ct));
+        var read = await deployments.LegacyAgreementAsync(labels, Ct);
+        Assert.Equal(champion.Select(c => (c.Arm, c.Version, c.Rows, c.Equal)), read.Select(r => (r.Arm, r.ModelVersion, r.RowsCompared, r.ShareEqual)));
+        var arms = await deployments.ReportAsync(model, "production", Ct);
+        Assert.Equal(expected, arms[0].LegacyShareEqual!.Value, 9);
+        Assert.Equal(0.25, arms[0].LegacyMeanAbsoluteDifference!.Value, 5);
+        var missing = await Assert.ThrowsAsync<ModelAsDataException>(() => deployments.LegacyAgreementAsync("no_such_table", Ct));
+        Assert.Equal(ErrorCode.NotFound, missing.Code);
+        Assert.StartsWith("No prediction table 'no_such_table' (tables: ", missing.Message, StringComparison.Ordinal);
 
         // NULL forgets it.
         await Database.DataSource.ExecuteAsync("SELECT mad.set_legacy_column(@labels, NULL)", new { labels });

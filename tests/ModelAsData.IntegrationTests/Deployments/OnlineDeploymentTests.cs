@@ -62,6 +62,39 @@ public sealed class OnlineDeploymentTests(PostgresDatabase database) : Requests.
     }
 
     [Fact(Timeout = 120_000)]
+    public async Task Without_a_key_the_draw_is_at_the_canary_and_shadow_percent_and_with_one_always_the_same()
+    {
+        // mad.route_request routes a request in the caller's transaction, so no sidecar is needed to see the draws.
+        var model = await PostgresDeploymentTests.ThreeReadyVersionsAsync(new PostgresModelRegistry(Database.DataSource));
+        await Database.DataSource.ExecuteAsync("""
+            SELECT mad.deploy(@model, 'production', 1);
+            SELECT mad.deploy_canary(@model, 'production', 2, percent => 30);
+            SELECT mad.deploy_shadow(@model, 'production', 3, percent => 60);
+            """, new { model });
+        try
+        {
+            await Database.DataSource.ExecuteAsync("SELECT mad.predict_async(@model, @features::jsonb) FROM generate_series(1, 2000)", new { model, features = Features });
+            var (canary, shadow) = (await Database.DataSource.QueryAsync<(long, long)>(
+                "SELECT count(*) FILTER (WHERE arm = 'canary' AND version = 2), count(shadow_version) FROM mad.requests WHERE model = @model", new { model })).Single();
+            Assert.InRange(canary, 600 - 3 * 20.5, 600 + 3 * 20.5);    // σ = √(2000 · 0.3 · 0.7)
+            Assert.InRange(shadow, 1200 - 3 * 21.9, 1200 + 3 * 21.9);  // σ = √(2000 · 0.6 · 0.4)
+
+            // With a key: every request of the key gets its bucket's version, however often it asks.
+            var deployed = await Database.DataSource.ScalarAsync<long>("SELECT seed FROM mad.deployments WHERE model = @model", new { model });
+            var ids = (await Database.DataSource.QueryAsync<long>("SELECT mad.predict_async(@model, @features::jsonb, key => '4242') FROM generate_series(1, 50)",
+                new { model, features = Features })).ToArray();
+            Assert.Equal(50, ids.Distinct().Count());
+            var arms = (await Database.DataSource.QueryAsync<string>("SELECT DISTINCT arm FROM mad.requests WHERE id = ANY (@ids)", new { ids })).ToList();
+            Assert.Equal([StickyBucket.InCanary(deployed, "4242", 30) ? Arms.Canary : Arms.Champion], arms);
+        }
+        finally
+        {
+            // No sidecar will answer them: they must not wait for the other tests' sidecars.
+            await Database.DataSource.ExecuteAsync("DELETE FROM mad.requests WHERE model = @model", new { model });
+        }
+    }
+
+    [Fact(Timeout = 120_000)]
     public async Task Http_infer_with_parameters_key_is_served_by_its_buckets_version_and_logged_with_its_arm()
     {
         var model = await PostgresDeploymentTests.ThreeReadyVersionsAsync(new PostgresModelRegistry(Database.DataSource));

@@ -93,6 +93,19 @@ public sealed class SqliteDeploymentTests : IAsyncLifetime
     }
 
     [Fact(Timeout = 60_000)]
+    public async Task No_key_leaves_the_canary_while_its_percent_grows()
+    {
+        // As PostgresDeploymentTests checks mad.bucket: a key under p % is under every larger percent, so raising the
+        // percent (a new canary at a higher percent under the same seed) only adds keys.
+        var (keys, left) = await _registry.Connection.QuerySingleAsync<(long, long)>("""
+            WITH RECURSIVE g(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM g WHERE k < 20000), p(v) AS (VALUES (1), (5), (25), (50), (99))
+            SELECT count(*), count(*) FILTER (WHERE NOT bucket(5, key_text(k)) < (v * 1.5) / 100.0) FROM g, p WHERE bucket(5, key_text(k)) < v / 100.0
+            """);
+        Assert.InRange(keys, 30_000, 45_000); // about 20,000 × (1 + 5 + 25 + 50 + 99) %
+        Assert.Equal(0, left);
+    }
+
+    [Fact(Timeout = 60_000)]
     public async Task Tables_refresh_scores_each_row_by_its_keys_bucket_and_records_version_and_arm()
     {
         var deployments = new SqliteDeployments(_registry);
@@ -122,6 +135,56 @@ public sealed class SqliteDeploymentTests : IAsyncLifetime
         var report = await deployments.ReportAsync("churn", "production", Ct);
         var canaryRows = rows.Count(r => r.Arm == Arms.Canary);
         Assert.Equal([(Arms.Champion, 1, 3_000L - canaryRows), (Arms.Canary, 2, (long)canaryRows)], report.Select(a => (a.Arm, a.Version, a.RowsScored)));
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task A_switch_while_a_refresh_starts_or_runs_never_mixes_versions_in_one_refresh()
+    {
+        // Another process (a second connection to the file) switches the deployment at two moments of a refresh,
+        // chosen by a function the source view calls on every row it reads: while the refresh prepares (before its
+        // write lock), and while it scores (under the lock).
+        var deployments = new SqliteDeployments(_registry);
+        var tables = new SqlitePredictionTables(_registry);
+        await deployments.DeployAsync("churn", "production", 1, cancellationToken: Ct);
+        await deployments.DeployCanaryAsync("churn", "production", 2, 50, cancellationToken: Ct);
+        await _registry.Connection.ExecuteAsync("CREATE VIEW watched_flowers AS SELECT * FROM flowers WHERE switch_here() = 1");
+        await using var other = await SqliteModelRegistry.OpenAsync(_path, Ct);
+        var otherDeployments = new SqliteDeployments(other);
+        Task? duringScoring = null;
+        var promoted = false;
+        _registry.Connection.CreateFunction("switch_here", () =>
+        {
+            var underLock = SQLitePCL.raw.sqlite3_get_autocommit(_registry.Connection.Handle) == 0;
+            if (!underLock && !promoted)
+            {
+                promoted = true; // before the lock: the other process's promote commits at once (WAL: readers never block it)
+                otherDeployments.PromoteAsync("churn", "production", cancellationToken: Ct).GetAwaiter().GetResult();
+            }
+            else if (underLock && duringScoring is null)
+            {
+                // Under the lock: the other process's deploy waits for the refresh to commit (busy_timeout).
+                duringScoring = Task.Run(() => otherDeployments.DeployAsync("churn", "production", 3, cancellationToken: Ct));
+            }
+
+            return 1;
+        });
+        await tables.CreateAsync(new("scores", "watched_flowers", ["id"], "churn", Core.FeatureMapping.Parse(Batch.BatchTables.IrisFeatures)), Ct);
+
+        var first = await tables.RefreshAsync("scores", cancellationToken: Ct);
+
+        // The promote before the lock was seen (the refresh started again): every row by version 2, none by the old
+        // champion without its canary, a state that never was.
+        Assert.True(promoted);
+        Assert.Equal((3_000L, 2), (first.Rows, first.Version.Version));
+        Assert.Equal([(2L, Arms.Champion, 3_000L)], await _registry.Connection.QueryAsync<(long, string, long)>(
+            "SELECT model_version, arm, count(*) FROM mad_out_scores GROUP BY 1, 2"));
+        // The deploy during the scoring committed after it, and applies to the next refresh, whole.
+        Assert.NotNull(duringScoring);
+        await duringScoring;
+        Assert.Equal(3, (await deployments.GetAsync("churn", "production", Ct)).Version);
+        await tables.RefreshAsync("scores", cancellationToken: Ct);
+        Assert.Equal([(3L, Arms.Champion, 3_000L)], await _registry.Connection.QueryAsync<(long, string, long)>(
+            "SELECT model_version, arm, count(*) FROM mad_out_scores GROUP BY 1, 2"));
     }
 
     [Fact(Timeout = 60_000)]

@@ -98,13 +98,13 @@ public sealed class DeviceRowsTests(PostgresDatabase database) : DatabaseTests(d
         var own = "shop-f-" + Guid.NewGuid().ToString("N")[..6];
         var row = $"('scores', '42', '{model}', 1, 'champion', '{{\"label\": 666}}', '2026-12-04T00:00:00Z')";
         await victim.ExecuteAsync(
-            $"BEGIN; SELECT mad.begin_push(@device); INSERT INTO pg_temp.mad_push_rows VALUES ('scores', '42', '{model}', 1, 'champion', '{{\"label\": 1}}', '2026-12-04T00:00:00Z'); SELECT mad.finish_push(@device); COMMIT;",
+            $"BEGIN; SELECT mad.begin_device_push(@device); INSERT INTO pg_temp.mad_push_rows VALUES ('scores', '42', '{model}', 1, 'champion', '{{\"label\": 1}}', '2026-12-04T00:00:00Z'); SELECT mad.finish_device_push(@device); COMMIT;",
             new { device });
 
         // Staging under its own id, finishing under the victim's; beginning under the victim's.
-        var finishAsVictim = await attacker.FailsAsync($"BEGIN; SELECT mad.begin_push(@own); INSERT INTO pg_temp.mad_push_rows VALUES {row}; SELECT mad.finish_push(@device);", new { own, device });
+        var finishAsVictim = await attacker.FailsAsync($"BEGIN; SELECT mad.begin_device_push(@own); INSERT INTO pg_temp.mad_push_rows VALUES {row}; SELECT mad.finish_device_push(@device);", new { own, device });
         Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, finishAsVictim.SqlState);
-        var beginAsVictim = await attacker.FailsAsync("SELECT mad.begin_push(@device)", new { device });
+        var beginAsVictim = await attacker.FailsAsync("SELECT mad.begin_device_push(@device)", new { device });
         Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, beginAsVictim.SqlState);
 
         // Its own table (or a view whose functions would run as the definer) in place of the staging table.
@@ -114,9 +114,9 @@ public sealed class DeviceRowsTests(PostgresDatabase database) : DatabaseTests(d
             $"CREATE TEMP VIEW mad_push_rows AS SELECT 'scores'::text AS prediction_table, '42'::text AS key, '{model}'::text AS model, 1 AS version, 'champion'::text AS arm, '{{}}'::jsonb AS outputs, now() AS scored_at",
         })
         {
-            var swapped = await attacker.FailsAsync($"BEGIN; {planted}; SELECT mad.finish_push(@own);", new { own });
+            var swapped = await attacker.FailsAsync($"BEGIN; {planted}; SELECT mad.finish_device_push(@own);", new { own });
             Assert.Equal(PostgresErrorCodes.ObjectNotInPrerequisiteState, swapped.SqlState);
-            var before = await attacker.FailsAsync($"BEGIN; {planted}; SELECT mad.begin_push(@own);", new { own });
+            var before = await attacker.FailsAsync($"BEGIN; {planted}; SELECT mad.begin_device_push(@own);", new { own });
             Assert.Equal(PostgresErrorCodes.ObjectInUse, before.SqlState);
         }
 
@@ -129,12 +129,12 @@ public sealed class DeviceRowsTests(PostgresDatabase database) : DatabaseTests(d
             "SELECT * FROM pg_temp.mad_push_rows",
         })
         {
-            var denied = await attacker.FailsAsync($"BEGIN; SELECT mad.begin_push(@own); {sql};", new { own });
+            var denied = await attacker.FailsAsync($"BEGIN; SELECT mad.begin_device_push(@own); {sql};", new { own });
             Assert.True(denied.SqlState is PostgresErrorCodes.InsufficientPrivilege, $"{sql}: {denied.SqlState} {denied.MessageText}");
         }
 
         // A reader that is not a device stages nothing.
-        var readerBegin = await reader.FailsAsync("SELECT mad.begin_push('reader-box')");
+        var readerBegin = await reader.FailsAsync("SELECT mad.begin_device_push('reader-box')");
         Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, readerBegin.SqlState);
         Assert.Equal("""{"label": 1}""", await Database.DataSource.ScalarAsync<string>("SELECT string_agg(outputs::text, ',') FROM mad.edge_predictions WHERE device = @device", new { device }));
         Assert.Equal(0, await Database.DataSource.ScalarAsync<long>("SELECT count(*) FROM mad.edge_predictions WHERE device = @own", new { own }));

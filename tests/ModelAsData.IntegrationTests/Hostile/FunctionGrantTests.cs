@@ -133,9 +133,9 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.record_pull(text,jsonb)"] = "mad_admin mad_device mad_user",
         ["mad.ingest_predictions(text,jsonb)"] = "mad_device",
         ["mad.device_version_bytes(text,integer)"] = "mad_device",
-        // A push through COPY (029_1): stage under the claimed device, then move.
-        ["mad.begin_push(text)"] = "mad_device",
-        ["mad.finish_push(text)"] = "mad_device",
+        // A push through COPY (029_1, renamed in 043_1): stage under the claimed device, then move.
+        ["mad.begin_device_push(text)"] = "mad_device",
+        ["mad.finish_device_push(text)"] = "mad_device",
         ["mad.staged_push_rows()"] = Nobody,
         // Outcomes recorded on devices (029_2).
         ["mad.begin_push_outcomes(text)"] = "mad_device",
@@ -206,6 +206,8 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.gate_error_rate(text,text)"] = Nobody,
         ["mad.gate_outcome(text,text)"] = Nobody,
         ["mad.set_outcome_gate(text,text,text,double precision,bigint)"] = Admin,
+        ["mad.set_outcome_floor(text,text,double precision,interval,bigint)"] = Callers, // 042: the table's owner or mad_admin, checked inside
+        ["mad.outcome_gauges()"] = Sidecar, // 042: reads outcomes as mad's owner, for /metrics
         ["mad.ensure_shadow(mad.prediction_tables)"] = Nobody,
         ["mad.job_shadow()"] = Nobody,
         ["mad.job_shadow_done()"] = Nobody,
@@ -223,7 +225,8 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.drift_metric_values(text,bigint[],bigint,bigint[],bigint,double precision[],double precision)"] = Nobody,
         ["mad.drift_windows(timestamp with time zone,interval)"] = Nobody,
         ["mad.drift_counts(mad.prediction_tables,timestamp with time zone,interval)"] = Nobody,
-        ["mad.drifted_inputs(text,text,integer,timestamp with time zone,bigint)"] = Nobody,
+        ["mad.drift_gate_metrics(text,text,integer,timestamp with time zone,bigint)"] = Nobody,  // 044_1
+        ["mad.drift_gate_tests(text,text,integer,timestamp with time zone,bigint,double precision)"] = Nobody,
         ["mad.gate_drift(text,text)"] = Nobody,
         ["mad.drift_binding(text)"] = Nobody,
     };

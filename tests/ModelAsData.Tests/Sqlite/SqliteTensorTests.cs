@@ -40,6 +40,35 @@ public sealed class SqliteTensorTests
     }
 
     [Fact]
+    public async Task A_row_onnx_runtime_fails_on_gets_its_error_and_the_other_rows_of_every_length_are_written()
+    {
+        await using var db = await TempDatabase.CreateAsync();
+        await db.PushAsync("tokens", RowTensorTests.Made("token_mean.onnx"));
+        db.Execute("CREATE TABLE sentences (id INTEGER PRIMARY KEY, ids TEXT)");
+        // Ids past the model's embedding of 100 (2 and 5) fail in ONNX Runtime; 2 shares its length with 1 and 3.
+        db.Execute("INSERT INTO sentences VALUES (1, '[3, 1, 4]'), (2, '[1, 500, 9]'), (3, '[2, 7, 1]'), (4, '[5]'), (5, '[150, 1, 2, 3, 4]'), (6, '[6, 6]')");
+        var tables = new SqlitePredictionTables(db.Registry);
+        await tables.CreateAsync(new PredictionTableSpec("sentiment", "sentences", ["id"], "tokens", null));
+
+        var result = await tables.RefreshAsync("sentiment");
+
+        Assert.Equal((6L, 2L), (result.Rows, result.Failed));
+        var rows = db.Rows("SELECT id, scores_0, token_scores, error FROM mad_out_sentiment ORDER BY id");
+        Assert.Equal([1L, 3, 4, 6], rows.Where(r => r["error"] is null && r["scores_0"] is not null).Select(r => (long)r["id"]!));
+        Assert.StartsWith("ONNX Runtime could not score this row (input 'ids' [3]): ", (string)rows[1]["error"]!, StringComparison.Ordinal);
+        Assert.StartsWith("ONNX Runtime could not score this row (input 'ids' [5]): ", (string)rows[4]["error"]!, StringComparison.Ordinal);
+        Assert.All([rows[1], rows[4]], r => Assert.Equal((null, null), (r["scores_0"], r["token_scores"])));
+        using var session = new InferenceSession(RowTensorTests.Made("token_mean.onnx"));
+        using var ids = OrtValue.CreateTensorValueFromMemory(new long[] { 2, 7, 1 }, [1, 3]);
+        using var alone = session.Run(new RunOptions(), ["ids"], [ids], ["scores"]);
+        Assert.Equal(alone[0].GetTensorDataAsSpan<float>()[0], (double)rows[2]["scores_0"]!, 1e-5);
+        var connection = await db.OpenConnectionAsync();
+        SqlitePredictFunctions.Register(connection);
+        var predicted = Assert.ThrowsAny<Exception>(() => TempDatabase.Scalar(connection, "SELECT predict('tokens', '[1, 500]')"));
+        Assert.Contains("ONNX Runtime could not score this row (input 'ids' [2]): ", predicted.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_uint8_image_as_a_blob_feeds_predict_and_the_table_and_the_feature_map_comes_back_nested()
     {
         await using var db = await TempDatabase.CreateAsync();
