@@ -42,6 +42,12 @@ internal static class SqliteDeploymentSql
         WHERE a.model = @model AND a.alias = @alias
         """;
 
+    /// <summary>The last change at or before a moment (PostgreSQL's mad.deployment_at reads the same).</summary>
+    public const string ChangeAt = """
+        SELECT canary_version AS CanaryVersion, canary_percent AS CanaryPercent, shadow_version AS ShadowVersion, shadow_percent AS ShadowPercent, seed AS Seed
+        FROM mad_deployment_history WHERE model = @model AND alias = @alias AND changed_at <= @at ORDER BY changed_at DESC, id DESC LIMIT 1
+        """;
+
     public const string History = """
         SELECT kind AS Kind, version AS Version, canary_version AS CanaryVersion, canary_percent AS CanaryPercent, shadow_version AS ShadowVersion,
                shadow_percent AS ShadowPercent, changed_by AS ChangedBy, changed_at AS ChangedAt, reason AS Reason

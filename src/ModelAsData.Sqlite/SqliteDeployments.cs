@@ -223,6 +223,20 @@ public sealed class SqliteDeployments(SqliteModelRegistry registry) : IDeploymen
     public async Task<IReadOnlyList<LegacyAgreement>> LegacyAgreementAsync(string table, CancellationToken cancellationToken = default) =>
         await SqliteLegacyComparison.AgreementAsync(Connection, await new SqlitePredictionTables(registry).GetAsync(table, cancellationToken), cancellationToken);
 
+    public async Task<Deployment?> DeploymentAtAsync(string model, string alias, DateTimeOffset at, CancellationToken cancellationToken = default)
+    {
+        await GetAsync(model, alias, cancellationToken); // NotFound names the aliases
+        if (await registry.AliasAtAsync(model, alias, at, cancellationToken) is not { } version)
+        {
+            return null;
+        }
+
+        var change = await Connection.QuerySingleOrDefaultAsync<Row>(new CommandDefinition(SqliteDeploymentSql.ChangeAt,
+            new { model, alias, at = SqliteTime.ToText(at) }, cancellationToken: cancellationToken));
+        return new Deployment(model, alias, version, (int?)change?.CanaryVersion, change?.CanaryPercent, null, null, null,
+            (int?)change?.ShadowVersion, change?.ShadowPercent, change?.Seed);
+    }
+
     public async Task<IReadOnlyList<DeploymentChange>> HistoryAsync(string model, string alias, CancellationToken cancellationToken = default)
     {
         await GetAsync(model, alias, cancellationToken);
@@ -254,7 +268,7 @@ public sealed class SqliteDeployments(SqliteModelRegistry registry) : IDeploymen
         var found = await registry.ResolveAsync(new ModelReference(model, null, version), cancellationToken); // NotFound names the versions
         if (found.Status != VersionStatus.Ready)
         {
-            throw new ModelAsDataException(ErrorCode.NotReady, $"Cannot deploy {model}@{version} as {what}: it is {found.Status.ToString().ToLowerInvariant()}, and only a ready version is served.");
+            throw SqliteRegistryMessages.NotReadyToDeploy(found, what, await registry.VersionStatusesAsync(model, cancellationToken));
         }
     }
 

@@ -128,7 +128,7 @@ public sealed partial class SqliteModelRegistry : IModelRegistry
         return SqliteRegistryMessages.NoSuchVersion(model, version, await VersionStatusesAsync(model, cancellationToken));
     }
 
-    private async Task<List<(long Version, string Status)>> VersionStatusesAsync(string model, CancellationToken cancellationToken) =>
+    internal async Task<List<(long Version, string Status)>> VersionStatusesAsync(string model, CancellationToken cancellationToken) =>
         (await Connection.QueryAsync<(long Version, string Status)>(Command(SqliteRegistrySql.VersionStatuses, new { model }, null, cancellationToken))).ToList();
 
     private async Task EnsureModelExistsAsync(string model, CancellationToken cancellationToken)

@@ -32,6 +32,12 @@ internal static class SqliteRegistryMessages
         ? $"Cannot point {model}@{alias} at version {target.Version}: it was rejected ({target.Reason}), and an alias can only point at a ready version. Push a model ONNX Runtime can load, then point the alias at its version."
         : $"Cannot point {model}@{alias} at version {target.Version}: it is {Word(target.Status)}, and an alias can only point at a ready version. {SidecarHint[..^1]}; try again once it is ready.");
 
+    /// <summary>What deploying a version that is not ready says (mad.require_ready_version, 017), the hint appended.</summary>
+    public static ModelAsDataException NotReadyToDeploy(ModelVersion version, string what, IReadOnlyList<(long Version, string Status)> versions) => new(ErrorCode.NotReady,
+        version.Status == VersionStatus.Rejected
+            ? $"Cannot deploy {version.Model}@{version.Version} as {what}: it was rejected ({version.Reason}); {DescribeVersions(versions)}. Push a model ONNX Runtime can load, then deploy its version."
+            : $"Cannot deploy {version.Model}@{version.Version} as {what}: it is {Word(version.Status)}, and only a ready version is served; {DescribeVersions(versions)}. {SidecarHint[..^1]}; try again once it is ready.");
+
     private static string DescribeVersions(IReadOnlyList<(long Version, string Status)> versions) =>
         versions.Count == 0 ? "it has no versions" : "its versions are " + string.Join(", ", versions.Select(v => $"{v.Version} ({v.Status})"));
 

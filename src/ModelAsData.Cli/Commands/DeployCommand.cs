@@ -8,21 +8,21 @@ namespace ModelAsData.Cli.Commands;
 
 /// <summary>
 /// <c>mad deploy MODEL ALIAS --version N | --canary N --percent P [--steps 5,25,50,100 --every 1h] | --shadow N</c>, and
-/// <c>mad deploy status | promote | abort MODEL ALIAS</c> (docs/DEPLOYMENTS.md).
+/// <c>mad deploy status | promote | abort | history MODEL ALIAS [--at TIME]</c> (docs/DEPLOYMENTS.md).
 /// </summary>
 internal static class DeployCommand
 {
     /// <summary>The verbs written before the model: <c>mad deploy status churn production</c>.</summary>
-    private static readonly string[] s_verbs = ["status", "promote", "abort"];
+    private static readonly string[] s_verbs = ["status", "promote", "abort", "history"];
 
     public static Command Create(CliContext cli)
     {
         // status|promote|abort are words before the model rather than sub-commands, so that `mad deploy MODEL ALIAS`
         // and `mad deploy status MODEL ALIAS` read as DESIGN.md writes them (a parent with arguments would show its
         // sub-commands' usage as `deploy <model> <alias> status`).
-        var model = new Argument<string>("model") { Description = "The model, e.g. churn; or status, promote or abort, followed by the model." };
+        var model = new Argument<string>("model") { Description = "The model, e.g. churn; or status, promote, abort or history, followed by the model." };
         var alias = new Argument<string>("alias") { Description = "The alias whose deployment changes, e.g. production (after a verb: the model)." };
-        var verbAlias = new Argument<string?>("verb-alias") { Description = "After status, promote or abort: the alias.", Arity = ArgumentArity.ZeroOrOne };
+        var verbAlias = new Argument<string?>("verb-alias") { Description = "After status, promote, abort or history: the alias.", Arity = ArgumentArity.ZeroOrOne };
         var version = new Option<int?>("--version") { Description = "Blue-green: serve this version to every key at once (ends any canary)." };
         var canary = new Option<int?>("--canary") { Description = "Serve this version to --percent of the keys, always the same keys." };
         var percent = new Option<double?>("--percent") { Description = "With --canary: the share of keys, in (0, 100]; with --shadow: the share scored (default 100)." };
@@ -30,11 +30,13 @@ internal static class DeployCommand
         var every = new Option<string?>("--every") { Description = "With --steps: the time between steps, e.g. 30m, 1h, 1d." };
         var shadow = new Option<int?>("--shadow") { Description = "Score this version beside the served one, stored and never served." };
         var reason = new Option<string?>("--reason") { Description = "Why, kept in the deployment history." };
+        var at = new Option<string?>("--at") { Description = "With history: what the alias served at that moment (as mad.deployment_at), e.g. 2026-11-01T09:00:00Z; without an offset, UTC." };
         var command = new Command("deploy",
             "Change what an alias serves: --version N (blue-green), --canary N --percent P [--steps --every] (canary, rolling) or --shadow N. " +
-            "`mad deploy status|promote|abort MODEL ALIAS`: show per arm rows, error rate and step; make the canary the champion; end the canary and shadow.")
+            "`mad deploy status|promote|abort|history MODEL ALIAS`: show per arm rows, error rate and step; make the canary the champion; end the canary and shadow; " +
+            "list every change with who and why (--at TIME: what was deployed then).")
         {
-            model, alias, verbAlias, version, canary, percent, steps, every, shadow, reason,
+            model, alias, verbAlias, version, canary, percent, steps, every, shadow, reason, at,
         };
         cli.SetAction(command, async (parse, ct) =>
         {
@@ -44,7 +46,7 @@ internal static class DeployCommand
                 var target = parse.GetValue(verbAlias)
                     ?? throw new ModelAsDataException(ErrorCode.InvalidArgument, $"Give the model and the alias: mad deploy {first} MODEL ALIAS, e.g. mad deploy {first} churn production.");
                 await using var verbStore = await MadStore.OpenAsync(cli.RequireDb(parse), ct);
-                await RunVerbAsync(cli, verbStore, first, parse.GetValue(alias)!, target, ct);
+                await RunVerbAsync(cli, verbStore, first, parse.GetValue(alias)!, target, parse.GetValue(at), ct);
                 return 0;
             }
 
@@ -84,10 +86,18 @@ internal static class DeployCommand
         return command;
     }
 
-    private static async Task RunVerbAsync(CliContext cli, MadStore store, string verb, string name, string target, CancellationToken ct)
+    private static async Task RunVerbAsync(CliContext cli, MadStore store, string verb, string name, string target, string? at, CancellationToken ct)
     {
+        if (at is not null && verb != "history")
+        {
+            throw new ModelAsDataException(ErrorCode.InvalidArgument, $"--at goes with history: mad deploy history {name} {target} --at 2026-11-01T09:00:00Z.");
+        }
+
         switch (verb)
         {
+            case "history":
+                await DeployHistory.ShowAsync(cli, store.Deployments, name, target, at, ct);
+                return;
             case "promote":
                 Show(cli, await store.Deployments.PromoteAsync(name, target, cancellationToken: ct));
                 return;
@@ -134,7 +144,7 @@ internal static class DeployCommand
         }
     }
 
-    private static void Show(CliContext cli, Deployment d)
+    internal static void Show(CliContext cli, Deployment d)
     {
         var served = $"{d.Model}@{d.Alias}: version {d.Version}";
         if (d.CanaryVersion is { } canary)
@@ -158,7 +168,7 @@ internal static class DeployCommand
 
     private static string Difference(double? difference) => difference is { } d ? d.ToString("0.#####", CultureInfo.InvariantCulture) : "-";
 
-    private static string Text(double value) => value.ToString(CultureInfo.InvariantCulture);
+    internal static string Text(double value) => value.ToString(CultureInfo.InvariantCulture);
 
     private static string Text(long value) => value.ToString(CultureInfo.InvariantCulture);
 

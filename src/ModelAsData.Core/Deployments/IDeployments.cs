@@ -45,6 +45,13 @@ public interface IDeployments
     /// <summary>Per arm and version (champion, canary, the shadow's rows), the table's agreement with its legacy column; empty when it names none.</summary>
     Task<IReadOnlyList<LegacyAgreement>> LegacyAgreementAsync(string table, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// What the alias served at a past moment, as PostgreSQL's mad.deployment_at answers it: the champion as the
+    /// alias history has it then, the canary and shadow of the last change at or before it; null when the alias did
+    /// not exist yet. An alias that does not exist now throws NotFound naming the aliases that do.
+    /// </summary>
+    Task<Deployment?> DeploymentAtAsync(string model, string alias, DateTimeOffset at, CancellationToken cancellationToken = default);
+
     /// <summary>Every change of the alias's deployment, newest first.</summary>
     Task<IReadOnlyList<DeploymentChange>> HistoryAsync(string model, string alias, CancellationToken cancellationToken = default);
 }

@@ -52,6 +52,13 @@ internal static class DeploymentSql
         FROM mad.legacy_agreement(@table) g ORDER BY array_position(ARRAY['champion', 'canary', 'shadow'], g.arm), g.model_version
         """;
 
+    /// <summary>017: the champion by mad.alias_at, the canary and shadow of the last change at or before the moment.</summary>
+    public const string DeploymentAt = """
+        SELECT g.version AS Version, g.canary_version AS CanaryVersion, g.canary_percent AS CanaryPercent, g.shadow_version AS ShadowVersion,
+               g.shadow_percent AS ShadowPercent, g.seed AS Seed
+        FROM mad.deployment_at(@model, @alias, @at) g
+        """;
+
     public const string History = """
         SELECT h.kind AS Kind, h.version AS Version, h.canary_version AS CanaryVersion, h.canary_percent AS CanaryPercent,
                h.shadow_version AS ShadowVersion, h.shadow_percent AS ShadowPercent, h.changed_by AS ChangedBy,

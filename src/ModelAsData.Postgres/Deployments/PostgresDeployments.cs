@@ -68,6 +68,16 @@ public sealed class PostgresDeployments(PostgresModelRegistry registry) : IDeplo
         return new LegacyColumn(table, null, null); // created in between: it names no legacy column yet
     }
 
+    public Task<Deployment?> DeploymentAtAsync(string model, string alias, DateTimeOffset at, CancellationToken cancellationToken = default) =>
+        registry.RunAsync(async connection =>
+        {
+            await connection.ExecuteScalarAsync<int?>(Command(DeploymentSql.RequireAlias, new { model, alias }, cancellationToken));
+            var row = await connection.QuerySingleAsync<AtRow>(Command(DeploymentSql.DeploymentAt, new { model, alias, at = at.UtcDateTime }, cancellationToken));
+            return row.Version is { } version
+                ? new Deployment(model, alias, version, row.CanaryVersion, row.CanaryPercent, null, null, null, row.ShadowVersion, row.ShadowPercent, row.Seed)
+                : null;
+        }, cancellationToken);
+
     public Task<IReadOnlyList<DeploymentChange>> HistoryAsync(string model, string alias, CancellationToken cancellationToken = default) =>
         registry.RunAsync<IReadOnlyList<DeploymentChange>>(async connection =>
         {
@@ -97,6 +107,16 @@ public sealed class PostgresDeployments(PostgresModelRegistry registry) : IDeplo
 
     private static CommandDefinition Command(string sql, object? parameters, CancellationToken cancellationToken, NpgsqlTransaction? transaction = null) =>
         new(sql, parameters, transaction, cancellationToken: cancellationToken);
+
+    private sealed class AtRow
+    {
+        public int? Version { get; set; }
+        public int? CanaryVersion { get; set; }
+        public double? CanaryPercent { get; set; }
+        public int? ShadowVersion { get; set; }
+        public double? ShadowPercent { get; set; }
+        public long? Seed { get; set; }
+    }
 
     private sealed class DeploymentRow
     {

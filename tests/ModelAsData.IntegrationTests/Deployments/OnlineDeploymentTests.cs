@@ -94,6 +94,39 @@ public sealed class OnlineDeploymentTests(PostgresDatabase database) : Requests.
         }
     }
 
+    [Fact(Timeout = 180_000)]
+    public async Task Http_infer_without_a_key_draws_at_the_canary_percent()
+    {
+        var model = await PostgresDeploymentTests.ThreeReadyVersionsAsync(new PostgresModelRegistry(Database.DataSource));
+        await Database.DataSource.ExecuteAsync("SELECT mad.deploy(@model, 'production', 1); SELECT mad.deploy_canary(@model, 'production', 2, percent => 50)", new { model });
+        await using var roles = new Hostile.HostileRoles(Database);
+        var token = await Requests.HttpDoorSupport.TokenAsync(Database, await roles.GroupAsync("drawer", "IN ROLE mad_user"));
+        await using var sidecar = await StartSidecarAsync($"127.0.0.1:{Requests.RequestSupport.FreePort()}");
+        using var http = Requests.HttpDoorSupport.Client(sidecar, token);
+
+        const int Calls = 200;
+        var canary = 0;
+        for (var i = 0; i < Calls; i++)
+        {
+            var request = new JsonObject
+            {
+                ["inputs"] = new JsonArray(new JsonObject
+                {
+                    ["name"] = "float_input", ["shape"] = new JsonArray(1, 4), ["datatype"] = "FP32", ["data"] = new JsonArray(5.9, 3.0, 5.1, 1.8),
+                }),
+            };
+            using var infer = await System.Net.Http.Json.HttpClientJsonExtensions.PostAsJsonAsync(http, $"/v2/models/{model}/infer", request, Ct);
+            var answer = (await System.Net.Http.Json.HttpContentJsonExtensions.ReadFromJsonAsync<JsonObject>(infer.Content, Ct))!;
+            canary += answer["model_version"]!.GetValue<string>() == "2" ? 1 : 0;
+        }
+
+        Assert.InRange(canary, Calls / 2 - 3 * 7.08, Calls / 2 + 3 * 7.08); // σ = √(200 · 0.5 · 0.5)
+        var logged = await Eventually.WaitForAsync(
+            () => Database.DataSource.QueryAsync<string>("SELECT arm FROM mad.prediction_log WHERE model = @model AND door = 'http'", new { model }),
+            rows => rows.Count == Calls, "the prediction log");
+        Assert.Equal(canary, logged.Count(a => a == Arms.Canary));
+    }
+
     [Fact(Timeout = 120_000)]
     public async Task Http_infer_with_parameters_key_is_served_by_its_buckets_version_and_logged_with_its_arm()
     {

@@ -188,6 +188,56 @@ public sealed class SqliteDeploymentTests : IAsyncLifetime
     }
 
     [Fact(Timeout = 60_000)]
+    public async Task Deployment_at_answers_what_was_deployed_at_any_past_moment_and_mad_deploy_history_shows_it()
+    {
+        var deployments = new SqliteDeployments(_registry);
+        var before = DateTimeOffset.UtcNow;
+        await Task.Delay(20, Ct);
+        await deployments.DeployAsync("churn", "production", 1, cancellationToken: Ct);
+        await Task.Delay(20, Ct);
+        var champion = DateTimeOffset.UtcNow;
+        await Task.Delay(20, Ct);
+        var canary = await deployments.DeployCanaryAsync("churn", "production", 2, 10, reason: "try v2", cancellationToken: Ct);
+        await deployments.DeployShadowAsync("churn", "production", 3, 50, cancellationToken: Ct);
+        await Task.Delay(20, Ct);
+        var running = DateTimeOffset.UtcNow;
+        await Task.Delay(20, Ct);
+        await deployments.PromoteAsync("churn", "production", cancellationToken: Ct);
+        await Task.Delay(20, Ct);
+
+        Assert.Null(await deployments.DeploymentAtAsync("churn", "production", before, Ct));
+        Assert.Equal(new Deployment("churn", "production", 1, null, null, null, null, null, null, null, null), await deployments.DeploymentAtAsync("churn", "production", champion, Ct));
+        Assert.Equal(new Deployment("churn", "production", 1, 2, 10, null, null, null, 3, 50, canary.Seed),
+            await deployments.DeploymentAtAsync("churn", "production", running, Ct));
+        Assert.Equal(new Deployment("churn", "production", 2, null, null, null, null, null, 3, 50, canary.Seed),
+            await deployments.DeploymentAtAsync("churn", "production", DateTimeOffset.UtcNow, Ct));
+        Assert.Contains("has no alias 'staging'", (await Assert.ThrowsAsync<ModelAsData.Core.ModelAsDataException>(
+            () => deployments.DeploymentAtAsync("churn", "staging", running, Ct))).Message, StringComparison.Ordinal);
+
+        await _registry.DisposeAsync(); // the CLI opens the file itself
+        async Task<(int Code, string Output)> Mad(params string[] args)
+        {
+            using var console = new Spectre.Console.Testing.TestConsole();
+            console.Profile.Width = 240;
+            using var output = new StringWriter();
+            var code = await ModelAsData.Cli.MadCommand.Create(console).Parse([.. args, "--db", _path]).InvokeAsync(new System.CommandLine.InvocationConfiguration { Output = output, Error = output }, Ct);
+            return (code, console.Output + output);
+        }
+
+        var history = await Mad("deploy", "history", "churn", "production");
+        Assert.Equal(0, history.Code);
+        Assert.Matches(@"promote\W+2\W+-\W+3 on 50 %", history.Output);
+        Assert.Matches(@"canary\W+1\W+2 at 10 %.*try v2", history.Output);
+        var at = await Mad("deploy", "history", "churn", "production", "--at", running.ToString("O", System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Contains($"churn@production: version 1, canary version 2 at 10 % of keys (seed {canary.Seed}), shadow version 3 on 50 % of keys", at.Output, StringComparison.Ordinal);
+        Assert.Contains("did not exist yet", (await Mad("deploy", "history", "churn", "production", "--at", before.ToString("O", System.Globalization.CultureInfo.InvariantCulture))).Output, StringComparison.Ordinal);
+        var bad = await Mad("deploy", "history", "churn", "production", "--at", "yesterday");
+        Assert.NotEqual(0, bad.Code);
+        Assert.Contains("--at takes a moment such as 2026-11-01T09:00:00Z", bad.Output, StringComparison.Ordinal);
+        Assert.Contains("--at goes with history", (await Mad("deploy", "status", "churn", "production", "--at", "2026-11-01")).Output, StringComparison.Ordinal);
+    }
+
+    [Fact(Timeout = 60_000)]
     public async Task Bad_input_gets_an_error_that_names_what_exists()
     {
         var deployments = new SqliteDeployments(_registry);
@@ -195,15 +245,33 @@ public sealed class SqliteDeploymentTests : IAsyncLifetime
 
         async Task<string> Fails(Func<Task> call) => (await Assert.ThrowsAsync<ModelAsDataException>(call)).Message;
 
-        Assert.Contains("has no version 9", await Fails(() => deployments.DeployCanaryAsync("churn", "production", 9, 10, cancellationToken: Ct)), StringComparison.Ordinal);
         Assert.Contains("outside (0, 100]", await Fails(() => deployments.DeployCanaryAsync("churn", "production", 2, 0, cancellationToken: Ct)), StringComparison.Ordinal);
         Assert.Contains("outside (0, 100]", await Fails(() => deployments.DeployCanaryAsync("churn", "production", 2, 101, cancellationToken: Ct)), StringComparison.Ordinal);
         Assert.Contains("only PostgreSQL has", await Fails(() => deployments.DeployCanaryAsync("churn", "production", 2, 5, [5, 25], TimeSpan.FromHours(1), cancellationToken: Ct)), StringComparison.Ordinal);
         Assert.Contains("its aliases are production -> 1", await Fails(() => deployments.DeployCanaryAsync("churn", "staging", 2, 10, cancellationToken: Ct)), StringComparison.Ordinal);
         Assert.Contains("runs no canary to promote: it serves version 1", await Fails(() => deployments.PromoteAsync("churn", "production", cancellationToken: Ct)), StringComparison.Ordinal);
         Assert.Contains("runs no canary or shadow to abort", await Fails(() => deployments.AbortAsync("churn", "production", cancellationToken: Ct)), StringComparison.Ordinal);
+        Assert.Contains("already serves version 1 to every key", await Fails(() => deployments.DeployCanaryAsync("churn", "production", 1, 10, cancellationToken: Ct)), StringComparison.Ordinal);
         await deployments.DeployCanaryAsync("churn", "production", 2, 10, cancellationToken: Ct);
         Assert.Contains("already runs a canary: version 2 at 10 % beside version 1", await Fails(() => deployments.DeployCanaryAsync("churn", "production", 3, 10, cancellationToken: Ct)), StringComparison.Ordinal);
+
+        // A version that failed validation, and one not validated yet, as PostgreSQL's registry holds them.
+        await _registry.Connection.ExecuteAsync("""
+            UPDATE mad_model_versions SET status = 'rejected', reason = 'test', signature = NULL WHERE model = 'churn' AND version = 3;
+            INSERT INTO mad_model_versions (model, version, onnx, sha256, size_bytes, metadata, status, created_by, created_at)
+            SELECT model, 4, onnx, sha256, size_bytes, metadata, 'pending', created_by, created_at FROM mad_model_versions WHERE model = 'churn' AND version = 1;
+            """);
+        Assert.Contains("has no version 9; its versions are 1 (ready), 2 (ready), 3 (rejected), 4 (pending)",
+            await Fails(() => deployments.DeployAsync("churn", "production", 9, cancellationToken: Ct)), StringComparison.Ordinal);
+        Assert.Contains("Cannot deploy churn@4 as a shadow: it is pending, and only a ready version is served; its versions are 1 (ready)",
+            await Fails(() => deployments.DeployShadowAsync("churn", "production", 4, cancellationToken: Ct)), StringComparison.Ordinal);
+        Assert.Contains("Cannot deploy churn@3 as the version served: it was rejected (test); its versions are",
+            await Fails(() => deployments.DeployAsync("churn", "production", 3, cancellationToken: Ct)), StringComparison.Ordinal);
+
+        // Nothing of the refused calls was kept: version 1 with its canary, and one history row per change made.
+        var now = await deployments.GetAsync("churn", "production", Ct);
+        Assert.Equal((1, (int?)2, (double?)10, (int?)null), (now.Version, now.CanaryVersion, now.CanaryPercent, now.ShadowVersion));
+        Assert.Equal(["canary", "deploy"], (await deployments.HistoryAsync("churn", "production", Ct)).Select(c => c.Kind));
     }
 
     [Fact(Timeout = 60_000)]

@@ -48,6 +48,13 @@ public sealed class ColumnGrantTests(PostgresDatabase database) : DatabaseTests(
         ["outcome_gates.min_labeled"] = All,
         ["outcome_gates.updated_by"] = All,
         ["outcome_gates.updated_at"] = All,
+        ["outcome_floors.prediction_table"] = All, // 042_1: a metric's floor, no label
+        ["outcome_floors.metric"] = All,
+        ["outcome_floors.floor"] = All,
+        ["outcome_floors.window"] = All,
+        ["outcome_floors.min_labeled"] = All,
+        ["outcome_floors.updated_by"] = All,
+        ["outcome_floors.updated_at"] = All,
         ["devices.id"] = "mad_admin mad_user",
         ["devices.owner"] = "mad_admin mad_user",
         ["devices.created_at"] = "mad_admin mad_user",

@@ -31,7 +31,9 @@ public sealed class OutcomeFloorTests(PostgresDatabase database) : DatabaseTests
         await Database.DataSource.ExecuteAsync($"SELECT mad.set_outcome_floor('{broken}', 'accuracy', 0.8); DROP TABLE public.{brokenOutcomes}");
         await using var roles = new HostileRoles(Database);
         var token = await HttpDoorSupport.TokenAsync(Database, await roles.GroupAsync("watcher", "IN ROLE mad_user"));
-        await using var sidecar = await HttpDoorSupport.StartAsync(Database);
+        // As production runs it: a login that holds only mad_sidecar, with no grant on any source or prediction table.
+        var login = await roles.LoginAsync("engine", "IN ROLE mad_sidecar");
+        await using var sidecar = await HttpDoorSupport.StartAsync(Database, Database.ConnectionStringFor(login.Name, HostileRoles.Password));
         using var http = HttpDoorSupport.Client(sidecar, token);
 
         string Series(string gauge, string metric) => $"{gauge}{{table=\"{name}\",version=\"1\",arm=\"champion\",metric=\"{metric}\"}} ";

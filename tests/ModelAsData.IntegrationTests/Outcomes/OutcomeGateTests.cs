@@ -2,17 +2,21 @@ namespace ModelAsData.IntegrationTests.Outcomes;
 
 /// <summary>
 /// The outcome gate (027_3): a rolling canary whose metric on outcomes is worse than the champion's by more than the
-/// margin rolls back by itself at its next step; one as good as the champion steps on.
+/// margin rolls back by itself at its next step; one as good as the champion steps on. The step is taken by a login
+/// that holds only mad_sidecar, as production runs it: the gate reads the served history as mad's owner on its behalf
+/// (042_2), which a superuser sidecar never showed.
 /// </summary>
 public sealed class OutcomeGateTests(PostgresDatabase database) : DatabaseTests(database)
 {
     private async Task<string> StepAsync(string model)
     {
+        await using var roles = new Hostile.HostileRoles(Database);
+        var (_, engine) = await roles.LoginAsync("engine", "IN ROLE mad_sidecar");
         await Database.DataSource.ExecuteAsync($"""
             SELECT mad.set_outcome_gate('{model}', 'production', 'accuracy', margin => 0.05);
             UPDATE mad.deployments SET next_step_at = now() - interval '1 second' WHERE model = '{model}';
             """);
-        Assert.Equal(1, await Database.DataSource.ScalarAsync<int>("SELECT mad.advance_deployments('gate_test')"));
+        Assert.Equal(1, await engine.ScalarAsync<int>("SELECT mad.advance_deployments('gate_test')"));
         return await Database.DataSource.ScalarAsync<string>(
             $"SELECT kind || ': ' || reason FROM mad.deployment_history WHERE model = '{model}' ORDER BY changed_at DESC, id DESC LIMIT 1");
     }

@@ -10,7 +10,7 @@
 -- means worse than it, whichever way worse points. mean_error has no better direction and takes no floor.
 --
 -- The gauges read mad.outcome_metrics as the gate (027_3) does: from a definer function, with the rights of mad's
--- owner, every outcome_gauge_seconds (one pass over the table's served history per floor table and read). A table
+-- owner (and, for the served history, 042_2's pass for sidecars), every outcome_gauge_seconds (one pass over the table's served history per floor table and read). A table
 -- whose outcomes cannot be read gives a row with the reason and no values, so one broken source does not hide the
 -- others.
 
