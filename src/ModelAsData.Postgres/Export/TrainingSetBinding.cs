@@ -16,9 +16,9 @@ internal sealed record TrainingSetBinding(
 
     public string ObservedAtOut => Unclashed(ObservedAtColumn);
 
-    /// <summary>Every exported column, in file order: key, features, label, observed at, then what was served.</summary>
+    /// <summary>Every exported column, in file order: key, features, label, observed at, then what was served, and by which device (empty: centrally).</summary>
     public IReadOnlyList<string> Columns =>
-        [.. KeyColumns, .. FeatureColumns, LabelOut, ObservedAtOut, "served_version", "served_arm", "served_outputs", "served_at"];
+        [.. KeyColumns, .. FeatureColumns, LabelOut, ObservedAtOut, "served_version", "served_arm", "served_outputs", "served_at", "served_device"];
 
     private string Unclashed(string column) =>
         KeyColumns.Contains(column, StringComparer.Ordinal) || FeatureColumns.Contains(column, StringComparer.Ordinal) || column.StartsWith("served_", StringComparison.Ordinal)

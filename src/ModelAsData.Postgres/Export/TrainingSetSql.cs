@@ -44,7 +44,10 @@ internal static class TrainingSetSql
     /// the key's sticky bucket under the seed, computed as mad.bucket does (sha256 of 'seed:key'), inline because a
     /// function with its own search_path is called, not inlined, once per row; OFFSET 0 keeps the hash from being
     /// flattened into (and computed again by) each of its four get_byte calls. Keys compare in byte order (COLLATE "C"):
-    /// faster to sort, and the same order on every server.
+    /// faster to sort, and the same order on every server. A label of a device's row (its key spelled as
+    /// mad.served_predictions spells the fleet's: device, U+001E, key) is graded by that device's prediction and joined
+    /// to the source row of the key after the separator (mad_source_k), and buckets by that key too, so one source
+    /// row is never in both training and holdout, whichever of central and devices scored it.
     /// </summary>
     public static string Candidates(TrainingSetBinding b, DateTimeOffset cutoff, DateTimeOffset? newSince, long seed, double holdout)
     {
@@ -63,21 +66,26 @@ internal static class TrainingSetSql
                 WHERE o.{Quote(b.LabelColumn)} IS NOT NULL AND {notNull} AND o.{Quote(b.ObservedAtColumn)}::timestamptz <= {cut}) l
               ORDER BY l.mad_k, l.mad_observed_at DESC, l.mad_label::text DESC
             ),
+            fleet AS (
+              SELECT l.*, CASE WHEN d.at > 0 THEN substr(l.mad_k, d.at + 1) ELSE l.mad_k END COLLATE "C" AS mad_source_k,
+                     CASE WHEN d.at > 0 THEN left(l.mad_k, d.at - 1) END AS mad_device
+              FROM labels l CROSS JOIN LATERAL (SELECT strpos(l.mad_k, U&'\001E') AS at) d
+            ),
             graded AS (
               SELECT DISTINCT ON (l.mad_k) l.mad_k, s.version, s.arm, s.outputs, s.scored_at
               FROM labels l JOIN mad.served_predictions({Literal(b.Name)}, {cut}) s ON s.key COLLATE "C" = l.mad_k AND s.scored_at <= l.mad_observed_at
               ORDER BY l.mad_k, s.scored_at DESC
             )
             SELECT {features}l.mad_label AS {Quote(b.LabelOut)}, l.mad_observed_at AS {Quote(b.ObservedAtOut)},
-                   g.version AS served_version, g.arm AS served_arm, g.outputs AS served_outputs, g.scored_at AS served_at,
+                   g.version AS served_version, g.arm AS served_arm, g.outputs AS served_outputs, g.scored_at AS served_at, l.mad_device AS served_device,
                    l.mad_k, k.mad_b, k.mad_b < {Number(holdout)} AS mad_holdout, l.mad_observed_at >= {since} AS mad_new,
                    f.{Quote(b.KeyColumns[0])} IS NOT NULL AS mad_has_row
-            FROM labels l
-            LEFT JOIN {b.Source} f ON {sourceKey} COLLATE "C" = l.mad_k
+            FROM fleet l
+            LEFT JOIN {b.Source} f ON {sourceKey} COLLATE "C" = l.mad_source_k
             LEFT JOIN graded g ON g.mad_k = l.mad_k
             CROSS JOIN LATERAL (
               SELECT ((get_byte(h.h, 0)::bigint << 24) | (get_byte(h.h, 1) << 16) | (get_byte(h.h, 2) << 8) | get_byte(h.h, 3))::double precision / 4294967296.0 AS mad_b
-              FROM (SELECT pg_catalog.sha256(pg_catalog.convert_to({Number(seed)}::text || ':' || l.mad_k, 'UTF8')) AS h OFFSET 0) h) k
+              FROM (SELECT pg_catalog.sha256(pg_catalog.convert_to({Number(seed)}::text || ':' || l.mad_source_k, 'UTF8')) AS h OFFSET 0) h) k
             """;
     }
 

@@ -79,6 +79,17 @@ public sealed class ColumnGrantTests(PostgresDatabase database) : DatabaseTests(
         ["edge_outcomes.observed_at"] = "mad_admin mad_user",
         ["edge_outcomes.pushed_at"] = "mad_admin mad_user",
         ["edge_outcomes.served_key"] = "mad_admin mad_user",
+        // Pushed profile counts (047): as profile_counts, mad_admin's (and a device's own, mad_device, not listed here).
+        ["edge_profile_counts.device"] = "mad_admin",
+        ["edge_profile_counts.prediction_table"] = "mad_admin",
+        ["edge_profile_counts.model"] = "mad_admin",
+        ["edge_profile_counts.version"] = "mad_admin",
+        ["edge_profile_counts.window_start"] = "mad_admin",
+        ["edge_profile_counts.kind"] = "mad_admin",
+        ["edge_profile_counts.column_name"] = "mad_admin",
+        ["edge_profile_counts.bin"] = "mad_admin",
+        ["edge_profile_counts.count"] = "mad_admin",
+        ["edge_profile_counts.pushed_at"] = "mad_admin",
 
         // Deployments (017): as readable as the aliases they extend.
         ["deployment_gates.name"] = All,

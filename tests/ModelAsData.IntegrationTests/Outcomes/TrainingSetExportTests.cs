@@ -160,7 +160,7 @@ public sealed class TrainingSetExportTests(PostgresDatabase database) : MadCliTe
         }
 
         var rows = ReadCsv(csv);
-        Assert.Equal(["id", "sepal_length", "sepal_width", "petal_length", "petal_width", "label", "observed_at", "served_version", "served_arm", "served_outputs", "served_at"],
+        Assert.Equal(["id", "sepal_length", "sepal_width", "petal_length", "petal_width", "label", "observed_at", "served_version", "served_arm", "served_outputs", "served_at", "served_device"],
             fields.Select(f => f.Name));
         Assert.Equal(rows.Select(r => r.Id), ids);
         Assert.Equal(rows.Select(r => r.ObservedAt.UtcDateTime), observed);
@@ -233,7 +233,7 @@ public sealed class TrainingSetExportTests(PostgresDatabase database) : MadCliTe
     internal static List<(long Id, float SepalLength, DateTimeOffset ObservedAt)> ReadCsv(string path)
     {
         var lines = File.ReadAllLines(path);
-        Assert.Equal("id,sepal_length,sepal_width,petal_length,petal_width,label,observed_at,served_version,served_arm,served_outputs,served_at", lines[0]);
+        Assert.Equal("id,sepal_length,sepal_width,petal_length,petal_width,label,observed_at,served_version,served_arm,served_outputs,served_at,served_device", lines[0]);
         return [.. lines.Skip(1).Select(l => l.Split(',')).Select(f => (long.Parse(f[0], CultureInfo.InvariantCulture), float.Parse(f[1], CultureInfo.InvariantCulture),
             DateTimeOffset.Parse(f[6], CultureInfo.InvariantCulture)))];
     }

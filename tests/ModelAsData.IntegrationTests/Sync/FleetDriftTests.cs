@@ -127,6 +127,16 @@ public sealed class FleetDriftTests(PostgresDatabase database) : DatabaseTests(d
 
         Assert.True(central[(1, "sepal_length")].Psi > central[(1, "sepal_width")].Psi, "the shifted column drifts more");
         Assert.Equal(central, await CentralDriftAsync(table, deviceId));
+        // The same from a tool that only takes a connection string (mad monitor drift --db "...;Options=-c mad.device=<id>").
+        foreach (var (id, rows) in new[] { (deviceId, 2_000L), ("shop-elsewhere", 0L) })
+        {
+            await using var oneDevice = ModelAsData.Postgres.PostgresDataSource.Create($"{Database.ConnectionString};Options=-c mad.device={id}");
+            var drift = await new ModelAsData.Postgres.Monitoring.PostgresMonitoring(new PostgresModelRegistry(oneDevice), ModelAsData.Core.Onnx.ModelCache.Shared)
+                .DriftAsync(table, null, TimeSpan.FromDays(1), Ct);
+            Assert.Equal(4, drift.Count(r => r.Metric == "psi"));
+            Assert.All(drift, r => Assert.Equal(rows, r.NCurrent));
+        }
+
         Assert.All((await CentralDriftAsync(table, "shop-elsewhere")).Values, d => Assert.Equal(0, d.N));
 
         // The open hour scored again: only what grew is added, and the second push of it adds nothing.
