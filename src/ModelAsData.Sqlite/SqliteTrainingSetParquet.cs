@@ -69,9 +69,9 @@ internal static class SqliteTrainingSetParquet
         return Convert.ToHexStringLower(await SHA256.HashDataAsync(hashed, cancellationToken));
     }
 
-    /// <summary>A row's values in file order: key and features, label, observed_at, then what was served.</summary>
+    /// <summary>A row's values in file order: key and features, label, observed_at, then what was served (served_device empty, as for PostgreSQL's own rows).</summary>
     private static object?[] Values(SqliteTrainingSets.Candidate c) =>
-        [.. c.Features, c.LabelValue, c.ObservedAt, c.Served?.Version, c.Served?.Arm, c.Served is { } s ? SqliteTrainingSets.JsonbText(s.Outputs) : null, c.Served?.ScoredAt];
+        [.. c.Features, c.LabelValue, c.ObservedAt, c.Served?.Version, c.Served?.Arm, c.Served is { } s ? SqliteTrainingSets.JsonbText(s.Outputs) : null, c.Served?.ScoredAt, null];
 
     private static bool Fits(Kind kind, object? value) => value is null || kind switch
     {

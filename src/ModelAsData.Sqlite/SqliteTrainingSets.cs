@@ -41,7 +41,7 @@ public sealed class SqliteTrainingSets(SqliteModelRegistry registry)
         var features = slots.Where(c => !table.Key.Contains(c, StringComparer.Ordinal)).Distinct(StringComparer.Ordinal).ToList();
         var outcomeKey = JsonSerializer.Deserialize<string[]>(binding.KeyColumns)!;
         var (labelOut, observedOut) = (Unclashed(binding.LabelColumn, table.Key, features), Unclashed(binding.ObservedAtColumn, table.Key, features));
-        string[] columns = [.. table.Key, .. features, labelOut, observedOut, "served_version", "served_arm", "served_outputs", "served_at"];
+        string[] columns = [.. table.Key, .. features, labelOut, observedOut, "served_version", "served_arm", "served_outputs", "served_at", "served_device"];
         var cutoff = request.Cutoff ?? DateTimeOffset.FromUnixTimeMilliseconds(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
         if (request.NewSince is { } since && cutoff < since)
         {
@@ -219,7 +219,8 @@ public sealed class SqliteTrainingSets(SqliteModelRegistry registry)
         var outcomes = await DeclaredAsync(binding.Source);
         return [.. table.Key.Concat(features).Select(c => SqliteTrainingSetParquet.KindOf(source.GetValueOrDefault(c))),
             SqliteTrainingSetParquet.KindOf(outcomes.GetValueOrDefault(binding.LabelColumn)),
-            SqliteTrainingSetParquet.Kind.Timestamp, SqliteTrainingSetParquet.Kind.Int32, SqliteTrainingSetParquet.Kind.Text, SqliteTrainingSetParquet.Kind.Text, SqliteTrainingSetParquet.Kind.Timestamp];
+            SqliteTrainingSetParquet.Kind.Timestamp, SqliteTrainingSetParquet.Kind.Int32, SqliteTrainingSetParquet.Kind.Text, SqliteTrainingSetParquet.Kind.Text, SqliteTrainingSetParquet.Kind.Timestamp,
+            SqliteTrainingSetParquet.Kind.Text];
     }
 
     /// <summary>RFC 4180 as PostgreSQL's COPY CSV writes it: a header, empty for NULL, quotes only where needed ("" for an empty string), LF line ends.</summary>
@@ -244,7 +245,8 @@ public sealed class SqliteTrainingSets(SqliteModelRegistry registry)
                 text.Append(",,,");
             }
 
-            text.Append('\n');
+            // served_device: empty, as PostgreSQL's export leaves it for its own table's rows; a device file's rows are its own.
+            text.Append(",\n");
         }
 
         var bytes = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false).GetBytes(text.ToString());

@@ -107,7 +107,7 @@ public sealed class SqliteTrainingSetTests(PostgresDatabase database) : MadCliTe
     private static List<Row> ReadCsv(string path)
     {
         var lines = File.ReadAllLines(path);
-        Assert.Equal("id,sepal_length,sepal_width,petal_length,petal_width,label,observed_at,served_version,served_arm,served_outputs,served_at", lines[0]);
+        Assert.Equal("id,sepal_length,sepal_width,petal_length,petal_width,label,observed_at,served_version,served_arm,served_outputs,served_at,served_device", lines[0]);
         return [.. lines.Skip(1).Select(l => l.Split(',')).Select(f => new Row(long.Parse(f[0], CultureInfo.InvariantCulture), f[5],
             DateTimeOffset.Parse(f[6], CultureInfo.InvariantCulture), f[7].Length == 0 ? null : f[7], f[8].Length == 0 ? null : f[8]))];
     }
