@@ -102,7 +102,8 @@ public sealed partial class SqliteMonitoring(SqliteModelRegistry registry, Model
         using var transaction = Connection.BeginTransaction(deferred: false);
         await Connection.ExecuteAsync(new CommandDefinition("DELETE FROM mad_baselines WHERE model = @model AND version = @version", new { model, version }, transaction, cancellationToken: cancellationToken));
         await Connection.ExecuteAsync(new CommandDefinition(
-            "DELETE FROM mad_profile_counts WHERE version = @version AND prediction_table IN (SELECT name FROM mad_prediction_tables WHERE model = @model OR model LIKE @prefix)",
+            // The counts made in the old bins no longer fit: the prediction tables' and predict()'s ('online:<model>').
+            "DELETE FROM mad_profile_counts WHERE version = @version AND (prediction_table IN (SELECT name FROM mad_prediction_tables WHERE model = @model OR model LIKE @prefix) OR prediction_table = 'online:' || @model)",
             new { model, version, prefix = model + "@%" }, transaction, cancellationToken: cancellationToken));
         foreach (var profile in inputProfiles.Concat(outputProfiles))
         {

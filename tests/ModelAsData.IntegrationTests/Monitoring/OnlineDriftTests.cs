@@ -95,6 +95,11 @@ public sealed class OnlineDriftTests(PostgresDatabase database) : DatabaseTests(
             new { name = "online:" + model });
         Assert.Equal(4, psi.Count);
         Assert.All(psi, r => Assert.Equal((1, (long)requests, learned, "first_window"), (r.Version, r.NCurrent, r.NBaseline, r.Reference)));
+
+        // A baseline set later replaces the first window, and the online counts made in its bins go with it (044_3).
+        await Database.DataSource.ExecuteAsync($"SELECT mad.set_baseline(@model, 1, 'public.{training}')", new { model });
+        Assert.Equal(0, await Database.DataSource.ScalarAsync<long>(
+            "SELECT count(*) FROM mad.profile_counts WHERE prediction_table = @table AND kind = 'input'", new { table = "online:" + model }));
     }
 
     /// <summary>
