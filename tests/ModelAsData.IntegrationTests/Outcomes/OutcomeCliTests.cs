@@ -99,6 +99,8 @@ public sealed class OutcomeCliTests(PostgresDatabase database) : MadCliTests(dat
             // Champion against canary: a table created under a 50 % canary; the canary is wrong on even keys.
             Assert.Equal(0, (await RunWithDbAsync(path, "deploy", "iris", "production", "--version", "1")).ExitCode);
             Assert.Equal(0, (await RunWithDbAsync(path, "deploy", "iris", "production", "--canary", "2", "--percent", "50")).ExitCode);
+            // A fixed seed for the split: a new canary draws one, and one draw in a thousand is a split the sample-ratio check flags.
+            await ExecuteAsync(path, "UPDATE mad_deployments SET seed = 1");
             Assert.Equal(0, (await RunWithDbAsync(path, "tables", "create", "split", "--model", "iris", "--source", "flowers", "--key", "id", "--features", BatchTables.IrisFeatures)).ExitCode);
             Assert.Equal(0, (await RunWithDbAsync(path, "outcomes", "set", "split", "--source", "split_events", "--key", "id", "--label", "label", "--observed-at", "observed_at")).ExitCode);
             Assert.Equal(0, (await RunWithDbAsync(path, "tables", "refresh", "split")).ExitCode);

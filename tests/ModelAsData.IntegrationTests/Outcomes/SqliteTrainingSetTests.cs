@@ -101,6 +101,18 @@ public sealed class SqliteTrainingSetTests(PostgresDatabase database) : MadCliTe
         Assert.Contains("--rows 2500", tooMany.Output, StringComparison.Ordinal);
         Assert.Empty(Directory.GetFiles(_directory, "*.partial"));
         Assert.False(File.Exists(Path.Combine(_directory, "many.csv")));
+
+        // A table without outcomes, then with a source that has no labels yet: messages, and no file.
+        await new SqlitePredictionTables(twin.Registry).CreateAsync(new Core.Registry.PredictionTableSpec("bare", "flowers", ["id"], model, FeatureMapping.Parse(BatchTables.IrisFeatures)), Ct);
+        var unbound = await RunWithDbAsync(twin.Path, "export", "training-set", "bare", "--out", Path.Combine(_directory, "bare.csv"));
+        await Dapper.SqlMapper.ExecuteAsync(twin.Registry.Connection, "CREATE TABLE bare_events (id INTEGER, label TEXT, observed_at TEXT)");
+        await ModelAsData.Sync.DeviceOutcomes.SetAsync(twin.Registry.Connection, new ModelAsData.Sync.OutcomeBinding("bare", "bare_events", ["id"], "label", "observed_at"), Ct);
+        var noLabels = await RunWithDbAsync(twin.Path, "export", "training-set", "bare", "--out", Path.Combine(_directory, "bare.csv"));
+        Assert.Equal((int)ErrorCode.NotFound, unbound.ExitCode);
+        Assert.Contains("Prediction table bare has no outcomes bound, so there are no labels to export. Bind them: mad outcomes set bare", unbound.Output, StringComparison.Ordinal);
+        Assert.Equal((int)ErrorCode.NotFound, noLabels.ExitCode);
+        Assert.Contains("No labels yet: bare_events has no row with label set", noLabels.Output, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(_directory, "bare.csv")));
     }
 
     /// <summary>What identifies a row whatever the store: key, label, observed_at and the served version and arm (features print as each store holds them).</summary>
