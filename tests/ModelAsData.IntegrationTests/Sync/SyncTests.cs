@@ -190,7 +190,9 @@ public sealed class SyncTests(PostgresDatabase database) : DatabaseTests(databas
 
         await hold.RollbackAsync(Ct);
         Assert.True(cut, "the pull never waited for the locked table");
-        await Assert.ThrowsAnyAsync<Exception>(() => pull);
+        var dropped = await Assert.ThrowsAsync<ModelAsDataException>(() => pull);
+        Assert.Contains("The connection to the central database was lost while the pull read it", dropped.Message, StringComparison.Ordinal);
+        Assert.Contains("was not changed. Run the pull again.", dropped.Message, StringComparison.Ordinal);
         Assert.Equal(before, await DeviceStateAsync(path));
 
         // The next pull, on a new connection, completes.
