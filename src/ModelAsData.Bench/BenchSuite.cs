@@ -26,7 +26,7 @@ public static class BenchSuite
     ];
 
     /// <summary>The sections <see cref="RunPostgresAsync"/> takes.</summary>
-    public static readonly string[] Sections = ["all", "online", "stream", "batch", "monitoring", "sync", "outcomes", "export", "image"];
+    public static readonly string[] Sections = ["all", "online", "stream", "batch", "monitoring", "drift", "sync", "outcomes", "export", "image"];
 
     /// <summary>The sections <see cref="RunEmbeddedAsync"/> takes.</summary>
     public static readonly string[] EmbeddedSections = ["all", "image"];
@@ -67,6 +67,14 @@ public static class BenchSuite
             console.MarkupLine("[bold]Streaming (PostgreSQL)[/]: commit → prediction latency, sustained rate with bounded lag, writer overhead of the watch triggers.");
             var stream = new StreamBench(db, rounds ?? EmbeddedRounds, Log(console));
             StreamReport.Print(console, await stream.RunAsync(cancellationToken), markdown);
+        }
+
+        if (section is "drift")
+        {
+            var driftRows = rows ?? 1_000_000;
+            console.MarkupLineInterpolated($"[bold]Drift (PostgreSQL)[/]: mad.drift from the profile counts of {driftRows:N0} rows × 100 columns, against the same PSI by a full scan of the source.");
+            await new DriftBench(db, driftRows, rounds ?? 3, console).RunAsync(markdown, cancellationToken);
+            return;
         }
 
         if (section is "sync")

@@ -98,6 +98,26 @@ public sealed partial class SqliteModelRegistry : IModelRegistry
         return newest?.ToModelVersion() ?? throw SqliteRegistryMessages.NoReadyVersion(reference.Model, await VersionStatusesAsync(reference.Model, cancellationToken));
     }
 
+    /// <summary>
+    /// The version loaded in ONNX Runtime, from <paramref name="cache"/> when it is there, else loaded into it: a chunked
+    /// version through a temporary file ONNX Runtime reads by its path (no managed copy while it parses the model).
+    /// </summary>
+    public OnnxModel LoadModel(ModelVersion version, ModelCache cache, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(version);
+        ArgumentNullException.ThrowIfNull(cache);
+        if (cache.Contains(version.Sha256))
+        {
+            return cache.GetOrLoad(version.Sha256, () => LoadBytesAsync(version.Model, version.Version, cancellationToken).GetAwaiter().GetResult());
+        }
+
+        // Microsoft.Data.Sqlite's async methods complete synchronously: SQL functions call this synchronously too.
+        using var file = SqliteVersionBytes.ReadToFileAsync(Connection, SqliteDatabase.OpenTransaction(Connection), version.Model, version.Version, cancellationToken).GetAwaiter().GetResult();
+        return file is null
+            ? cache.GetOrLoad(version.Sha256, () => LoadBytesAsync(version.Model, version.Version, cancellationToken).GetAwaiter().GetResult())
+            : cache.GetOrCreate(version.Sha256, () => OnnxModel.LoadFile(file.Path, cache.Options, version.Sha256));
+    }
+
     /// <summary>The version's bytes, from its chunks when it has them, checked against its sha256.</summary>
     public async Task<byte[]> LoadBytesAsync(string model, int version, CancellationToken cancellationToken = default) =>
         await SqliteVersionBytes.ReadAsync(Connection, SqliteDatabase.OpenTransaction(Connection), model, version, cancellationToken)

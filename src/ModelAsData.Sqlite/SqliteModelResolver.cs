@@ -82,7 +82,7 @@ internal sealed class SqliteModelResolver : IDisposable
             throw SqliteRegistryMessages.NotReadyToScore(version);
         }
 
-        var model = _cache.GetOrLoad(version.Sha256, () => _registry.LoadBytesAsync(version.Model, version.Version).GetAwaiter().GetResult());
+        var model = _registry.LoadModel(version, _cache);
         return new ResolvedModel(version, model, model.CreateScorer(1));
     }
 

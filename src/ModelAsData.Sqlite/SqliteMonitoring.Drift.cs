@@ -48,9 +48,14 @@ public sealed partial class SqliteMonitoring
             throw new ModelAsDataException(ErrorCode.InvalidArgument, $"A drift window is a whole number of hours ('1h', '1d'); got {window}. Profile counts are kept per hour.");
         }
 
-        var binding = await Connection.QuerySingleOrDefaultAsync<(string Model, long? RefreshedVersion)?>(new CommandDefinition(
-            "SELECT model, refreshed_version FROM mad_prediction_tables WHERE name = @table", new { table }, cancellationToken: cancellationToken))
-            ?? throw new ModelAsDataException(ErrorCode.NotFound, $"No prediction table '{table}'. Create one with `mad tables create`.");
+        // A prediction table, or 'online:<model>': the rows predict() scored (SqlitePredictCounts).
+        var binding = table.StartsWith("online:", StringComparison.Ordinal)
+            ? await Connection.QuerySingleOrDefaultAsync<(string Model, long? RefreshedVersion)?>(new CommandDefinition(
+                  "SELECT name, NULL FROM mad_models WHERE name = @model", new { model = table["online:".Length..] }, cancellationToken: cancellationToken))
+              ?? throw new ModelAsDataException(ErrorCode.NotFound, $"No model '{table["online:".Length..]}' for {table}.")
+            : await Connection.QuerySingleOrDefaultAsync<(string Model, long? RefreshedVersion)?>(new CommandDefinition(
+                  "SELECT model, refreshed_version FROM mad_prediction_tables WHERE name = @table", new { table }, cancellationToken: cancellationToken))
+              ?? throw new ModelAsDataException(ErrorCode.NotFound, $"No prediction table '{table}'. Create one with `mad tables create`.");
         var model = binding.Model.Split('@')[0];
         var now = DateTimeOffset.UtcNow;
         var first = Hour(since ?? (Hour(now) + TimeSpan.FromHours(1) - window));

@@ -28,7 +28,7 @@ public sealed partial class SqliteMonitoring(SqliteModelRegistry registry, Model
             throw SqliteRegistryMessages.NotReadyToScore(found);
         }
 
-        var onnx = _cache.GetOrLoad(found.Sha256, () => registry.LoadBytesAsync(model, version, cancellationToken).GetAwaiter().GetResult());
+        var onnx = registry.LoadModel(found, _cache, cancellationToken);
         var given = ProfileBuilder.ParseBins(bins);
         var sourceColumns = (await Connection.QueryAsync<string>(new CommandDefinition("SELECT name FROM pragma_table_info(@source)", new { source }, cancellationToken: cancellationToken))).ToList();
         if (sourceColumns.Count == 0)

@@ -90,20 +90,7 @@ public sealed class SqliteOutcomeReports(SqliteModelRegistry registry) : IOutcom
             ?? throw new ModelAsDataException(ErrorCode.NotFound,
                 $"Prediction table '{name}' has no outcomes bound. Bind them: mad outcomes set {name} --source TABLE --key {string.Join(" ", table.Key)} --label COLUMN --observed-at COLUMN");
 
-        var served = new List<ServedPrediction>();
-        var hasArm = await SqlitePredictionTables.HasArmAsync(Connection, name, cancellationToken);
-        await using (var command = Connection.CreateCommand())
-        {
-            command.CommandText = $"SELECT key, version, arm, outputs, scored_at FROM mad_history WHERE prediction_table = @Name UNION {CurrentRows(table, hasArm)}";
-            command.Parameters.AddWithValue("@Name", name);
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                served.Add(new ServedPrediction(reader.GetString(0), reader.GetInt32(1), reader.GetString(2), JsonNode.Parse(reader.GetString(3))!.AsObject(),
-                    SqliteTime.Parse(reader.GetString(4))));
-            }
-        }
-
+        var served = await ServedAsync(Connection, table, cancellationToken);
         var keys = JsonSerializer.Deserialize<string[]>(binding.KeyColumns)!;
         var labels = new List<ObservedOutcome>();
         await using (var command = Connection.CreateCommand())
@@ -114,27 +101,48 @@ public sealed class SqliteOutcomeReports(SqliteModelRegistry registry) : IOutcom
             await using var reader = await command.ExecuteReaderAsync(cancellationToken);
             while (await reader.ReadAsync(cancellationToken))
             {
-                labels.Add(new ObservedOutcome(reader.GetString(0), Text(reader.GetValue(1)), ObservedAt(binding, reader.GetValue(2))));
+                labels.Add(new ObservedOutcome(reader.GetString(0), Text(reader.GetValue(1)), ObservedAt(binding.Source, binding.ObservedAtColumn, reader.GetValue(2))));
             }
         }
 
         return OutcomeMetrics.Compute(served, labels, window, asOf, name, binding.Source, binding.LabelColumn);
     }
 
+    /// <summary>What the table served: its mad_history rows and its current rows (mad.served_predictions' rows).</summary>
+    internal static async Task<List<ServedPrediction>> ServedAsync(SqliteConnection connection, PredictionTable table, CancellationToken cancellationToken)
+    {
+        var served = new List<ServedPrediction>();
+        var hasArm = await SqlitePredictionTables.HasArmAsync(connection, table.Name, cancellationToken);
+        await using var command = connection.CreateCommand();
+        command.CommandText = $"SELECT key, version, arm, outputs, scored_at FROM mad_history WHERE prediction_table = @Name UNION {CurrentRows(table, hasArm)}";
+        command.Parameters.AddWithValue("@Name", table.Name);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            served.Add(new ServedPrediction(reader.GetString(0), reader.GetInt32(1), reader.GetString(2), JsonNode.Parse(reader.GetString(3))!.AsObject(),
+                SqliteTime.Parse(reader.GetString(4))));
+        }
+
+        return served;
+    }
+
+    /// <summary>mad.key_text of <paramref name="columns"/> of the row alias, as SQL.</summary>
+    internal static string KeyTextSql(string alias, IEnumerable<string> columns) => KeyText(alias, columns);
+
     /// <summary>A label as PostgreSQL's ::text spells it: integers plainly, reals in their shortest round-trip form.</summary>
-    private static string Text(object value) => value switch
+    internal static string Text(object value) => value switch
     {
         double d => d.ToString("R", CultureInfo.InvariantCulture),
         _ => Convert.ToString(value, CultureInfo.InvariantCulture) ?? "",
     };
 
     /// <summary>When a label was observed: ISO-8601 text (UTC when it names no zone) or Unix seconds, as `mad sync push` reads it.</summary>
-    private static DateTimeOffset ObservedAt(Binding binding, object value) => value switch
+    internal static DateTimeOffset ObservedAt(string source, string column, object value) => value switch
     {
         string s when DateTimeOffset.TryParse(s, CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal, out var at) => at,
         long seconds => DateTimeOffset.UnixEpoch.AddSeconds(seconds),
         double seconds => DateTimeOffset.UnixEpoch.AddSeconds(seconds),
         _ => throw new ModelAsDataException(ErrorCode.InvalidArgument,
-            $"Outcome source '{binding.Source}' column {binding.ObservedAtColumn} holds '{value}', which is not a time (ISO-8601 text or Unix seconds). Fix the row, or bind another column with mad outcomes set."),
+            $"Outcome source '{source}' column {column} holds '{value}', which is not a time (ISO-8601 text or Unix seconds). Fix the row, or bind another column with mad outcomes set."),
     };
 }

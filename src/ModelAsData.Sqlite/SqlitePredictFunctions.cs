@@ -17,7 +17,9 @@ namespace ModelAsData.Sqlite;
 /// (nested arrays) or a BLOB (bytes, e.g. a uint8 image), a value of one for an input of one.
 /// <c>bucket(seed, key_text)</c> and <c>key_text(value, ...)</c> are the deployments' sticky hash and canonical key
 /// text, as in PostgreSQL; <c>predict_keyed(ref, key, feature, ...)</c> predicts with the version the reference's
-/// deployment serves the key.
+/// deployment serves the key. Rows scored by <c>predict</c> and <c>predict_keyed</c> are counted for drift monitoring
+/// (<see cref="SqlitePredictCounts"/>: in memory, written when the connection closes or at
+/// <see cref="FlushDriftCounts"/>); <c>predict_proba</c> is not, as it scores a row a query usually also predicts.
 /// </summary>
 public static class SqlitePredictFunctions
 {
@@ -35,17 +37,26 @@ public static class SqlitePredictFunctions
         }
 
         var resolver = new SqliteModelResolver(connection, cache ?? ModelCache.Shared);
+        var counts = SqlitePredictCounts.Attach(connection);
         connection.Disposed += (_, _) => resolver.Dispose();
-        connection.CreateFunction("predict", (object?[] args) => Predict(resolver, args));
+        connection.CreateFunction("predict", (object?[] args) => Predict(connection, resolver, counts, args));
         connection.CreateFunction("predict_proba", (object?[] args) => PredictProbability(resolver, args));
-        connection.CreateFunction("predict_keyed", (object?[] args) => PredictKeyed(resolver, args));
+        connection.CreateFunction("predict_keyed", (object?[] args) => PredictKeyed(connection, resolver, counts, args));
         connection.CreateFunction("predict_version", (string reference) => (long)resolver.Get(reference).Version.Version);
         // The published sticky hash of deployments (docs/DEPLOYMENTS.md), the same values as PostgreSQL's mad.bucket.
         connection.CreateFunction("bucket", (long seed, string keyText) => StickyBucket.Of(seed, keyText), isDeterministic: true);
         connection.CreateFunction("key_text", (object?[] values) => StickyBucket.KeyText(values), isDeterministic: true);
     }
 
-    private static object Predict(SqliteModelResolver resolver, object?[] args)
+    /// <summary>
+    /// Writes the drift counts of the rows predict() scored on this connection so far, in <paramref name="transaction"/>
+    /// (else the connection's open transaction, else one of its own). Call between statements, never from inside one.
+    /// They are written anyway when the connection closes; a first window still learning (fewer than 100 rows) waits.
+    /// </summary>
+    public static void FlushDriftCounts(SqliteConnection connection, SqliteTransaction? transaction = null) =>
+        SqlitePredictCounts.Of(connection)?.Flush(connection, transaction ?? SqliteDatabase.OpenTransaction(connection));
+
+    private static object Predict(SqliteConnection connection, SqliteModelResolver resolver, SqlitePredictCounts counts, object?[] args)
     {
         if (args.Length < 1 || args[0] is not string reference)
         {
@@ -53,11 +64,13 @@ public static class SqlitePredictFunctions
         }
 
         var resolved = resolver.Get(reference);
-        return Score(resolved, reference, args, 1).GetPrediction(0);
+        var scored = Score(resolved, reference, args, 1, out var slots);
+        counts.Count(connection, resolved, slots, scored);
+        return scored.GetPrediction(0);
     }
 
     /// <summary>predict_keyed(ref, key, feature, ...): the prediction of the version the reference's deployment serves this key.</summary>
-    private static object PredictKeyed(SqliteModelResolver resolver, object?[] args)
+    private static object PredictKeyed(SqliteConnection connection, SqliteModelResolver resolver, SqlitePredictCounts counts, object?[] args)
     {
         if (args.Length < 2 || args[0] is not string reference || args[1] is null or DBNull)
         {
@@ -65,7 +78,9 @@ public static class SqlitePredictFunctions
         }
 
         var resolved = resolver.GetFor(reference, StickyBucket.KeyText(args[1]));
-        return Score(resolved, reference, args, 2).GetPrediction(0);
+        var scored = Score(resolved, reference, args, 2, out var slots);
+        counts.Count(connection, resolved, slots, scored);
+        return scored.GetPrediction(0);
     }
 
     private static object PredictProbability(SqliteModelResolver resolver, object?[] args)
@@ -78,11 +93,13 @@ public static class SqlitePredictFunctions
         var resolved = resolver.Get(reference);
         var className = Convert.ToString(args[1], CultureInfo.InvariantCulture)!;
         var column = resolved.Model.Signature.FindProbabilityColumn(className, reference);
-        return Score(resolved, reference, args, 2).GetDouble(0, column);
+        return Score(resolved, reference, args, 2, out _).GetDouble(0, column);
     }
 
-    private static ScoredBatch Score(SqliteModelResolver.ResolvedModel resolved, string reference, object?[] args, int first)
+    /// <summary>Scores one row; <paramref name="slots"/> are its feature values per scorer slot (null: it was given tensors).</summary>
+    private static ScoredBatch Score(SqliteModelResolver.ResolvedModel resolved, string reference, object?[] args, int first, out object?[]? slots)
     {
+        slots = null;
         var scorer = resolved.Scorer;
         var given = args.Length - first;
         scorer.Clear();
@@ -91,7 +108,7 @@ public static class SqlitePredictFunctions
         var ragged = inputs.Any(i => i.IsRagged);
         if (given == 1 && scorer.SlotCount > 1 && !ragged && args[first] is string json && json.StartsWith('[') && !json[1..].TrimStart().StartsWith('['))
         {
-            SetFromJsonArray(scorer, reference, json);
+            slots = SetFromJsonArray(scorer, reference, json);
         }
         else if ((given != scorer.SlotCount || ragged) && given == inputs.Count)
         {
@@ -116,6 +133,8 @@ public static class SqlitePredictFunctions
                     throw new ModelAsDataException(ErrorCode.FeatureMismatch, $"Model '{reference}', feature {slot + 1}: {error}.");
                 }
             }
+
+            slots = args[first..];
         }
 
         scorer.EndRow();
@@ -145,7 +164,7 @@ public static class SqlitePredictFunctions
         }
     }
 
-    private static void SetFromJsonArray(ModelScorer scorer, string reference, string json)
+    private static object?[] SetFromJsonArray(ModelScorer scorer, string reference, string json)
     {
         double[]? values;
         try
@@ -172,5 +191,7 @@ public static class SqlitePredictFunctions
                 throw new ModelAsDataException(ErrorCode.FeatureMismatch, $"Model '{reference}', feature {slot + 1}: {error}.");
             }
         }
+
+        return values.Select(v => (object?)v).ToArray();
     }
 }

@@ -35,7 +35,7 @@ public sealed partial class SqlitePredictionTables
             throw SqliteRegistryMessages.NotReadyToScore(version);
         }
 
-        var model = _cache.GetOrLoad(version.Sha256, () => _registry.LoadBytesAsync(version.Model, version.Version, cancellationToken).GetAwaiter().GetResult());
+        var model = _registry.LoadModel(version, _cache, cancellationToken);
         EnsureSameColumns(table, model.Signature, version);
         var sourceColumns = await SourceColumnsAsync(table.Source, cancellationToken);
         var mapping = FeatureMapping.Resolve(model.Signature, version.Model, table.Features, table.Source, sourceColumns.Select(c => c.Name).ToList());
@@ -317,7 +317,7 @@ public sealed partial class SqlitePredictionTables
     private async Task<OnnxModel> CanaryModelAsync(PredictionTable table, string model, int version, CancellationToken cancellationToken)
     {
         var canary = await _registry.ResolveAsync(new ModelReference(model, null, version), cancellationToken);
-        var loaded = _cache.GetOrLoad(canary.Sha256, () => _registry.LoadBytesAsync(model, version, cancellationToken).GetAwaiter().GetResult());
+        var loaded = _registry.LoadModel(canary, _cache, cancellationToken);
         EnsureSameColumns(table, loaded.Signature, canary);
         return loaded;
     }

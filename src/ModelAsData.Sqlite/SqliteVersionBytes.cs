@@ -86,6 +86,60 @@ public static class SqliteVersionBytes
         return bytes;
     }
 
+    /// <summary>
+    /// A chunked version copied into a temporary file, checked against its size and sha256, for ONNX Runtime to load
+    /// by its path; null for a version kept whole (or no such version). The caller disposes the file (deleting it).
+    /// </summary>
+    public static async Task<TempModelFile?> ReadToFileAsync(SqliteConnection connection, SqliteTransaction? transaction, string model, int version, CancellationToken cancellationToken = default)
+    {
+        var header = await connection.QuerySingleOrDefaultAsync<HeaderRow>(new CommandDefinition(Header, new { model, version }, transaction, cancellationToken: cancellationToken));
+        if (header is null || header.Chunks == 0)
+        {
+            return null;
+        }
+
+        var file = TempModelFile.Create();
+        try
+        {
+            var buffer = new byte[1024 * 1024];
+            var next = 0;
+            foreach (var row in await connection.QueryAsync<ChunkRow>(new CommandDefinition(ChunkRows, new { model, version }, transaction, cancellationToken: cancellationToken)))
+            {
+                if (row.N != next || row.Length > header.Size - file.Length)
+                {
+                    throw ModelChunks.Corrupt(model, version, row.N != next ? $"chunk {next} of {header.Chunks} is missing" : $"chunk {row.N} ends past its {header.Size:N0} bytes");
+                }
+
+                using var blob = new SqliteBlob(connection, "mad_model_chunks", "bytes", row.RowId, readOnly: true);
+                int read;
+                while ((read = await blob.ReadAsync(buffer, cancellationToken)) > 0)
+                {
+                    await file.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
+                }
+
+                next++;
+            }
+
+            if (next != header.Chunks || file.Length != header.Size)
+            {
+                throw ModelChunks.Corrupt(model, version, $"it was stored in {header.Chunks} chunks of {header.Size:N0} bytes, but {next} chunks of {file.Length:N0} bytes were found");
+            }
+
+            var written = await file.CompleteAsync();
+            if (written != header.Sha256)
+            {
+                throw ModelChunks.Corrupt(model, version, $"its bytes have sha256 {written}, not the {header.Sha256} recorded when it was pushed");
+            }
+
+            return file;
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+    }
+
     private static async Task<byte[]> ReadChunksAsync(SqliteConnection connection, SqliteTransaction? transaction, string model, int version, HeaderRow header, CancellationToken cancellationToken)
     {
         var bytes = ModelChunks.Allocate(model, version, header.Size);

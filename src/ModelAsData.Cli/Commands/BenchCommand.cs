@@ -12,7 +12,7 @@ internal static class BenchCommand
         var rows = new Option<int>("--rows") { Description = "Rows per measurement.", DefaultValueFactory = _ => BenchSuite.EmbeddedRows };
         var rounds = new Option<int>("--rounds") { Description = "Rounds; the median is reported.", DefaultValueFactory = _ => BenchSuite.EmbeddedRounds };
         var markdown = new Option<bool>("--markdown") { Description = "Also print the results as a Markdown table for docs/BENCHMARKS.md." };
-        var section = new Option<string>("--section") { Description = "all (the default), or one section: with a PostgreSQL --db online, stream, batch, monitoring (drift counting on vs off), sync (device push vs COPY), outcomes (mad.performance vs a plain join) or export (training-set export vs COPY); on the embedded store image (a CNN over uint8 images).", DefaultValueFactory = _ => "all" };
+        var section = new Option<string>("--section") { Description = "all (the default), or one section: with a PostgreSQL --db online, stream, batch, monitoring (drift counting on vs off), drift (mad.drift from counts vs a full-scan PSI), sync (device push vs COPY), outcomes (mad.performance vs a plain join) or export (training-set export vs COPY); on the embedded store image (a CNN over uint8 images).", DefaultValueFactory = _ => "all" };
         section.AcceptOnlyFromAmong(BenchSuite.Sections);
         var command = new Command("bench", "Measure scoring speed against references measured in the same run (raw ONNX Runtime, bare read + write).") { rows, rounds, markdown, section };
         cli.SetAction(command, async (parse, ct) =>

@@ -4,6 +4,7 @@ using ModelAsData.Core;
 using ModelAsData.Core.Export;
 using ModelAsData.Postgres;
 using ModelAsData.Postgres.Export;
+using ModelAsData.Sqlite;
 using Spectre.Console;
 
 namespace ModelAsData.Cli.Commands;
@@ -54,7 +55,10 @@ internal static class ExportCommand
             var db = cli.RequireDb(parse);
             if (!MadStore.IsPostgres(db))
             {
-                throw new ModelAsDataException(ErrorCode.NotSupported, "mad export training-set runs on PostgreSQL for now: give --db \"Host=…;Database=…\".");
+                // A SQLite file: the same rules in-process (SqliteTrainingSets).
+                await using var registry = await SqliteModelRegistry.OpenAsync(db, ct);
+                Report(cli.Console, request, await new SqliteTrainingSets(registry).ExportAsync(request, ct));
+                return 0;
             }
 
             await using var dataSource = PostgresDataSource.Create(db, "mad export");
@@ -83,21 +87,25 @@ internal static class ExportCommand
                 throw new ModelAsDataException(ErrorCode.PermissionDenied, $"{e.MessageText}. The export reads the outcome source and the features with your own rights; no file was written.", e);
             }
 
-            foreach (var file in manifest.Files)
-            {
-                cli.Console.MarkupLineInterpolated(
-                    $"Wrote [bold]{file.File}[/] ({file.Part}): {file.Rows:N0} rows, {file.NewRows:N0} new and {file.OldRows:N0} old; sha256 {file.Sha256}.");
-            }
-
-            cli.Console.MarkupLineInterpolated($"Manifest: [bold]{TrainingSetFiles.Manifest(request.Out)}[/] (cutoff {manifest.Cutoff.UtcDateTime:O}, seed {manifest.Seed}).");
-            if (manifest.Eligible.LabelsWithoutSourceRow > 0)
-            {
-                cli.Console.MarkupLineInterpolated($"[yellow]{manifest.Eligible.LabelsWithoutSourceRow:N0} label(s) have no row in {manifest.Source} and were left out.[/]");
-            }
-
+            Report(cli.Console, request, manifest);
             return 0;
         });
         return command;
+    }
+
+    private static void Report(IAnsiConsole console, TrainingSetRequest request, TrainingSetManifest manifest)
+    {
+        foreach (var file in manifest.Files)
+        {
+            console.MarkupLineInterpolated(
+                $"Wrote [bold]{file.File}[/] ({file.Part}): {file.Rows:N0} rows, {file.NewRows:N0} new and {file.OldRows:N0} old; sha256 {file.Sha256}.");
+        }
+
+        console.MarkupLineInterpolated($"Manifest: [bold]{TrainingSetFiles.Manifest(request.Out)}[/] (cutoff {manifest.Cutoff.UtcDateTime:O}, seed {manifest.Seed}).");
+        if (manifest.Eligible.LabelsWithoutSourceRow > 0)
+        {
+            console.MarkupLineInterpolated($"[yellow]{manifest.Eligible.LabelsWithoutSourceRow:N0} label(s) have no row in {manifest.Source} and were left out.[/]");
+        }
     }
 
     /// <summary>ISO 8601; a value without an offset is UTC (so --cutoff 2026-11-01 means midnight UTC wherever it runs).</summary>

@@ -115,12 +115,13 @@ internal static class MonitorOutcomeCommands
     private static void PrintPerformance(IAnsiConsole console, IReadOnlyList<PerformanceRow> rows)
     {
         var metrics = rows.Select(r => r.Metric).Distinct().ToList();
-        var view = new Table().AddColumns(["window", "version", "arm", "n_labeled", "coverage", .. metrics]);
+        var length = rows[0].WindowEnd - rows[0].WindowStart;
+        var view = new Table().AddColumns([$"window ({OutcomeReport.Length(length)}) from", "version", "arm", "n_labeled", "coverage", .. metrics]);
         var groups = rows.GroupBy(r => (r.WindowStart, r.WindowEnd, r.Version, r.Arm)).ToList();
         foreach (var g in groups)
         {
             var first = g.First();
-            view.AddRow([Markup.Escape($"{g.Key.WindowStart.UtcDateTime:yyyy-MM-dd HH:mm}–{g.Key.WindowEnd.UtcDateTime:MM-dd HH:mm}"), g.Key.Version.ToString(CultureInfo.InvariantCulture),
+            view.AddRow([Markup.Escape($"{g.Key.WindowStart.UtcDateTime:yyyy-MM-dd HH:mm}"), g.Key.Version.ToString(CultureInfo.InvariantCulture),
                 g.Key.Arm, first.NLabeled.ToString("N0", CultureInfo.InvariantCulture), first.Coverage.ToString("0.#%", CultureInfo.InvariantCulture),
                 .. metrics.Select(m => Format(g.FirstOrDefault(r => r.Metric == m)?.Value))]);
         }
@@ -132,20 +133,25 @@ internal static class MonitorOutcomeCommands
             $"{groups.Select(g => g.Key.WindowStart).Distinct().Count()} window(s), {groups.Select(g => (g.Key.Version, g.Key.Arm)).Distinct().Count()} version/arm(s); {labelled:N0} labelled row(s){(groups.Any(g => g.First().Coverage == 0) ? "; windows at 0 % coverage have no labels yet (cbpe_accuracy estimates them)" : "")}.");
     }
 
+    /// <summary>The arms as a table, then each verdict on a line of its own (they are sentences).</summary>
     private static void PrintComparison(IAnsiConsole console, IReadOnlyList<ComparisonRow> rows)
     {
-        var view = new Table().AddColumns("prediction table", "arm", "version", "n", "n_labeled", "metric", "value", "difference", "95 % interval", "p-value", "test", "sample ratio", "verdict");
+        var view = new Table().AddColumns("prediction table", "arm", "version", "n", "n_labeled", "metric", "value", "difference", "95 % interval", "p-value", "test", "sample ratio");
         foreach (var r in rows)
         {
-            var verdict = r.Verdict is null ? "" : r.Verdict.Contains("worse", StringComparison.Ordinal) || r.SampleRatioMismatch == true ? $"[red]{Markup.Escape(r.Verdict)}[/]"
-                : r.Verdict.Contains("better", StringComparison.Ordinal) ? $"[green]{Markup.Escape(r.Verdict)}[/]" : Markup.Escape(r.Verdict);
             view.AddRow(Markup.Escape(r.PredictionTable), r.Arm, r.Version.ToString(CultureInfo.InvariantCulture), r.N?.ToString("N0", CultureInfo.InvariantCulture) ?? "–",
                 r.NLabeled.ToString("N0", CultureInfo.InvariantCulture), Markup.Escape(r.Metric), Format(r.Value), Format(r.Difference),
-                r.CiLow is { } low && r.CiHigh is { } high ? $"{Format(low)} to {Format(high)}" : "–", Format(r.PValue), Markup.Escape(r.Test ?? "–"),
-                r.SampleRatioChiSquare is { } chi ? $"χ² {chi.ToString("0.##", CultureInfo.InvariantCulture)}{(r.SampleRatioMismatch == true ? " [red]mismatch[/]" : "")}" : "–", verdict);
+                r.CiLow is { } low && r.CiHigh is { } high ? $"{Format(low)} to {Format(high)}" : "–", Markup.Escape(HtmlReport.PValue(r.PValue)), Markup.Escape(r.Test ?? "–"),
+                r.SampleRatioChiSquare is { } chi ? $"χ² {chi.ToString("0.##", CultureInfo.InvariantCulture)}{(r.SampleRatioMismatch == true ? " [red]mismatch[/]" : "")}" : "–");
         }
 
         console.Write(view);
+        foreach (var r in rows.Where(r => r.Verdict is not null))
+        {
+            var colour = r.Verdict!.Contains("worse", StringComparison.Ordinal) || r.SampleRatioMismatch == true ? "red"
+                : r.Verdict.Contains("better", StringComparison.Ordinal) ? "green" : "default";
+            console.MarkupLine($"{Markup.Escape(r.PredictionTable)}, version {r.Version} against version {rows.FirstOrDefault(c => c.PredictionTable == r.PredictionTable && c.Arm == "champion")?.Version.ToString(CultureInfo.InvariantCulture) ?? "–"}: [{colour}]{Markup.Escape(r.Verdict)}[/].");
+        }
     }
 
     private static string Format(double? value) => value is { } v ? v.ToString("0.####", CultureInfo.InvariantCulture) : "–";

@@ -38,5 +38,8 @@ internal static class HtmlReport
 
     public static string Number(double? value) => value is { } v ? v.ToString("0.####", CultureInfo.InvariantCulture) : "–";
 
+    /// <summary>A p-value as people read it: four decimals, and below that "&lt; 0.0001" rather than a bare 0.</summary>
+    public static string PValue(double? p) => p is < 0.0001 ? "< 0.0001" : Number(p);
+
     public static string E(string text) => WebUtility.HtmlEncode(text);
 }

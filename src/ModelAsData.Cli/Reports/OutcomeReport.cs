@@ -44,7 +44,7 @@ public static class OutcomeReport
             html.Append("<tr").Append(css).Append("><td class=\"t\">").Append(E(r.PredictionTable)).Append("</td><td class=\"t\">").Append(r.Arm).Append("</td><td>").Append(r.Version)
                 .Append("</td><td>").Append(Count(r.N)).Append("</td><td>").Append(Count(r.NLabeled)).Append("</td><td class=\"t\">").Append(E(r.Metric))
                 .Append("</td><td>").Append(Number(r.Value)).Append("</td><td>").Append(Number(r.Difference)).Append("</td><td>")
-                .Append(r.CiLow is { } low && r.CiHigh is { } high ? $"{Number(low)} to {Number(high)}" : "–").Append("</td><td>").Append(Number(r.PValue))
+                .Append(r.CiLow is { } low && r.CiHigh is { } high ? $"{Number(low)} to {Number(high)}" : "–").Append("</td><td>").Append(E(PValue(r.PValue)))
                 .Append("</td><td class=\"t\">").Append(E(r.Test ?? "–")).Append("</td><td>").Append(Number(r.SampleRatioChiSquare)).Append("</td><td class=\"t\">")
                 .Append(r.SampleRatioMismatch switch { true => "yes", false => "no", null => "–" }).Append("</td><td class=\"t\">").Append(E(r.Verdict ?? "")).Append("</td></tr>\n");
         }
@@ -138,14 +138,25 @@ public static class OutcomeReport
         }
 
         plot.Axes.DateTimeTicksBottom();
+        plot.Axes.Right.MinimumSize = 40; // room for the last date label
         plot.Axes.Left.Label.Text = metric == "coverage" ? "share of rows labelled" : metric;
+        if (Bounded(metric))
+        {
+            plot.Axes.SetLimitsY(-0.02, 1.02); // a rate: the whole scale, so a drop looks as large as it is
+        }
+
         plot.Legend.IsVisible = true;
         plot.Legend.Alignment = ScottPlot.Alignment.LowerLeft;
         return Svg(plot, 520, 320);
     }
 
-    private static string Length(TimeSpan window) =>
-        window.TotalDays >= 1 && window.TotalDays % 1 == 0 ? $"{window.TotalDays:0} day(s)" : $"{window.TotalHours:0} hour(s)";
+    /// <summary>Metrics between 0 and 1.</summary>
+    private static bool Bounded(string metric) => metric is "accuracy" or "precision" or "recall" or "f1" or "roc_auc" or "ece" or "cbpe_accuracy" or "coverage";
+
+    /// <summary>"1 day", "7 days", "12 hours".</summary>
+    internal static string Length(TimeSpan window) => window.TotalDays >= 1 && window.TotalDays % 1 == 0
+        ? (window.TotalDays == 1 ? "1 day" : $"{window.TotalDays:0} days")
+        : (window.TotalHours == 1 ? "1 hour" : $"{window.TotalHours:0.##} hours");
 
     private static string Count(long? n) => n is { } v ? v.ToString("N0", CultureInfo.InvariantCulture) : "–";
 

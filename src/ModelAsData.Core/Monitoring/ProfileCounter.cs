@@ -252,11 +252,29 @@ public sealed class ProfileCounter
 
     /// <summary>
     /// One output value as an online answer holds it (a double, long, string, or null: the request failed), for the
-    /// output <paramref name="column"/> of the counter's output columns. Not for a learning counter (ignored).
+    /// output <paramref name="column"/> of the counter's output columns. A learning counter keeps it (a whole number
+    /// told apart by value, as the online answer's JSON does not say the column's type).
     /// </summary>
     public void CountOutput(int column, object? value)
     {
-        if (_outputs.Learners is not null || column >= _outputs.Profiles.Length || _outputs.Profiles[column] is not { } profile)
+        if (_outputs.Learners is { } learners)
+        {
+            if (column < learners.Length && learners[column] is { } learner)
+            {
+                switch (value)
+                {
+                    case string s: learner.Add(s); break;
+                    case long l: learner.Add(l, true); break;
+                    case bool b: learner.Add(b ? 1 : 0, true); break;
+                    case double d when !double.IsNaN(d): learner.Add(d, d == Math.Floor(d)); break;
+                    default: learner.AddNull(); break;
+                }
+            }
+
+            return;
+        }
+
+        if (column >= _outputs.Profiles.Length || _outputs.Profiles[column] is not { } profile)
         {
             return;
         }

@@ -45,14 +45,13 @@ public sealed partial class RefreshTaskRunner
         ArgumentNullException.ThrowIfNull(task);
         await using var reader = await _dataSource.OpenConnectionAsync(cancellationToken);
         await using var reading = await reader.BeginTransactionAsync(cancellationToken);
-        var (plan, bytes) = await PlanAndReadAsOwnerAsync(reader, task, cancellationToken);
+        var (plan, model) = await PlanAndReadAsOwnerAsync(reader, task, cancellationToken);
         await using var writer = await _dataSource.OpenConnectionAsync(cancellationToken);
         if (plan.Planning is { } planning)
         {
             plan = await PlanJobAsync(task, planning, reader, writer, cancellationToken);
         }
 
-        var model = _cache.GetOrLoad(task.Sha256, () => bytes ?? throw new InvalidOperationException($"Model {task.Model}@{task.Version} was not loaded."));
         if (model.Signature.Columns.Count != plan.Columns.Count)
         {
             throw new ModelAsDataException(ErrorCode.FeatureMismatch,
@@ -101,14 +100,14 @@ public sealed partial class RefreshTaskRunner
     }
 
     /// <summary>
-    /// One round trip on the reader (its BEGIN included): the task's plan, the model's bytes when the cache lacks them,
+    /// One round trip on the reader (its BEGIN included): the task's plan, the model (loaded when the cache lacks it),
     /// then the switch to the owner's role for the rest of the transaction (<c>mad.read_role</c> refuses an owner the
     /// sidecar may not read as, with the reason).
     /// </summary>
-    private async Task<(TaskPlan Plan, byte[]? Bytes)> PlanAndReadAsOwnerAsync(NpgsqlConnection reader, RefreshTask task, CancellationToken cancellationToken)
+    private async Task<(TaskPlan Plan, OnnxModel Model)> PlanAndReadAsOwnerAsync(NpgsqlConnection reader, RefreshTask task, CancellationToken cancellationToken)
     {
-        // The bytes (when the cache lacks them) are read as the sidecar, before the switch: chunk by chunk for a large model.
-        var bytes = _cache.Contains(task.Sha256) ? null : await Registry.PostgresVersionBytes.ReadAsync(reader, task.Model, task.Version, cancellationToken);
+        // The model (read when the cache lacks it) is read as the sidecar, before the switch: a large one through a temporary file.
+        var model = await Registry.PostgresVersionBytes.LoadAsync(reader, task.Model, task.Version, task.Sha256, _cache, cancellationToken);
         await using var batch = new NpgsqlBatch(reader) { BatchCommands = { new(TableSql.Plan) { Parameters = { new() { Value = task.TaskId } } } } };
         batch.BatchCommands.Add(new(TableSql.ReadAsOwner) { Parameters = { new() { Value = task.Table } } });
         await using var result = await batch.ExecuteReaderAsync(cancellationToken);
@@ -119,7 +118,7 @@ public sealed partial class RefreshTaskRunner
             // The role switch: its errors surface here.
         }
 
-        return (plan, bytes);
+        return (plan, model);
     }
 
     /// <summary>
@@ -201,13 +200,7 @@ public sealed partial class RefreshTaskRunner
             (version, percent, seed, sha256) = (row.GetInt32(0), row.GetDouble(1), row.GetInt64(2), row.GetString(3));
         }
 
-        byte[]? bytes = null;
-        if (!_cache.Contains(sha256))
-        {
-            bytes = await Registry.PostgresVersionBytes.ReadAsync(writer, task.Model, version, cancellationToken);
-        }
-
-        var model = _cache.GetOrLoad(sha256, () => bytes ?? throw new InvalidOperationException($"Model {task.Model}@{version} was not loaded."));
+        var model = await Registry.PostgresVersionBytes.LoadAsync(writer, task.Model, version, sha256, _cache, cancellationToken);
         if (model.Signature.Columns.Count != plan.Columns.Count)
         {
             throw new ModelAsDataException(ErrorCode.FeatureMismatch,
@@ -241,13 +234,7 @@ public sealed partial class RefreshTaskRunner
 
         try
         {
-            byte[]? bytes = null;
-            if (!_cache.Contains(sha256))
-            {
-                bytes = await Registry.PostgresVersionBytes.ReadAsync(writer, task.Model, version, cancellationToken);
-            }
-
-            var model = _cache.GetOrLoad(sha256, () => bytes ?? throw new InvalidOperationException($"Model {task.Model}@{version} was not loaded."));
+            var model = await Registry.PostgresVersionBytes.LoadAsync(writer, task.Model, version, sha256, _cache, cancellationToken);
             if (model.Signature.Columns.Count != plan.Columns.Count)
             {
                 return (null, new ShadowRows { Error = $"The shadow {task.Model}@{version} decodes into {model.Signature.Columns.Count} columns; {task.Table} has {plan.Columns.Count}." });

@@ -13,7 +13,7 @@ namespace ModelAsData.Postgres.Registry;
 /// and nothing is loaded. Runs on the caller's connection (and transaction), as the role it is: readers of the bytes
 /// are mad_admin and mad_sidecar.
 /// </summary>
-public static class PostgresVersionBytes
+public static partial class PostgresVersionBytes
 {
     private const string Header = "SELECT v.size_bytes, v.sha256, v.chunks, v.onnx FROM mad.model_versions v WHERE v.model = $1 AND v.version = $2";
 

@@ -77,13 +77,7 @@ internal sealed class StreamShadow : IDisposable
         try
         {
             // Inside the try: bytes that fail their sha256 (or a missing chunk) are a shadow that cannot load.
-            byte[]? bytes = null;
-            if (!cache.Contains(sha256))
-            {
-                bytes = await Registry.PostgresVersionBytes.ReadAsync(connection, plan.Model, version, cancellationToken);
-            }
-
-            model = cache.GetOrLoad(sha256, () => bytes ?? throw new InvalidOperationException($"Model {plan.Model}@{version} was not loaded."));
+            model = await Registry.PostgresVersionBytes.LoadAsync(connection, plan.Model, version, sha256, cache, cancellationToken);
             if (model.Signature.Columns.Count != plan.Columns.Count)
             {
                 error = $"The shadow {plan.Model}@{version} decodes into {model.Signature.Columns.Count} columns; mad_out.{name} has {plan.Columns.Count}.";

@@ -90,13 +90,7 @@ internal sealed class StreamedTable : IDisposable
     {
         await using var planCommand = new NpgsqlCommand(StreamSql.Plan, connection) { Parameters = { new() { Value = name } } };
         var plan = StreamPlan.Parse((string?)await planCommand.ExecuteScalarAsync(cancellationToken) ?? throw new InvalidDataException($"No stream plan for {name}."));
-        byte[]? bytes = null;
-        if (!cache.Contains(plan.Sha256))
-        {
-            bytes = await Registry.PostgresVersionBytes.ReadAsync(connection, plan.Model, plan.Version, cancellationToken);
-        }
-
-        var model = cache.GetOrLoad(plan.Sha256, () => bytes ?? throw new InvalidOperationException($"Model {plan.Model}@{plan.Version} was not loaded."));
+        var model = await Registry.PostgresVersionBytes.LoadAsync(connection, plan.Model, plan.Version, plan.Sha256, cache, cancellationToken);
         if (model.Signature.Columns.Count != plan.Columns.Count)
         {
             throw new ModelAsDataException(ErrorCode.FeatureMismatch,
@@ -298,13 +292,7 @@ internal sealed class StreamedTable : IDisposable
             return null;
         }
 
-        byte[]? bytes = null;
-        if (!cache.Contains(sha256))
-        {
-            bytes = await Registry.PostgresVersionBytes.ReadAsync(connection, plan.Model, version, cancellationToken);
-        }
-
-        var model = cache.GetOrLoad(sha256, () => bytes ?? throw new InvalidOperationException($"Model {plan.Model}@{version} was not loaded."));
+        var model = await Registry.PostgresVersionBytes.LoadAsync(connection, plan.Model, version, sha256, cache, cancellationToken);
         if (model.Signature.Columns.Count != plan.Columns.Count)
         {
             throw new ModelAsDataException(ErrorCode.FeatureMismatch,

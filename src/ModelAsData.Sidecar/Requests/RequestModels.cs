@@ -151,33 +151,25 @@ public sealed class RequestModels : IDisposable
 
     private async Task<RequestVersion> LoadAsync(string model, int version)
     {
-        StoredVersion? stored;
+        OnnxModel onnx;
         try
         {
             await using var connection = await _dataSource.OpenConnectionAsync();
-            stored = await connection.QuerySingleOrDefaultAsync<StoredVersion>(RequestSql.LoadVersion, new { model, version });
-            if (stored is { Status: "ready" })
+            var stored = await connection.QuerySingleOrDefaultAsync<StoredVersion>(RequestSql.LoadVersion, new { model, version })
+                ?? throw new ModelAsDataException(ErrorCode.NotFound, $"Model '{model}' has no version {version}.");
+            if (stored.Status != "ready")
             {
-                // Chunk by chunk for a large model, checked against its sha256.
-                stored.Onnx = await Postgres.Registry.PostgresVersionBytes.ReadAsync(connection, model, version) ?? [];
+                throw new ModelAsDataException(ErrorCode.NotReady, $"{model}@{version} is {stored.Status}: only ready versions can score.");
             }
+
+            // Checked against its sha256; a large model through a temporary file ONNX Runtime reads by its path.
+            onnx = await Postgres.Registry.PostgresVersionBytes.LoadAsync(connection, model, version, _scoring);
         }
         catch (Exception e) when (PostgresErrors.CanMap(e))
         {
             throw PostgresErrors.Map(e, _dataSource);
         }
 
-        if (stored is null)
-        {
-            throw new ModelAsDataException(ErrorCode.NotFound, $"Model '{model}' has no version {version}.");
-        }
-
-        if (stored.Status != "ready")
-        {
-            throw new ModelAsDataException(ErrorCode.NotReady, $"{model}@{version} is {stored.Status}: only ready versions can score.");
-        }
-
-        var onnx = OnnxModel.Load(stored.Onnx, _scoring);
         _metrics.ModelLoads.WithLabels(model).Inc();
         return new RequestVersion(model, version, onnx);
     }
@@ -187,7 +179,5 @@ public sealed class RequestModels : IDisposable
         public string Sha256 { get; set; } = "";
 
         public string Status { get; set; } = "";
-
-        public byte[] Onnx { get; set; } = [];
     }
 }

@@ -63,9 +63,11 @@ public sealed partial class PendingVersionValidator
             ValidationOutcome outcome;
             try
             {
-                // A large version's bytes are in chunks (030), read here on the claim's session, checked against its sha256.
-                claimed.Onnx ??= await PostgresVersionBytes.ReadAsync(connection, claimed.Model, claimed.Version, cancellationToken) ?? [];
-                outcome = Validate(claimed, out signature);
+                // A large version's chunks (030) are read here on the claim's session into a temporary file, checked
+                // against its sha256, and loaded from there by path (no managed copy while ONNX Runtime parses it).
+                using var file = claimed.Onnx is null ? await PostgresVersionBytes.ReadToFileAsync(connection, claimed.Model, claimed.Version, cancellationToken) : null;
+                claimed.Onnx ??= file is null ? await PostgresVersionBytes.ReadAsync(connection, claimed.Model, claimed.Version, cancellationToken) ?? [] : null;
+                outcome = Validate(claimed, file?.Path, out signature);
             }
             catch (ModelAsDataException e) when (e.Code == ErrorCode.InvalidModel)
             {
@@ -120,12 +122,12 @@ public sealed partial class PendingVersionValidator
             new { model = claimed.Model, version = claimed.Version, sidecar = _options.SidecarId }, cancellationToken: cancellationToken));
     }
 
-    private ValidationOutcome Validate(ClaimedVersion claimed, out string? signature)
+    private ValidationOutcome Validate(ClaimedVersion claimed, string? path, out string? signature)
     {
         signature = null;
         try
         {
-            using var model = OnnxModel.Load(claimed.Onnx ?? [], _options.Scoring);
+            using var model = path is null ? OnnxModel.Load(claimed.Onnx ?? [], _options.Scoring) : OnnxModel.LoadFile(path, _options.Scoring);
             signature = model.Signature.ToJson();
             return new ValidationOutcome(claimed.Model, claimed.Version, VersionStatus.Ready, null);
         }

@@ -89,7 +89,9 @@ public sealed class SqliteLegacyComparisonTests : IAsyncLifetime
         Assert.All(agreement, a => Assert.Null(a.MeanAbsoluteDifference));
         Assert.Equal(expected[0].Equal, agreement[0].ShareEqual!.Value, 9);
         Assert.Equal(expected[1].Equal, agreement[1].ShareEqual!.Value, 9);
-        Assert.InRange(agreement[0].ShareEqual!.Value, 0.70, 0.80);
+        // Of the keys with a legacy value (id % 10 <> 7, all of the others odd) a quarter / 0.9 disagree: 1 − 0.25 / 0.9 =
+        // 0.722 expected; one arm's ~900 keys spread it by about ±0.015 (σ), so this band is about ±5σ.
+        Assert.InRange(agreement[0].ShareEqual!.Value, 0.64, 0.80);
         Assert.Equal(shadowExpected, agreement[2].ShareEqual!.Value, 9);
         var scores = await deployments.LegacyAgreementAsync("scores", Ct);
         Assert.All(scores.Where(a => a.Arm != Arms.Shadow), a => Assert.Equal(0.25, a.MeanAbsoluteDifference!.Value, 5));

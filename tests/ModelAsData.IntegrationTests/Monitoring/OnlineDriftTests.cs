@@ -53,6 +53,50 @@ public sealed class OnlineDriftTests(PostgresDatabase database) : DatabaseTests(
         Assert.All(inputs, r => Assert.False(r.Drifted, $"{r.Column} {r.Metric} = {DriftRows.Describe(r.Value)} > {DriftRows.Describe(r.Threshold)}"));
     }
 
+    [Fact(Timeout = 180_000)]
+    public async Task Online_requests_of_a_version_without_a_baseline_learn_its_first_window()
+    {
+        var (model, tables) = await BatchTables.ReadyModelAsync(Database);
+        var training = Sql.UniqueName("training");
+        await DriftRows.CreatePostgresAsync(Database.DataSource, training, 10, seed: 32);
+        await BatchTables.CreateAsync(tables, Sql.UniqueName("scores"), training, model); // maps the inputs; never refreshed
+        await using var sidecar = await HttpDoorSupport.StartAsync(Database);
+
+        // 044_2: the writer keeps the first 100 requests' values (first_window_rows), stores the reference fitted on
+        // them, then counts every request into it.
+        const int requests = 250;
+        var rows = DriftRows.Make(requests, seed: 32);
+        await Parallel.ForEachAsync(rows, new ParallelOptions { MaxDegreeOfParallelism = 4, CancellationToken = Ct }, async (r, ct) =>
+            await RequestSupport.CallAsync(Database.DataSource, model, string.Create(CultureInfo.InvariantCulture,
+                $"{{\"float_input\": [{r.SepalLength}, {r.SepalWidth}, {r.PetalLength}, {r.PetalWidth}]}}")));
+        await Eventually.WaitForAsync(() => Database.DataSource.ScalarAsync<long>(
+                "SELECT coalesce(sum(count), 0) FROM mad.profile_counts WHERE prediction_table = @table AND kind = 'input' AND column_name = 'sepal_length'",
+                new { table = "online:" + model }),
+            n => n == requests, "every request to be counted", TimeSpan.FromSeconds(60));
+
+        var reference = await Database.DataSource.QueryAsync<(string Kind, string Column, string Type, string Reference, string Source, long Rows)>("""
+            SELECT kind, column_name, type, reference, source, (SELECT sum(x) FROM unnest(counts) x)::bigint + null_count
+            FROM mad.baselines WHERE model = @model AND version = 1 ORDER BY kind, column_name
+            """, new { model });
+        TestContext.Current.TestOutputHelper?.WriteLine(string.Join("; ", reference));
+        var inputs = reference.Where(r => r.Kind == "input").ToList();
+        Assert.Equal(["petal_length", "petal_width", "sepal_length", "sepal_width"], inputs.Select(r => r.Column));
+        Assert.All(reference, r => Assert.Equal(("first_window", "online:" + model), (r.Reference, r.Source)));
+        Assert.All(inputs, r => Assert.Equal("numeric", r.Type));
+        var learned = inputs[0].Rows;
+        Assert.InRange(learned, 100, requests); // whole log batches, until at least 100 requests
+        Assert.All(reference, r => Assert.Equal(learned, r.Rows));
+        Assert.Contains(reference, r => r.Kind == "output"); // the answers are learned too
+
+        // mad.drift compares the requests with that first window and says so. (Which requests the window holds
+        // depends on the order the parallel calls are logged in, so its values are not asserted.)
+        var psi = await Database.DataSource.QueryAsync<(int Version, string Column, long NCurrent, long NBaseline, string Reference)>(
+            "SELECT version, \"column\", n_current, n_baseline, reference FROM mad.drift(@name) WHERE kind = 'input' AND metric = 'psi' ORDER BY 2",
+            new { name = "online:" + model });
+        Assert.Equal(4, psi.Count);
+        Assert.All(psi, r => Assert.Equal((1, (long)requests, learned, "first_window"), (r.Version, r.NCurrent, r.NBaseline, r.Reference)));
+    }
+
     /// <summary>
     /// A model bound to a prediction table (its mapping names the columns), a baseline of 1,000 rows, then requests
     /// made of the baseline's first rows shifted by <paramref name="shift"/> on sepal_length: CALLs, async requests and

@@ -67,6 +67,20 @@ internal sealed class SqliteTwin : IAsyncDisposable
         transaction.Commit();
     }
 
+    /// <summary>The rows of PostgreSQL's flowers table <paramref name="source"/> into the file's flowers (features as doubles).</summary>
+    public async Task CopySourceAsync(NpgsqlDataSource pg, string source)
+    {
+        var rows = await pg.QueryAsync<(long Id, double A, double B, double C, double D)>(
+            $"SELECT id, sepal_length::float8, sepal_width::float8, petal_length::float8, petal_width::float8 FROM public.{source}");
+        using var transaction = Registry.Connection.BeginTransaction();
+        foreach (var r in rows)
+        {
+            await Registry.Connection.ExecuteAsync("INSERT INTO flowers VALUES (@Id, @A, @B, @C, @D)", new { r.Id, r.A, r.B, r.C, r.D }, transaction);
+        }
+
+        transaction.Commit();
+    }
+
     private static string Text(DateTime at) => at.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture);
 
     public async ValueTask DisposeAsync()

@@ -39,6 +39,33 @@ public sealed class SqliteFilePushTests
     }
 
     [Fact]
+    public async Task A_chunked_version_is_loaded_through_a_checked_temporary_file_and_a_corrupt_chunk_is_not_loaded()
+    {
+        await using var db = await TempDatabase.CreateAsync();
+        var registry = new SqliteModelRegistry(db.Connection, new ModelCache()) { ChunkBytes = 1024 };
+        await using (var file = File.OpenRead(RowTensorTests.Made("token_mean.onnx")))
+        {
+            await registry.PushAsync("tokens", file, []);
+        }
+
+        var version = await registry.ResolveAsync(ModelReference.Parse("tokens@1"));
+        var temp = Directory.GetFiles(Path.GetTempPath(), "mad-model-*.onnx").ToHashSet();
+        using (var cache = new ModelCache())
+        {
+            var loaded = registry.LoadModel(version, cache);
+            Assert.Equal((version.Sha256, "ids"), (loaded.Sha256, loaded.Signature.Inputs[0].Name));
+        }
+
+        Assert.Subset(temp, Directory.GetFiles(Path.GetTempPath(), "mad-model-*.onnx").ToHashSet()); // its temporary file is gone
+        await db.Connection.ExecuteAsync("UPDATE mad_model_chunks SET bytes = zeroblob(length(bytes)) WHERE n = 2");
+        using var fresh = new ModelCache();
+        var corrupt = Assert.Throws<ModelAsDataException>(() => registry.LoadModel(version, fresh));
+        Assert.Equal(ErrorCode.InvalidModel, corrupt.Code);
+        Assert.StartsWith("Model 'tokens' v1 is corrupt: its bytes have sha256 ", corrupt.Message, StringComparison.Ordinal);
+        Assert.False(fresh.Contains(version.Sha256));
+    }
+
+    [Fact]
     public async Task A_file_onnx_runtime_refuses_is_not_stored_and_the_error_is_its_reason()
     {
         await using var db = await TempDatabase.CreateAsync();
