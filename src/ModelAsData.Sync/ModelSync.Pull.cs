@@ -47,7 +47,18 @@ public static partial class ModelSync
             .ToDictionary(v => (v.Model, (int)v.Version), v => v.Sha256);
 
         await using var dataSource = PostgresDataSource.Create(central, "mad sync pull");
-        var snapshot = await ReadCentralAsync(dataSource, options.Models, held, cancellationToken);
+        Snapshot snapshot;
+        try
+        {
+            snapshot = await ReadCentralAsync(dataSource, options.Models, held, cancellationToken);
+        }
+        catch (ModelAsDataException e) when (e.InnerException is NpgsqlException { IsTransient: true } or PostgresException { SqlState: ['0', '8', ..] or ['5', '7', 'P', ..] })
+        {
+            // Lost while reading (dropped, terminated, server shut down): nothing of the pull reached the file yet.
+            throw new ModelAsDataException(ErrorCode.Database,
+                $"The connection to the central database was lost while the pull read it ({e.Message}); the device file {devicePath} was not changed. Run the pull again.", e);
+        }
+
 
         var result = await WriteDeviceAsync(device, snapshot, options, cancellationToken);
 

@@ -54,11 +54,12 @@ internal static class MonitorCommand
         var since = new Option<DateTimeOffset?>("--since") { Description = "The start of the first window (ISO 8601); default: one window ending with the current hour." };
         var html = new Option<FileInfo?>("--html") { Description = "Also write a self-contained HTML report with the histograms to this file." };
         var all = new Option<bool>("--all") { Description = "List every metric, not only the drifted ones and a summary." };
-        var command = new Command("drift", "Drift of a prediction table's inputs and outputs against its versions' baselines, per window.") { table, window, since, html, all };
+        var device = DeviceScope.Option();
+        var command = new Command("drift", "Drift of a prediction table's inputs and outputs against its versions' baselines, per window.") { table, window, since, html, all, device };
         cli.SetAction(command, async (parse, ct) =>
         {
             var length = ParseWindow(parse.GetValue(window)!);
-            await using var store = await MadStore.OpenAsync(cli.RequireDb(parse), ct);
+            await using var store = await MadStore.OpenAsync(DeviceScope.Apply(cli.RequireDb(parse), parse.GetValue(device)), ct);
             var name = parse.GetValue(table)!;
             var rows = await store.Monitoring.DriftAsync(name, parse.GetValue(since), length, ct);
             if (rows.Count == 0)

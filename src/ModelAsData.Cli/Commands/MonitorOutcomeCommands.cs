@@ -19,18 +19,19 @@ internal static class MonitorOutcomeCommands
         var window = new Option<string>("--window") { Description = "The window length: whole hours, days or weeks, e.g. 12h, 1d, 1w (weeks start on Monday, UTC).", DefaultValueFactory = _ => "1d" };
         var asOf = new Option<string?>("--as-of") { Description = "What was known then: only predictions scored and labels observed by this time (ISO 8601, UTC unless an offset is given)." };
         var html = new Option<FileInfo?>("--html") { Description = "Also write a self-contained HTML report with a plot per metric and one of coverage to this file." };
+        var device = DeviceScope.Option();
         var command = new Command("performance",
             "Metrics of a prediction table's served predictions against their outcomes, per window, version and arm, with coverage (the share of scored rows labelled). " +
             "Classifiers: accuracy, precision, recall, f1, roc_auc, log_loss, ece, cbpe_accuracy; regressors: mae, rmse, mape, mean_error.")
         {
-            table, window, asOf, html,
+            table, window, asOf, html, device,
         };
         cli.SetAction(command, async (parse, ct) =>
         {
             var length = MonitorCommand.ParseWindow(parse.GetValue(window)!);
             var at = ExportCommand.ParseTime(parse.GetValue(asOf), "--as-of");
             var name = parse.GetValue(table)!;
-            await using var store = await MadStore.OpenAsync(cli.RequireDb(parse), ct);
+            await using var store = await MadStore.OpenAsync(DeviceScope.Apply(cli.RequireDb(parse), parse.GetValue(device)), ct);
             var report = await store.Outcomes.PerformanceAsync(name, length, at, ct);
             PrintNotices(cli.Console, report.Notices);
             if (report.Rows.Count == 0)
@@ -61,17 +62,18 @@ internal static class MonitorOutcomeCommands
         var horizon = new Option<long>("--horizon") { Description = "Labelled rows each arm needs before a verdict other than 'interim' (fix it before the experiment: looking early and often inflates false alarms).", DefaultValueFactory = _ => 1000 };
         var window = new Option<string>("--window") { Description = "The window of the HTML report's per-window plot, e.g. 1d; the comparison itself is over everything served.", DefaultValueFactory = _ => "1d" };
         var html = new Option<FileInfo?>("--html") { Description = "Also write a self-contained HTML report with the comparison and the arms' metric per window to this file." };
+        var device = DeviceScope.Option();
         var command = new Command("compare",
             "Champion against canary of model@alias on outcomes, per prediction table served through it: each arm's metric, the difference with a 95 % interval and p-value, " +
             "the sample-ratio check against the deployment's percent, and a verdict. Exits 3 when the canary is significantly worse or the split is broken.")
         {
-            model, alias, metric, horizon, window, html,
+            model, alias, metric, horizon, window, html, device,
         };
         cli.SetAction(command, async (parse, ct) =>
         {
             var length = MonitorCommand.ParseWindow(parse.GetValue(window)!);
             var (name, aliasName) = (parse.GetValue(model)!, parse.GetValue(alias)!);
-            await using var store = await MadStore.OpenAsync(cli.RequireDb(parse), ct);
+            await using var store = await MadStore.OpenAsync(DeviceScope.Apply(cli.RequireDb(parse), parse.GetValue(device)), ct);
             var report = await store.Outcomes.CompareAsync(name, aliasName, parse.GetValue(metric), parse.GetValue(horizon), ct);
             PrintNotices(cli.Console, report.Notices);
             if (report.Rows.Count > 0)

@@ -127,14 +127,17 @@ public sealed class FleetDriftTests(PostgresDatabase database) : DatabaseTests(d
 
         Assert.True(central[(1, "sepal_length")].Psi > central[(1, "sepal_width")].Psi, "the shifted column drifts more");
         Assert.Equal(central, await CentralDriftAsync(table, deviceId));
-        // The same from a tool that only takes a connection string (mad monitor drift --db "...;Options=-c mad.device=<id>").
-        foreach (var (id, rows) in new[] { (deviceId, 2_000L), ("shop-elsewhere", 0L) })
+        // The same from the CLI: --device narrows mad monitor drift to the device (its shifted column drifts: exit 3), or to a device with no rows.
+        var one = await Mad("monitor", "drift", table, "--db", Database.ConnectionString, "--device", deviceId, "--all");
+        Assert.True(one.Code == 3, one.Output);
+        Assert.Contains("0 window(s) without rows", one.Output, StringComparison.Ordinal);
+        var none = await Mad("monitor", "drift", table, "--db", Database.ConnectionString, "--device", "shop-elsewhere");
+        Assert.True(none.Code == 0, none.Output);
+        Assert.Contains("1 window(s) without rows", none.Output, StringComparison.Ordinal);
+        foreach (var (db, id, words) in new[] { (path, deviceId, "is a device file"), (Database.ConnectionString, "shop 17 -c search_path=evil", "Invalid device id") })
         {
-            await using var oneDevice = ModelAsData.Postgres.PostgresDataSource.Create($"{Database.ConnectionString};Options=-c mad.device={id}");
-            var drift = await new ModelAsData.Postgres.Monitoring.PostgresMonitoring(new PostgresModelRegistry(oneDevice), ModelAsData.Core.Onnx.ModelCache.Shared)
-                .DriftAsync(table, null, TimeSpan.FromDays(1), Ct);
-            Assert.Equal(4, drift.Count(r => r.Metric == "psi"));
-            Assert.All(drift, r => Assert.Equal(rows, r.NCurrent));
+            var refused = await Mad("monitor", "drift", table, "--db", db, "--device", id);
+            Assert.True(refused.Code != 0 && refused.Output.Contains(words, StringComparison.Ordinal), refused.Output);
         }
 
         Assert.All((await CentralDriftAsync(table, "shop-elsewhere")).Values, d => Assert.Equal(0, d.N));

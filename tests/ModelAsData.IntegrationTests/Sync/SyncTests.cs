@@ -21,6 +21,7 @@ public sealed class SyncTests(PostgresDatabase database) : DatabaseTests(databas
     private HostileRoles _roles = null!;
     private string _puller = "";
     private string _device = "";
+    private string _deviceRole = "";
 
     public async ValueTask InitializeAsync()
     {
@@ -29,6 +30,7 @@ public sealed class SyncTests(PostgresDatabase database) : DatabaseTests(databas
         var (device, _) = await _roles.LoginAsync("device", "IN ROLE mad_user, mad_device");
         _puller = Database.ConnectionStringFor(puller, HostileRoles.Password);
         _device = Database.ConnectionStringFor(device, HostileRoles.Password);
+        _deviceRole = device;
     }
 
     public async ValueTask DisposeAsync()
@@ -159,6 +161,41 @@ public sealed class SyncTests(PostgresDatabase database) : DatabaseTests(databas
         Assert.Equal(before, await DeviceStateAsync(path));
 
         // The lock went with the process: the next pull completes.
+        var after = await ModelSync.PullAsync(_device, path, new PullOptions { Models = [model + "@production"] }, Ct);
+        Assert.Equal((1, 1, 1), (after.VersionsCopied, after.AliasesChanged, after.DeploymentsChanged));
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task A_pull_whose_central_connection_drops_mid_read_leaves_the_file_as_it_was()
+    {
+        var (model, _) = await CanaryModelAsync();
+        var path = NewDeviceFile();
+        await ModelSync.PullAsync(_device, path, new PullOptions { Models = [model + "@production"] }, Ct);
+        await Database.DataSource.ExecuteAsync("SELECT mad.deploy(@model, 'production', 3)", new { model });
+        var before = await DeviceStateAsync(path);
+
+        // The pull has read the models and aliases in its snapshot and waits for the deployments; its connection is cut there.
+        await using var locker = await Database.DataSource.OpenConnectionAsync(Ct);
+        await using var hold = await locker.BeginTransactionAsync(Ct);
+        await locker.ExecuteAsync("LOCK TABLE mad.deployments IN ACCESS EXCLUSIVE MODE", transaction: hold);
+        var pull = ModelSync.PullAsync(_device, path, new PullOptions { Models = [model + "@production"] }, Ct);
+        var cut = false;
+        for (var i = 0; i < 300 && !cut; i++)
+        {
+            cut = await Database.DataSource.ScalarAsync<bool>(
+                "SELECT coalesce(bool_or(pg_terminate_backend(pid)), false) FROM pg_stat_activity WHERE usename = @role AND application_name = 'mad sync pull' AND wait_event_type = 'Lock'",
+                new { role = _deviceRole });
+            await Task.Delay(100, Ct);
+        }
+
+        await hold.RollbackAsync(Ct);
+        Assert.True(cut, "the pull never waited for the locked table");
+        var dropped = await Assert.ThrowsAsync<ModelAsDataException>(() => pull);
+        Assert.Contains("The connection to the central database was lost while the pull read it", dropped.Message, StringComparison.Ordinal);
+        Assert.Contains("was not changed. Run the pull again.", dropped.Message, StringComparison.Ordinal);
+        Assert.Equal(before, await DeviceStateAsync(path));
+
+        // The next pull, on a new connection, completes.
         var after = await ModelSync.PullAsync(_device, path, new PullOptions { Models = [model + "@production"] }, Ct);
         Assert.Equal((1, 1, 1), (after.VersionsCopied, after.AliasesChanged, after.DeploymentsChanged));
     }
