@@ -65,6 +65,7 @@ public sealed class MadStore : IAsyncDisposable
         }
 
         var registry = await SqliteModelRegistry.OpenAsync(db, cancellationToken);
+        registry.FileValidator = ChildValidation.Find(); // a large push validates in a child process (null: there is none to start; in-process)
         SqlitePredictFunctions.Register(registry.Connection, Cache);
         return new MadStore(registry, new SqlitePredictionTables(registry, Cache), new SqliteRefreshJobs(), new SqliteStreaming(), new SqliteDeployments(registry),
             registry.Connection, new SqliteMonitoring(registry, Cache), new SqliteOutcomeReports(registry));

@@ -18,6 +18,13 @@ public sealed partial class SqliteModelRegistry
     private const long KeepLoadedBytes = 64L * 1024 * 1024;
 
     /// <summary>
+    /// Where a file larger than one chunk is validated. Null (the default, the library used from C#): in this
+    /// process. The CLI sets a child process of itself (<c>mad models validate</c>), so that ONNX Runtime's peak of
+    /// about twice the model is not the pushing process's, as on PostgreSQL where the sidecar validates.
+    /// </summary>
+    public IModelFileValidator? FileValidator { get; set; }
+
+    /// <summary>
     /// Pushes from a stream. A file larger than one chunk (the CLI's <c>mad models push</c>) is never held whole here:
     /// ONNX Runtime validates it from its path, then it is copied into its chunks straight from the file. Any other
     /// stream is read into memory and pushed as bytes.
@@ -65,7 +72,9 @@ public sealed partial class SqliteModelRegistry
         var length = file.Length;
         var sha256 = Convert.ToHexStringLower(await SHA256.HashDataAsync(file, cancellationToken));
         file.Position = 0;
-        var signature = ValidateFile(file.Name, sha256);
+        var signature = FileValidator is { } validator && !_cache.Contains(sha256)
+            ? await validator.ValidateAsync(file.Name, sha256, cancellationToken)
+            : ValidateFile(file.Name, sha256);
         var chunks = SqliteVersionBytes.ChunksFor(length, ChunkBytes);
         using var transaction = Connection.BeginTransaction(deferred: false);
         var version = await InsertVersionAsync(model, [], chunks, sha256, length, signature, metadata, transaction, cancellationToken);

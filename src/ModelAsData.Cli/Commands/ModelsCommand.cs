@@ -19,6 +19,7 @@ internal static class ModelsCommand
         models.Subcommands.Add(Alias(cli));
         models.Subcommands.Add(Rollback(cli));
         models.Subcommands.Add(History(cli));
+        models.Subcommands.Add(ValidateCommand.Create());
         return models;
     }
 
@@ -41,18 +42,19 @@ internal static class ModelsCommand
                 throw new ModelAsDataException(ErrorCode.InvalidArgument, $"No file {path.FullName}: give the path of an .onnx file.");
             }
 
-            // A model up to 64 MiB is loaded here first, to fail fast with ONNX Runtime's reason whichever store
-            // validates later (nothing is registered). A larger one is streamed from the file in chunks, never held
-            // whole here: PostgreSQL's sidecar validates it, the embedded store as it stores it.
+            // On PostgreSQL a model up to 64 MiB is loaded here first, to fail fast with ONNX Runtime's reason before
+            // anything is registered; a larger one is streamed from the file in chunks, never held whole here, and the
+            // sidecar validates it. The embedded store validates as it stores: a small model here, a file larger than
+            // one chunk in a child process of this CLI (ChildValidation), so that this process stays small.
             ModelSignature? signature = null;
             await using var onnx = File.OpenRead(path.FullName);
-            if (onnx.Length <= LocalCheckBytes)
+            await using var store = await MadStore.OpenAsync(cli.RequireDb(parse), ct);
+            if (store.Sqlite is null && onnx.Length <= LocalCheckBytes)
             {
                 var bytes = await File.ReadAllBytesAsync(path.FullName, ct);
                 signature = MadStore.Cache.GetOrLoad(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes)), () => bytes).Signature;
             }
 
-            await using var store = await MadStore.OpenAsync(cli.RequireDb(parse), ct);
             var version = await store.Registry.PushAsync(parse.GetValue(name)!, onnx, Metadata(parse.GetValue(meta) ?? []), ct);
             cli.Console.MarkupLineInterpolated($"Pushed [bold]{version}[/] ({version.SizeBytes:N0} bytes, sha256 {version.Sha256[..12]}…): {version.Status.ToString().ToLowerInvariant()}.");
             if ((signature ?? version.Signature) is { } known)
