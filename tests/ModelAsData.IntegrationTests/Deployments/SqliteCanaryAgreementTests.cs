@@ -76,6 +76,19 @@ public sealed class SqliteCanaryAgreementTests : IAsyncLifetime
         Assert.Equal(((long?)sampled, (long?)sampled, """{"probability_0":0,"probability_1":0,"probability_2":0}"""),
             (await _registry.Connection.QueryAsync<(long?, long?, string?)>(
                 "SELECT canary_agreement_rows, canary_agreement_equal, canary_agreement_differences FROM mad_prediction_tables WHERE name = 'scores'")).Single());
+
+        // What `mad deploy status` prints for it: the canary's row with 100 %, 0 and the rows compared, and what they mean.
+        await _registry.DisposeAsync(); // the CLI opens the file itself
+        using var console = new Spectre.Console.Testing.TestConsole();
+        console.Profile.Width = 240;
+        using var output = new StringWriter();
+        var code = await ModelAsData.Cli.MadCommand.Create(console).Parse(["deploy", "status", "churn", "production", "--db", _path])
+            .InvokeAsync(new System.CommandLine.InvocationConfiguration { Output = output, Error = output }, Ct);
+        var status = console.Output + output;
+        Assert.Equal(0, code);
+        Assert.Contains("rows compared", status, StringComparison.Ordinal);
+        Assert.Matches($@"canary\s*│\s*3\s*│\s*50 %.*│\s*100 %\s*│\s*0\s*│\s*{sampled}\s*│", status);
+        Assert.Contains("The canary is compared with the champion on a sample of its keys", status, StringComparison.Ordinal);
     }
 
     [Fact(Timeout = 60_000)]
