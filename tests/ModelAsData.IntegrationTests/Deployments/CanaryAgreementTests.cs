@@ -1,5 +1,6 @@
 using Dapper;
 using Microsoft.Data.Sqlite;
+using Npgsql;
 using ModelAsData.Core.Deployments;
 using ModelAsData.IntegrationTests.Batch;
 using ModelAsData.IntegrationTests.Hostile;
@@ -54,6 +55,19 @@ public sealed class CanaryAgreementTests(PostgresDatabase database) : DatabaseTe
         // Through the C# report (what `mad deploy status` prints) the same.
         var arm = (await new PostgresDeployments(registry).ReportAsync(model, "production", Ct)).Single(a => a.Arm == Arms.Canary);
         Assert.Equal((1.0, 0.0, (long?)sampled), (arm.ShareEqual, arm.MeanAbsoluteDifference, arm.RowsCompared));
+
+        // As an attacker would type it: a mad_user may not record sums nor write them; a sidecar login without the
+        // task's current lease (here: a done task, any token) adds nothing.
+        await using var roles = new HostileRoles(Database);
+        var (_, user) = await roles.LoginAsync("snoop", "IN ROLE mad_user");
+        var (_, engine) = await roles.LoginAsync("engine", "IN ROLE mad_sidecar");
+        var task = await Database.DataSource.ScalarAsync<long>(
+            "SELECT min(t.id) FROM mad.tasks t WHERE t.job_id = (SELECT last_job FROM mad.prediction_tables WHERE name = @name)", new { name });
+        const string Forge = """SELECT mad.record_agreement(@task, gen_random_uuid(), 1000000, 0, '{"probability_0": 1e6}')""";
+        Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, (await user.FailsAsync(Forge, new { task })).SqlState);
+        Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, (await user.FailsAsync("UPDATE mad.jobs SET agreement_equal = 0")).SqlState);
+        await engine.ExecuteAsync(Forge, new { task });
+        Assert.Equal((1.0, 0.0, (long?)sampled), await CanaryArmAsync(model));
     }
 
     [Fact(Timeout = 120_000)]
