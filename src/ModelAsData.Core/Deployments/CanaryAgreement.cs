@@ -54,7 +54,30 @@ public sealed class CanaryAgreementSums
     private long _equal;
 
     /// <summary>Adds one key: the champion's scored row and the canary's.</summary>
-    public void Add(ScoredBatch champion, int championRow, ScoredBatch canary, int canaryRow) => Add(Outputs(champion, championRow), canary, canaryRow);
+    public void Add(ScoredBatch champion, int championRow, ScoredBatch canary, int canaryRow)
+    {
+        // Read straight from both batches: no outputs kept, nothing allocated per row (PostgreSQL's pipeline).
+        var equal = true;
+        for (var c = 0; c < _columns.Count; c++)
+        {
+            var column = _columns[c];
+            switch (column.Type)
+            {
+                case ColumnType.Integer:
+                    equal &= (long)champion.GetDouble(championRow, c) == (long)canary.GetDouble(canaryRow, c);
+                    break;
+                case ColumnType.Text:
+                    equal &= string.Equals((string)champion.GetValue(championRow, c), (string)canary.GetValue(canaryRow, c), StringComparison.Ordinal);
+                    break;
+                case ColumnType.Real:
+                    AddDifference(column.Name, champion.GetDouble(championRow, c), canary.GetDouble(canaryRow, c));
+                    break;
+            }
+        }
+
+        RowsCompared++;
+        _equal += equal ? 1 : 0;
+    }
 
     /// <summary>
     /// A scored row's compared outputs, kept past its batch: integer as long, text as string, real as double, other
@@ -93,8 +116,7 @@ public sealed class CanaryAgreementSums
                     equal &= string.Equals((string)champion[c]!, (string)canary.GetValue(canaryRow, c), StringComparison.Ordinal);
                     break;
                 case ColumnType.Real:
-                    var (a, b) = ((double)champion[c]!, canary.GetDouble(canaryRow, c));
-                    Differences[column.Name] += _asReal ? Math.Abs((double)(float)a - (float)b) : Math.Abs(a - b);
+                    AddDifference(column.Name, (double)champion[c]!, canary.GetDouble(canaryRow, c));
                     break;
             }
         }
@@ -102,6 +124,9 @@ public sealed class CanaryAgreementSums
         RowsCompared++;
         _equal += equal ? 1 : 0;
     }
+
+    private void AddDifference(string output, double a, double b) =>
+        Differences[output] += _asReal ? Math.Abs((double)(float)a - (float)b) : Math.Abs(a - b);
 
     /// <summary>The differences as a JSON object, by output name (mad.record_agreement's argument).</summary>
     public string DifferencesJson() => System.Text.Json.JsonSerializer.Serialize(Differences, s_json);
