@@ -154,6 +154,7 @@ public sealed class SqliteDeployments(SqliteModelRegistry registry) : IDeploymen
         var counts = new Dictionary<(string Arm, int Version), (long Rows, long Failed)>();
         var agreement = new ShadowAgreement();
         var legacy = new LegacySums();
+        var canaryAgreement = new CanaryAgreementTotals();
         string? shadowError = null;
         var tables = await Connection.QueryAsync<string>(new CommandDefinition(SqliteDeploymentSql.TablesServedThrough,
             new { model, reference = $"{model}@{alias}", bare = alias == "production" }, cancellationToken: cancellationToken));
@@ -161,6 +162,11 @@ public sealed class SqliteDeployments(SqliteModelRegistry registry) : IDeploymen
         {
             var output = SqliteDatabase.Quote(SqlitePredictionTables.OutputTableOf(name));
             legacy.Add(await LegacyAgreementAsync(name, cancellationToken)); // 019: each arm's agreement with the legacy column, if named
+            if (deployment.CanaryVersion is { } canaryVersion)
+            {
+                await canaryAgreement.AddAsync(Connection, name, deployment.Seed, canaryVersion, cancellationToken); // 019_m
+            }
+
             if (!await SqlitePredictionTables.HasArmAsync(Connection, name, cancellationToken))
             {
                 continue; // not refreshed since 004: every row is a champion's, counted once refreshed
@@ -202,13 +208,19 @@ public sealed class SqliteDeployments(SqliteModelRegistry registry) : IDeploymen
         var arms = new List<DeploymentArm> { Arm(Arms.Champion, deployment.Version, 100 - (deployment.CanaryPercent ?? 0)) };
         if (deployment.CanaryVersion is { } canary)
         {
-            arms.Add(Arm(Arms.Canary, canary, deployment.CanaryPercent!.Value));
+            arms.Add(Arm(Arms.Canary, canary, deployment.CanaryPercent!.Value) with
+            {
+                ShareEqual = canaryAgreement.ShareEqual, MeanAbsoluteDifference = canaryAgreement.MeanAbsoluteDifference, RowsCompared = canaryAgreement.RowsCompared,
+            });
         }
 
         if (deployment.ShadowVersion is { } shadow)
         {
             var (equal, difference) = agreement.Of(shadow);
-            arms.Add(Arm(Arms.Shadow, shadow, deployment.ShadowPercent!.Value) with { ShareEqual = equal, MeanAbsoluteDifference = difference, ShadowError = shadowError });
+            arms.Add(Arm(Arms.Shadow, shadow, deployment.ShadowPercent!.Value) with
+            {
+                ShareEqual = equal, MeanAbsoluteDifference = difference, ShadowError = shadowError, RowsCompared = agreement.RowsOf(shadow),
+            });
         }
 
         return arms;
@@ -324,10 +336,60 @@ public sealed class SqliteDeployments(SqliteModelRegistry registry) : IDeploymen
             }
         }
 
+        public long? RowsOf(int version) => _sums.TryGetValue(version, out var s) ? Math.Max(s.Labelled, s.Valued) : null;
+
         public (double? ShareEqual, double? MeanAbsoluteDifference) Of(int version) =>
             _sums.TryGetValue(version, out var s)
                 ? (s.Labelled > 0 ? s.Equal / s.Labelled : null, s.Valued > 0 ? s.Difference / s.Valued : null)
                 : (null, null);
+    }
+
+    /// <summary>
+    /// The canary arm's agreement with the champion (019_m), from the sums the refreshes under this deployment (its seed)
+    /// and canary version kept on each table served through it, as PostgreSQL's report adds up its jobs' (043_2): the
+    /// share of compared rows whose labels all equal, and the summed absolute differences averaged over value outputs, per row.
+    /// </summary>
+    private sealed class CanaryAgreementTotals
+    {
+        private long _rows;
+        private long _labelled;
+        private long _equal;
+        private long _valued;
+        private double _difference;
+
+        public async Task AddAsync(Microsoft.Data.Sqlite.SqliteConnection connection, string table, long? seed, int version, CancellationToken cancellationToken)
+        {
+            var sums = (await connection.QueryAsync<(long? Seed, long? Version, long? Rows, long? Equal, string? Differences)>(new CommandDefinition(
+                SqliteTableSql.Agreement, new { name = table }, cancellationToken: cancellationToken))).Single();
+            if (sums.Seed != seed || sums.Version != version || sums.Rows is not > 0)
+            {
+                return; // not refreshed under this canary yet
+            }
+
+            var rows = sums.Rows.Value;
+            _rows += rows;
+            if (sums.Equal is { } equal)
+            {
+                (_labelled, _equal) = (_labelled + rows, _equal + equal);
+            }
+
+            var differences = System.Text.Json.JsonSerializer.Deserialize<Dictionary<string, double>>(sums.Differences ?? "{}", s_json) ?? [];
+            if (differences.Count > 0)
+            {
+                (_valued, _difference) = (_valued + rows, _difference + differences.Values.Sum() / differences.Count);
+            }
+        }
+
+        public long? RowsCompared => _rows > 0 ? _rows : null;
+
+        public double? ShareEqual => _labelled > 0 ? _equal / (double)_labelled : null;
+
+        public double? MeanAbsoluteDifference => _valued > 0 ? _difference / _valued : null;
+
+        private static readonly System.Text.Json.JsonSerializerOptions s_json = new()
+        {
+            NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        };
     }
 
     /// <summary>

@@ -75,6 +75,7 @@ public sealed partial class SqlitePredictionTables
         await SqliteOutcomeReports.KeepServedAsync(Connection, transaction, table, cancellationToken); // outcomes bound: what was served stays gradable
         await Connection.ExecuteAsync(new CommandDefinition($"DELETE FROM {SqliteDatabase.Quote(table.OutputTable)}", transaction: transaction, cancellationToken: cancellationToken));
         long rows, failed;
+        CanaryComparison? comparison = null;
         try
         {
             if (canary is null)
@@ -84,11 +85,16 @@ public sealed partial class SqlitePredictionTables
             else
             {
                 // Two passes over the source, each taking its arm's keys: the embedded store reads locally, and each
-                // pass keeps the one-scorer-per-turn pipeline as it is.
+                // pass keeps the one-scorer-per-turn pipeline as it is. The champion's pass also scores the canary keys
+                // in the agreement sample (kept in memory, never written); the canary's pass compares them (043_2).
+                var percent = await AgreementPercentAsync(transaction, cancellationToken);
+                var seed = deployment!.Seed!.Value;
+                comparison = percent > 0 ? new CanaryComparison(new CanaryAgreementSums(table.Columns, asReal: false),
+                    keys => CanaryAgreement.Samples(seed, StickyBucket.KeyText(keys), percent)) : null;
                 var (champion, championFailed) = await ScoreIntoAsync(table, model, version.Version, Arms.Champion,
-                    keys => deployment!.ArmOf(StickyBucket.KeyText(keys)) == Arms.Champion, mapping, total, progress, counter, null, cancellationToken);
+                    keys => deployment!.ArmOf(StickyBucket.KeyText(keys)) == Arms.Champion, mapping, total, progress, counter, null, cancellationToken, comparison);
                 var (canaryRows, canaryFailed) = await ScoreIntoAsync(table, canary, deployment!.CanaryVersion!.Value, Arms.Canary,
-                    keys => deployment.ArmOf(StickyBucket.KeyText(keys)) == Arms.Canary, mapping, total, progress, canaryCounter, null, cancellationToken);
+                    keys => deployment.ArmOf(StickyBucket.KeyText(keys)) == Arms.Canary, mapping, total, progress, canaryCounter, null, cancellationToken, comparison);
                 (rows, failed) = (champion + canaryRows, championFailed + canaryFailed);
             }
         }
@@ -100,6 +106,7 @@ public sealed partial class SqlitePredictionTables
         }
 
         await ShadowAsync(table, deployment, mapping, total, transaction, cancellationToken);
+        await RecordAgreementAsync(table.Name, deployment, comparison?.Sums, transaction, cancellationToken);
         if (counter is not null)
         {
             SqliteMonitoring.AddCounts(Connection, transaction, name, version.Version, DateTimeOffset.UtcNow, counter);
@@ -125,14 +132,18 @@ public sealed partial class SqlitePredictionTables
     private const int Turns = 3;
 
     /// <summary>Reads, scores and writes in batches, the three at once (see <see cref="Turns"/>).</summary>
+    /// <param name="comparison">Under a canary with an agreement sample: the champion's pass also scores (and keeps) the
+    /// sampled canary keys, the canary's pass compares its rows with them.</param>
     private async Task<(long Rows, long Failed)> ScoreIntoAsync(PredictionTable table, OnnxModel model, int version, string arm, Func<object[], bool>? takes,
-        FeatureMapping mapping, long total, IProgress<RefreshProgress>? progress, ProfileCounter? counter, Deployment? shadowOf, CancellationToken cancellationToken)
+        FeatureMapping mapping, long total, IProgress<RefreshProgress>? progress, ProfileCounter? counter, Deployment? shadowOf, CancellationToken cancellationToken,
+        CanaryComparison? comparison = null)
     {
+        var keeps = arm == Arms.Champion ? comparison?.Samples : null;
         var featureColumns = mapping.SlotColumns.Concat(mapping.TensorColumns.Select(t => t.Column)).Distinct(StringComparer.Ordinal).ToList();
         var slotOrdinal = mapping.SlotColumns.Select(c => table.Key.Count + featureColumns.IndexOf(c)).ToArray();
         var tensorOrdinal = mapping.TensorColumns.Select(t => table.Key.Count + featureColumns.IndexOf(t.Column)).ToArray();
         using var reader = new SqliteRawStatement(Connection, $"SELECT {string.Join(", ", table.Key.Concat(featureColumns).Select(SqliteDatabase.Quote))} FROM {SqliteDatabase.Quote(table.Source)}");
-        using var writer = new OutputWriter(Connection, table, version, arm, counter, shadowOf);
+        using var writer = new OutputWriter(Connection, table, version, arm, counter, shadowOf, comparison);
         var turns = Enumerable.Range(0, Turns).Select(_ => model.CreateScorer(model.PreferredBatchSize))
             .Select(scorer => (Scorer: scorer, Rows: new PendingRows(scorer.Capacity, table.Key.Count))).ToArray();
         var inFlight = new Queue<(Task<ScoredBatch> Scoring, PendingRows Rows)>();
@@ -145,7 +156,7 @@ public sealed partial class SqlitePredictionTables
                 var (scorer, batch) = turns[turn];
                 scorer.Clear();
                 batch.Clear();
-                var more = ReadBatch(reader, scorer, batch, slotOrdinal, tensorOrdinal, mapping, takes, counter, table.Key.Count, featureColumns.Count);
+                var more = ReadBatch(reader, scorer, batch, slotOrdinal, tensorOrdinal, mapping, takes, keeps, counter, table.Key.Count, featureColumns.Count);
                 if (batch.Count > 0)
                 {
                     inFlight.Enqueue((Task.Run(() => scorer.Score(cancellationToken), cancellationToken), batch));
@@ -155,7 +166,7 @@ public sealed partial class SqlitePredictionTables
                 {
                     var (scoring, scored) = inFlight.Dequeue();
                     failed += writer.Write(scored, await scoring);
-                    rows += scored.Count;
+                    rows += scored.Count - scored.KeptCount;
                     progress?.Report(new RefreshProgress(rows, Math.Max(total, rows)));
                 }
 
@@ -178,7 +189,7 @@ public sealed partial class SqlitePredictionTables
 
     /// <summary>Reads rows until the scorer or the batch is full; returns whether the source may have more.</summary>
     private static bool ReadBatch(SqliteRawStatement reader, ModelScorer scorer, PendingRows batch, int[] slotOrdinal, int[] tensorOrdinal, FeatureMapping mapping,
-        Func<object[], bool>? takes, ProfileCounter? counter, int keyCount, int featureCount)
+        Func<object[], bool>? takes, Func<object[], bool>? keeps, ProfileCounter? counter, int keyCount, int featureCount)
     {
         while (!scorer.IsFull && !batch.IsFull)
         {
@@ -190,11 +201,16 @@ public sealed partial class SqlitePredictionTables
             var row = batch.Add(reader);
             if (takes is not null && !takes(batch.Keys(row)))
             {
-                batch.Drop(); // the other arm's key: its pass scores it
-                continue;
+                if (keeps is null || !keeps(batch.Keys(row)))
+                {
+                    batch.Drop(); // the other arm's key: its pass scores it
+                    continue;
+                }
+
+                batch.Keep(row); // a sampled canary key: scored for the comparison only, neither written nor counted
             }
 
-            for (var f = 0; counter is not null && f < featureCount; f++)
+            for (var f = 0; counter is not null && !batch.IsKept(row) && f < featureCount; f++)
             {
                 counter.CountInput(f, reader.GetValue(keyCount + f)); // drift monitoring
             }
@@ -313,6 +329,77 @@ public sealed partial class SqlitePredictionTables
             new { name = table.Name, shadowVersion, rows, error }, transaction, cancellationToken: cancellationToken));
     }
 
+    /// <summary>The setting canary_agreement_percent (mad_settings, 019_m): the percent of canary keys the champion scores too.</summary>
+    private async Task<double> AgreementPercentAsync(Microsoft.Data.Sqlite.SqliteTransaction transaction, CancellationToken cancellationToken)
+    {
+        var value = await Connection.ExecuteScalarAsync<string?>(new CommandDefinition(
+            "SELECT value FROM mad_settings WHERE name = 'canary_agreement_percent'", transaction: transaction, cancellationToken: cancellationToken));
+        if (value is null)
+        {
+            return CanaryAgreement.DefaultPercent;
+        }
+
+        return double.TryParse(value, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var percent) && percent is >= 0 and <= 100
+            ? percent
+            : throw new ModelAsDataException(ErrorCode.InvalidArgument,
+                $"The setting canary_agreement_percent is '{value}', not a percent in [0, 100], so nothing was refreshed. Fix it with: " +
+                "UPDATE mad_settings SET value = '10' WHERE name = 'canary_agreement_percent';");
+    }
+
+    /// <summary>
+    /// Keeps the refresh's champion-vs-canary sums on the table's row (019_m): added to the last refreshes' when they were
+    /// under the same deployment (seed) and canary version, else in their place; cleared without a canary.
+    /// </summary>
+    private async Task RecordAgreementAsync(string name, Deployment? deployment, CanaryAgreementSums? sums, Microsoft.Data.Sqlite.SqliteTransaction transaction,
+        CancellationToken cancellationToken)
+    {
+        if (deployment?.CanaryVersion is not { } canaryVersion || sums is null)
+        {
+            await Connection.ExecuteAsync(new CommandDefinition(SqliteTableSql.ClearAgreement, new { name }, transaction, cancellationToken: cancellationToken));
+            return;
+        }
+
+        var previous = (await Connection.QueryAsync<(long? Seed, long? Version, long? Rows, long? Equal, string? Differences)>(new CommandDefinition(
+            SqliteTableSql.Agreement, new { name }, transaction, cancellationToken: cancellationToken))).Single();
+        var same = previous.Seed == deployment.Seed && previous.Version == canaryVersion;
+        var differences = new Dictionary<string, double>(sums.Differences, StringComparer.Ordinal);
+        if (same && previous.Differences is { } json)
+        {
+            foreach (var (output, sum) in JsonSerializer.Deserialize<Dictionary<string, double>>(json, SqliteAgreementJson) ?? [])
+            {
+                differences[output] = differences.GetValueOrDefault(output) + sum;
+            }
+        }
+
+        await Connection.ExecuteAsync(new CommandDefinition(SqliteTableSql.RecordAgreement, new
+        {
+            name,
+            seed = deployment.Seed,
+            version = canaryVersion,
+            rows = sums.RowsCompared + (same ? previous.Rows ?? 0 : 0),
+            equal = sums.RowsEqual is { } equal ? equal + (same ? previous.Equal ?? 0 : 0) : (long?)null,
+            differences = JsonSerializer.Serialize(differences, SqliteAgreementJson),
+        }, transaction, cancellationToken: cancellationToken));
+    }
+
+    private static readonly JsonSerializerOptions SqliteAgreementJson = new()
+    {
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    /// <summary>
+    /// The agreement sample of one refresh: which canary keys the champion's pass scores too, the champion's outputs it
+    /// keeps for them until the canary's pass scores them, and the sums of the comparison.
+    /// </summary>
+    internal sealed class CanaryComparison(CanaryAgreementSums sums, Func<object[], bool> samples)
+    {
+        public CanaryAgreementSums Sums { get; } = sums;
+
+        public Func<object[], bool> Samples { get; } = samples;
+
+        public Dictionary<string, object?[]> Kept { get; } = new(StringComparer.Ordinal);
+    }
+
     /// <summary>The canary's model, checked to decode into the table's columns.</summary>
     private async Task<OnnxModel> CanaryModelAsync(PredictionTable table, string model, int version, CancellationToken cancellationToken)
     {
@@ -340,8 +427,20 @@ public sealed partial class SqlitePredictionTables
         private readonly object[][] _keys = Enumerable.Range(0, capacity * 2).Select(_ => new object[keyCount]).ToArray();
         private readonly int[] _scorerRow = new int[capacity * 2];
         private readonly string?[] _errors = new string?[capacity * 2];
+        private readonly bool[] _kept = new bool[capacity * 2];
 
         public int Count { get; private set; }
+
+        /// <summary>Rows scored for the canary comparison only (<see cref="Keep"/>).</summary>
+        public int KeptCount { get; private set; }
+
+        public bool IsKept(int row) => _kept[row];
+
+        public void Keep(int row)
+        {
+            _kept[row] = true;
+            KeptCount++;
+        }
 
         public bool IsFull => Count == _keys.Length;
 
@@ -359,6 +458,7 @@ public sealed partial class SqlitePredictionTables
                 keys[k] = reader.GetValue(k)!;
             }
 
+            _kept[Count] = false;
             return Count++;
         }
 
@@ -374,7 +474,7 @@ public sealed partial class SqlitePredictionTables
             _errors[row] = error;
         }
 
-        public void Clear() => Count = 0;
+        public void Clear() => (Count, KeptCount) = (0, 0);
 
         /// <summary>Forgets the row just added.</summary>
         public void Drop() => Count--;
@@ -388,13 +488,18 @@ public sealed partial class SqlitePredictionTables
         private readonly int _keyCount;
         private readonly ProfileCounter? _counter;
         private readonly Deployment? _shadowOf;
+        private readonly CanaryComparison? _comparison;
+        private readonly bool _keeps;
         private readonly int _firstOutput;
         private readonly int _error;
 
         /// <param name="shadowOf">Writes the shadow table's layout (keys, shadow_version, outputs, served_version,
         /// scored_at, error), each row's served version by this deployment; null: the output table's.</param>
-        public OutputWriter(SqliteConnection connection, PredictionTable table, int version, string arm, ProfileCounter? counter, Deployment? shadowOf = null)
+        public OutputWriter(SqliteConnection connection, PredictionTable table, int version, string arm, ProfileCounter? counter, Deployment? shadowOf = null,
+            CanaryComparison? comparison = null)
         {
+            _comparison = shadowOf is null ? comparison : null;
+            _keeps = arm == Arms.Champion;
             _counter = counter;
             _shadowOf = shadowOf;
             _columns = table.Columns;
@@ -431,6 +536,17 @@ public sealed partial class SqlitePredictionTables
             for (var row = 0; row < batch.Count; row++)
             {
                 var keys = batch.Keys(row);
+                var scorerRow = batch.ScorerRow(row);
+                if (batch.IsKept(row))
+                {
+                    if (scorerRow >= 0)
+                    {
+                        _comparison!.Kept[StickyBucket.KeyText(keys)] = _comparison.Sums.Outputs(scored, scorerRow);
+                    }
+
+                    continue;
+                }
+
                 for (var k = 0; k < keys.Length; k++)
                 {
                     _insert.Bind(k + 1, keys[k]);
@@ -450,6 +566,12 @@ public sealed partial class SqlitePredictionTables
                 }
 
                 _counter?.CountOutputs(scored, scorerRow); // drift monitoring
+                if (!_keeps && scorerRow >= 0 && _comparison is { Kept.Count: > 0 } comparison
+                    && comparison.Kept.Remove(StickyBucket.KeyText(keys), out var champion))
+                {
+                    comparison.Sums.Add(champion, scored, scorerRow); // the canary's row against the champion's of the same key
+                }
+
                 for (var c = 0; c < _columns.Count; c++)
                 {
                     var index = _firstOutput + c;

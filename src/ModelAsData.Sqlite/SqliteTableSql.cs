@@ -26,4 +26,22 @@ internal static class SqliteTableSql
         UPDATE mad_prediction_tables SET refreshed_at = @at, refreshed_version = @version, rows_scored = @rows, rows_failed = @failed
         WHERE name = @name
         """;
+
+    /// <summary>019_m: the sums of the last refreshes' champion-vs-canary comparison.</summary>
+    public const string Agreement = """
+        SELECT canary_agreement_seed, canary_agreement_version, canary_agreement_rows, canary_agreement_equal, canary_agreement_differences
+        FROM mad_prediction_tables WHERE name = @name
+        """;
+
+    public const string RecordAgreement = """
+        UPDATE mad_prediction_tables SET canary_agreement_seed = @seed, canary_agreement_version = @version, canary_agreement_rows = @rows,
+          canary_agreement_equal = @equal, canary_agreement_differences = @differences
+        WHERE name = @name
+        """;
+
+    public const string ClearAgreement = """
+        UPDATE mad_prediction_tables SET canary_agreement_seed = NULL, canary_agreement_version = NULL, canary_agreement_rows = NULL,
+          canary_agreement_equal = NULL, canary_agreement_differences = NULL
+        WHERE name = @name
+        """;
 }

@@ -110,7 +110,7 @@ internal static class DeployCommand
         var report = await store.Deployments.ReportAsync(name, target, ct);
         // The legacy columns only when a table served through the alias names a legacy column (mad tables legacy).
         var legacy = report.Any(a => a.LegacyShareEqual is not null || a.LegacyMeanAbsoluteDifference is not null);
-        var table = new Table().AddColumns("arm", "version", "share", "rows scored", "rows failed", "error rate", "equal to served", "mean abs. difference");
+        var table = new Table().AddColumns("arm", "version", "share", "rows scored", "rows failed", "error rate", "equal to served", "mean abs. difference", "rows compared");
         if (legacy)
         {
             table.AddColumns("equal to legacy", "mean abs. difference to legacy");
@@ -123,7 +123,7 @@ internal static class DeployCommand
             {
                 arm.Arm, Text(arm.Version), Text(arm.Percent) + " %", Text(arm.RowsScored), Text(arm.RowsFailed),
                 arm.ErrorRate is { } rate ? (rate * 100).ToString("0.##", CultureInfo.InvariantCulture) + " %" : "-",
-                Share(arm.ShareEqual), Difference(arm.MeanAbsoluteDifference),
+                Share(arm.ShareEqual), Difference(arm.MeanAbsoluteDifference), arm.RowsCompared is { } compared ? Text(compared) : "-",
             };
             if (legacy)
             {
@@ -138,6 +138,12 @@ internal static class DeployCommand
         }
 
         cli.Console.Write(table);
+        if (report.Any(a => a.Arm == Arms.Canary && a.RowsCompared is not null))
+        {
+            // The served version of a canary's key is the canary itself: its agreement is with the champion (docs/DEPLOYMENTS.md).
+            cli.Console.WriteLine("The canary is compared with the champion on a sample of its keys, scored by both in refreshes.");
+        }
+
         foreach (var error in errors)
         {
             cli.Console.WriteLine(error);

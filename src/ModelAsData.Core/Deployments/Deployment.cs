@@ -41,12 +41,14 @@ public static class Arms
 /// <summary>
 /// One arm of a deployment in its report: version, share of keys, rows scored and failed over its prediction tables;
 /// for the shadow, its agreement with the served rows of the same keys (labels: the share of rows whose label columns
-/// all equal; values: the mean absolute difference) and why it last failed, if it did; and, over the prediction tables
-/// served through the alias that name a legacy column, the arm's agreement with the legacy system (the same two words).
+/// all equal; values: the mean absolute difference) and why it last failed, if it did; for the canary, the same
+/// agreement with the champion over the sample of its keys the refreshes also scored with the champion; RowsCompared,
+/// the rows that agreement is over; and, over the prediction tables served through the alias that name a legacy
+/// column, the arm's agreement with the legacy system (the same two words).
 /// </summary>
 public sealed record DeploymentArm(string Arm, int Version, double Percent, long RowsScored, long RowsFailed, double? ErrorRate,
     double? ShareEqual = null, double? MeanAbsoluteDifference = null, string? ShadowError = null,
-    double? LegacyShareEqual = null, double? LegacyMeanAbsoluteDifference = null);
+    double? LegacyShareEqual = null, double? LegacyMeanAbsoluteDifference = null, long? RowsCompared = null);
 
 /// <summary>
 /// One arm and version of a prediction table compared with its legacy column (docs/DEPLOYMENTS.md, "Legacy

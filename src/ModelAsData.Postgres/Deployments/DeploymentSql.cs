@@ -33,7 +33,8 @@ internal static class DeploymentSql
     public const string Report = """
         SELECT r.arm AS Arm, r.version AS Version, r.percent AS Percent, r.rows_scored AS RowsScored, r.rows_failed AS RowsFailed,
                r.error_rate AS ErrorRate, r.share_equal AS ShareEqual, r.mean_absolute_difference AS MeanAbsoluteDifference,
-               r.shadow_error AS ShadowError, r.legacy_share_equal AS LegacyShareEqual, r.legacy_mean_absolute_difference AS LegacyMeanAbsoluteDifference
+               r.shadow_error AS ShadowError, r.legacy_share_equal AS LegacyShareEqual, r.legacy_mean_absolute_difference AS LegacyMeanAbsoluteDifference,
+               r.rows_compared AS RowsCompared
         FROM mad.deployment_report r WHERE r.model = @model AND r.alias = @alias
         ORDER BY array_position(ARRAY['champion', 'canary', 'shadow'], r.arm)
         """;

@@ -22,6 +22,7 @@ public sealed partial class RefreshTaskRunner
             ScorerRow = new int[Capacity];
             Canary = new bool[Capacity];
             ShadowRow = new int[Capacity];
+            AgreementRow = new int[Capacity];
             ShadowErrors = new string?[Capacity];
             Errors = new string?[Capacity];
             Number = new double[featureCount];
@@ -60,6 +61,9 @@ public sealed partial class RefreshTaskRunner
         public int[] ShadowRow { get; }
 
         public string?[] ShadowErrors { get; }
+
+        /// <summary>A canary row's place in the champion's scorer when its key is in the agreement sample (043_2); -1 otherwise.</summary>
+        public int[] AgreementRow { get; }
 
         public ScoredBatch ShadowScored { get; set; }
 
@@ -215,6 +219,14 @@ public sealed partial class RefreshTaskRunner
         public Core.Monitoring.ProfileCounter? Counter { get; init; }
 
         public bool Serves(string keyText) => Core.Deployments.StickyBucket.InCanary(Seed, keyText, Percent);
+
+        /// <summary>The percent of the canary's keys also scored by the champion (the job's agreement_percent, 043_2).</summary>
+        public double AgreementPercent { get; init; }
+
+        /// <summary>The task's champion-vs-canary sums; null when the job samples no key.</summary>
+        public Core.Deployments.CanaryAgreementSums? Agreement { get; init; }
+
+        public bool Compares(string keyText) => Agreement is not null && Core.Deployments.CanaryAgreement.Samples(Seed, keyText, AgreementPercent);
     }
 
     /// <summary>The shadow a job fixed when it started (020): its model and version, and which keys it samples.</summary>

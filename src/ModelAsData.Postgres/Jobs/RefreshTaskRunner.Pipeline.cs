@@ -217,10 +217,36 @@ public sealed partial class RefreshTaskRunner
                     batch.Errors[row] = error;
                 }
 
+                SetAgreement(batch, row, canary && error is null, keyText);
                 batch.Count++;
             }
 
             return true;
+        }
+
+        /// <summary>
+        /// Puts a canary row into the champion's scorer too when its key is in the agreement sample (043_2): it is
+        /// scored with the champion's rows of the batch, compared when written, and never written itself.
+        /// </summary>
+        private void SetAgreement(Batch batch, int row, bool scoredCanary, string? keyText)
+        {
+            batch.AgreementRow[row] = -1;
+            if (!scoredCanary || !_canary!.Compares(keyText!))
+            {
+                return;
+            }
+
+            var scorer = batch.Scorer;
+            scorer.BeginRow();
+            if (_slots.Set(scorer, batch.IsNull, batch.Number, batch.Text, batch.Tensor) is null)
+            {
+                batch.AgreementRow[row] = scorer.Count;
+                scorer.EndRow();
+            }
+            else
+            {
+                scorer.CancelRow(); // the champion cannot read the row: not compared
+            }
         }
 
         /// <summary>Puts the row into the shadow's scorer too when the shadow samples its key (the canary's rule, its own percent).</summary>
@@ -347,6 +373,11 @@ public sealed partial class RefreshTaskRunner
                         // An array column of the output's element type, with the row's dimensions (PostgresArrays writes its binary form).
                         default: importer.Write(PostgresArrays.Write(scored.GetTensor(scorerRow, c)), NpgsqlDbType.Bytea); break;
                     }
+                }
+
+                if (canary && batch.AgreementRow[row] >= 0)
+                {
+                    _canary!.Agreement!.Add(batch.Scored, batch.AgreementRow[row], scored, scorerRow); // on this (the write) thread only
                 }
 
                 KeepShadow(batch, row, canary ? _canary!.Version : _version);

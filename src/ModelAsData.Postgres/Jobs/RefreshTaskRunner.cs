@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Globalization;
 using Dapper;
 using ModelAsData.Core;
+using ModelAsData.Core.Deployments;
 using ModelAsData.Core.Onnx;
 using Npgsql;
 using NpgsqlTypes;
@@ -73,6 +74,11 @@ public sealed partial class RefreshTaskRunner
         if (shadowRows is not null)
         {
             await WriteShadowAsync(task, plan, shadow, shadowRows, writer, transaction, cancellationToken);
+        }
+
+        if (canary?.Agreement is { } agreement)
+        {
+            await RecordAgreementAsync(task, agreement, writer, transaction, cancellationToken);
         }
 
         if (counter is not null)
@@ -186,7 +192,7 @@ public sealed partial class RefreshTaskRunner
     private async Task<JobCanary?> CanaryAsync(RefreshTask task, TaskPlan plan, NpgsqlConnection writer, CancellationToken cancellationToken)
     {
         int version;
-        double percent;
+        double percent, agreementPercent;
         long seed;
         string sha256;
         await using (var command = new NpgsqlCommand(TableSql.JobCanary, writer) { Parameters = { new() { Value = task.JobId } } })
@@ -198,6 +204,7 @@ public sealed partial class RefreshTaskRunner
             }
 
             (version, percent, seed, sha256) = (row.GetInt32(0), row.GetDouble(1), row.GetInt64(2), row.GetString(3));
+            agreementPercent = row.GetDouble(4);
         }
 
         var model = await Registry.PostgresVersionBytes.LoadAsync(writer, task.Model, version, sha256, _cache, cancellationToken);
@@ -207,7 +214,12 @@ public sealed partial class RefreshTaskRunner
                 $"The canary {task.Model}@{version} decodes into {model.Signature.Columns.Count} columns; {task.Table} has {plan.Columns.Count}: abort it with mad.abort_deployment.");
         }
 
-        return new JobCanary(model, version, seed, percent);
+        // 043_2: a sample of the canary's keys is scored by the champion too; only the sums are kept.
+        return new JobCanary(model, version, seed, percent)
+        {
+            AgreementPercent = agreementPercent,
+            Agreement = agreementPercent > 0 ? new CanaryAgreementSums(plan.Columns, asReal: true) : null,
+        };
     }
 
     /// <summary>
@@ -316,6 +328,24 @@ public sealed partial class RefreshTaskRunner
                 new() { Value = task.LeaseToken },
                 new() { Value = written },
                 new() { Value = (object?)shadowRows.Error ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text },
+            },
+        };
+        await record.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>Adds the task's champion-vs-canary sums to its job (043_2), in the task's transaction, fenced on its lease.</summary>
+    private static async Task RecordAgreementAsync(RefreshTask task, CanaryAgreementSums agreement, NpgsqlConnection writer, NpgsqlTransaction transaction,
+        CancellationToken cancellationToken)
+    {
+        await using var record = new NpgsqlCommand(TableSql.RecordAgreement, writer, transaction)
+        {
+            Parameters =
+            {
+                new() { Value = task.TaskId },
+                new() { Value = task.LeaseToken },
+                new() { Value = agreement.RowsCompared },
+                new() { Value = (object?)agreement.RowsEqual ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Bigint },
+                new() { Value = agreement.DifferencesJson(), NpgsqlDbType = NpgsqlDbType.Text },
             },
         };
         await record.ExecuteNonQueryAsync(cancellationToken);

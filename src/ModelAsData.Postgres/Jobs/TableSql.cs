@@ -46,7 +46,7 @@ internal static class TableSql
     /// is the champion's.
     /// </summary>
     public const string JobCanary = """
-        SELECT j.canary_version, j.canary_percent, j.seed, v.sha256
+        SELECT j.canary_version, j.canary_percent, j.seed, v.sha256, coalesce(j.agreement_percent, 0)
         FROM mad.jobs j JOIN mad.model_versions v ON v.model = j.model AND v.version = j.canary_version
         WHERE j.id = $1
         """;
@@ -62,6 +62,12 @@ internal static class TableSql
 
     /// <summary>$1 task, $2 lease token, $3 shadow rows written, $4 why the shadow did not score (or null).</summary>
     public const string RecordShadow = "SELECT mad.record_shadow($1, $2, $3, $4)";
+
+    /// <summary>
+    /// $1 task, $2 lease token, $3 rows compared, $4 rows equal (null without a label output), $5 the sum of absolute
+    /// differences per value output (jsonb): the task's champion-vs-canary sums (043_2), added to its job's.
+    /// </summary>
+    public const string RecordAgreement = "SELECT mad.record_agreement($1, $2, $3, $4, $5::jsonb)";
 
     /// <summary>$1 task.</summary>
     public const string Plan = "SELECT mad.task_plan($1)::text";

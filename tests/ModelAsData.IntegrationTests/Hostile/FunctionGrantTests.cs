@@ -82,6 +82,7 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.stream_plan(text)"] = Sidecar,
         ["mad.stream_deployment(text)"] = Sidecar,
         ["mad.record_shadow(bigint,uuid,bigint,text)"] = Sidecar,
+        ["mad.record_agreement(bigint,uuid,bigint,bigint,jsonb)"] = Sidecar,  // 043_2: champion-vs-canary sums
         ["mad.stream_shadow(text)"] = Sidecar,  // 025: shadow on streams
         ["mad.stream_shadow_plan(text)"] = Sidecar,
         ["mad.record_stream_shadow(text,text)"] = Sidecar,
@@ -210,6 +211,7 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.outcome_gauges()"] = Sidecar, // 042: reads outcomes as mad's owner, for /metrics
         ["mad.ensure_shadow(mad.prediction_tables)"] = Nobody,
         ["mad.job_shadow()"] = Nobody,
+        ["mad.job_agreement()"] = Nobody,
         ["mad.job_shadow_done()"] = Nobody,
         ["mad.drop_shadow()"] = Nobody,
         ["mad.create_shadow_view(mad.prediction_tables)"] = Nobody,  // 025
