@@ -537,6 +537,13 @@ public sealed partial class SqlitePredictionTables
             {
                 var keys = batch.Keys(row);
                 var scorerRow = batch.ScorerRow(row);
+                var error = batch.Error(row);
+                if (scorerRow >= 0 && scored.Error(scorerRow) is { } runError)
+                {
+                    // ONNX Runtime failed on this row of a grouped batch: its error, as for values that do not fit.
+                    (scorerRow, error) = (-1, runError);
+                }
+
                 if (batch.IsKept(row))
                 {
                     if (scorerRow >= 0)
@@ -555,14 +562,6 @@ public sealed partial class SqlitePredictionTables
                 if (_shadowOf is not null)
                 {
                     _insert.Bind(_keyCount + _columns.Count + 2, (long)_shadowOf.VersionOf(StickyBucket.KeyText(keys))); // the version that served the key
-                }
-
-                var scorerRow = batch.ScorerRow(row);
-                var error = batch.Error(row);
-                if (scorerRow >= 0 && scored.Error(scorerRow) is { } runError)
-                {
-                    // ONNX Runtime failed on this row of a grouped batch: its error, as for values that do not fit.
-                    (scorerRow, error) = (-1, runError);
                 }
 
                 _counter?.CountOutputs(scored, scorerRow); // drift monitoring
