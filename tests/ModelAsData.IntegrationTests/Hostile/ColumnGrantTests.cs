@@ -144,6 +144,7 @@ public sealed class ColumnGrantTests(PostgresDatabase database) : DatabaseTests(
         ["deployment_report.shadow_error"] = "mad_admin",
         ["deployment_report.legacy_share_equal"] = "mad_admin",  // 025_3
         ["deployment_report.legacy_mean_absolute_difference"] = "mad_admin",
+        ["deployment_report.rows_compared"] = "mad_admin",  // 043_2
         // Baselines hold their source's quantiles and categories; counts, a table's traffic (018): users see them through mad.drift.
         ["baselines.model"] = AdminSidecar,
         ["baselines.version"] = AdminSidecar,
@@ -211,6 +212,10 @@ public sealed class ColumnGrantTests(PostgresDatabase database) : DatabaseTests(
         ["jobs.shadow_seed"] = All,
         ["jobs.shadow_rows"] = All,
         ["jobs.shadow_error"] = All,
+        ["jobs.agreement_percent"] = All,  // 043_2: the canary agreement's sample and sums (no key, no output value)
+        ["jobs.agreement_rows"] = All,
+        ["jobs.agreement_equal"] = All,
+        ["jobs.agreement_differences"] = All,
 
         // mad_user: every column but the blob.
         ["model_versions.model"] = All,
