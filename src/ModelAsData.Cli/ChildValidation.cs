@@ -115,7 +115,7 @@ public sealed class ChildValidation : IModelFileValidator
     private static string Died(string path, Process child, string stderr)
     {
         var how = child.ExitCode > 128
-            ? $"was killed by signal {child.ExitCode - 128}{(child.ExitCode == 137 ? " (SIGKILL: the kernel does this when memory runs out; ONNX Runtime needs about twice the model's size)" : "")}"
+            ? $"was killed by signal {child.ExitCode - 128}{(child.ExitCode == 137 ? " (SIGKILL, e.g. from the kernel when memory runs out: ONNX Runtime needs about twice the model's size)" : "")}"
             : $"exited with code {child.ExitCode}";
         var tail = stderr.Trim() is { Length: > 0 } said ? $" It said: {(said.Length > TailChars ? "…" + said[^TailChars..] : said)}" : "";
         return $"The process validating {path} with ONNX Runtime (mad models validate, pid {child.Id}) {how} before it gave a result; nothing was stored. Push it again; if it fails the same way, free memory or run `mad models validate {path}` to see why.{tail}";

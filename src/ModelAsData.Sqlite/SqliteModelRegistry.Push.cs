@@ -9,8 +9,8 @@ using ModelAsData.Core.Registry;
 namespace ModelAsData.Sqlite;
 
 /// <summary>
-/// Pushing a version into the embedded store: validated in-process by ONNX Runtime before anything is stored, then
-/// written in one transaction (its chunks too, 017).
+/// Pushing a version into the embedded store: validated by ONNX Runtime before anything is stored (in-process, or a
+/// large file by <see cref="FileValidator"/> when one is set), then written in one transaction (its chunks too, 017).
 /// </summary>
 public sealed partial class SqliteModelRegistry
 {
@@ -62,9 +62,9 @@ public sealed partial class SqliteModelRegistry
     }
 
     /// <summary>
-    /// Validates the file by its path, then copies it into its chunks. The process holds what ONNX Runtime needs to
-    /// load it once (about twice its size at the peak, none after: a large model is not kept loaded) and a small
-    /// buffer, never a copy of the file. The file is hashed before it is validated and again as it is copied: a file
+    /// Validates the file by its path, then copies it into its chunks. Validated here, the process holds what ONNX
+    /// Runtime needs to load it once (about twice its size at the peak, none after: a large model is not kept
+    /// loaded); by <see cref="FileValidator"/>, none of it. Either way a small buffer, never a copy of the file. The file is hashed before it is validated and again as it is copied: a file
     /// that changed in between is refused, and nothing is stored.
     /// </summary>
     private async Task<ModelVersion> PushFileAsync(string model, FileStream file, JsonObject metadata, CancellationToken cancellationToken)

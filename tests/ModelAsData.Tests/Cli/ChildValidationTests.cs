@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using Dapper;
 using Google.Protobuf;
+using ModelAsData.Cli;
 using ModelAsData.Core;
 using ModelAsData.Core.Onnx;
 using ModelAsData.Core.Onnx.Proto;
@@ -58,6 +59,68 @@ public sealed class ChildValidationTests
         Assert.StartsWith("ONNX Runtime cannot load the model: ", inProcess, StringComparison.Ordinal);
         Assert.Equal($"error: {inProcess}", Flat(result.Output));
         Assert.Equal(0L, await db.Connection.ExecuteScalarAsync<long>("SELECT (SELECT count(*) FROM mad_model_versions) + (SELECT count(*) FROM mad_model_chunks)"));
+    }
+
+    [Fact]
+    public async Task A_child_killed_while_it_validates_gives_a_clear_error_and_stores_nothing()
+    {
+        await using var db = await TempDatabase.CreateAsync();
+        var path = Path.Combine(db.Folder, "killed.onnx");
+        WriteEmbedding(path, rows: 1_200_000);
+        var registry = new SqliteModelRegistry(db.Connection, new ModelCache()) { FileValidator = ChildValidation.Find() };
+        Assert.NotNull(registry.FileValidator);
+        using var stop = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        var killer = KillChildAsync(path, stop.Token);
+
+        ModelAsDataException refused;
+        await using (var file = File.OpenRead(path))
+        {
+            refused = await Assert.ThrowsAsync<ModelAsDataException>(() => registry.PushAsync("killed", file, []));
+        }
+
+        await stop.CancelAsync();
+        Assert.True(await killer, "the test never saw the child to kill it");
+        Assert.Equal(ErrorCode.InvalidModel, refused.Code);
+        Assert.Contains($"The process validating {path} with ONNX Runtime (mad models validate, pid ", refused.Message, StringComparison.Ordinal);
+        Assert.Contains(") was killed by signal 9 (SIGKILL", refused.Message, StringComparison.Ordinal);
+        Assert.Contains("before it gave a result; nothing was stored.", refused.Message, StringComparison.Ordinal);
+        Assert.Equal(0L, await db.Connection.ExecuteScalarAsync<long>("SELECT (SELECT count(*) FROM mad_model_versions) + (SELECT count(*) FROM mad_model_chunks)"));
+    }
+
+    /// <summary>SIGKILLs the process whose command line is `… models validate <paramref name="path"/>` as soon as it appears; true once it did.</summary>
+    private static async Task<bool> KillChildAsync(string path, CancellationToken cancellationToken)
+    {
+        var wanted = $"\0models\0validate\0{path}\0";
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            foreach (var folder in Directory.EnumerateDirectories("/proc").Where(f => int.TryParse(Path.GetFileName(f), out _)))
+            {
+                string line;
+                try
+                {
+                    line = "\0" + await File.ReadAllTextAsync(Path.Combine(folder, "cmdline"), CancellationToken.None);
+                }
+                catch (IOException)
+                {
+                    continue; // it exited meanwhile
+                }
+                catch (UnauthorizedAccessException)
+                {
+                    continue;
+                }
+
+                if (line.Contains(wanted, StringComparison.Ordinal))
+                {
+                    using var child = System.Diagnostics.Process.GetProcessById(int.Parse(Path.GetFileName(folder), System.Globalization.CultureInfo.InvariantCulture));
+                    child.Kill();
+                    return true;
+                }
+            }
+
+            await Task.Delay(5, CancellationToken.None);
+        }
+
+        return false;
     }
 
     /// <summary>The console wraps long lines; the words are what count.</summary>
