@@ -214,6 +214,36 @@ public sealed class FleetDriftTests(PostgresDatabase database) : DatabaseTests(d
     }
 
     [Fact(Timeout = 180_000)]
+    public async Task The_devices_predict_counts_add_to_the_central_online_drift_of_the_model()
+    {
+        var (model, table, _) = await CentralAsync();
+        var path = NewDeviceFile();
+        var deviceId = DeviceId();
+        await ModelSync.PullAsync(_device, path, new PullOptions { Models = [model + "@production"], Device = deviceId }, Ct);
+        await ScoreAsync(path, model, table); // the table maps predict()'s slots to the baseline's columns
+        await using (var connection = new SqliteConnection($"Data Source={path};Pooling=False"))
+        {
+            // In-process scoring on the device: predict() counts under 'online:<model>' into the pulled bins.
+            await connection.OpenAsync(Ct);
+            SqlitePredictFunctions.Register(connection);
+            Assert.Equal(300, await connection.ExecuteScalarAsync<long>(
+                $"SELECT count(predict('{model}@production', sepal_length, sepal_width, petal_length, petal_width)) FROM flowers WHERE id <= 300"));
+            SqlitePredictFunctions.FlushDriftCounts(connection);
+        }
+
+        var first = await ModelSync.PushAsync(path, _device, cancellationToken: Ct);
+        var second = await ModelSync.PushAsync(path, _device, cancellationToken: Ct);
+
+        var online = Assert.Single(first.ProfileCounts, p => p.PredictionTable == "online:" + model);
+        Assert.Equal((ProfileCountsPushed.Added, 4 * 300L), (online.Status, online.Counts));
+        Assert.Equal(0, second.ProfileCountsAdded);
+        var drift = (await CentralDriftAsync("online:" + model)).Where(d => d.Key.Item1 == 1).ToList();
+        Assert.Equal(4, drift.Count);
+        Assert.All(drift, d => Assert.Equal(300, d.Value.N));
+        Assert.All((await CentralDriftAsync("online:" + model, "shop-elsewhere")).Values, d => Assert.Equal(0, d.N));
+    }
+
+    [Fact(Timeout = 180_000)]
     public async Task Counts_of_a_version_the_central_database_does_not_hold_refuse_the_push_whole()
     {
         var (model, table, _) = await CentralAsync();
