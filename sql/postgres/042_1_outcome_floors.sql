@@ -78,8 +78,8 @@ END
 $$;
 
 -- The gauges: per floor, version and arm, the latest of the last seven windows with at least min_labeled labels.
--- below_floor is true when the value is worse than the floor. A table whose outcomes cannot be read gives one row
--- per floor with the reason in error and no values.
+-- below_floor is true when the value is worse than the floor. A table whose outcomes cannot be read, or may not be
+-- read on its owner's behalf, gives one row per floor with the reason in error and no values.
 CREATE FUNCTION mad.outcome_gauges()
 RETURNS TABLE (prediction_table text, version int, arm text, metric text, value double precision, floor double precision,
                below_floor boolean, n_labeled bigint, window_start timestamptz, error text)
@@ -87,9 +87,29 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = mad, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
   t record;
+  refusal text;
 BEGIN
   PERFORM mad.require_role('mad_sidecar', 'read the outcome gauges');
   FOR t IN SELECT f.prediction_table AS name, f."window" FROM mad.outcome_floors f GROUP BY 1, 2 ORDER BY 1, 2 LOOP
+    -- mad's owner reads the source here, so only what the table's owner may read itself: its grants on the key,
+    -- label and time columns now (a REVOKE after set_outcomes applies), and no row security, which a definer
+    -- cannot apply on the owner's behalf.
+    SELECT CASE
+             WHEN NOT EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.rolname = p.owner)
+               THEN format('its owner %s no longer exists', quote_ident(p.owner))
+             WHEN EXISTS (SELECT FROM unnest(o.key_columns || ARRAY[o.label_column, o.observed_at_column]) c(name)
+                          WHERE NOT pg_catalog.has_column_privilege(p.owner, o.source, c.name, 'SELECT'))
+               THEN format('its owner %s may not read the key, label and observed_at columns of %s', quote_ident(p.owner), o.source)
+             WHEN (SELECT c.relrowsecurity FROM pg_catalog.pg_class c WHERE c.oid = o.source)
+               THEN format('%s has row security, which the gauges cannot apply for its owner: read mad.performance as the owner instead', o.source)
+           END INTO refusal
+    FROM mad.prediction_tables p JOIN mad.outcomes o ON o.prediction_table = p.name WHERE p.name = t.name;
+    IF refusal IS NOT NULL THEN
+      RETURN QUERY
+      SELECT t.name, NULL::int, NULL::text, f.metric, NULL::double precision, f.floor, NULL::boolean, NULL::bigint, NULL::timestamptz, refusal
+      FROM mad.outcome_floors f WHERE f.prediction_table = t.name AND f."window" = t."window";
+      CONTINUE;
+    END IF;
     BEGIN
       RETURN QUERY
       SELECT DISTINCT ON (m.version, m.arm, f.metric)

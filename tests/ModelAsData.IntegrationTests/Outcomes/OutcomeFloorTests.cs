@@ -30,6 +30,17 @@ public sealed class OutcomeFloorTests(PostgresDatabase database) : DatabaseTests
         var (broken, _, brokenOutcomes, _) = await OutcomeTables.CreateAsync(Database.DataSource);
         await Database.DataSource.ExecuteAsync($"SELECT mad.set_outcome_floor('{broken}', 'accuracy', 0.8); DROP TABLE public.{brokenOutcomes}");
         await using var roles = new HostileRoles(Database);
+        // A third handed to an owner who may not read its labels: the gauges, which read as mad's owner, must not
+        // read them on that owner's behalf, nor with row security on the source, which they could not apply.
+        var (denied, _, _, _) = await OutcomeTables.CreateAsync(Database.DataSource);
+        var (secured, _, securedOutcomes, _) = await OutcomeTables.CreateAsync(Database.DataSource);
+        var stranger = await roles.GroupAsync("stranger", "IN ROLE mad_user");
+        await Database.DataSource.ExecuteAsync($"""
+            SELECT mad.set_outcome_floor('{denied}', 'accuracy', 0.8);
+            SELECT mad.set_outcome_floor('{secured}', 'accuracy', 0.8);
+            UPDATE mad.prediction_tables SET owner = '{stranger}' WHERE name = '{denied}';
+            ALTER TABLE public.{securedOutcomes} ENABLE ROW LEVEL SECURITY;
+            """);
         var token = await HttpDoorSupport.TokenAsync(Database, await roles.GroupAsync("watcher", "IN ROLE mad_user"));
         // As production runs it: a login that holds only mad_sidecar, with no grant on any source or prediction table.
         var login = await roles.LoginAsync("engine", "IN ROLE mad_sidecar");
@@ -61,6 +72,12 @@ public sealed class OutcomeFloorTests(PostgresDatabase database) : DatabaseTests
         Assert.Equal(0, Read(Series("mad_outcome_below_floor", "roc_auc")));
         Assert.Contains($"mad_outcome_read_failed{{table=\"{broken}\"}} 1", metrics, StringComparison.Ordinal);
         Assert.DoesNotContain($"mad_outcome_read_failed{{table=\"{name}\"}}", metrics, StringComparison.Ordinal);
+        Assert.Contains($"mad_outcome_read_failed{{table=\"{denied}\"}} 1", metrics, StringComparison.Ordinal);
+        Assert.Contains($"mad_outcome_read_failed{{table=\"{secured}\"}} 1", metrics, StringComparison.Ordinal);
+        var refusals = (await login.DataSource.QueryAsync<string>(
+            $"SELECT error FROM mad.outcome_gauges() WHERE prediction_table IN ('{denied}', '{secured}') ORDER BY prediction_table = '{denied}' DESC")).ToList();
+        Assert.Contains($"its owner {stranger} may not read the key, label and observed_at columns", refusals[0], StringComparison.Ordinal);
+        Assert.Contains("has row security", refusals[1], StringComparison.Ordinal);
     }
 
     [Fact(Timeout = 60_000)]
