@@ -126,7 +126,9 @@ $$;
 -- Keeps the staged totals for the device and adds what grew into mad.profile_counts (see the header). Returns one row
 -- per prediction table, version and outcome: status 'added' (counts: how many were new), or the reason its counts
 -- were skipped ('unknown_table', 'other_model', 'no_baseline', 'other_bins'; counts: how many were skipped), with
--- the columns concerned.
+-- the columns concerned. A device's embedded predict() counts its rows under 'online:<model>' (as the sidecar's online
+-- doors do centrally, 026_2): such a name has no prediction table, and its counts are taken when the name's model is
+-- the staged model (else 'other_model'), so mad.drift('online:<model>') covers the fleet's in-process scoring too.
 CREATE FUNCTION mad.finish_push_profile_counts(device text)
 RETURNS TABLE (prediction_table text, version int, status text, columns text[], counts bigint)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = mad, pg_temp SET work_mem = '64MB' AS $$
@@ -187,8 +189,9 @@ BEGIN
   RETURN QUERY
   WITH judged AS (
     SELECT s.*, CASE
-      WHEN t.name IS NULL THEN 'unknown_table'
-      WHEN split_part(t.model, '@', 1) <> s.model THEN 'other_model'
+      WHEN starts_with(s.prediction_table, 'online:') AND substr(s.prediction_table, 8) <> s.model THEN 'other_model'
+      WHEN NOT starts_with(s.prediction_table, 'online:') AND t.name IS NULL THEN 'unknown_table'
+      WHEN NOT starts_with(s.prediction_table, 'online:') AND split_part(t.model, '@', 1) <> s.model THEN 'other_model'
       WHEN b.model IS NULL THEN 'no_baseline'
       WHEN d.model IS NULL OR d.type <> b.type OR d.edges IS DISTINCT FROM b.edges OR d.categories IS DISTINCT FROM b.categories THEN 'other_bins'
       ELSE 'added' END AS judged_status

@@ -70,7 +70,7 @@ internal static class DeviceProfileCounts
             SELECT t.name, t.model, p.pushed_through FROM mad_prediction_tables t
             LEFT JOIN mad_profile_count_pushes p ON p.device = @deviceId AND p.prediction_table = t.name
             UNION ALL
-            -- predict()'s counts, under 'online:<model>' (as the central online doors'; 047_2 takes them).
+            -- predict()'s counts, under 'online:<model>' (as the central online doors'; 047 takes them).
             SELECT o.name, substr(o.name, 8), p.pushed_through FROM (SELECT DISTINCT prediction_table AS name FROM mad_profile_counts WHERE substr(prediction_table, 1, 7) = 'online:') o
             LEFT JOIN mad_profile_count_pushes p ON p.device = @deviceId AND p.prediction_table = o.name
             ORDER BY 1
