@@ -35,10 +35,22 @@ public sealed record TrainingSetRequest
     /// <summary>Labels observed after this are left out; default: the moment the export starts (written to the manifest).</summary>
     public DateTimeOffset? Cutoff { get; init; }
 
+    /// <summary>The pseudo table name of a model's online requests, as drift and outcomes spell it: online:&lt;model&gt;.</summary>
+    public const string OnlinePrefix = "online:";
+
     /// <summary>Checks the options against each other before anything is read.</summary>
     public void Validate()
     {
-        Names.Validate(PredictionTable, "prediction table");
+        // A prediction table, or a model's online traffic as 'online:<model>' (PostgreSQL, 051).
+        if (PredictionTable is not null && PredictionTable.StartsWith(OnlinePrefix, StringComparison.Ordinal))
+        {
+            Names.Validate(PredictionTable[OnlinePrefix.Length..], "model");
+        }
+        else
+        {
+            Names.Validate(PredictionTable, "prediction table");
+        }
+
         if (string.IsNullOrWhiteSpace(Out))
         {
             throw Invalid("--out names the training file to write, e.g. --out train.csv.");

@@ -131,9 +131,16 @@ public sealed class PostgresTrainingSets(NpgsqlDataSource dataSource)
 
     private static async Task<TrainingSetBinding> ReadBindingAsync(NpgsqlConnection connection, string name, CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand(TrainingSetSql.Binding, connection) { Parameters = { new() { Value = name } } };
+        var online = name.StartsWith("online:", StringComparison.Ordinal);  // a model's online traffic (051)
+        await using var command = new NpgsqlCommand(online ? TrainingSetSql.OnlineBinding : TrainingSetSql.Binding, connection) { Parameters = { new() { Value = name } } };
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        if (!await reader.ReadAsync(cancellationToken))
+        if (online && !await reader.ReadAsync(cancellationToken))
+        {
+            throw new ModelAsDataException(ErrorCode.NotFound,
+                $"The online requests of model {name["online:".Length..]} have no outcomes bound, so there are no labels to export. Bind them (mad_admin): SELECT mad.set_outcomes('{name}', source => 'public.events', key => '{{customer_id}}', label => 'label', observed_at => 'observed_at');");
+        }
+
+        if (!online && !await reader.ReadAsync(cancellationToken))
         {
             throw new ModelAsDataException(ErrorCode.NotFound, $"There is no prediction table {name}. List them with: mad tables list");
         }

@@ -26,6 +26,19 @@ internal static class TrainingSetSql
         """;
 
     /// <summary>
+    /// The binding of a model's online traffic ('online:&lt;model&gt;', 051): the features are the latest each key was
+    /// sent with (mad.online_key_features, mad_admin only, as the predictions), as one jsonb column <c>features</c> beside
+    /// the caller's <c>key</c>. $1: the pseudo table's name.
+    /// </summary>
+    public const string OnlineBinding = """
+        SELECT o.prediction_table, format('mad.online_key_features(%L)', o.online_model), ARRAY['key'], ARRAY['features'],
+               format('%I.%I', onsp.nspname, oc.relname), o.key_columns, o.label_column, o.observed_at_column
+        FROM mad.outcomes o
+        JOIN pg_catalog.pg_class oc ON oc.oid = o.source JOIN pg_catalog.pg_namespace onsp ON onsp.oid = oc.relnamespace
+        WHERE o.prediction_table = $1 AND o.online_model IS NOT NULL
+        """;
+
+    /// <summary>
     /// Session settings that fix how values are written (UTC, ISO dates, shortest exact floats), so the same rows give
     /// the same bytes. For speed: no JIT (mad.served_predictions is estimated at 1,000 rows, so the planner's huge row
     /// guesses switch JIT on, which then costs seconds of compiling), sorts of a million keys in memory, and room for the

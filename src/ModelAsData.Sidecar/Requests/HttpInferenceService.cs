@@ -197,7 +197,7 @@ public sealed partial class HttpInferenceService : IHostedService, IAsyncDisposa
             var (served, arm) = await _models.RouteAsync(reference, model, number, key, cancellationToken);
             using var lease = await _models.AcquireAsync(model, served, cancellationToken);
             var loaded = lease.Version;
-            var response = OipInference.Infer(loaded, body, binary, reference, _log, cancellationToken, arm);
+            var response = OipInference.Infer(loaded, body, binary, reference, _log, cancellationToken, arm, key);
             _metrics.Requests.WithLabels("http", "ok").Inc();
             _metrics.RowsScored.WithLabels(loaded.Model).Inc(response.Rows);
             // 025: a shadow that samples the inference scores it once the answer has been sent, off its path.
@@ -205,7 +205,7 @@ public sealed partial class HttpInferenceService : IHostedService, IAsyncDisposa
             {
                 request.HttpContext.Response.OnCompleted(() =>
                 {
-                    _shadows.Add(new ShadowWork("http", model, shadow, reference, null, null, body, binary));
+                    _shadows.Add(new ShadowWork("http", model, shadow, reference, null, null, body, binary, key));
                     return Task.CompletedTask;
                 });
             }

@@ -23,14 +23,15 @@ internal static class OipInference
     private static readonly JsonWriterOptions s_writerOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     /// <param name="binary">The body's bytes after the JSON (binary tensor data extension); empty when there are none.</param>
+    /// <param name="key">The caller's parameters.key, logged with a one-row inference to link it to its outcome (051).</param>
     public static OipAnswer Infer(RequestVersion version, JsonObject body, ReadOnlyMemory<byte> binary, string reference, PredictionLog log, CancellationToken cancellationToken,
-        string arm = Core.Deployments.Arms.Champion)
+        string arm = Core.Deployments.Arms.Champion, string? key = null)
     {
         var signature = version.Onnx.Signature;
         var request = OipRequest.Read(signature, body, binary, reference);
         var label = $"{version.Model}@{version.Version.ToString(CultureInfo.InvariantCulture)}";
         var outputs = version.Onnx.Run(label, request.Inputs, request.Outputs, cancellationToken);
-        var rows = Log(version, request, outputs, log, arm);
+        var rows = Log(version, request, outputs, log, arm, key);
         var (answer, jsonLength) = Write(version, body, outputs, request.BinaryOutputs);
         return new OipAnswer(answer, jsonLength, rows);
     }
@@ -39,12 +40,13 @@ internal static class OipInference
     /// Runs the inference with a shadow version after the answer was sent (025): logged as <see cref="Infer"/> logs,
     /// with arm shadow; nothing is answered.
     /// </summary>
-    public static void Shadow(RequestVersion version, JsonObject body, ReadOnlyMemory<byte> binary, string reference, PredictionLog log, CancellationToken cancellationToken)
+    public static void Shadow(RequestVersion version, JsonObject body, ReadOnlyMemory<byte> binary, string reference, PredictionLog log, CancellationToken cancellationToken,
+        string? key = null)
     {
         var request = OipRequest.Read(version.Onnx.Signature, body, binary, reference);
         var label = $"{version.Model}@{version.Version.ToString(CultureInfo.InvariantCulture)}";
         var outputs = version.Onnx.Run(label, request.Inputs, request.Outputs, cancellationToken);
-        Log(version, request, outputs, log, Core.Deployments.Arms.Shadow);
+        Log(version, request, outputs, log, Core.Deployments.Arms.Shadow, key);
     }
 
     /// <returns>The answer, and where its JSON ends when binary outputs follow it.</returns>
@@ -110,9 +112,10 @@ internal static class OipInference
     /// <summary>
     /// Logs the inference as the SQL doors do: one entry per row when every input and output shares a batch (first)
     /// dimension the model leaves dynamic, so that a row's features hash like the same features given to
-    /// <c>mad.predict</c>; otherwise one entry for the whole request. Returns the rows scored.
+    /// <c>mad.predict</c>; otherwise one entry for the whole request. Returns the rows scored. The key is logged only
+    /// with a single row: one key cannot link several rows to their outcomes.
     /// </summary>
-    private static int Log(RequestVersion version, OipRequest request, IReadOnlyList<Tensor> outputs, PredictionLog log, string arm)
+    private static int Log(RequestVersion version, OipRequest request, IReadOnlyList<Tensor> outputs, PredictionLog log, string arm, string? key)
     {
         var signature = version.Onnx.Signature;
         var now = DateTime.UtcNow;
@@ -142,7 +145,7 @@ internal static class OipInference
             }
 
             var text = JsonbText.Write(features);
-            log.Add(new PredictionLogEntry(now, "http", version.Model, version.Version, PredictionLog.Hash(text), answer, null, null, arm, text));
+            log.Add(new PredictionLogEntry(now, "http", version.Model, version.Version, PredictionLog.Hash(text), answer, null, null, arm, text, rows == 1 ? key : null));
         }
 
         return rows;

@@ -122,6 +122,9 @@ internal sealed partial class PredictionLogWriter : BackgroundService
 
             await importer.WriteAsync(_options.SidecarId, NpgsqlDbType.Text, cancellationToken);
             await importer.WriteAsync(entry.Arm, NpgsqlDbType.Text, cancellationToken);
+            await WriteNullableAsync(importer, entry.Key, NpgsqlDbType.Text, cancellationToken);
+            // 051: the features of a keyed row, which the log's trigger keeps only while outcomes are bound.
+            await WriteNullableAsync(importer, entry.Key is null ? null : entry.Features, NpgsqlDbType.Jsonb, cancellationToken);
         }
 
         await importer.CompleteAsync(cancellationToken);

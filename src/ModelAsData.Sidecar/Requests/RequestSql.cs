@@ -27,5 +27,5 @@ internal static class RequestSql
 
     public const string Release = "SELECT mad.release_ticket($1)";
 
-    public const string LogCopy = "COPY mad.prediction_log (predicted_at, door, model, version, inputs_sha256, outputs, error, request_id, sidecar, arm) FROM STDIN (FORMAT BINARY)";
+    public const string LogCopy = "COPY mad.prediction_log (predicted_at, door, model, version, inputs_sha256, outputs, error, request_id, sidecar, arm, key, features) FROM STDIN (FORMAT BINARY)";
 }

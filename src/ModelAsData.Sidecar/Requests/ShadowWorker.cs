@@ -79,7 +79,7 @@ internal sealed class ShadowWorker(ShadowQueue queue, RequestModels models, Pred
         {
             if (work.Body is { } body)
             {
-                OipInference.Shadow(version, body, work.Binary, work.Reference, log, cancellationToken);
+                OipInference.Shadow(version, body, work.Binary, work.Reference, log, cancellationToken, work.Key);
                 return null;
             }
 

@@ -40,6 +40,9 @@ public sealed class ColumnGrantTests(PostgresDatabase database) : DatabaseTests(
         ["outcomes.observed_at_column"] = "mad_admin mad_user",
         ["outcomes.created_by"] = "mad_admin mad_user",
         ["outcomes.created_at"] = "mad_admin mad_user",
+        // 051: which of a table or a model's online traffic a binding is for (as visible as prediction_table).
+        ["outcomes.bound_table"] = "mad_admin mad_user",
+        ["outcomes.online_model"] = "mad_admin mad_user",
         // 027_3: which deployments ask for the outcome gate (metric and margin, no label).
         ["outcome_gates.model"] = All,
         ["outcome_gates.alias"] = All,
@@ -260,6 +263,8 @@ public sealed class ColumnGrantTests(PostgresDatabase database) : DatabaseTests(
         ["prediction_log.request_id"] = AdminSidecar,
         ["prediction_log.sidecar"] = AdminSidecar,
         ["prediction_log.arm"] = AdminSidecar,
+        ["prediction_log.key"] = AdminSidecar,       // 051: every caller's keys, as the rest of the log
+        ["prediction_log.features"] = AdminSidecar,  // 051
 
         // stream_error(_at) not to mad_user: the owner reads it through mad.stream_lag.
         ["prediction_tables.name"] = All,
@@ -311,6 +316,7 @@ public sealed class ColumnGrantTests(PostgresDatabase database) : DatabaseTests(
         ["requests.expires_at"] = All,
         ["requests.arm"] = All,  // as visible as requests.version (017)
         ["requests.shadow_version"] = All,  // as visible as requests.version (025)
+        ["requests.key"] = All,  // the caller's own (the policy shows mad_user only their requests), 051
 
         // The migrator's own (its login owns it).
         ["schema_migrations.name"] = Nobody,

@@ -121,6 +121,11 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.history_rows()"] = Nobody,
         ["mad.attach_history(mad.prediction_tables)"] = Nobody,
         ["mad.history_after_refresh()"] = Nobody,
+        // Outcomes of online requests (051): set_outcomes and served_predictions call these two as mad's owner; the
+        // export reads the keys' features on the caller's connection, and only mad_admin may.
+        ["mad.set_online_outcomes(text,regclass,text[],text,text)"] = Nobody,
+        ["mad.online_served_predictions(text,timestamp with time zone)"] = Nobody,
+        ["mad.online_key_features(text)"] = Admin,
         ["mad.store_first_window(text,integer,text,jsonb)"] = Sidecar,
         ["mad.online_features(text)"] = Sidecar,
         ["mad.drift_gauges()"] = Sidecar,
