@@ -43,7 +43,7 @@ BEGIN
                    AND CASE WHEN position('@' IN p.model) = 0 THEN compare.alias = 'production' ELSE split_part(p.model, '@', 2) = compare.alias END
                  UNION ALL  -- 051: the model's online traffic, where the caller may read it (mad_admin)
                  SELECT o.prediction_table FROM mad.outcomes o
-                 WHERE o.online_model = compare.model AND pg_catalog.pg_has_role(mad.caller_role(), 'mad_admin', 'MEMBER')
+                 WHERE o.online_model = compare.model AND pg_catalog.pg_has_role('mad_admin', 'MEMBER')  -- as its caller (an invoker)
                  ORDER BY 1 LOOP
     found_any := true;
     has_a := false; has_b := false; chosen := NULL;
