@@ -21,7 +21,7 @@ internal static class ExportCommand
 
     private static Command TrainingSet(CliContext cli)
     {
-        var table = new Argument<string>("prediction_table") { Description = "The prediction table whose outcomes are bound (mad.set_outcomes), e.g. churn_scores." };
+        var table = new Argument<string>("prediction_table") { Description = "The prediction table whose outcomes are bound (mad.set_outcomes), e.g. churn_scores; or a model's online requests, online:churn (PostgreSQL, mad_admin)." };
         var output = new Option<string>("--out") { Description = "The training file, e.g. train.csv; the holdout goes to train.holdout.csv and the manifest to train.manifest.json beside it.", Required = true };
         var format = new Option<string>("--format") { Description = "csv or parquet.", DefaultValueFactory = _ => "csv" };
         format.AcceptOnlyFromAmong("csv", "parquet");

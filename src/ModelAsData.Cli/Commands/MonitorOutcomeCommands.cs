@@ -15,7 +15,7 @@ internal static class MonitorOutcomeCommands
 {
     public static Command Performance(CliContext cli)
     {
-        var table = new Argument<string>("table") { Description = "The prediction table whose outcomes are bound (mad outcomes set), e.g. churn_scores." };
+        var table = new Argument<string>("table") { Description = "The prediction table whose outcomes are bound (mad outcomes set), e.g. churn_scores; or a model's online requests, online:churn (PostgreSQL, mad_admin)." };
         var window = new Option<string>("--window") { Description = "The window length: whole hours, days or weeks, e.g. 12h, 1d, 1w (weeks start on Monday, UTC).", DefaultValueFactory = _ => "1d" };
         var asOf = new Option<string?>("--as-of") { Description = "What was known then: only predictions scored and labels observed by this time (ISO 8601, UTC unless an offset is given)." };
         var html = new Option<FileInfo?>("--html") { Description = "Also write a self-contained HTML report with a plot per metric and one of coverage to this file." };

@@ -23,7 +23,7 @@ internal static class OutcomesCommand
 
     private static Command Set(CliContext cli)
     {
-        var table = new Argument<string>("prediction-table") { Description = "The prediction table the labels grade, e.g. churn_scores." };
+        var table = new Argument<string>("prediction-table") { Description = "The prediction table the labels grade, e.g. churn_scores; or a model's online requests by the key callers pass, online:churn (PostgreSQL, mad_admin)." };
         var source = new Option<string>("--source") { Description = "The table or view holding the labels, e.g. churn_events.", Required = true };
         var key = new Option<string[]>("--key") { Description = "The source's key columns, in the prediction table's key order (repeatable).", Required = true, AllowMultipleArgumentsPerToken = true };
         var label = new Option<string>("--label") { Description = "The column holding the label.", Required = true };
