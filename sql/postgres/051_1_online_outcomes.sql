@@ -85,18 +85,20 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = mad, pg_temp AS $$
 DECLARE
   request_arm text;
   request_key text;
-  request_features jsonb;
 BEGIN
   IF NEW.request_id IS NOT NULL THEN
-    SELECT r.arm, r.key, r.features INTO request_arm, request_key, request_features FROM mad.requests r WHERE r.id = NEW.request_id;
+    SELECT r.arm, r.key INTO request_arm, request_key FROM mad.requests r WHERE r.id = NEW.request_id;
     IF NEW.arm IS DISTINCT FROM 'shadow' THEN  -- 025
       NEW.arm := coalesce(request_arm, NEW.arm);
     END IF;
     NEW.key := coalesce(NEW.key, request_key);  -- 051
   END IF;
-  IF NEW.key IS NOT NULL AND NEW.error IS NULL AND NEW.arm <> 'shadow'  -- 051
+  -- 051: the features only where they will be read; an unkeyed row (most traffic) costs no more than before.
+  IF NEW.key IS NOT NULL AND NEW.error IS NULL AND NEW.arm <> 'shadow'
      AND EXISTS (SELECT FROM mad.outcomes o WHERE o.prediction_table = 'online:' || NEW.model) THEN
-    NEW.features := coalesce(NEW.features, request_features);
+    IF NEW.features IS NULL AND NEW.request_id IS NOT NULL THEN
+      NEW.features := (SELECT r.features FROM mad.requests r WHERE r.id = NEW.request_id);
+    END IF;
   ELSE
     NEW.features := NULL;
   END IF;
