@@ -166,6 +166,27 @@ public sealed class OnlineOutcomeTests(PostgresDatabase database) : OnlineReques
         Assert.False(File.Exists(Path.Combine(_directory, "none.csv")));
     }
 
+    [Fact(Timeout = 60_000)]
+    public async Task A_binding_still_goes_with_its_prediction_table_and_names_what_it_binds()
+    {
+        // 051 moved mad.outcomes' foreign key to prediction_tables onto a generated column: deleting a table still
+        // deletes its binding, and an online binding names its model.
+        var (name, _, _, _) = await OutcomeTables.CreateAsync(Database.DataSource);
+        var model = await PushIrisAsync();
+        var events = Sql.UniqueName("events");
+        await Database.DataSource.ExecuteAsync($"""
+            CREATE TABLE public.{events} (customer_id bigint, label text, observed_at timestamptz);
+            SELECT mad.set_outcomes('online:{model}', source => 'public.{events}', key => '{"{customer_id}"}', label => 'label', observed_at => 'observed_at');
+            """);
+        var bindings = await Database.DataSource.QueryAsync<(string Name, string? Table, string? Model)>(
+            "SELECT prediction_table, bound_table, online_model FROM mad.outcomes WHERE prediction_table IN (@name, @online) ORDER BY 1 DESC",
+            new { name, online = $"online:{model}" });
+        Assert.Equal([(name, name, null), ($"online:{model}", null, model)], bindings);
+
+        await Database.DataSource.ExecuteAsync("DELETE FROM mad.prediction_tables WHERE name = @name", new { name });
+        Assert.Equal(0, await Database.DataSource.ScalarAsync<long>("SELECT count(*) FROM mad.outcomes WHERE prediction_table = @name", new { name }));
+    }
+
     private async Task CallAsync(string model, string features, string? key)
     {
         await using var connection = await Database.DataSource.OpenConnectionAsync(Ct);
