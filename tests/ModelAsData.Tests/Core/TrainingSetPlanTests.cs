@@ -70,6 +70,26 @@ public sealed class TrainingSetPlanTests
         Assert.Contains(message, e.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("online:churn", null)]
+    [InlineData("online:Churn; DROP TABLE x", "model")]
+    [InlineData("online:", "model")]
+    [InlineData("churn:online", "prediction table")]
+    public void A_models_online_traffic_is_named_online_colon_model(string name, string? refused)
+    {
+        // 051: 'online:<model>' names a model's online requests; the model part is checked as a model's name.
+        var request = Request() with { PredictionTable = name };
+        var e = Record.Exception(request.Validate);
+        if (refused is null)
+        {
+            Assert.Null(e);
+        }
+        else
+        {
+            Assert.Contains(refused, Assert.IsType<ModelAsDataException>(e).Message, StringComparison.Ordinal);
+        }
+    }
+
     [Fact]
     public void Files_sit_beside_the_training_file()
     {
