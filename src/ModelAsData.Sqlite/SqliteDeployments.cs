@@ -100,6 +100,24 @@ public sealed class SqliteDeployments(SqliteModelRegistry registry) : IDeploymen
         }
 
         await registry.RequireAliasTargetAsync(model, alias, canary, cancellationToken);
+        // 025: the drift gate judges the canary's one step here (no rolling steps without sidecars). A failure ends
+        // the canary as PostgreSQL's failed gates do (history kind 'gate', the reason naming the gate), then refuses.
+        if (await SqliteDriftGate.FailureAsync(registry, model, alias, canary, cancellationToken) is { } failure)
+        {
+            var why = $"gate drift failed: {failure} (mad deploy promote)";
+            using (var ending = Connection.BeginTransaction(deferred: false))
+            {
+                await Connection.ExecuteAsync(new CommandDefinition(SqliteDeploymentSql.EndCanary, new { model, alias, by = Environment.UserName, at = SqliteTime.Now() }, ending,
+                    cancellationToken: cancellationToken));
+                await RecordAsync(model, alias, "gate", why, ending, cancellationToken);
+                await ending.CommitAsync(cancellationToken);
+            }
+
+            throw new ModelAsDataException(ErrorCode.Conflict,
+                $"{model}@{alias} was not promoted: {why}. The canary has ended and every key gets version {current.Version} again. " +
+                $"Look at the drift with: mad monitor drift TABLE --since ... ; to deploy version {canary} anyway: mad deploy {model} {alias} --version {canary}");
+        }
+
         using (var transaction = Connection.BeginTransaction(deferred: false))
         {
             await registry.MoveInAsync(model, alias, canary, reason ?? "promoted", transaction, cancellationToken);
