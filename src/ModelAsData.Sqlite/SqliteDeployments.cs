@@ -107,6 +107,15 @@ public sealed class SqliteDeployments(SqliteModelRegistry registry) : IDeploymen
             var why = $"gate drift failed: {failure} (mad deploy promote)";
             using (var ending = Connection.BeginTransaction(deferred: false))
             {
+                // Judged before the write lock: end only the canary judged, not one another process started since.
+                var still = await Connection.QuerySingleOrDefaultAsync<Row>(new CommandDefinition(SqliteDeploymentSql.Get, new { model, alias }, ending,
+                    cancellationToken: cancellationToken));
+                if (still?.ToDeployment() is not { } now || now.CanaryVersion != canary || now.Seed != current.Seed)
+                {
+                    throw new ModelAsDataException(ErrorCode.Conflict,
+                        $"{model}@{alias} changed while its canary was judged (another deploy, promote or abort); nothing was changed here. See it with: mad deploy status {model} {alias}");
+                }
+
                 await Connection.ExecuteAsync(new CommandDefinition(SqliteDeploymentSql.EndCanary, new { model, alias, by = Environment.UserName, at = SqliteTime.Now() }, ending,
                     cancellationToken: cancellationToken));
                 await RecordAsync(model, alias, "gate", why, ending, cancellationToken);
