@@ -117,6 +117,46 @@ public sealed class ShadowScoringTests(PostgresDatabase database) : DatabaseTest
     }
 
     [Fact(Timeout = 120_000)]
+    public async Task A_shadow_the_server_refuses_to_store_leaves_the_served_rows_whole_counted_once_and_the_report_says_why()
+    {
+        await using var sidecar = await RunningSidecar.StartAsync(Database.ConnectionString);
+        var registry = new PostgresModelRegistry(Database.DataSource);
+        var model = await PostgresDeploymentTests.ThreeReadyVersionsAsync(registry);
+        var tables = new PostgresPredictionTables(registry, TimeSpan.FromMilliseconds(50));
+        await Database.DataSource.ExecuteAsync("""
+            SELECT mad.deploy(@model, 'production', 1);
+            SELECT mad.deploy_canary(@model, 'production', 3, percent => 50);
+            SELECT mad.deploy_shadow(@model, 'production', 2);
+            """, new { model });
+        var source = await BatchTables.CreateFlowersAsync(Database.DataSource, 2_000);
+        await BatchTables.SmallTasksAsync(Database.DataSource, 700);
+        var name = Sql.UniqueName("scores");
+        await BatchTables.CreateAsync(tables, name, source, model);
+        await tables.RefreshAsync(name, cancellationToken: Ct);
+        Assert.Equal(2_000, await Database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad_out.{name}__shadow"));
+        // The storage changed under the sidecars (a superuser's constraint): every shadow row the next refresh writes
+        // is refused, after served rows of each task were already copied in its transaction.
+        await Database.DataSource.ExecuteAsync($"ALTER TABLE mad_shadow.{name} ADD CONSTRAINT refuses_all CHECK (shadow_version < 0) NOT VALID");
+
+        var result = await tables.RefreshAsync(name, cancellationToken: Ct);
+
+        Assert.Equal(2_000, result.Rows);
+        await BatchTables.AssertOnePredictionPerRowAsync(Database.DataSource, source, name);
+        Assert.Equal([(1, "champion"), (3, "canary")], await Database.DataSource.QueryAsync<(int, string)>(
+            $"SELECT DISTINCT model_version, arm FROM mad_out.{name} ORDER BY 1"));
+        Assert.Equal(0, await Database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad_out.{name}__shadow"));
+        Assert.Equal(0, await Database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad_shadow.{name}"));
+        var (rows, error) = (await Database.DataSource.QueryAsync<(long, string)>(
+            "SELECT shadow_rows, shadow_error FROM mad.jobs WHERE id = (SELECT last_job FROM mad.prediction_tables WHERE name = @name)", new { name })).Single();
+        Assert.Equal(0, rows);
+        Assert.Contains($"The shadow's rows could not be written to mad_shadow.\"{name}\"", error, StringComparison.Ordinal);
+        Assert.Contains("refuses_all", error, StringComparison.Ordinal);
+        // The tasks ran again without the shadow: each served row was counted once into the drift windows, over both refreshes.
+        Assert.Equal(4_000, await Database.DataSource.ScalarAsync<long>(
+            "SELECT coalesce(sum(count), 0) FROM mad.profile_counts WHERE prediction_table = @name AND kind = 'input' AND column_name = 'sepal_length'", new { name }));
+    }
+
+    [Fact(Timeout = 120_000)]
     public async Task Only_the_readers_of_the_served_table_read_its_shadow_and_a_revoke_takes_both()
     {
         var registry = new PostgresModelRegistry(Database.DataSource);
