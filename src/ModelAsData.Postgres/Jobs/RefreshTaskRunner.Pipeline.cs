@@ -11,7 +11,8 @@ namespace ModelAsData.Postgres.Jobs;
 public sealed partial class RefreshTaskRunner
 {
     /// <summary>
-    /// Three stages on their own threads, handing <see cref="BatchesInFlight"/> batches round. The write stage owns the
+    /// Three stages on their own threads (four with a shadow, which scores on its own), handing <see cref="BatchesInFlight"/>
+    /// batches round (one more with a shadow). The write stage owns the
     /// writer's COPY into the build table; with a shadow, it ends that COPY after each batch that holds shadow rows,
     /// copies them into mad_shadow.&lt;table&gt; and begins the next (a connection holds one COPY at a time), so the shadow's
     /// rows are written while the next batches are read and scored, in the task's transaction, straight from the batch.
@@ -61,7 +62,8 @@ public sealed partial class RefreshTaskRunner
             _plan = plan;
             _version = version;
             _stop = stop;
-            _batches = Enumerable.Range(0, BatchesInFlight)
+            // A shadow scores on a stage of its own (read | score | score the shadow | write): one more batch in flight.
+            _batches = Enumerable.Range(0, BatchesInFlight + (_shadow is null ? 0 : 1))
                 .Select(_ => new Batch(model.CreateScorer(batchSize), canary?.Model.CreateScorer(batchSize), _shadow?.Model.CreateScorer(batchSize), keys.Length, features.Length)).ToArray();
             _slots = new FeatureSlots(model, plan.Slots, plan.FeatureColumns, plan.FeatureTypes);
             _canarySlots = canary is null ? null : new FeatureSlots(canary.Model, plan.Slots, plan.FeatureColumns, plan.FeatureTypes);
@@ -74,6 +76,10 @@ public sealed partial class RefreshTaskRunner
             using var free = new BlockingCollection<Batch>();
             using var toScore = new BlockingCollection<Batch>();
             using var toWrite = new BlockingCollection<Batch>();
+            using var toShadow = new BlockingCollection<Batch>();
+            // With a shadow, its model scores batch n while the served models score batch n + 1 (ONNX Runtime runs one
+            // thread per call, so the two calls take two cores when there are).
+            var scored = _shadow is null ? toWrite : toShadow;
             foreach (var batch in _batches)
             {
                 free.Add(batch, CancellationToken.None);
@@ -111,6 +117,20 @@ public sealed partial class RefreshTaskRunner
                             batch.CanaryScored = canaryScorer.Score(token);
                         }
 
+                        scored.Add(batch, token);
+                    }
+                }
+                finally
+                {
+                    scored.CompleteAdding();
+                }
+            });
+            var shadowScoring = _shadow is null ? Task.CompletedTask : Stage(() =>
+            {
+                try
+                {
+                    foreach (var batch in toShadow.GetConsumingEnumerable(token))
+                    {
                         ScoreShadow(batch, token);
                         toWrite.Add(batch, token);
                     }
@@ -137,12 +157,12 @@ public sealed partial class RefreshTaskRunner
 
             try
             {
-                await Task.WhenAll(reading, scoring, writing);
+                await Task.WhenAll(reading, scoring, shadowScoring, writing);
             }
             catch
             {
                 // The first real failure, not the cancellations it caused in the other stages.
-                var first = new[] { reading, scoring, writing }.Select(t => t.Exception?.InnerException).FirstOrDefault(e => e is not null and not OperationCanceledException);
+                var first = new[] { reading, scoring, shadowScoring, writing }.Select(t => t.Exception?.InnerException).FirstOrDefault(e => e is not null and not OperationCanceledException);
                 if (first is not null)
                 {
                     System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(first);
