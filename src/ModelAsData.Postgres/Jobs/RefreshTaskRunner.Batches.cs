@@ -158,15 +158,18 @@ public sealed partial class RefreshTaskRunner
 
         public NpgsqlDbType Type => type;
 
-        public void Write(NpgsqlBinaryImporter importer, Batch batch, int key, int row)
+        public void Write(NpgsqlBinaryImporter importer, Batch batch, int key, int row) => Write(importer, batch.Keys[key][row], batch.LongKeys[key][row]);
+
+        /// <summary>Writes a key as read: <paramref name="value"/>, or <see cref="Unboxed"/> with the bigint in <paramref name="longValue"/>.</summary>
+        public void Write(NpgsqlBinaryImporter importer, object? value, long longValue)
         {
-            switch (batch.Keys[key][row])
+            switch (value)
             {
                 case null: importer.WriteNull(); break;
-                case Unboxed: importer.Write(batch.LongKeys[key][row], type); break;
+                case Unboxed: importer.Write(longValue, type); break;
                 case int i: importer.Write(i, type); break;
                 case string s: importer.Write(s, type); break;
-                case { } value: importer.Write(value, type); break;
+                case { } other: importer.Write(other, type); break;
             }
         }
 

@@ -13,9 +13,10 @@ public sealed partial class RefreshTaskRunner
     /// <summary>
     /// Three stages on their own threads (four with a shadow, which scores on its own), handing <see cref="BatchesInFlight"/>
     /// batches round (one more with a shadow). The write stage owns the
-    /// writer's COPY into the build table; with a shadow, it ends that COPY after each batch that holds shadow rows,
-    /// copies them into mad_shadow.&lt;table&gt; and begins the next (a connection holds one COPY at a time), so the shadow's
-    /// rows are written while the next batches are read and scored, in the task's transaction, straight from the batch.
+    /// writer's COPY into the build table; with a shadow, it keeps the shadow's rows in a typed buffer and, every
+    /// <see cref="ShadowBuffer.FlushRows"/> rows, ends that COPY, copies them into mad_shadow.&lt;table&gt; and begins the
+    /// next (a connection holds one COPY at a time), so the shadow's rows are written while the next batches are read
+    /// and scored, in the task's transaction; the last ones follow the task's served rows.
     /// </summary>
     private sealed class Pipeline : IDisposable
     {
@@ -24,6 +25,7 @@ public sealed partial class RefreshTaskRunner
         private readonly string? _shadowTable;
         private readonly long _job;
         private readonly bool _hashesKeys;
+        private readonly ShadowBuffer? _shadowBuffer;
         private NpgsqlBinaryImporter? _importer;
         private readonly Batch[] _batches;
         private readonly KeyColumn[] _keys;
@@ -65,6 +67,7 @@ public sealed partial class RefreshTaskRunner
             // A shadow scores on a stage of its own (read | score | score the shadow | write): one more batch in flight.
             _batches = Enumerable.Range(0, BatchesInFlight + (_shadow is null ? 0 : 1))
                 .Select(_ => new Batch(model.CreateScorer(batchSize), canary?.Model.CreateScorer(batchSize), _shadow?.Model.CreateScorer(batchSize), keys.Length, features.Length)).ToArray();
+            _shadowBuffer = _shadow is null ? null : new ShadowBuffer(keys, plan.Columns, _batches[0].Capacity);
             _slots = new FeatureSlots(model, plan.Slots, plan.FeatureColumns, plan.FeatureTypes);
             _canarySlots = canary is null ? null : new FeatureSlots(canary.Model, plan.Slots, plan.FeatureColumns, plan.FeatureTypes);
             _shadowSlots = _shadow is null ? null : new FeatureSlots(_shadow.Model, plan.Slots, plan.FeatureColumns, plan.FeatureTypes);
@@ -147,7 +150,11 @@ public sealed partial class RefreshTaskRunner
                     failed += Write(_importer!, batch);
                     if (batch.ShadowCount > 0)
                     {
-                        WriteShadow(batch);
+                        _shadowBuffer!.Append(batch, batch.ShadowScored, _version, _canary?.Version);
+                        if (_shadowBuffer.IsFull)
+                        {
+                            FlushShadow(last: false);
+                        }
                     }
 
                     rows += batch.Count;
@@ -171,7 +178,15 @@ public sealed partial class RefreshTaskRunner
                 throw;
             }
 
-            await _importer!.CompleteAsync(cancellationToken);
+            if (_shadowBuffer is { Count: > 0 })
+            {
+                FlushShadow(last: true); // the task's last shadow rows, after its served rows
+            }
+            else
+            {
+                await _importer!.CompleteAsync(cancellationToken);
+            }
+
             return (rows, failed);
         }
 
@@ -329,56 +344,20 @@ public sealed partial class RefreshTaskRunner
         }
 
         /// <summary>
-        /// Copies the batch's shadow rows (keys, shadow version, the shadow's outputs, the version that served the key,
-        /// scored_at, error, job) into mad_shadow.&lt;table&gt; between two COPYs of the served rows, with typed synchronous
-        /// writes straight from the batch. A COPY the server refuses stops the task with a <see cref="ShadowFailedException"/>
-        /// (it is run again without the shadow).
+        /// Copies the kept shadow rows into mad_shadow.&lt;table&gt; between two COPYs of the served rows (after the last
+        /// one when <paramref name="last"/>). A COPY the server refuses stops the task with a
+        /// <see cref="ShadowFailedException"/> (it is run again without the shadow).
         /// </summary>
-        private void WriteShadow(Batch batch)
+        private void FlushShadow(bool last)
         {
             _importer!.Complete();
             _importer.Dispose();
             _importer = null;
-            var columns = _plan.Columns;
+            var rows = _shadowBuffer!.Count;
             try
             {
                 using var importer = _writer.BeginBinaryImport(ShadowCopyIn());
-                for (var row = 0; row < batch.Count; row++)
-                {
-                    var shadowRow = batch.ShadowRow[row];
-                    if (shadowRow == -2)
-                    {
-                        continue;
-                    }
-
-                    var error = batch.ShadowErrors[row];
-                    if (shadowRow >= 0 && batch.ShadowScored.Error(shadowRow) is { } runError)
-                    {
-                        (shadowRow, error) = (-1, runError);
-                    }
-
-                    importer.StartRow();
-                    for (var k = 0; k < _keys.Length; k++)
-                    {
-                        _keys[k].Write(importer, batch, k, row);
-                    }
-
-                    importer.Write(_shadow!.Version, NpgsqlDbType.Integer);
-                    WriteOutputs(importer, columns, batch.ShadowScored, shadowRow);
-                    importer.Write(batch.Canary[row] ? _canary!.Version : _version, NpgsqlDbType.Integer);
-                    importer.Write(_scoredAt, NpgsqlDbType.TimestampTz);
-                    if (error is null)
-                    {
-                        importer.WriteNull();
-                    }
-                    else
-                    {
-                        importer.Write(error, NpgsqlDbType.Text);
-                    }
-
-                    importer.Write(_job, NpgsqlDbType.Bigint);
-                }
-
+                _shadowBuffer.WriteTo(importer, _shadow!.Version, _scoredAt, _job);
                 importer.Complete();
             }
             catch (PostgresException e)
@@ -386,8 +365,11 @@ public sealed partial class RefreshTaskRunner
                 throw new ShadowFailedException($"The shadow's rows could not be written to {_shadowTable}: {e.MessageText}", e);
             }
 
-            _shadowRows!.Written += batch.ShadowCount;
-            _importer = _writer.BeginBinaryImport(_copyIn);
+            _shadowRows!.Written += rows;
+            if (!last)
+            {
+                _importer = _writer.BeginBinaryImport(_copyIn);
+            }
         }
 
         private string ShadowCopyIn() => _shadowCopyIn ??=
