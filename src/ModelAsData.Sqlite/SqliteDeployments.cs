@@ -100,6 +100,33 @@ public sealed class SqliteDeployments(SqliteModelRegistry registry) : IDeploymen
         }
 
         await registry.RequireAliasTargetAsync(model, alias, canary, cancellationToken);
+        // 025: the drift gate judges the canary's one step here (no rolling steps without sidecars). A failure ends
+        // the canary as PostgreSQL's failed gates do (history kind 'gate', the reason naming the gate), then refuses.
+        if (await SqliteDriftGate.FailureAsync(registry, model, alias, canary, cancellationToken) is { } failure)
+        {
+            var why = $"gate drift failed: {failure} (mad deploy promote)";
+            using (var ending = Connection.BeginTransaction(deferred: false))
+            {
+                // Judged before the write lock: end only the canary judged, not one another process started since.
+                var still = await Connection.QuerySingleOrDefaultAsync<Row>(new CommandDefinition(SqliteDeploymentSql.Get, new { model, alias }, ending,
+                    cancellationToken: cancellationToken));
+                if (still?.ToDeployment() is not { } now || now.CanaryVersion != canary || now.Seed != current.Seed)
+                {
+                    throw new ModelAsDataException(ErrorCode.Conflict,
+                        $"{model}@{alias} changed while its canary was judged (another deploy, promote or abort); nothing was changed here. See it with: mad deploy status {model} {alias}");
+                }
+
+                await Connection.ExecuteAsync(new CommandDefinition(SqliteDeploymentSql.EndCanary, new { model, alias, by = Environment.UserName, at = SqliteTime.Now() }, ending,
+                    cancellationToken: cancellationToken));
+                await RecordAsync(model, alias, "gate", why, ending, cancellationToken);
+                await ending.CommitAsync(cancellationToken);
+            }
+
+            throw new ModelAsDataException(ErrorCode.Conflict,
+                $"{model}@{alias} was not promoted: {why}. The canary has ended and every key gets version {current.Version} again. " +
+                $"Look at the drift with: mad monitor drift TABLE --since ... ; to deploy version {canary} anyway: mad deploy {model} {alias} --version {canary}");
+        }
+
         using (var transaction = Connection.BeginTransaction(deferred: false))
         {
             await registry.MoveInAsync(model, alias, canary, reason ?? "promoted", transaction, cancellationToken);

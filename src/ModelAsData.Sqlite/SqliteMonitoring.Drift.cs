@@ -40,7 +40,7 @@ public sealed partial class SqliteMonitoring
     private static string Kind(ColumnProfile profile) => profile.Kind == ProfileKind.Input ? "input" : "output";
 
     /// <summary>Per window, version and profiled column: the baseline and the window's counts in its bins.</summary>
-    private async Task<List<(DateTimeOffset Start, DateTimeOffset End, int Version, ColumnProfile Baseline, long[] Current, long CurrentNull)>> CountsAsync(
+    internal async Task<List<(DateTimeOffset Start, DateTimeOffset End, int Version, ColumnProfile Baseline, long[] Current, long CurrentNull)>> CountsAsync(
         string table, DateTimeOffset? since, TimeSpan window, CancellationToken cancellationToken)
     {
         if (window < TimeSpan.FromHours(1) || window.Ticks % TimeSpan.TicksPerHour != 0)

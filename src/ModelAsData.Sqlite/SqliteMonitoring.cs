@@ -139,13 +139,25 @@ public sealed partial class SqliteMonitoring(SqliteModelRegistry registry, Model
         return rows.Select(r => r.ToProfile()).ToList();
     }
 
-    /// <summary>A counter for a version's baseline, or a learning one when it has none (see <see cref="ProfileCounter.Learn"/>).</summary>
+    /// <summary>
+    /// A counter for a version's baseline, or a learning one when it has none (see <see cref="ProfileCounter.Learn"/>);
+    /// null when counting is off (mad_settings drift_counting = 0, 025), as PostgreSQL's 026_4.
+    /// </summary>
     public static async Task<ProfileCounter?> CounterAsync(SqliteConnection connection, string model, int version, IReadOnlyList<string> inputColumns,
         IReadOnlyList<Core.Onnx.OutputColumn> outputColumns, CancellationToken cancellationToken)
     {
+        if (!CountingOn(connection, null))
+        {
+            return null;
+        }
+
         var baseline = await BaselineAsync(connection, model, version, cancellationToken);
         return baseline.Count == 0 ? ProfileCounter.Learn(model, version, inputColumns, outputColumns) : ProfileCounter.Create(baseline, inputColumns, outputColumns);
     }
+
+    /// <summary>Whether the doors count scored rows (mad_settings drift_counting, 025: anything but '0' is on).</summary>
+    internal static bool CountingOn(SqliteConnection connection, SqliteTransaction? transaction) =>
+        connection.ExecuteScalar<string?>("SELECT value FROM mad_settings WHERE name = 'drift_counting'", transaction: transaction) != "0";
 
     /// <summary>
     /// Adds the counter's counts (and empties it) to the table's profile counts, in the connection's open transaction;

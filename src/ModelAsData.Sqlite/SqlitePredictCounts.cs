@@ -99,6 +99,12 @@ internal sealed class SqlitePredictCounts
     /// </summary>
     public void Flush(SqliteConnection connection, SqliteTransaction? transaction)
     {
+        // A plan made while counting was off is read again, so turning it on counts predict() from the next flush.
+        foreach (var off in _plans.Where(p => p.Value.Counter is null).Select(p => p.Key).ToList())
+        {
+            _plans.Remove(off);
+        }
+
         if (!HasCounts)
         {
             return;
@@ -144,6 +150,11 @@ internal sealed class SqlitePredictCounts
             var (model, version) = (resolved.Version.Model, resolved.Version.Version);
             var signature = resolved.Model.Signature;
             var open = SqliteDatabase.OpenTransaction(connection); // inside the caller's statement, in its transaction if any
+            if (!SqliteMonitoring.CountingOn(connection, open))
+            {
+                return new Plan(); // counting is off (drift_counting = 0): read again after the next flush
+            }
+
             var bound = connection.Query<(string Features, string Source)>(
                 "SELECT features, source FROM mad_prediction_tables WHERE model = @model OR model LIKE @prefix ORDER BY created_at LIMIT 1",
                 new { model, prefix = model + "@%" }, open).ToList();

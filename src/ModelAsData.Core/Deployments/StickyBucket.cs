@@ -43,8 +43,16 @@ public static class StickyBucket
     /// <summary>Whether a key with this bucket is served by the canary at <paramref name="percent"/> (0..100).</summary>
     public static bool InCanary(double bucket, double percent) => bucket < percent / 100.0;
 
-    /// <summary>Whether the key is served by the canary at <paramref name="percent"/> under <paramref name="seed"/>.</summary>
-    public static bool InCanary(long seed, string keyText, double percent) => InCanary(Of(seed, keyText), percent);
+    /// <summary>
+    /// Whether the key is served by the canary at <paramref name="percent"/> under <paramref name="seed"/>. At 100 %
+    /// (or more) every key is in and at 0 % (or less) none, whatever its bucket (in [0, 1)), so no hash is computed:
+    /// a 100 % shadow or canary costs no sha256 per row.
+    /// </summary>
+    public static bool InCanary(long seed, string keyText, double percent) =>
+        !NeedsHash(percent) ? percent >= 100 : InCanary(Of(seed, keyText), percent);
+
+    /// <summary>Whether <see cref="InCanary(long, string, double)"/> at this percent depends on the key at all (false at 0 % and 100 %).</summary>
+    public static bool NeedsHash(double percent) => percent > 0 && percent < 100;
 
     /// <summary>
     /// A key's canonical text: integers in decimal, text as is, a uuid in its lower-case hyphenated form, a boolean as

@@ -104,9 +104,41 @@ public static class DriftEvaluator
             metrics.Add(Row("linf", DriftMetrics.LInfinity(all.B, all.C), Math.Max(DistanceFloor, ShareCritical * Math.Sqrt(scale))));
         }
 
-        var chi2P = DriftMetrics.ChiSquareP(all.B, all.C);
+        var chi2P = type == ProfileType.Numeric ? DriftMetrics.ChiSquareP(PoolEmptyOuterBins(all.B, bins), PoolEmptyOuterBins(all.C, bins, all.B))
+            : DriftMetrics.ChiSquareP(all.B, all.C);
         metrics.Add(new DriftMetric("chi2_p", chi2P, PValue, chi2P < PValue && psi > psiThreshold));
         return metrics;
+    }
+
+    /// <summary>
+    /// The counts the χ² test compares for a numeric column (049_2, docs/MONITORING.md "p-values under no drift"): an
+    /// under- or overflow bin the baseline left empty — always, when its edges are its own quantiles, since its min and
+    /// max are its outer edges — is added to its inner neighbour. Otherwise one current value outside the baseline's
+    /// range meets an expected count near 0 and rejects a window with no drift. <paramref name="baseline"/> decides
+    /// which bins are empty (null: <paramref name="counts"/> are the baseline's); nulls (the last slot) stay apart.
+    /// </summary>
+    private static double[] PoolEmptyOuterBins(double[] counts, int bins, double[]? baseline = null)
+    {
+        baseline ??= counts;
+        var pooled = (double[])counts.Clone();
+        if (bins < 3)
+        {
+            return pooled;
+        }
+
+        if (baseline[0] == 0)
+        {
+            pooled[1] += pooled[0];
+            pooled[0] = 0;
+        }
+
+        if (baseline[bins - 1] == 0)
+        {
+            pooled[bins - 2] += pooled[bins - 1];
+            pooled[bins - 1] = 0;
+        }
+
+        return pooled;
     }
 
     private static DriftMetric Row(string metric, double value, double threshold) => new(metric, value, threshold, value > threshold);

@@ -43,6 +43,12 @@ public sealed partial class RefreshTaskRunner
 
         public int Count { get; set; }
 
+        /// <summary>Rows the shadow samples in this batch (with an error or not): they go to mad_shadow.&lt;table&gt; with it.</summary>
+        public int ShadowCount { get; set; }
+
+        /// <summary>Whether the shadow's rows of this batch are scored (or had nothing to score) and may be written.</summary>
+        public bool ShadowReady { get; set; }
+
         public bool IsFull => Count == Capacity || Scorer.IsFull || CanaryScorer is { IsFull: true } || ShadowScorer is { IsFull: true };
 
         public object?[][] Keys { get; }
@@ -84,6 +90,8 @@ public sealed partial class RefreshTaskRunner
         public void Clear()
         {
             Count = 0;
+            ShadowCount = 0;
+            ShadowReady = false;
             Scorer.Clear();
             CanaryScorer?.Clear();
             ShadowScorer?.Clear();
@@ -148,20 +156,20 @@ public sealed partial class RefreshTaskRunner
             }
         }
 
-        /// <summary>The row's key as an object, for rows kept past their batch (the shadow's).</summary>
-        public static object? Value(Batch batch, int key, int row) => batch.Keys[key][row] is Unboxed ? batch.LongKeys[key][row] : batch.Keys[key][row];
-
         public NpgsqlDbType Type => type;
 
-        public void Write(NpgsqlBinaryImporter importer, Batch batch, int key, int row)
+        public void Write(NpgsqlBinaryImporter importer, Batch batch, int key, int row) => Write(importer, batch.Keys[key][row], batch.LongKeys[key][row]);
+
+        /// <summary>Writes a key as read: <paramref name="value"/>, or <see cref="Unboxed"/> with the bigint in <paramref name="longValue"/>.</summary>
+        public void Write(NpgsqlBinaryImporter importer, object? value, long longValue)
         {
-            switch (batch.Keys[key][row])
+            switch (value)
             {
                 case null: importer.WriteNull(); break;
-                case Unboxed: importer.Write(batch.LongKeys[key][row], type); break;
+                case Unboxed: importer.Write(longValue, type); break;
                 case int i: importer.Write(i, type); break;
                 case string s: importer.Write(s, type); break;
-                case { } value: importer.Write(value, type); break;
+                case { } other: importer.Write(other, type); break;
             }
         }
 
@@ -233,16 +241,23 @@ public sealed partial class RefreshTaskRunner
     private sealed record JobShadow(OnnxModel Model, int Version, long Seed, double Percent)
     {
         public bool Samples(string keyText) => Core.Deployments.StickyBucket.InCanary(Seed, keyText, Percent);
+
+        /// <summary>Whether the sample depends on the key (not at 100 %): only then is the key hashed for it.</summary>
+        public bool NeedsHash => Core.Deployments.StickyBucket.NeedsHash(Percent);
     }
 
     /// <summary>
-    /// A task's shadow rows, kept until its served rows are written (the writer holds one COPY at a time), then copied
-    /// into mad_shadow.&lt;table&gt; in the same transaction. Error: why the shadow stopped scoring; its rows are then dropped.
+    /// What a task's shadow did: the rows it wrote to mad_shadow.&lt;table&gt; (batch by batch, in the task's transaction,
+    /// between the served rows' COPYs), or why it could not score or write (the task is then run again without it:
+    /// its rows are dropped, the served ones written as ever).
     /// </summary>
     private sealed class ShadowRows
     {
-        public List<(object?[] Keys, int Served, object?[] Outputs, string? Error)> Rows { get; } = [];
+        public long Written { get; set; }
 
-        public string? Error { get; set; }
+        public string? Error { get; init; }
     }
+
+    /// <summary>The shadow failed to score or to be written in a task: the task's transaction is rolled back and the task run again without it.</summary>
+    private sealed class ShadowFailedException(string message, Exception inner) : Exception(message, inner);
 }

@@ -10,9 +10,23 @@ namespace ModelAsData.Postgres.Jobs;
 /// <summary>The read | score | write pipeline of one task, and the batches, keys and features it hands round.</summary>
 public sealed partial class RefreshTaskRunner
 {
-    /// <summary>Three stages on their own threads, handing <see cref="BatchesInFlight"/> batches round.</summary>
+    /// <summary>
+    /// Three stages on their own threads (four with a shadow, which scores on its own), handing <see cref="BatchesInFlight"/>
+    /// batches round (one more with a shadow). The write stage owns the
+    /// writer's COPY into the build table; with a shadow, it keeps the shadow's rows in a typed buffer and, every
+    /// <see cref="ShadowBuffer.FlushRows"/> rows, ends that COPY, copies them into mad_shadow.&lt;table&gt; and begins the
+    /// next (a connection holds one COPY at a time), so the shadow's rows are written while the next batches are read
+    /// and scored, in the task's transaction; the last ones follow the task's served rows.
+    /// </summary>
     private sealed class Pipeline : IDisposable
     {
+        private readonly NpgsqlConnection _writer;
+        private readonly string _copyIn;
+        private readonly string? _shadowTable;
+        private readonly long _job;
+        private readonly bool _hashesKeys;
+        private readonly ShadowBuffer? _shadowBuffer;
+        private NpgsqlBinaryImporter? _importer;
         private readonly Batch[] _batches;
         private readonly KeyColumn[] _keys;
         private readonly FeatureColumn[] _features;
@@ -28,10 +42,20 @@ public sealed partial class RefreshTaskRunner
         private readonly FeatureSlots? _shadowSlots;
         private readonly ShadowRows? _shadowRows;
 
+        /// <param name="copyIn">The COPY into the build table, begun again after each batch's shadow rows.</param>
+        /// <param name="shadowTable">mad_shadow.&lt;table&gt;, quoted, when the task has a shadow.</param>
         public Pipeline(OnnxModel model, int batchSize, KeyColumn[] keys, FeatureColumn[] features, TaskPlan plan, int version, JobCanary? canary, CancellationTokenSource stop,
-            Core.Monitoring.ProfileCounter? counter, JobShadow? shadow = null, ShadowRows? shadowRows = null)
+            Core.Monitoring.ProfileCounter? counter, NpgsqlConnection writer, string copyIn, long job, JobShadow? shadow, ShadowRows? shadowRows, string? shadowTable)
         {
+            _writer = writer;
+            _copyIn = copyIn;
+            _job = job;
+            _shadowTable = shadowTable;
             _shadow = shadowRows is null ? null : shadow;
+            // A key is hashed only for an answer that depends on it: a canary or shadow at 100 % takes every key.
+            _hashesKeys = (canary is not null && (Core.Deployments.StickyBucket.NeedsHash(canary.Percent)
+                                                 || (canary.Agreement is not null && Core.Deployments.StickyBucket.NeedsHash(canary.AgreementPercent))))
+                          || _shadow is { NeedsHash: true };
             _shadowRows = shadowRows;
             _canary = canary;
             _counter = counter;
@@ -40,21 +64,28 @@ public sealed partial class RefreshTaskRunner
             _plan = plan;
             _version = version;
             _stop = stop;
-            _batches = Enumerable.Range(0, BatchesInFlight)
+            // A shadow scores on a stage of its own (read | score | score the shadow | write): one more batch in flight.
+            _batches = Enumerable.Range(0, BatchesInFlight + (_shadow is null ? 0 : 1))
                 .Select(_ => new Batch(model.CreateScorer(batchSize), canary?.Model.CreateScorer(batchSize), _shadow?.Model.CreateScorer(batchSize), keys.Length, features.Length)).ToArray();
+            _shadowBuffer = _shadow is null ? null : new ShadowBuffer(keys, plan.Columns, _batches[0].Capacity);
             _slots = new FeatureSlots(model, plan.Slots, plan.FeatureColumns, plan.FeatureTypes);
             _canarySlots = canary is null ? null : new FeatureSlots(canary.Model, plan.Slots, plan.FeatureColumns, plan.FeatureTypes);
             _shadowSlots = _shadow is null ? null : new FeatureSlots(_shadow.Model, plan.Slots, plan.FeatureColumns, plan.FeatureTypes);
         }
 
-        public async Task<(long Rows, long Failed)> RunAsync(NpgsqlBinaryExporter exporter, NpgsqlBinaryImporter importer)
+        public async Task<(long Rows, long Failed)> RunAsync(NpgsqlBinaryExporter exporter, CancellationToken cancellationToken)
         {
+            _importer = await _writer.BeginBinaryImportAsync(_copyIn, cancellationToken);
             using var free = new BlockingCollection<Batch>();
             using var toScore = new BlockingCollection<Batch>();
             using var toWrite = new BlockingCollection<Batch>();
+            using var toShadow = new BlockingCollection<Batch>();
+            // With a shadow, its model scores batch n while the served models score batch n + 1 (ONNX Runtime runs one
+            // thread per call, so the two calls take two cores when there are).
+            var scored = _shadow is null ? toWrite : toShadow;
             foreach (var batch in _batches)
             {
-                free.Add(batch);
+                free.Add(batch, CancellationToken.None);
             }
 
             var token = _stop.Token;
@@ -89,6 +120,20 @@ public sealed partial class RefreshTaskRunner
                             batch.CanaryScored = canaryScorer.Score(token);
                         }
 
+                        scored.Add(batch, token);
+                    }
+                }
+                finally
+                {
+                    scored.CompleteAdding();
+                }
+            });
+            var shadowScoring = _shadow is null ? Task.CompletedTask : Stage(() =>
+            {
+                try
+                {
+                    foreach (var batch in toShadow.GetConsumingEnumerable(token))
+                    {
                         ScoreShadow(batch, token);
                         toWrite.Add(batch, token);
                     }
@@ -102,7 +147,16 @@ public sealed partial class RefreshTaskRunner
             {
                 foreach (var batch in toWrite.GetConsumingEnumerable(token))
                 {
-                    failed += Write(importer, batch);
+                    failed += Write(_importer!, batch);
+                    if (batch.ShadowCount > 0)
+                    {
+                        _shadowBuffer!.Append(batch, batch.ShadowScored, _version, _canary?.Version);
+                        if (_shadowBuffer.IsFull)
+                        {
+                            FlushShadow(last: false);
+                        }
+                    }
+
                     rows += batch.Count;
                     free.Add(batch, token);
                 }
@@ -110,12 +164,12 @@ public sealed partial class RefreshTaskRunner
 
             try
             {
-                await Task.WhenAll(reading, scoring, writing);
+                await Task.WhenAll(reading, scoring, shadowScoring, writing);
             }
             catch
             {
                 // The first real failure, not the cancellations it caused in the other stages.
-                var first = new[] { reading, scoring, writing }.Select(t => t.Exception?.InnerException).FirstOrDefault(e => e is not null and not OperationCanceledException);
+                var first = new[] { reading, scoring, shadowScoring, writing }.Select(t => t.Exception?.InnerException).FirstOrDefault(e => e is not null and not OperationCanceledException);
                 if (first is not null)
                 {
                     System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(first);
@@ -124,11 +178,21 @@ public sealed partial class RefreshTaskRunner
                 throw;
             }
 
+            if (_shadowBuffer is { Count: > 0 })
+            {
+                FlushShadow(last: true); // the task's last shadow rows, after its served rows
+            }
+            else
+            {
+                await _importer!.CompleteAsync(cancellationToken);
+            }
+
             return (rows, failed);
         }
 
         public void Dispose()
         {
+            _importer?.Dispose(); // an unfinished COPY is cancelled
             foreach (var batch in _batches)
             {
                 batch.Scorer.Dispose();
@@ -138,12 +202,13 @@ public sealed partial class RefreshTaskRunner
         }
 
         /// <summary>
-        /// Scores the batch's shadow rows; a shadow that fails stops scoring (its rows are dropped, the error kept for
-        /// the job) and never fails the served rows.
+        /// Scores the batch's shadow rows; a shadow that fails stops the task with a <see cref="ShadowFailedException"/>,
+        /// which runs it again without the shadow (its rows are dropped, the error kept for the job): it never fails
+        /// the served rows.
         /// </summary>
         private void ScoreShadow(Batch batch, CancellationToken token)
         {
-            if (batch.ShadowScorer is not { Count: > 0 } shadowScorer || _shadowRows is not { Error: null })
+            if (batch.ShadowScorer is not { Count: > 0 } shadowScorer)
             {
                 return;
             }
@@ -154,7 +219,7 @@ public sealed partial class RefreshTaskRunner
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
-                _shadowRows.Error = $"The shadow (version {_shadow!.Version}) failed to score: {e.Message}";
+                throw new ShadowFailedException($"The shadow (version {_shadow!.Version}) failed to score: {e.Message}", e);
             }
         }
 
@@ -194,7 +259,9 @@ public sealed partial class RefreshTaskRunner
                 }
 
                 // The deployment's arm of this row's key (docs/DEPLOYMENTS.md); without a canary, the champion.
-                var keyText = _canary is null && _shadow is null ? null : KeyText(batch, row);
+                // Without a hash to compute (no canary or shadow, or at 100 %) no key text either: StickyBucket.InCanary
+                // answers at 100 % (and 0 %) without reading the key.
+                var keyText = _hashesKeys ? KeyText(batch, row) : null;
                 var canary = _canary is not null && _canary.Serves(keyText!);
                 SetShadow(batch, row, keyText);
                 batch.Canary[row] = canary;
@@ -252,12 +319,13 @@ public sealed partial class RefreshTaskRunner
         /// <summary>Puts the row into the shadow's scorer too when the shadow samples its key (the canary's rule, its own percent).</summary>
         private void SetShadow(Batch batch, int row, string? keyText)
         {
-            if (_shadow is null || _shadowRows is not { Error: null } || !_shadow.Samples(keyText!))
+            if (_shadow is null || !_shadow.Samples(keyText!))
             {
                 batch.ShadowRow[row] = -2;
                 return;
             }
 
+            batch.ShadowCount++;
             var scorer = batch.ShadowScorer!;
             scorer.BeginRow();
             var error = _shadowSlots!.Set(scorer, batch.IsNull, batch.Number, batch.Text, batch.Tensor);
@@ -275,45 +343,60 @@ public sealed partial class RefreshTaskRunner
             }
         }
 
-        /// <summary>Keeps the batch's shadow rows (keys, the shadow's outputs, the version that served the key) for the shadow table.</summary>
-        private void KeepShadow(Batch batch, int row, int served)
+        /// <summary>
+        /// Copies the kept shadow rows into mad_shadow.&lt;table&gt; between two COPYs of the served rows (after the last
+        /// one when <paramref name="last"/>). A COPY the server refuses stops the task with a
+        /// <see cref="ShadowFailedException"/> (it is run again without the shadow).
+        /// </summary>
+        private void FlushShadow(bool last)
         {
-            var shadowRow = batch.ShadowRow[row];
-            if (shadowRow == -2 || _shadowRows is not { Error: null } rows)
+            _importer!.Complete();
+            _importer.Dispose();
+            _importer = null;
+            var rows = _shadowBuffer!.Count;
+            try
             {
-                return;
+                using var importer = _writer.BeginBinaryImport(ShadowCopyIn());
+                _shadowBuffer.WriteTo(importer, _shadow!.Version, _scoredAt, _job);
+                importer.Complete();
+            }
+            catch (PostgresException e)
+            {
+                throw new ShadowFailedException($"The shadow's rows could not be written to {_shadowTable}: {e.MessageText}", e);
             }
 
-            var keys = new object?[_keys.Length];
-            for (var k = 0; k < _keys.Length; k++)
+            _shadowRows!.Written += rows;
+            if (!last)
             {
-                keys[k] = KeyColumn.Value(batch, k, row);
+                _importer = _writer.BeginBinaryImport(_copyIn);
             }
+        }
 
-            var columns = _plan.Columns;
-            var outputs = new object?[columns.Count];
-            var error = batch.ShadowErrors[row];
-            if (shadowRow >= 0 && batch.ShadowScored.Error(shadowRow) is { } runError)
-            {
-                (shadowRow, error) = (-1, runError);
-            }
+        private string ShadowCopyIn() => _shadowCopyIn ??=
+            $"COPY {_shadowTable} ({string.Join(", ", _plan.KeyColumns.Select(Quote).Append("shadow_version").Concat(_plan.Columns.Select(c => Quote(c.Name))).Concat(["served_version", "scored_at", "error", "job"]))}) FROM STDIN (FORMAT BINARY)";
 
-            if (shadowRow >= 0)
+        private string? _shadowCopyIn;
+
+        /// <summary>A row's output columns, typed (NULL for each when the row has no scorer row: it failed).</summary>
+        private static void WriteOutputs(NpgsqlBinaryImporter importer, IReadOnlyList<OutputColumn> columns, ScoredBatch scored, int scorerRow)
+        {
+            for (var c = 0; c < columns.Count; c++)
             {
-                var scored = batch.ShadowScored;
-                for (var c = 0; c < columns.Count; c++)
+                if (scorerRow < 0)
                 {
-                    outputs[c] = columns[c].Type switch
-                    {
-                        ColumnType.Real => (float)scored.GetDouble(shadowRow, c),
-                        ColumnType.Integer => (long)scored.GetDouble(shadowRow, c),
-                        ColumnType.Text => (string)scored.GetValue(shadowRow, c),
-                        _ => PostgresArrays.Write(scored.GetTensor(shadowRow, c)),
-                    };
+                    importer.WriteNull();
+                    continue;
+                }
+
+                switch (columns[c].Type)
+                {
+                    case ColumnType.Real: importer.Write((float)scored.GetDouble(scorerRow, c), NpgsqlDbType.Real); break;
+                    case ColumnType.Integer: importer.Write((long)scored.GetDouble(scorerRow, c), NpgsqlDbType.Bigint); break;
+                    case ColumnType.Text: importer.Write((string)scored.GetValue(scorerRow, c), NpgsqlDbType.Text); break;
+                    // An array column of the output's element type, with the row's dimensions (PostgresArrays writes its binary form).
+                    default: importer.Write(PostgresArrays.Write(scored.GetTensor(scorerRow, c)), NpgsqlDbType.Bytea); break;
                 }
             }
-
-            rows.Rows.Add((keys, served, outputs, error));
         }
 
         /// <summary>The row's key in its canonical text (StickyBucket.KeyText), as mad.bucket hashes it.</summary>
@@ -356,31 +439,13 @@ public sealed partial class RefreshTaskRunner
                 }
 
                 (canary ? _canary!.Counter : _counter)?.CountOutputs(scored, scorerRow); // drift monitoring, on this (the write) thread
-
-                for (var c = 0; c < columns.Count; c++)
-                {
-                    if (scorerRow < 0)
-                    {
-                        importer.WriteNull();
-                        continue;
-                    }
-
-                    switch (columns[c].Type)
-                    {
-                        case ColumnType.Real: importer.Write((float)scored.GetDouble(scorerRow, c), NpgsqlDbType.Real); break;
-                        case ColumnType.Integer: importer.Write((long)scored.GetDouble(scorerRow, c), NpgsqlDbType.Bigint); break;
-                        case ColumnType.Text: importer.Write((string)scored.GetValue(scorerRow, c), NpgsqlDbType.Text); break;
-                        // An array column of the output's element type, with the row's dimensions (PostgresArrays writes its binary form).
-                        default: importer.Write(PostgresArrays.Write(scored.GetTensor(scorerRow, c)), NpgsqlDbType.Bytea); break;
-                    }
-                }
+                WriteOutputs(importer, columns, scored, scorerRow);
 
                 if (canary && batch.AgreementRow[row] >= 0)
                 {
                     _canary!.Agreement!.Add(batch.Scored, batch.AgreementRow[row], scored, scorerRow); // on this (the write) thread only
                 }
 
-                KeepShadow(batch, row, canary ? _canary!.Version : _version);
                 importer.Write(canary ? _canary!.Version : _version, NpgsqlDbType.Integer);
                 importer.Write(_scoredAt, NpgsqlDbType.TimestampTz);
                 if (error is not null)

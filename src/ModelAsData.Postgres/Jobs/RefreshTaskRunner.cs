@@ -45,22 +45,58 @@ public sealed partial class RefreshTaskRunner
     {
         ArgumentNullException.ThrowIfNull(task);
         await using var reader = await _dataSource.OpenConnectionAsync(cancellationToken);
-        await using var reading = await reader.BeginTransactionAsync(cancellationToken);
-        var (plan, model) = await PlanAndReadAsOwnerAsync(reader, task, cancellationToken);
-        await using var writer = await _dataSource.OpenConnectionAsync(cancellationToken);
-        if (plan.Planning is { } planning)
+        var reading = await reader.BeginTransactionAsync(cancellationToken);
+        try
         {
-            plan = await PlanJobAsync(task, planning, reader, writer, cancellationToken);
-        }
+            var (plan, model) = await PlanAndReadAsOwnerAsync(reader, task, cancellationToken);
+            await using var writer = await _dataSource.OpenConnectionAsync(cancellationToken);
+            if (plan.Planning is { } planning)
+            {
+                plan = await PlanJobAsync(task, planning, reader, writer, cancellationToken);
+            }
 
-        if (model.Signature.Columns.Count != plan.Columns.Count)
+            if (model.Signature.Columns.Count != plan.Columns.Count)
+            {
+                throw new ModelAsDataException(ErrorCode.FeatureMismatch,
+                    $"{task.Model}@{task.Version} decodes into {model.Signature.Columns.Count} columns; {task.Table} has {plan.Columns.Count}.");
+            }
+
+            var canary = await CanaryAsync(task, plan, writer, cancellationToken);
+            var (shadow, shadowRows) = await ShadowAsync(task, plan, writer, cancellationToken);
+            try
+            {
+                return await ScoreAndCompleteAsync(task, plan, model, canary, shadow, shadowRows, reader, reading, writer, cancellationToken);
+            }
+            catch (ShadowFailedException e)
+            {
+                // The shadow failed to score or to be written: both transactions are rolled back (their disposal did
+                // it for the writer's), and the task runs again without it, recording why. Its served rows commit
+                // once, as ever; the shadow's rows of the failed attempt are gone with it.
+                await reading.RollbackAsync(cancellationToken);
+                await reading.DisposeAsync();
+                reading = await reader.BeginTransactionAsync(cancellationToken);
+                await using (var again = new NpgsqlCommand(TableSql.ReadAsOwner, reader) { Parameters = { new() { Value = task.Table } } })
+                {
+                    await again.ExecuteNonQueryAsync(cancellationToken);
+                }
+
+                canary = canary is null ? null : canary with { Agreement = canary.Agreement is null ? null : new CanaryAgreementSums(plan.Columns, asReal: true) };
+                return await ScoreAndCompleteAsync(task, plan, model, canary, null, new ShadowRows { Error = e.Message }, reader, reading, writer, cancellationToken);
+            }
+        }
+        finally
         {
-            throw new ModelAsDataException(ErrorCode.FeatureMismatch,
-                $"{task.Model}@{task.Version} decodes into {model.Signature.Columns.Count} columns; {task.Table} has {plan.Columns.Count}.");
+            await reading.DisposeAsync();
         }
+    }
 
-        var canary = await CanaryAsync(task, plan, writer, cancellationToken);
-        var (shadow, shadowRows) = await ShadowAsync(task, plan, writer, cancellationToken);
+    /// <summary>
+    /// Scores the task's rows into the build table (and the shadow's into mad_shadow.&lt;table&gt;) and completes the task,
+    /// all in one transaction on the writer. Drift counts start afresh here, so a task run again counts its rows once.
+    /// </summary>
+    private async Task<RefreshTaskResult> ScoreAndCompleteAsync(RefreshTask task, TaskPlan plan, OnnxModel model, JobCanary? canary, JobShadow? shadow,
+        ShadowRows? shadowRows, NpgsqlConnection reader, NpgsqlTransaction reading, NpgsqlConnection writer, CancellationToken cancellationToken)
+    {
         // Drift monitoring: rows are counted into the version's baseline bins as they pass, added with the rows.
         var counter = await Monitoring.PostgresProfileCounts.CounterAsync(writer, task.Model, task.Version, plan.FeatureColumns, plan.Columns, cancellationToken);
         if (canary is not null)
@@ -70,10 +106,10 @@ public sealed partial class RefreshTaskRunner
         }
 
         await using var transaction = await writer.BeginTransactionAsync(cancellationToken);
-        var (rows, failed) = await CopyThroughPipelineAsync(model, plan, task.Version, canary, counter, reader, writer, cancellationToken, shadow, shadowRows);
+        var (rows, failed) = await CopyThroughPipelineAsync(model, plan, task, canary, counter, reader, writer, cancellationToken, shadow, shadowRows);
         if (shadowRows is not null)
         {
-            await WriteShadowAsync(task, plan, shadow, shadowRows, writer, transaction, cancellationToken);
+            await RecordShadowAsync(task, shadowRows, writer, transaction, cancellationToken);
         }
 
         if (canary?.Agreement is { } agreement)
@@ -261,72 +297,19 @@ public sealed partial class RefreshTaskRunner
     }
 
     /// <summary>
-    /// Copies the task's shadow rows into mad_shadow.&lt;table&gt; and records them (or the shadow's error) on the job, in
-    /// the task's transaction behind a savepoint: a shadow that cannot be written rolls back alone, with its error.
+    /// Records on the job the shadow rows the task wrote (the pipeline copied them into mad_shadow.&lt;table&gt; batch by
+    /// batch, in this transaction), or why the shadow could not load, score or be written; fenced on the task's lease.
     /// </summary>
-    private static async Task WriteShadowAsync(RefreshTask task, TaskPlan plan, JobShadow? shadow, ShadowRows shadowRows,
-        NpgsqlConnection writer, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+    private static async Task RecordShadowAsync(RefreshTask task, ShadowRows shadowRows, NpgsqlConnection writer, NpgsqlTransaction transaction,
+        CancellationToken cancellationToken)
     {
-        var keys = plan.KeyColumns.Select((name, i) => KeyColumn.For(name, plan.KeyTypes[i])).ToArray();
-        long written = 0;
-        if (shadow is not null && shadowRows.Error is null && shadowRows.Rows.Count > 0)
-        {
-            await transaction.SaveAsync("mad_shadow", cancellationToken);
-            try
-            {
-                var columns = plan.KeyColumns.Select(Quote).Append("shadow_version").Concat(plan.Columns.Select(c => Quote(c.Name)))
-                    .Concat(["served_version", "scored_at", "error", "job"]);
-                var scoredAt = DateTime.UtcNow;
-                await using (var importer = await writer.BeginBinaryImportAsync(
-                    $"COPY mad_shadow.{Quote(task.Table)} ({string.Join(", ", columns)}) FROM STDIN (FORMAT BINARY)", cancellationToken))
-                {
-                    foreach (var (keyValues, served, outputs, error) in shadowRows.Rows)
-                    {
-                        await importer.StartRowAsync(cancellationToken);
-                        for (var k = 0; k < keys.Length; k++)
-                        {
-                            await WriteValueAsync(importer, keyValues[k], keys[k].Type, cancellationToken);
-                        }
-
-                        await importer.WriteAsync(shadow.Version, NpgsqlDbType.Integer, cancellationToken);
-                        for (var c = 0; c < outputs.Length; c++)
-                        {
-                            var type = plan.Columns[c].Type switch
-                            {
-                                ColumnType.Real => NpgsqlDbType.Real,
-                                ColumnType.Integer => NpgsqlDbType.Bigint,
-                                ColumnType.Text => NpgsqlDbType.Text,
-                                _ => NpgsqlDbType.Bytea,
-                            };
-                            await WriteValueAsync(importer, outputs[c], type, cancellationToken);
-                        }
-
-                        await importer.WriteAsync(served, NpgsqlDbType.Integer, cancellationToken);
-                        await importer.WriteAsync(scoredAt, NpgsqlDbType.TimestampTz, cancellationToken);
-                        await WriteValueAsync(importer, error, NpgsqlDbType.Text, cancellationToken);
-                        await importer.WriteAsync(task.JobId, NpgsqlDbType.Bigint, cancellationToken);
-                    }
-
-                    await importer.CompleteAsync(cancellationToken);
-                }
-
-                written = shadowRows.Rows.Count;
-                await transaction.ReleaseAsync("mad_shadow", cancellationToken);
-            }
-            catch (PostgresException e)
-            {
-                await transaction.RollbackAsync("mad_shadow", cancellationToken);
-                shadowRows.Error = $"The shadow's rows could not be written to mad_shadow.{Quote(task.Table)}: {e.MessageText}";
-            }
-        }
-
         await using var record = new NpgsqlCommand(TableSql.RecordShadow, writer, transaction)
         {
             Parameters =
             {
                 new() { Value = task.TaskId },
                 new() { Value = task.LeaseToken },
-                new() { Value = written },
+                new() { Value = shadowRows.Written },
                 new() { Value = (object?)shadowRows.Error ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text },
             },
         };
@@ -351,24 +334,13 @@ public sealed partial class RefreshTaskRunner
         await record.ExecuteNonQueryAsync(cancellationToken);
     }
 
-    private static Task WriteValueAsync(NpgsqlBinaryImporter importer, object? value, NpgsqlDbType type, CancellationToken cancellationToken) => value switch
-    {
-        null => importer.WriteNullAsync(cancellationToken),
-        long l => importer.WriteAsync(l, type, cancellationToken),
-        int i => importer.WriteAsync(i, type, cancellationToken),
-        float f => importer.WriteAsync(f, type, cancellationToken),
-        string s => importer.WriteAsync(s, type, cancellationToken),
-        byte[] b => importer.WriteAsync(b, type, cancellationToken),
-        _ => importer.WriteAsync(value, type, cancellationToken),
-    };
-
     private static string Quote(string identifier) => "\"" + identifier.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
 
     /// <summary>
     /// Streams the plan's rows out of <paramref name="reader"/> by binary COPY, through the read | score | write
     /// pipeline, and by binary COPY into the plan's build table on <paramref name="writer"/> (in its transaction).
     /// </summary>
-    private async Task<(long Rows, long Failed)> CopyThroughPipelineAsync(OnnxModel model, TaskPlan plan, int version, JobCanary? canary,
+    private async Task<(long Rows, long Failed)> CopyThroughPipelineAsync(OnnxModel model, TaskPlan plan, RefreshTask task, JobCanary? canary,
         Core.Monitoring.ProfileCounter? counter,
         NpgsqlConnection reader, NpgsqlConnection writer, CancellationToken cancellationToken, JobShadow? shadow = null, ShadowRows? shadowRows = null)
     {
@@ -376,11 +348,9 @@ public sealed partial class RefreshTaskRunner
         var features = plan.FeatureColumns.Select((name, i) => FeatureColumn.For(name, plan.FeatureTypes[i])).ToArray();
         var columns = plan.KeyColumns.Select(Quote).Concat(plan.Columns.Select(c => Quote(c.Name))).Concat(["model_version", "scored_at", "error", "arm"]);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        using var pipeline = new Pipeline(model, _batchSize ?? model.PreferredBatchSize, keys, features, plan, version, canary, stop, counter, shadow, shadowRows);
+        using var pipeline = new Pipeline(model, _batchSize ?? model.PreferredBatchSize, keys, features, plan, task.Version, canary, stop, counter, writer,
+            $"COPY {plan.BuildTable} ({string.Join(", ", columns)}) FROM STDIN (FORMAT BINARY)", task.JobId, shadow, shadowRows, $"mad_shadow.{Quote(task.Table)}");
         using var exporter = await reader.BeginBinaryExportAsync($"COPY ({plan.Query}) TO STDOUT (FORMAT BINARY)", cancellationToken);
-        using var importer = await writer.BeginBinaryImportAsync($"COPY {plan.BuildTable} ({string.Join(", ", columns)}) FROM STDIN (FORMAT BINARY)", cancellationToken);
-        var result = await pipeline.RunAsync(exporter, importer);
-        await importer.CompleteAsync(cancellationToken);
-        return result;
+        return await pipeline.RunAsync(exporter, cancellationToken);
     }
 }

@@ -89,41 +89,17 @@ public static partial class PostgresVersionBytes
         }
     }
 
-    private static async Task CopyChunksAsync(NpgsqlConnection connection, string model, int version, long size, int chunks, TempModelFile file, CancellationToken cancellationToken)
+    private static Task CopyChunksAsync(NpgsqlConnection connection, string model, int version, long size, int chunks, TempModelFile file, CancellationToken cancellationToken)
     {
         var buffer = new byte[1024 * 1024];
-        var next = 0;
-        await using var command = new NpgsqlCommand(Chunks, connection) { Parameters = { new() { Value = model }, new() { Value = version } } };
-        await using (var rows = await command.ExecuteReaderAsync(CommandBehavior.SequentialAccess, cancellationToken))
+        return ForEachChunkAsync(connection, model, version, size, chunks, async (chunk, _, ct) =>
         {
-            while (await rows.ReadAsync(cancellationToken))
+            int read;
+            while ((read = await chunk.ReadAsync(buffer, ct)) > 0)
             {
-                var n = rows.GetInt32(0);
-                if (n != next)
-                {
-                    throw Missing(model, version, chunks, $"chunk {next} is missing");
-                }
-
-                await using var chunk = await rows.GetStreamAsync(1, cancellationToken);
-                if (chunk.Length > size - file.Length)
-                {
-                    throw Missing(model, version, chunks, $"chunk {n} ends past the version's {size:N0} bytes");
-                }
-
-                int read;
-                while ((read = await chunk.ReadAsync(buffer, cancellationToken)) > 0)
-                {
-                    await file.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
-                }
-
-                next++;
+                await file.WriteAsync(buffer.AsMemory(0, read), ct);
             }
-        }
-
-        if (next != chunks || file.Length != size)
-        {
-            throw Missing(model, version, chunks, $"{next} chunks of {file.Length:N0} bytes were found for {size:N0} bytes");
-        }
+        }, cancellationToken);
     }
 
     private static ModelAsDataException NotFound(string model, int version) =>

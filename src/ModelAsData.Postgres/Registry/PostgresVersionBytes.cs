@@ -50,7 +50,20 @@ public static partial class PostgresVersionBytes
     private static async Task<byte[]> ReadChunksAsync(NpgsqlConnection connection, string model, int version, long size, int chunks, CancellationToken cancellationToken)
     {
         var bytes = ModelChunks.Allocate(model, version, size);
-        var offset = 0;
+        await ForEachChunkAsync(connection, model, version, size, chunks,
+            (chunk, offset, ct) => chunk.ReadExactlyAsync(bytes.AsMemory((int)offset, (int)chunk.Length), ct), cancellationToken);
+        return bytes;
+    }
+
+    /// <summary>
+    /// Hands each chunk of a chunked version, in order, to <paramref name="consume"/> with the offset it starts at, and
+    /// throws <see cref="ErrorCode.InvalidModel"/> for a missing chunk, one that ends past the version's size, or
+    /// chunks that do not add up to it. The one walk over mad.model_chunks that reading and loading share.
+    /// </summary>
+    private static async Task ForEachChunkAsync(NpgsqlConnection connection, string model, int version, long size, int chunks,
+        Func<Stream, long, CancellationToken, ValueTask> consume, CancellationToken cancellationToken)
+    {
+        long offset = 0;
         var next = 0;
         await using var command = new NpgsqlCommand(Chunks, connection) { Parameters = { new() { Value = model }, new() { Value = version } } };
         await using (var rows = await command.ExecuteReaderAsync(CommandBehavior.SequentialAccess, cancellationToken))
@@ -69,8 +82,8 @@ public static partial class PostgresVersionBytes
                     throw Missing(model, version, chunks, $"chunk {n} ends past the version's {size:N0} bytes");
                 }
 
-                await chunk.ReadExactlyAsync(bytes.AsMemory(offset, (int)chunk.Length), cancellationToken);
-                offset += (int)chunk.Length;
+                await consume(chunk, offset, cancellationToken);
+                offset += chunk.Length;
                 next++;
             }
         }
@@ -79,8 +92,6 @@ public static partial class PostgresVersionBytes
         {
             throw Missing(model, version, chunks, $"{next} chunks of {offset:N0} bytes were found for {size:N0} bytes");
         }
-
-        return bytes;
     }
 
     private static ModelAsDataException Missing(string model, int version, int chunks, string what) =>

@@ -116,6 +116,84 @@ public sealed class ShadowScoringTests(PostgresDatabase database) : DatabaseTest
             "SELECT shadow_error FROM mad.deployment_report WHERE model = @model AND arm = 'shadow'", new { model }));
     }
 
+    [Fact(Timeout = 180_000)]
+    public async Task A_task_of_more_shadow_rows_than_one_copy_holds_writes_each_once_beside_the_version_that_served_it()
+    {
+        await using var sidecar = await RunningSidecar.StartAsync(Database.ConnectionString);
+        var registry = new PostgresModelRegistry(Database.DataSource);
+        var model = await PostgresDeploymentTests.ThreeReadyVersionsAsync(registry);
+        var tables = new PostgresPredictionTables(registry, TimeSpan.FromMilliseconds(50));
+        await Database.DataSource.ExecuteAsync("""
+            SELECT mad.deploy(@model, 'production', 1);
+            SELECT mad.deploy_canary(@model, 'production', 3, percent => 50);
+            SELECT mad.deploy_shadow(@model, 'production', 2);
+            """, new { model });
+        // One task of 40,000 rows: its shadow rows are copied in two batches of 16,384 between the served rows' COPYs,
+        // and the rest after them.
+        var source = await BatchTables.CreateFlowersAsync(Database.DataSource, 40_000);
+        await BatchTables.SmallTasksAsync(Database.DataSource, 100_000);
+        var name = Sql.UniqueName("scores");
+        await BatchTables.CreateAsync(tables, name, source, model);
+
+        var result = await tables.RefreshAsync(name, cancellationToken: Ct);
+
+        Assert.Equal(40_000, result.Rows);
+        await BatchTables.AssertOnePredictionPerRowAsync(Database.DataSource, source, name);
+        Assert.Equal(1, await Database.DataSource.ScalarAsync<long>(
+            "SELECT count(*) FROM mad.tasks WHERE job_id = (SELECT last_job FROM mad.prediction_tables WHERE name = @name)", new { name }));
+        var (rows, distinct, wrong) = (await Database.DataSource.QueryAsync<(long, long, long)>($"""
+            SELECT count(*), count(DISTINCT s.id),
+                   count(*) FILTER (WHERE s.served_version IS DISTINCT FROM o.model_version OR s.shadow_version <> 2 OR s.error IS NOT NULL
+                                       OR abs(s.probability_1 - o.probability_0) > 1e-6 AND o.model_version = 1)
+            FROM mad_out.{name}__shadow s JOIN mad_out.{name} o USING (id)
+            """)).Single();
+        Assert.Equal((40_000L, 40_000L, 0L), (rows, distinct, wrong));
+        Assert.Equal([(1, "champion"), (3, "canary")], await Database.DataSource.QueryAsync<(int, string)>(
+            $"SELECT DISTINCT model_version, arm FROM mad_out.{name} ORDER BY 1"));
+        Assert.Equal(40_000, await Database.DataSource.ScalarAsync<long>(
+            "SELECT shadow_rows FROM mad.jobs WHERE id = (SELECT last_job FROM mad.prediction_tables WHERE name = @name)", new { name }));
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task A_shadow_the_server_refuses_to_store_leaves_the_served_rows_whole_counted_once_and_the_report_says_why()
+    {
+        await using var sidecar = await RunningSidecar.StartAsync(Database.ConnectionString);
+        var registry = new PostgresModelRegistry(Database.DataSource);
+        var model = await PostgresDeploymentTests.ThreeReadyVersionsAsync(registry);
+        var tables = new PostgresPredictionTables(registry, TimeSpan.FromMilliseconds(50));
+        await Database.DataSource.ExecuteAsync("""
+            SELECT mad.deploy(@model, 'production', 1);
+            SELECT mad.deploy_canary(@model, 'production', 3, percent => 50);
+            SELECT mad.deploy_shadow(@model, 'production', 2);
+            """, new { model });
+        var source = await BatchTables.CreateFlowersAsync(Database.DataSource, 2_000);
+        await BatchTables.SmallTasksAsync(Database.DataSource, 700);
+        var name = Sql.UniqueName("scores");
+        await BatchTables.CreateAsync(tables, name, source, model);
+        await tables.RefreshAsync(name, cancellationToken: Ct);
+        Assert.Equal(2_000, await Database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad_out.{name}__shadow"));
+        // The storage changed under the sidecars (a superuser's constraint): every shadow row the next refresh writes
+        // is refused, after served rows of each task were already copied in its transaction.
+        await Database.DataSource.ExecuteAsync($"ALTER TABLE mad_shadow.{name} ADD CONSTRAINT refuses_all CHECK (shadow_version < 0) NOT VALID");
+
+        var result = await tables.RefreshAsync(name, cancellationToken: Ct);
+
+        Assert.Equal(2_000, result.Rows);
+        await BatchTables.AssertOnePredictionPerRowAsync(Database.DataSource, source, name);
+        Assert.Equal([(1, "champion"), (3, "canary")], await Database.DataSource.QueryAsync<(int, string)>(
+            $"SELECT DISTINCT model_version, arm FROM mad_out.{name} ORDER BY 1"));
+        Assert.Equal(0, await Database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad_out.{name}__shadow"));
+        Assert.Equal(0, await Database.DataSource.ScalarAsync<long>($"SELECT count(*) FROM mad_shadow.{name}"));
+        var (rows, error) = (await Database.DataSource.QueryAsync<(long, string)>(
+            "SELECT shadow_rows, shadow_error FROM mad.jobs WHERE id = (SELECT last_job FROM mad.prediction_tables WHERE name = @name)", new { name })).Single();
+        Assert.Equal(0, rows);
+        Assert.Contains($"The shadow's rows could not be written to mad_shadow.\"{name}\"", error, StringComparison.Ordinal);
+        Assert.Contains("refuses_all", error, StringComparison.Ordinal);
+        // The tasks ran again without the shadow: each served row was counted once into the drift windows, over both refreshes.
+        Assert.Equal(4_000, await Database.DataSource.ScalarAsync<long>(
+            "SELECT coalesce(sum(count), 0) FROM mad.profile_counts WHERE prediction_table = @name AND kind = 'input' AND column_name = 'sepal_length'", new { name }));
+    }
+
     [Fact(Timeout = 120_000)]
     public async Task Only_the_readers_of_the_served_table_read_its_shadow_and_a_revoke_takes_both()
     {

@@ -286,6 +286,28 @@ public sealed class SyncTests(PostgresDatabase database) : DatabaseTests(databas
     }
 
     [Fact(Timeout = 120_000)]
+    public async Task A_push_of_old_and_new_rows_adds_only_the_new_ones()
+    {
+        // The second push meets rows already pushed: finish_device_push's plain INSERT fails on the first one and the
+        // push is redone with ON CONFLICT DO NOTHING (048), so the new table's rows still arrive, each once.
+        var (model, _) = await CanaryModelAsync();
+        var path = NewDeviceFile();
+        var deviceId = DeviceId();
+        await ModelSync.PullAsync(_device, path, new PullOptions { Models = [model + "@production"], Device = deviceId }, Ct);
+        await ScoreOnDeviceAsync(path, model);
+        var first = await ModelSync.PushAsync(path, _device, new PushOptions(), Ct);
+        await ScoreOnDeviceAsync(path, model, "more_scores");
+
+        var second = await ModelSync.PushAsync(path, _device, new PushOptions(), Ct);
+
+        Assert.Equal((2000L, 2000L), (first.RowsRead, first.RowsAdded));
+        Assert.Equal((4000L, 2000L), (second.RowsRead, second.RowsAdded));
+        var perTable = (await Database.DataSource.QueryAsync<(string Table, long Rows, long Keys)>(
+            "SELECT prediction_table, count(*), count(DISTINCT key) FROM mad.edge_predictions WHERE device = @deviceId GROUP BY 1 ORDER BY 1", new { deviceId })).ToList();
+        Assert.Equal([("more_scores", 2000L, 2000L), ("scores", 2000L, 2000L)], perTable);
+    }
+
+    [Fact(Timeout = 120_000)]
     public async Task A_push_naming_a_version_the_central_database_does_not_hold_adds_nothing()
     {
         var (model, _) = await CanaryModelAsync();

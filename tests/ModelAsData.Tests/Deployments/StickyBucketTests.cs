@@ -63,4 +63,20 @@ public sealed class StickyBucketTests
 
         Assert.Equal(20_000, previous.Count);
     }
+
+    [Theory]
+    [InlineData(100, true)]
+    [InlineData(0, false)]
+    public void At_100_and_0_percent_the_answer_skips_the_hash_and_is_what_the_bucket_gives(double percent, bool expected)
+    {
+        Assert.False(StickyBucket.NeedsHash(percent));
+        Assert.True(StickyBucket.NeedsHash(99.999));
+        Assert.True(StickyBucket.NeedsHash(0.001));
+        foreach (var k in Enumerable.Range(1, 20_000))
+        {
+            var key = StickyBucket.KeyText(k);
+            Assert.Equal(StickyBucket.InCanary(StickyBucket.Of(20261204, key), percent), StickyBucket.InCanary(20261204, key, percent));
+            Assert.Equal(expected, StickyBucket.InCanary(20261204, key, percent));
+        }
+    }
 }
