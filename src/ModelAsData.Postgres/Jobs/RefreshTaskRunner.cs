@@ -296,6 +296,7 @@ public sealed partial class RefreshTaskRunner
                                 ColumnType.Real => NpgsqlDbType.Real,
                                 ColumnType.Integer => NpgsqlDbType.Bigint,
                                 ColumnType.Text => NpgsqlDbType.Text,
+                                ColumnType.Uint64 => NpgsqlDbType.Numeric,
                                 _ => NpgsqlDbType.Bytea,
                             };
                             await WriteValueAsync(importer, outputs[c], type, cancellationToken);
