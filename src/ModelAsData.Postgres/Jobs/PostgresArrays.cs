@@ -91,12 +91,13 @@ internal static class PostgresArrays
         var values = tensor.Values;
         var dims = Dims(tensor);
         var empty = values.Length == 0;
+        // By the exact type: the runtime lets a long[] pass as a ulong[] and back (same size), so a pattern would mix them.
+        var unsigned = values.GetType() == typeof(ulong[]);
         var (oid, size) = values switch
         {
             float[] => (Float4, 4),
             double[] => (Float8, 8),
-            // ulong[] before long[]: the runtime lets a ulong[] pass as a long[] (same size), which would write bigints.
-            ulong[] => (Numeric, -1),
+            _ when unsigned => (Numeric, -1),
             long[] => (Int8, 8),
             bool[] => (Bool, 1),
             string[] => (Text, -1),
@@ -106,7 +107,7 @@ internal static class PostgresArrays
         var length = 12 + (8 * ndim) + (values switch
         {
             string[] strings => strings.Sum(s => 4 + Encoding.UTF8.GetByteCount(s)),
-            ulong[] whole => whole.Sum(u => 4 + NumericLength(u)),
+            ulong[] whole when unsigned => whole.Sum(u => 4 + NumericLength(u)),
             _ => values.Length * (4 + size),
         });
         var data = new byte[length];
@@ -129,7 +130,7 @@ internal static class PostgresArrays
             {
                 case float[] f: BinaryPrimitives.WriteSingleBigEndian(item, f[i]); break;
                 case double[] f: BinaryPrimitives.WriteDoubleBigEndian(item, f[i]); break;
-                case ulong[] u: written = WriteNumeric(item, u[i]); break;
+                case ulong[] u when unsigned: written = WriteNumeric(item, u[i]); break;
                 case long[] n: BinaryPrimitives.WriteInt64BigEndian(item, n[i]); break;
                 case bool[] b: item[0] = b[i] ? (byte)1 : (byte)0; break;
                 default: written = Encoding.UTF8.GetBytes(((string[])values)[i], item); break;
@@ -163,7 +164,7 @@ internal static class PostgresArrays
             {
                 float[] f => Number(f[at]),
                 double[] f => Number(f[at]),
-                ulong[] u => u[at].ToString(CultureInfo.InvariantCulture),
+                ulong[] u when u.GetType() == typeof(ulong[]) => u[at].ToString(CultureInfo.InvariantCulture), // not a long[] passing as one
                 long[] n => n[at].ToString(CultureInfo.InvariantCulture),
                 bool[] b => b[at] ? "t" : "f",
                 _ => "\"" + ((string[])values)[at].Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"",
