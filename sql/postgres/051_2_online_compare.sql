@@ -1,8 +1,8 @@
--- 027_2's mad.compare, with one change (marked 051): beside the prediction tables served through model@alias, the
+-- 050_2's mad.compare, with one change (marked 051): beside the prediction tables served through model@alias, the
 -- model's online traffic ('online:<model>') when it has outcomes bound and the caller is mad_admin (who alone may read
 -- it, 051_1_online_outcomes.sql; for others it is left out rather than failing the tables' rows). The log does not
 -- record the alias a request came through, so the online rows are those of the alias's champion version (arm
--- champion) and of its canary version (arm canary), as for a table.
+-- champion) and of its canary version (arm canary), as for a table, scored since the current split began (050_2).
 
 CREATE OR REPLACE FUNCTION mad.compare(model text, alias text, metric text DEFAULT NULL, horizon bigint DEFAULT 1000)
 RETURNS TABLE (prediction_table text, arm text, version int, n bigint, n_labeled bigint, metric_name text, value double precision,
@@ -26,6 +26,7 @@ DECLARE
   d double precision; low double precision; high double precision; stat double precision; p double precision; used text;
   chi double precision; chi_p double precision; mismatch boolean;
   found_any boolean := false;
+  since timestamptz;
 BEGIN
   IF compare.metric IS NOT NULL AND compare.metric NOT IN ('accuracy', 'precision', 'recall', 'f1', 'roc_auc', 'log_loss', 'ece',
                                                            'cbpe_accuracy', 'mae', 'rmse', 'mape', 'mean_error') THEN
@@ -37,6 +38,16 @@ BEGIN
     RAISE EXCEPTION 'Model % has no alias %.', quote_literal(compare.model), quote_literal(compare.alias) USING ERRCODE = 'no_data_found';
   END IF;
   SELECT d.canary_version, d.canary_percent INTO canary, percent FROM mad.deployments d WHERE d.model = compare.model AND d.alias = compare.alias;
+  -- When the current split began: the alias's last move, or the first of the deployment changes since the last one
+  -- that set another champion, canary or percent, whichever is later (a shadow's changes leave the split alone).
+  SELECT greatest(
+           (SELECT max(h.moved_at) FROM mad.alias_history h WHERE h.model = compare.model AND h.alias = compare.alias),
+           (SELECT min(h.changed_at) FROM mad.deployment_history h
+            WHERE h.model = compare.model AND h.alias = compare.alias
+              AND h.id > coalesce((SELECT max(x.id) FROM mad.deployment_history x
+                                   WHERE x.model = compare.model AND x.alias = compare.alias
+                                     AND (x.version, x.canary_version, x.canary_percent) IS DISTINCT FROM (champion, canary, percent)), 0)))
+    INTO since;
 
   FOR binding IN SELECT p.name FROM mad.prediction_tables p JOIN mad.outcomes o ON o.prediction_table = p.name
                  WHERE split_part(p.model, '@', 1) = compare.model
@@ -48,7 +59,7 @@ BEGIN
     found_any := true;
     has_a := false; has_b := false; chosen := NULL;
     -- One window over everything served: 100,000 days from 2000-01-03.
-    FOR r IN SELECT * FROM mad.outcome_metrics(binding.name, interval '100000 days') m
+    FOR r IN SELECT * FROM mad.outcome_metrics(binding.name, interval '100000 days', NULL, since) m
              WHERE (m.arm = 'champion' AND m.version = champion) OR (m.arm = 'canary' AND m.version = canary) LOOP
       CONTINUE WHEN r.metric <> coalesce(compare.metric, chosen, r.metric)
                     OR (compare.metric IS NULL AND chosen IS NULL AND r.metric NOT IN ('accuracy', 'mae'));
@@ -101,6 +112,12 @@ BEGIN
       RETURN NEXT;
     END IF;
   END LOOP;
+  IF found_any AND since IS NOT NULL THEN
+    RAISE NOTICE 'Counted only predictions scored since %, when %@% began serving %: earlier ones were served under another split.',
+      to_char(since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), compare.model, compare.alias,
+      CASE WHEN canary IS NULL THEN format('version %s alone', champion)
+           ELSE format('version %s with version %s on %s %% as the canary', champion, canary, percent) END;
+  END IF;
   IF NOT found_any THEN
     RAISE NOTICE 'No prediction table served through %@% (nor its online traffic) has outcomes bound: nothing to compare.', compare.model, compare.alias;
   END IF;

@@ -37,13 +37,19 @@ public sealed class SqliteOutcomeReports(SqliteModelRegistry registry) : IOutcom
         var tables = (await Connection.QueryAsync<(string Name, string Model)>(new CommandDefinition(
             "SELECT p.name, p.model FROM mad_prediction_tables p JOIN mad_outcomes o ON o.prediction_table = p.name ORDER BY p.name", cancellationToken: cancellationToken)))
             .Where(t => ModelReference.Parse(t.Model) is var r && r.Model == model && (r.Alias ?? (r.Version is null ? "production" : null)) == alias).ToList();
+        var since = await CurrentSplitSinceAsync(model, alias, (int)champion, (int?)deployment?.Version, deployment?.Percent, cancellationToken);
         var rows = new List<ComparisonRow>();
         var notices = new List<string>();
         foreach (var (name, _) in tables)
         {
-            var (metrics, raised) = await MetricsAsync(name, OutcomeComparison.Everything, null, cancellationToken);
+            var (metrics, raised) = await MetricsAsync(name, OutcomeComparison.Everything, null, cancellationToken, since);
             notices.AddRange(raised);
             rows.AddRange(OutcomeComparison.Compare(name, metrics, (int)champion, (int?)deployment?.Version, deployment?.Percent, metric, horizon));
+        }
+
+        if (tables.Count > 0 && since is { } from)
+        {
+            notices.Add(OutcomeComparison.CountedSince(from, model, alias, (int)champion, (int?)deployment?.Version, deployment?.Percent));
         }
 
         if (tables.Count == 0)
@@ -80,8 +86,26 @@ public sealed class SqliteOutcomeReports(SqliteModelRegistry registry) : IOutcom
     private static string KeyText(string alias, IEnumerable<string> columns) =>
         string.Join(" || char(31) || ", columns.Select(c => $"CAST({alias}.{SqliteDatabase.Quote(c)} AS TEXT)"));
 
+    /// <summary>
+    /// When the current split began, as mad.compare (050_2) finds it: the later of the alias's last move and the first
+    /// deployment change since the last one that set another champion, canary or percent. NULL without either.
+    /// </summary>
+    private async Task<DateTimeOffset?> CurrentSplitSinceAsync(string model, string alias, int champion, int? canary, double? percent, CancellationToken cancellationToken)
+    {
+        var (moved, changed) = await Connection.QuerySingleAsync<(string?, string?)>(new CommandDefinition("""
+            SELECT (SELECT max(moved_at) FROM mad_alias_history WHERE model = @model AND alias = @alias),
+                   (SELECT min(h.changed_at) FROM mad_deployment_history h
+                    WHERE h.model = @model AND h.alias = @alias
+                      AND h.id > coalesce((SELECT max(x.id) FROM mad_deployment_history x
+                                           WHERE x.model = @model AND x.alias = @alias
+                                             AND NOT (x.version IS @champion AND x.canary_version IS @canary AND x.canary_percent IS @percent)), 0))
+            """, new { model, alias, champion, canary, percent }, cancellationToken: cancellationToken));
+        DateTimeOffset? a = moved is null ? null : SqliteTime.Parse(moved), d = changed is null ? null : SqliteTime.Parse(changed);
+        return a is null ? d : d is null ? a : a > d ? a : d;
+    }
+
     private async Task<(IReadOnlyList<OutcomeMetric> Metrics, IReadOnlyList<string> Notices)> MetricsAsync(string name, TimeSpan window, DateTimeOffset? asOf,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, DateTimeOffset? since = null)
     {
         var table = await new SqlitePredictionTables(registry).GetAsync(name, cancellationToken);
         var binding = await Connection.QuerySingleOrDefaultAsync<Binding>(new CommandDefinition(
@@ -105,7 +129,7 @@ public sealed class SqliteOutcomeReports(SqliteModelRegistry registry) : IOutcom
             }
         }
 
-        return OutcomeMetrics.Compute(served, labels, window, asOf, name, binding.Source, binding.LabelColumn);
+        return OutcomeMetrics.Compute(served, labels, window, asOf, name, binding.Source, binding.LabelColumn, since);
     }
 
     /// <summary>What the table served: its mad_history rows and its current rows (mad.served_predictions' rows).</summary>

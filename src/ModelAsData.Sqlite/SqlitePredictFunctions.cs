@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Microsoft.Data.Sqlite;
 using ModelAsData.Core;
 using ModelAsData.Core.Deployments;
@@ -66,7 +67,7 @@ public static class SqlitePredictFunctions
         var resolved = resolver.Get(reference);
         var scored = Score(resolved, reference, args, 1, out var slots);
         counts.Count(connection, resolved, slots, scored);
-        return scored.GetPrediction(0);
+        return AsSqlite(scored.GetPrediction(0));
     }
 
     /// <summary>predict_keyed(ref, key, feature, ...): the prediction of the version the reference's deployment serves this key.</summary>
@@ -80,8 +81,11 @@ public static class SqlitePredictFunctions
         var resolved = resolver.GetFor(reference, StickyBucket.KeyText(args[1]));
         var scored = Score(resolved, reference, args, 2, out var slots);
         counts.Count(connection, resolved, slots, scored);
-        return scored.GetPrediction(0);
+        return AsSqlite(scored.GetPrediction(0));
     }
+
+    /// <summary>A uint64 prediction as the TEXT of its digits, as prediction tables store it (SQLite's INTEGER is signed 64-bit).</summary>
+    private static object AsSqlite(object prediction) => prediction is ulong whole ? whole.ToString(CultureInfo.InvariantCulture) : prediction;
 
     private static object PredictProbability(SqliteModelResolver resolver, object?[] args)
     {
@@ -166,6 +170,11 @@ public static class SqlitePredictFunctions
 
     private static object?[] SetFromJsonArray(ModelScorer scorer, string reference, string json)
     {
+        if (scorer.Model.Signature.Inputs.Any(i => i.Type is FeatureType.Int64 or FeatureType.Uint64))
+        {
+            return SetFromJsonNumbers(scorer, reference, json);
+        }
+
         double[]? values;
         try
         {
@@ -193,5 +202,41 @@ public static class SqlitePredictFunctions
         }
 
         return values.Select(v => (object?)v).ToArray();
+    }
+
+    /// <summary>
+    /// As <see cref="SetFromJsonArray"/>, each number as its exact CLR value (long, ulong, else double): a 64-bit
+    /// integer input past 2^53 keeps every digit. Only for models with such an input; the others keep the double[] read.
+    /// </summary>
+    private static object?[] SetFromJsonNumbers(ModelScorer scorer, string reference, string json)
+    {
+        JsonArray? array;
+        try
+        {
+            array = JsonNode.Parse(json) as JsonArray;
+        }
+        catch (JsonException e)
+        {
+            scorer.CancelRow();
+            throw new ModelAsDataException(ErrorCode.FeatureMismatch, $"Model '{reference}': the feature array is not a JSON array of numbers ({e.Message}).", e);
+        }
+
+        if (array is null || array.Count != scorer.SlotCount)
+        {
+            scorer.CancelRow();
+            throw new ModelAsDataException(ErrorCode.FeatureMismatch, $"Model '{reference}' takes {scorer.SlotCount} features; the JSON array holds {array?.Count ?? 0}.");
+        }
+
+        var values = array.Select(JsonFeatures.ToClr).ToArray();
+        for (var slot = 0; slot < values.Length; slot++)
+        {
+            if (scorer.Set(slot, values[slot]) is { } error)
+            {
+                scorer.CancelRow();
+                throw new ModelAsDataException(ErrorCode.FeatureMismatch, $"Model '{reference}', feature {slot + 1}: {error}.");
+            }
+        }
+
+        return values;
     }
 }

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Diagnostics;
 using System.Text.Json;
 using Dapper;
@@ -580,6 +581,8 @@ public sealed partial class SqlitePredictionTables
                         case ColumnType.Real: _insert.Bind(index, scored.GetDouble(scorerRow, c)); break;
                         case ColumnType.Integer: _insert.Bind(index, (long)scored.GetDouble(scorerRow, c)); break;
                         case ColumnType.Text: _insert.Bind(index, scored.GetValue(scorerRow, c)); break;
+                        // TEXT of its digits: exact past 2^63, where INTEGER would wrap and NUMERIC affinity would round to a REAL.
+                        case ColumnType.Uint64: _insert.Bind(index, ((ulong)scored.GetValue(scorerRow, c)).ToString(CultureInfo.InvariantCulture)); break;
                         // Tensors as JSON text, nested by the row's dimensions.
                         default: _insert.Bind(index, RequestPredictor.ToJson(scored.GetTensor(scorerRow, c))?.ToJsonString()); break;
                     }

@@ -131,7 +131,7 @@ public sealed partial class SqlitePredictionTables : IPredictionTables
     {
         ColumnType.Integer => "INTEGER",
         ColumnType.Real => "REAL",
-        _ => "TEXT", // Labels, and arrays as JSON text.
+        _ => "TEXT", // Labels, uint64 as its digits, and arrays as JSON text.
     };
 
     private async Task<List<SourceColumn>> SourceColumnsAsync(string source, CancellationToken cancellationToken)

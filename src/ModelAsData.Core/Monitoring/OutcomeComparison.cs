@@ -87,6 +87,14 @@ public static class OutcomeComparison
         return rows;
     }
 
+    /// <summary>mad.compare's notice (050_2): from when both arms are counted, and under which split.</summary>
+    public static string CountedSince(DateTimeOffset since, string model, string alias, int champion, int? canary, double? percent) =>
+        FormattableString.Invariant($"Counted only predictions scored since {since.UtcDateTime:yyyy-MM-dd'T'HH:mm:ss'Z'}, when {model}@{alias} began serving ") +
+        (canary is { } c
+            ? FormattableString.Invariant($"version {champion} with version {c} on {percent!.Value.ToString("R", CultureInfo.InvariantCulture)} % as the canary")
+            : FormattableString.Invariant($"version {champion} alone")) +
+        ": earlier ones were served under another split.";
+
     /// <summary>The arm's scored rows: round(n_labeled / coverage), NULL without labels, as mad.compare computes it.</summary>
     private static long? N(OutcomeMetric m) => m.Coverage == 0 ? null : (long)Math.Round(m.NLabeled / m.Coverage, MidpointRounding.AwayFromZero);
 }

@@ -29,15 +29,19 @@ public static class OutcomeMetrics
 
     /// <summary>Metrics per window, version and arm, in mad.performance's order, and the notices.</summary>
     /// <param name="source">The outcome source and its label column, as the messages name them.</param>
+    /// <param name="since">Only predictions scored at or after it count (mad.outcome_metrics' since: mad.compare's
+    /// current deployment); a label may then grade a row served before it, so no notice counts unmatched labels.</param>
     public static (IReadOnlyList<OutcomeMetric> Metrics, IReadOnlyList<string> Notices) Compute(IReadOnlyList<ServedPrediction> served,
-        IEnumerable<ObservedOutcome> labels, TimeSpan window, DateTimeOffset? asOf, string table, string source, string labelColumn)
+        IEnumerable<ObservedOutcome> labels, TimeSpan window, DateTimeOffset? asOf, string table, string source, string labelColumn, DateTimeOffset? since = null)
     {
         if (window <= TimeSpan.Zero)
         {
             throw new ModelAsDataException(ErrorCode.InvalidArgument, $"The window {window} is not a positive interval of days, hours or less. Use for example 1d or 7d.");
         }
 
-        var rows = asOf is { } cut ? served.Where(s => s.ScoredAt <= cut).ToList() : served;
+        var rows = asOf is not null || since is not null
+            ? served.Where(s => (asOf is not { } cut || s.ScoredAt <= cut) && (since is not { } from || s.ScoredAt >= from)).ToList()
+            : served;
         if (rows.Count == 0)
         {
             return ([], []);
@@ -183,7 +187,7 @@ public static class OutcomeMetrics
         }
 
         var unmatched = keys.Count - groups.Values.Sum(g => g.NLabeled);
-        if (unmatched > 0)
+        if (unmatched > 0 && since is null)
         {
             notices.Add($"{unmatched} outcome(s) of {source} match no prediction of {table} scored at or before they were observed: they are not counted.");
         }

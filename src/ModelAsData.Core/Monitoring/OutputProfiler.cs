@@ -88,7 +88,8 @@ public sealed class OutputProfiler : IDisposable
                 switch (_builders[c] is null ? (ColumnType?)null : _columns[c].Type)
                 {
                     case ColumnType.Text: _builders[c]!.Add((string)scored.GetValue(row, c)); break;
-                    case ColumnType.Integer: _builders[c]!.Add(scored.GetDouble(row, c), whole: true); break;
+                    // uint64 binned as a double: drift bins need no more than its 53 leading bits.
+                    case ColumnType.Integer or ColumnType.Uint64: _builders[c]!.Add(scored.GetDouble(row, c), whole: true); break;
                     case ColumnType.Real: _builders[c]!.Add(scored.GetDouble(row, c), whole: false); break;
                     default: break;
                 }

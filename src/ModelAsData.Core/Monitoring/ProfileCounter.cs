@@ -50,7 +50,7 @@ public sealed class ProfileCounter
         };
         var outputs = new Side(ProfileKind.Output, new ColumnProfile?[outputColumns.Count], outputColumns.Select(c => c.Type).ToArray())
         {
-            Learners = outputColumns.Select(c => c.Type is ColumnType.Real or ColumnType.Integer or ColumnType.Text ? new ProfileBuilder(c.Name, ProfileKind.Output) : null).ToArray(),
+            Learners = outputColumns.Select(c => c.Type is ColumnType.Real or ColumnType.Integer or ColumnType.Uint64 or ColumnType.Text ? new ProfileBuilder(c.Name, ProfileKind.Output) : null).ToArray(),
         };
         return new ProfileCounter(inputs, outputs) { LearningModel = model, LearningVersion = version };
     }
@@ -209,7 +209,7 @@ public sealed class ProfileCounter
                 if (learners[c] is not { } learner) continue;
                 if (scorerRow < 0) learner.AddNull();
                 else if (_outputs.Types![c] == ColumnType.Text) learner.Add((string)scored.GetValue(scorerRow, c));
-                else learner.Add(scored.GetDouble(scorerRow, c), _outputs.Types![c] == ColumnType.Integer);
+                else learner.Add(scored.GetDouble(scorerRow, c), _outputs.Types![c] is ColumnType.Integer or ColumnType.Uint64);
             }
 
             return;

@@ -11,8 +11,8 @@ public static class FeatureTypes
 
     /// <summary>
     /// The array a table's rows keep values of this type in, widened without loss: float16 and bfloat16 as float, the
-    /// small and unsigned integers (up to uint32) as int64. Uint64 stays itself: no column type of both stores holds
-    /// all of it, so a uint64 output is not decoded into columns.
+    /// small and unsigned integers (up to uint32) as int64. Uint64 stays itself (int64 does not hold it): its outputs
+    /// are kept as ulong and decode into <see cref="ColumnType.Uint64"/> columns.
     /// </summary>
     public static FeatureType Storage(FeatureType type) => type switch
     {

@@ -28,7 +28,8 @@ internal sealed partial class InputBuffer
             : type == typeof(short) ? Each(start, Flat<short>(values), static (b, i, v) => b.Set(i, (long)v))
             : type == typeof(byte) ? Each(start, Flat<byte>(values), static (b, i, v) => b.Set(i, (long)v))
             : type == typeof(bool) ? Each(start, Flat<bool>(values), static (b, i, v) => b.Set(i, v))
-            : type == typeof(decimal) ? Each(start, Flat<decimal>(values), static (b, i, v) => b.Set(i, (double)v))
+            : type == typeof(decimal) ? Each(start, Flat<decimal>(values), static (b, i, v) => b.Set(i, v))
+            : type == typeof(ulong) ? Each(start, Flat<ulong>(values), static (b, i, v) => b.Set(i, (decimal)v))
             : type is not null && !type.IsValueType ? Each(start, FlatObjects(values), static (b, i, v) => b.SetObject(i, v))
             : $"an array of {type?.Name} cannot feed {TypeName}";
     }
@@ -127,7 +128,8 @@ internal sealed partial class InputBuffer
         int i => Set(index, (long)i),
         short s => Set(index, (long)s),
         byte b => Set(index, (long)b),
-        decimal m => Set(index, (double)m),
+        decimal m => Set(index, m),
+        ulong u => Set(index, (decimal)u),
         string t => Set(index, t),
         bool flag => Set(index, flag),
         _ => $"a {value.GetType().Name} value cannot feed {TypeName}",

@@ -111,8 +111,30 @@ internal sealed partial class InputBuffer : IDisposable
             case FeatureType.String: _strings![index] = value; return null;
             case FeatureType.Bool when bool.TryParse(value, out var flag): _bools![index] = flag; return null;
             case FeatureType.Uint64 when ulong.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var whole): Raw<ulong>()[index] = whole; return null;
+            // Whole numbers as text (numeric columns that feed 64-bit inputs are read so) keep every digit past 2^53.
+            case FeatureType.Int64 when long.TryParse(value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var signed): _longs![index] = signed; return null;
             default: return $"text '{Shorten(value)}' cannot feed {TypeName}";
         }
+    }
+
+    /// <summary>A decimal (Npgsql's numeric): a whole one exactly (uint64 and int64 past 2^53), any other as a double.</summary>
+    public string? Set(int index, decimal value)
+    {
+        if (decimal.IsInteger(value))
+        {
+            if (Spec.Type == FeatureType.Uint64 && value is >= 0 and <= ulong.MaxValue)
+            {
+                Raw<ulong>()[index] = (ulong)value;
+                return null;
+            }
+
+            if (value is >= long.MinValue and <= long.MaxValue)
+            {
+                return Set(index, (long)value);
+            }
+        }
+
+        return Set(index, (double)value);
     }
 
     public string? Set(int index, bool value) => Spec.Type == FeatureType.String

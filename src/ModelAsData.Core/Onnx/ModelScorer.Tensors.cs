@@ -139,12 +139,52 @@ public sealed partial class ModelScorer
                 return;
             }
 
-            _rowErrors[rows[0]] = $"ONNX Runtime could not score this row ({DescribeRowDims(rows[0])}): {e.Message}";
-            FailedCount++;
-            foreach (var output in _outputs)
-            {
-                output.FailRow(rows[0]);
-            }
+            FailRow(rows[0], e);
+        }
+    }
+
+    /// <summary>
+    /// After the one call for a batch of fixed-size rows failed: the rows are scored as one group split in halves
+    /// down to the row (<see cref="RunOrSplit"/>), so each row that fails alone gets its own error. A batch of one row
+    /// (a model with a fixed batch of 1 scores so) takes the failed call's reason without calling again.
+    /// </summary>
+    private void SplitRows(Microsoft.ML.OnnxRuntime.OnnxRuntimeException failure)
+    {
+        if (_rowErrors.Length < Capacity)
+        {
+            _rowErrors = new string?[Capacity];
+        }
+
+        Array.Clear(_rowErrors, 0, Count);
+        foreach (var output in _outputs)
+        {
+            output.BeginGroups(Count);
+        }
+
+        if (Count == 1)
+        {
+            FailRow(0, failure);
+            return;
+        }
+
+        var rows = new int[Count];
+        for (var row = 0; row < rows.Length; row++)
+        {
+            rows[row] = row;
+        }
+
+        RunOrSplit(rows);
+    }
+
+    private void FailRow(int row, Microsoft.ML.OnnxRuntime.OnnxRuntimeException e)
+    {
+        _rowErrors[row] = _raggedInputs.Length == 0
+            ? $"ONNX Runtime could not score this row: {e.Message}"
+            : $"ONNX Runtime could not score this row ({DescribeRowDims(row)}): {e.Message}";
+        FailedCount++;
+        foreach (var output in _outputs)
+        {
+            output.FailRow(row);
         }
     }
 

@@ -33,7 +33,7 @@ public sealed partial class ModelScorer : IDisposable
     private readonly OrtValue[] _outputValues;
     private readonly RunOptions _runOptions = new();
     private readonly int[] _raggedInputs;
-    private readonly string?[] _rowErrors;
+    private string?[] _rowErrors;
     private bool _preallocate;
     private bool _rowOpen;
 
@@ -123,7 +123,8 @@ public sealed partial class ModelScorer : IDisposable
         int n => Set(slot, (long)n),
         short s => Set(slot, (long)s),
         byte b => Set(slot, (long)b),
-        decimal m => Set(slot, (double)m),
+        decimal m => Input(slot, out var i).Set(i, m), // exact for whole numbers: uint64 and int64 past 2^53
+        ulong u => Input(slot, out var i).Set(i, (decimal)u),
         string t => Set(slot, t),
         bool flag => Set(slot, flag),
         _ => $"a {value.GetType().Name} value cannot feed {SlotName(slot)}",
@@ -138,9 +139,9 @@ public sealed partial class ModelScorer : IDisposable
     }
 
     /// <summary>
-    /// Scores the ended rows. A model that ONNX Runtime fails on throws <see cref="ErrorCode.FeatureMismatch"/> with
-    /// its reason, except in a grouped batch (an input of dynamic size per row), where only the rows it fails on get
-    /// an error each (<see cref="ScoredBatch.Error"/>); cancellation stops the native call.
+    /// Scores the ended rows. Rows ONNX Runtime fails on (an id past an embedding, a text longer than the model's
+    /// positions) get an error each (<see cref="ScoredBatch.Error"/>) and the others are scored, in a batch of
+    /// fixed-size rows as in a grouped one; cancellation stops the native call.
     /// </summary>
     public ScoredBatch Score(CancellationToken cancellationToken = default)
     {
@@ -207,6 +208,21 @@ public sealed partial class ModelScorer : IDisposable
             return;
         }
 
+        try
+        {
+            RunWhole();
+        }
+        catch (OnnxRuntimeException e) when (!_runOptions.Terminate)
+        {
+            // One row ONNX Runtime cannot score must not cost the batch's other rows theirs: off the hot path, only
+            // once the one call for the whole batch has failed, the rows are scored in halves down to the row.
+            SplitRows(e);
+        }
+    }
+
+    /// <summary>The one call for the whole batch, over the buffers themselves (ONNX Runtime writes into the outputs' arrays when it can).</summary>
+    private void RunWhole()
+    {
         for (var i = 0; i < _inputs.Length; i++)
         {
             _inputValues[i] = _inputs[i].ToOrtValue(Count);
@@ -228,12 +244,14 @@ public sealed partial class ModelScorer : IDisposable
                 }
                 catch (OnnxRuntimeException) when (!_runOptions.Terminate)
                 {
-                    // A model whose declared output shapes differ from what it makes: let ONNX Runtime allocate.
-                    _preallocate = false;
+                    // A model whose declared output shapes differ from what it makes: let ONNX Runtime allocate
+                    // (below). Kept for the next batches only if that succeeds: a row ONNX Runtime cannot score
+                    // fails both ways, and must not cost later batches the preallocated outputs.
                 }
             }
 
             using var results = Model.Session.Run(_runOptions, _inputNames, _inputValues, _outputNames);
+            _preallocate = false;
             for (var o = 0; o < _outputs.Length; o++)
             {
                 _outputs[o].CopyFrom(results[o], Count);

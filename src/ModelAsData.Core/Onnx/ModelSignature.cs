@@ -10,9 +10,10 @@ namespace ModelAsData.Core.Onnx;
 public sealed record ModelSignature(IReadOnlyList<InputSpec> Inputs, IReadOnlyList<OutputSpec> Outputs, IReadOnlyList<OutputColumn> Columns)
 {
     /// <summary>
-    /// Why rows of a table cannot feed this model or hold its outputs (an element type or a dynamic dimension the
-    /// tabular path does not handle yet); null when they can. Such a model has no <see cref="Columns"/> and scores as
-    /// tensors (<see cref="OnnxModel.Run"/>, the Open Inference Protocol endpoint).
+    /// Why rows of a table cannot feed this model or hold its outputs; null when they can. Such a model has no
+    /// <see cref="Columns"/> and scores as tensors (<see cref="OnnxModel.Run"/>, the Open Inference Protocol endpoint).
+    /// Today every tensor model decodes into columns, so only signatures stored by an older release (uint64 outputs,
+    /// before <see cref="ColumnType.Uint64"/>) carry it: such a version binds to a table once pushed again.
     /// </summary>
     public string? TensorOnly { get; init; }
 

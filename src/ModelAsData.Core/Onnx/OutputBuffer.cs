@@ -54,6 +54,9 @@ internal sealed class OutputBuffer : IDisposable
 
     public string[] Strings { get; private set; } = [];
 
+    /// <summary>A uint64 output's values, kept as they are (no array above holds them all).</summary>
+    public ulong[] Ulongs { get; private set; } = [];
+
     /// <summary>Whether ONNX Runtime can write this output into managed memory given in advance.</summary>
     public bool CanPreallocate => Spec.Width is not null && Spec.Type != FeatureType.String && FeatureTypes.IsTabular(Spec.Type)
         && (Spec.Shape.Length <= 1 || Spec.Shape[0] is < 0 or 1 || Spec.Classes is not null);
@@ -75,6 +78,8 @@ internal sealed class OutputBuffer : IDisposable
         FeatureType.Int64 => Longs[index],
         FeatureType.Int32 => Ints[index],
         FeatureType.Bool => Bools[index] ? 1 : 0,
+        // Rounded above 2^53: for what compares numbers (argmax, drift bins), never for what is stored (Ulongs).
+        FeatureType.Uint64 => Ulongs[index],
         _ => throw new InvalidOperationException($"Output '{Spec.Name}' holds strings, not numbers."),
     };
 
@@ -199,6 +204,7 @@ internal sealed class OutputBuffer : IDisposable
             case FeatureType.Int64: value.GetTensorDataAsSpan<long>().Slice(first, count).CopyTo(Longs.AsSpan(at)); break;
             case FeatureType.Int32: value.GetTensorDataAsSpan<int>().Slice(first, count).CopyTo(Ints.AsSpan(at)); break;
             case FeatureType.Bool: value.GetTensorDataAsSpan<bool>().Slice(first, count).CopyTo(Bools.AsSpan(at)); break;
+            case FeatureType.Uint64: value.GetTensorDataAsSpan<ulong>().Slice(first, count).CopyTo(Ulongs.AsSpan(at)); break;
             default: Widen(Spec.Type, value.GetTensorMutableRawData(), first, count, _storage == FeatureType.Float ? Floats.AsSpan(at) : default, _storage == FeatureType.Int64 ? Longs.AsSpan(at) : default); break;
         }
     }
@@ -248,6 +254,7 @@ internal sealed class OutputBuffer : IDisposable
         FeatureType.Int64 => Longs.Length,
         FeatureType.Int32 => Ints.Length,
         FeatureType.Bool => Bools.Length,
+        FeatureType.Uint64 => Ulongs.Length,
         _ => Strings.Length,
     };
 
@@ -262,6 +269,7 @@ internal sealed class OutputBuffer : IDisposable
             case FeatureType.Int64: Longs = new long[length]; break;
             case FeatureType.Int32: Ints = new int[length]; break;
             case FeatureType.Bool: Bools = new bool[length]; break;
+            case FeatureType.Uint64: Ulongs = new ulong[length]; break;
             case FeatureType.String: Strings = new string[length]; break;
         }
     }
@@ -278,6 +286,7 @@ internal sealed class OutputBuffer : IDisposable
             case FeatureType.Int64: { var a = Longs; Array.Resize(ref a, length); Longs = a; break; }
             case FeatureType.Int32: { var a = Ints; Array.Resize(ref a, length); Ints = a; break; }
             case FeatureType.Bool: { var a = Bools; Array.Resize(ref a, length); Bools = a; break; }
+            case FeatureType.Uint64: { var a = Ulongs; Array.Resize(ref a, length); Ulongs = a; break; }
             case FeatureType.String: { var a = Strings; Array.Resize(ref a, length); Strings = a; break; }
         }
     }

@@ -19,6 +19,14 @@ public enum ColumnType
     BooleanArray,
     /// <summary>All of a string output's values for the row (<c>text[]</c>).</summary>
     TextArray,
+    /// <summary>
+    /// One uint64 value, exactly: PostgreSQL <c>numeric(20,0)</c> (it has no unsigned 64-bit type and bigint stops at
+    /// 2^63 - 1), SQLite TEXT of its decimal digits (INTEGER is signed 64-bit, and NUMERIC affinity turns a value past
+    /// it into a REAL, which keeps 53 bits).
+    /// </summary>
+    Uint64,
+    /// <summary>All of a uint64 output's values for the row, exactly: PostgreSQL <c>numeric[]</c>, SQLite JSON text of whole numbers.</summary>
+    Uint64Array,
 }
 
 /// <summary>

@@ -31,8 +31,8 @@ public readonly struct ScoredBatch
     public string? Error(int row) => _scorer?.RowError(row);
 
     /// <summary>
-    /// A column's value as a typed CLR object: double, long, string, or for an array column a <see cref="RowTensor"/>
-    /// (the row's elements and dimensions).
+    /// A column's value as a typed CLR object: double, long, string, ulong (<see cref="ColumnType.Uint64"/>), or for
+    /// an array column a <see cref="RowTensor"/> (the row's elements and dimensions).
     /// </summary>
     public object GetValue(int row, int column)
     {
@@ -44,6 +44,7 @@ public readonly struct ScoredBatch
             ColumnType.Text => output.Strings[output.RowStart(row) + spec.Offset],
             ColumnType.Integer => (long)output.GetDouble(output.RowStart(row) + spec.Offset),
             ColumnType.Real => output.GetDouble(output.RowStart(row) + spec.Offset),
+            ColumnType.Uint64 => output.Ulongs[output.RowStart(row) + spec.Offset],
             _ => GetTensor(row, column),
         };
     }
@@ -74,7 +75,7 @@ public readonly struct ScoredBatch
 
     /// <summary>
     /// The row's value of an array column with its dimensions, in the column's element type: float for
-    /// <see cref="ColumnType.RealArray"/>, double, long, bool or string for the others.
+    /// <see cref="ColumnType.RealArray"/>, double, long, bool, string or ulong for the others.
     /// </summary>
     public RowTensor GetTensor(int row, int column)
     {
@@ -92,6 +93,7 @@ public readonly struct ScoredBatch
             ColumnType.IntegerArray => Array.ConvertAll(GetArray(row, column), d => (long)d),
             ColumnType.BooleanArray => output.Bools.AsSpan(start, length).ToArray(),
             ColumnType.TextArray => output.Strings.AsSpan(start, length).ToArray(),
+            ColumnType.Uint64Array => output.Ulongs.AsSpan(start, length).ToArray(),
             _ => throw new InvalidOperationException($"Column '{spec.Name}' holds one value per row, not an array."),
         };
         return new RowTensor(values, output.RowDims(row));

@@ -13,25 +13,17 @@ internal static class SignatureReader
 
     /// <summary>
     /// Every tensor input and output of any element type and shape is accepted. Rows of a table feed every input
-    /// (from scalar columns, or from one array column per row); a model whose outputs cannot be decoded into columns
-    /// (uint64) gets no columns and <see cref="ModelSignature.TensorOnly"/> says why; it scores over the Open Inference
-    /// Protocol. Non-tensor inputs and outputs (sequence, map, optional) are refused here,
-    /// naming them, because no door can carry them.
+    /// (from scalar columns, or from one array column per row), and every output decodes into columns (uint64 too, as
+    /// <see cref="ColumnType.Uint64"/>). <see cref="ModelSignature.TensorOnly"/> is no longer set here: only versions
+    /// pushed before uint64 columns existed carry it. Non-tensor inputs and outputs (sequence, map, optional) are
+    /// refused here, naming them, because no door can carry them.
     /// </summary>
     public static (ModelSignature Signature, int MaxBatch) Read(InferenceSession session, IReadOnlyDictionary<string, IReadOnlyList<string>> classes)
     {
-        var notTabular = new List<string>();
         var inputs = session.InputNames.Select(name => ReadInput(name, session.InputMetadata[name])).ToList();
         var outputs = session.OutputNames.Select(name => ReadOutput(name, session.OutputMetadata[name], classes.GetValueOrDefault(name))).ToList();
         var maxBatch = inputs.Any(i => i.Shape.Length == 0 || i.Shape[0] > 0) ? 1 : int.MaxValue;
-        var columns = DecodeColumns(outputs, notTabular);
-        if (notTabular.Count > 0)
-        {
-            var reason = string.Join("; ", notTabular);
-            return (new ModelSignature(inputs, outputs, []) { TensorOnly = reason }, maxBatch);
-        }
-
-        return (new ModelSignature(inputs, outputs, columns), maxBatch);
+        return (new ModelSignature(inputs, outputs, DecodeColumns(outputs)), maxBatch);
     }
 
     private static InputSpec ReadInput(string name, NodeMetadata metadata)
@@ -69,24 +61,19 @@ internal static class SignatureReader
         return new OutputSpec(name, type, shape, width, classes);
     }
 
-    private static List<OutputColumn> DecodeColumns(List<OutputSpec> outputs, List<string> notTabular)
+    private static List<OutputColumn> DecodeColumns(List<OutputSpec> outputs)
     {
         var columns = new List<OutputColumn>();
         var used = new HashSet<string>(StringComparer.Ordinal);
         for (var o = 0; o < outputs.Count; o++)
         {
             var output = outputs[o];
-            if (output.Type == FeatureType.Uint64)
-            {
-                notTabular.Add($"output '{output.Name}' holds uint64 values, which no column type of both stores holds exactly");
-                continue;
-            }
-
             var stem = ColumnStem(output.Name);
             var storage = FeatureTypes.Storage(output.Type);
             var scalarType = storage switch
             {
                 FeatureType.String => ColumnType.Text,
+                FeatureType.Uint64 => ColumnType.Uint64,
                 FeatureType.Float or FeatureType.Double => ColumnType.Real,
                 _ => ColumnType.Integer,
             };
@@ -112,6 +99,7 @@ internal static class SignatureReader
                     FeatureType.Double => ColumnType.DoubleArray,
                     FeatureType.Bool => ColumnType.BooleanArray,
                     FeatureType.String => ColumnType.TextArray,
+                    FeatureType.Uint64 => ColumnType.Uint64Array,
                     _ => ColumnType.IntegerArray,
                 };
                 columns.Add(new OutputColumn(Unique(stem, used), arrayType, o, -1, null));

@@ -156,14 +156,15 @@ public static class JsonFeatures
         }
     }
 
-    /// <summary>A JSON scalar as the CLR value a scorer slot takes (string, bool, long or double); anything else as its JSON text.</summary>
+    /// <summary>A JSON scalar as the CLR value a scorer slot takes (string, bool, long, ulong or double); anything else as its JSON text.</summary>
     public static object? ToClr(JsonNode? node) => node switch
     {
         null => null,
         JsonValue value when value.GetValueKind() == JsonValueKind.String => value.GetValue<string>(),
         JsonValue value when value.GetValueKind() is JsonValueKind.True or JsonValueKind.False => value.GetValue<bool>(),
         JsonValue value when value.GetValueKind() == JsonValueKind.Number =>
-            value.TryGetValue<long>(out var whole) ? whole : value.TryGetValue<double>(out var real) ? real : Number(value),
+            // ulong between long and double: a uint64 past 2^63 stays exact.
+            value.TryGetValue<long>(out var whole) ? whole : value.TryGetValue<ulong>(out var big) ? big : value.TryGetValue<double>(out var real) ? real : Number(value),
         _ => node.ToJsonString(),
     };
 

@@ -41,6 +41,7 @@ public sealed class RequestPredictor(IModelRegistry registry, ModelCache cache)
                 double[] array => new JsonArray(array.Select(d => (JsonNode?)JsonValue.Create(d)).ToArray()),
                 RowTensor tensor => ToJson(tensor),
                 double d when !double.IsFinite(d) => null,
+                ulong u => JsonValue.Create(u),
                 var value => JsonValue.Create(value),
             };
         }
@@ -66,6 +67,7 @@ public sealed class RequestPredictor(IModelRegistry registry, ModelCache cache)
                 float f => JsonValue.Create(f),
                 double d => JsonValue.Create(d),
                 long l => JsonValue.Create(l),
+                ulong u => JsonValue.Create(u), // an exact JSON number, above 2^53 too
                 bool b => JsonValue.Create(b),
                 var other => JsonValue.Create(other?.ToString()),
             };

@@ -21,6 +21,7 @@ internal static class PostgresArrays
     private const uint Text = 25;
     private const uint Float4 = 700;
     private const uint Float8 = 701;
+    private const uint Numeric = 1700;
 
     /// <summary>PostgreSQL's MAXDIM: an array has at most six dimensions; a tensor of higher rank is stored flat.</summary>
     public const int MaxDimensions = 6;
@@ -90,17 +91,25 @@ internal static class PostgresArrays
         var values = tensor.Values;
         var dims = Dims(tensor);
         var empty = values.Length == 0;
+        // By the exact type: the runtime lets a long[] pass as a ulong[] and back (same size), so a pattern would mix them.
+        var unsigned = values.GetType() == typeof(ulong[]);
         var (oid, size) = values switch
         {
             float[] => (Float4, 4),
             double[] => (Float8, 8),
+            _ when unsigned => (Numeric, -1),
             long[] => (Int8, 8),
             bool[] => (Bool, 1),
             string[] => (Text, -1),
             _ => throw new InvalidOperationException($"Cannot write an array of {values.GetType().GetElementType()?.Name}."),
         };
         var ndim = empty ? 0 : dims.Length;
-        var length = 12 + (8 * ndim) + (values is string[] strings ? strings.Sum(s => 4 + Encoding.UTF8.GetByteCount(s)) : values.Length * (4 + size));
+        var length = 12 + (8 * ndim) + (values switch
+        {
+            string[] strings => strings.Sum(s => 4 + Encoding.UTF8.GetByteCount(s)),
+            ulong[] whole when unsigned => whole.Sum(u => 4 + NumericLength(u)),
+            _ => values.Length * (4 + size),
+        });
         var data = new byte[length];
         var span = data.AsSpan();
         BinaryPrimitives.WriteInt32BigEndian(span, ndim);
@@ -121,6 +130,7 @@ internal static class PostgresArrays
             {
                 case float[] f: BinaryPrimitives.WriteSingleBigEndian(item, f[i]); break;
                 case double[] f: BinaryPrimitives.WriteDoubleBigEndian(item, f[i]); break;
+                case ulong[] u when unsigned: written = WriteNumeric(item, u[i]); break;
                 case long[] n: BinaryPrimitives.WriteInt64BigEndian(item, n[i]); break;
                 case bool[] b: item[0] = b[i] ? (byte)1 : (byte)0; break;
                 default: written = Encoding.UTF8.GetBytes(((string[])values)[i], item); break;
@@ -154,6 +164,7 @@ internal static class PostgresArrays
             {
                 float[] f => Number(f[at]),
                 double[] f => Number(f[at]),
+                ulong[] u when u.GetType() == typeof(ulong[]) => u[at].ToString(CultureInfo.InvariantCulture), // not a long[] passing as one
                 long[] n => n[at].ToString(CultureInfo.InvariantCulture),
                 bool[] b => b[at] ? "t" : "f",
                 _ => "\"" + ((string[])values)[at].Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"",
@@ -174,6 +185,39 @@ internal static class PostgresArrays
         }
 
         builder.Append('}');
+    }
+
+    /// <summary>Bytes of a whole number in numeric's binary form: four 16-bit headers, then its base-10000 digits.</summary>
+    private static int NumericLength(ulong value)
+    {
+        var digits = 0;
+        for (; value > 0; value /= 10_000)
+        {
+            digits++;
+        }
+
+        return 8 + (2 * digits);
+    }
+
+    /// <summary>
+    /// Writes a uint64 as numeric_send does (ndigits, weight, sign, dscale, then base-10000 digits from the most
+    /// significant): exact, where Npgsql would go through decimal per element and an array of any rank would need
+    /// its own converter. Returns the bytes written.
+    /// </summary>
+    private static int WriteNumeric(Span<byte> item, ulong value)
+    {
+        var length = NumericLength(value);
+        var digits = (length - 8) / 2;
+        BinaryPrimitives.WriteInt16BigEndian(item, (short)digits);
+        BinaryPrimitives.WriteInt16BigEndian(item[2..], (short)Math.Max(digits - 1, 0));
+        BinaryPrimitives.WriteInt16BigEndian(item[4..], 0); // positive
+        BinaryPrimitives.WriteInt16BigEndian(item[6..], 0); // no digits after the point
+        for (var d = digits - 1; d >= 0; d--, value /= 10_000)
+        {
+            BinaryPrimitives.WriteInt16BigEndian(item[(8 + (2 * d))..], (short)(value % 10_000));
+        }
+
+        return length;
     }
 
     /// <summary>A number as PostgreSQL's input reads it back exactly (NaN and the infinities spelt its way).</summary>

@@ -27,6 +27,7 @@ public sealed partial class RefreshTaskRunner
         private readonly float[][] _reals;
         private readonly long[][] _integers;
         private readonly string?[][] _texts;
+        private readonly decimal[][] _uint64s;
         private readonly byte[]?[][] _arrays;
 
         public ShadowBuffer(KeyColumn[] keys, IReadOnlyList<OutputColumn> columns, int batchCapacity)
@@ -42,7 +43,8 @@ public sealed partial class RefreshTaskRunner
             _reals = columns.Select(c => c.Type == ColumnType.Real ? new float[capacity] : []).ToArray();
             _integers = columns.Select(c => c.Type == ColumnType.Integer ? new long[capacity] : []).ToArray();
             _texts = columns.Select(c => c.Type == ColumnType.Text ? new string?[capacity] : []).ToArray();
-            _arrays = columns.Select(c => c.Type is ColumnType.Real or ColumnType.Integer or ColumnType.Text ? [] : new byte[]?[capacity]).ToArray();
+            _uint64s = columns.Select(c => c.Type == ColumnType.Uint64 ? new decimal[capacity] : []).ToArray();
+            _arrays = columns.Select(c => c.Type is ColumnType.Real or ColumnType.Integer or ColumnType.Text or ColumnType.Uint64 ? [] : new byte[]?[capacity]).ToArray();
         }
 
         public int Count { get; private set; }
@@ -88,6 +90,7 @@ public sealed partial class RefreshTaskRunner
                         case ColumnType.Real: _reals[c][at] = (float)scored.GetDouble(shadowRow, c); break;
                         case ColumnType.Integer: _integers[c][at] = (long)scored.GetDouble(shadowRow, c); break;
                         case ColumnType.Text: _texts[c][at] = (string)scored.GetValue(shadowRow, c); break;
+                        case ColumnType.Uint64: _uint64s[c][at] = (ulong)scored.GetValue(shadowRow, c); break; // numeric(20,0), exact
                         default: _arrays[c][at] = PostgresArrays.Write(scored.GetTensor(shadowRow, c)); break;
                     }
                 }
@@ -120,6 +123,7 @@ public sealed partial class RefreshTaskRunner
                         case ColumnType.Real: importer.Write(_reals[c][at], NpgsqlDbType.Real); break;
                         case ColumnType.Integer: importer.Write(_integers[c][at], NpgsqlDbType.Bigint); break;
                         case ColumnType.Text: importer.Write(_texts[c][at]!, NpgsqlDbType.Text); _texts[c][at] = null; break;
+                        case ColumnType.Uint64: importer.Write(_uint64s[c][at], NpgsqlDbType.Numeric); break;
                         default: importer.Write(_arrays[c][at]!, NpgsqlDbType.Bytea); _arrays[c][at] = null; break;
                     }
                 }

@@ -1,3 +1,4 @@
+using System.Globalization;
 using ModelAsData.Core.Onnx;
 using ModelAsData.Postgres.Jobs;
 using Npgsql;
@@ -227,7 +228,15 @@ internal sealed class StreamRows
                 {
                     case float?[] reals: reals[row] = (float)scored.GetDouble(s, c); break;
                     case long?[] integers: integers[row] = (long)scored.GetDouble(s, c); break;
-                    case string?[] texts: texts[row] = columns[c].Type == ColumnType.Text ? (string)scored.GetValue(s, c) : PostgresArrays.Literal(scored.GetTensor(s, c)); break;
+                    case string?[] texts:
+                        texts[row] = columns[c].Type switch
+                        {
+                            ColumnType.Text => (string)scored.GetValue(s, c),
+                            // As text, which the upsert casts to numeric(20,0): exact where a bigint parameter would overflow.
+                            ColumnType.Uint64 => ((ulong)scored.GetValue(s, c)).ToString(CultureInfo.InvariantCulture),
+                            _ => PostgresArrays.Literal(scored.GetTensor(s, c)),
+                        };
+                        break;
                 }
             }
         }

@@ -22,15 +22,17 @@ public sealed class BindingRefusalTests(PostgresDatabase database) : DatabaseTes
     [Fact(Timeout = 60_000)]
     public async Task A_model_that_rows_cannot_feed_is_refused_with_the_reason_and_nothing_is_created()
     {
-        // ONNX's own node test Max on uint64 tensors: a ready version (it scores over HTTP) marked tensor_only, as no
-        // column type of both stores holds a uint64 output exactly.
+        // ONNX's own node test Max on uint64 tensors, as an older release stored it: a ready version (it scores over
+        // HTTP) marked tensor_only and without columns, from before uint64 outputs had columns (053). Such a version
+        // stays refused until it is pushed again; a version validated today has its columns (Uint64TableTests).
         var registry = new PostgresModelRegistry(Database.DataSource);
         var model = Sql.UniqueName("uint64_max");
         var file = Path.Combine(TestModels.Folder, "..", "..", "onnx-node-tests", "node", "test_max_uint64", "model.onnx");
         var version = await registry.PushReadyAsync(model, file);
-        var reason = await Database.DataSource.ScalarAsync<string>("SELECT signature ->> 'tensor_only' FROM mad.model_versions WHERE model = @model", new { model });
+        Assert.Null(await Database.DataSource.ScalarAsync<string?>("SELECT signature ->> 'tensor_only' FROM mad.model_versions WHERE model = @model", new { model }));
+        var reason = "output 'result' holds uint64 values, which no column type of both stores holds exactly";
+        await Database.DataSource.ExecuteAsync("UPDATE mad.model_versions SET signature = signature || jsonb_build_object('tensor_only', @reason::text, 'columns', '[]'::jsonb) WHERE model = @model", new { model, reason });
         Assert.Equal(VersionStatus.Ready, version.Status);
-        Assert.Contains("holds uint64 values", reason, StringComparison.Ordinal);
         await Database.DataSource.ExecuteAsync($"CREATE TABLE public.{model} (id bigint PRIMARY KEY, x smallint, y smallint)");
         var name = Sql.UniqueName("pixels");
 

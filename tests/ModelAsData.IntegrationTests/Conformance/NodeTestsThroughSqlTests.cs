@@ -11,7 +11,7 @@ namespace ModelAsData.IntegrationTests.Conformance;
 /// validated by a real sidecar, bound to a table whose row holds each input tensor in an array column of its element
 /// type, refreshed, and the predictions read back from <c>mad_out</c> must be the expected outputs within ONNX's own
 /// tolerance. The set: every fourth (by name) of the tests whose tensors fit one row and array columns and that ONNX
-/// Runtime itself runs.
+/// Runtime itself runs; and every uint64 test (numeric[] columns in, numeric(20,0) / numeric[] out, 053).
 /// </summary>
 public sealed class NodeTestsThroughSqlTests(PostgresDatabase database) : DatabaseTests(database)
 {
@@ -21,9 +21,34 @@ public sealed class NodeTestsThroughSqlTests(PostgresDatabase database) : Databa
     public async Task A_representative_set_of_node_tests_passes_through_array_columns_and_a_refresh()
     {
         Microsoft.ML.OnnxRuntime.OrtEnv.Instance().EnvLogLevel = Microsoft.ML.OnnxRuntime.OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR;
-        var candidates = NodeTest.LoadAll().Where(Fits).ToList();
+        var candidates = NodeTest.LoadAll().Where(t => Fits(t) is { } types && !types.Contains(13)).ToList();
         var chosen = candidates.Where((_, i) => i % 4 == 0).Where(t => t.RunInOnnxRuntime() is null).ToList();
-        var names = chosen.Select((t, i) => (Test: t, Model: $"sqlnode_{i.ToString("D3", CultureInfo.InvariantCulture)}")).ToList();
+        var (passed, failing) = await PassThroughSqlAsync(chosen, "sqlnode");
+
+        TestContext.Current.SendDiagnosticMessage($"{passed} of {chosen.Count} node tests pass through SQL (of {candidates.Count} that fit array columns).");
+        Assert.True(chosen.Count >= 60, $"Only {chosen.Count} node tests were chosen.");
+        Assert.True(failing.Count == 0, $"{failing.Count} of {chosen.Count} node tests fail through SQL:\n{string.Join("\n", failing)}");
+    }
+
+    [Fact(Timeout = 300_000)]
+    public async Task Every_uint64_node_test_passes_through_numeric_array_columns_and_a_refresh_digit_for_digit()
+    {
+        // Max, Min, Mod, BitShift and Pow on uint64 (053): inputs from numeric[] columns, outputs in numeric(20,0)
+        // and numeric[] columns, compared as text, so a value past 2^53 must come back with every digit.
+        Microsoft.ML.OnnxRuntime.OrtEnv.Instance().EnvLogLevel = Microsoft.ML.OnnxRuntime.OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR;
+        var chosen = NodeTest.LoadAll().Where(t => Fits(t) is { } types && types.Contains(13)).Where(t => t.RunInOnnxRuntime() is null).ToList();
+
+        var (passed, failing) = await PassThroughSqlAsync(chosen, "sqlu64");
+
+        TestContext.Current.SendDiagnosticMessage($"{passed} of {chosen.Count} uint64 node tests pass through SQL.");
+        Assert.True(chosen.Count >= 5, $"Only {chosen.Count} uint64 node tests were chosen.");
+        Assert.True(failing.Count == 0, $"{failing.Count} of {chosen.Count} uint64 node tests fail through SQL:\n{string.Join("\n", failing)}");
+    }
+
+    /// <summary>Pushes, validates, binds and refreshes each test; returns how many passed and what failed.</summary>
+    private async Task<(int Passed, List<string> Failing)> PassThroughSqlAsync(List<NodeTest> chosen, string prefix)
+    {
+        var names = chosen.Select((t, i) => (Test: t, Model: $"{prefix}_{i.ToString("D3", CultureInfo.InvariantCulture)}")).ToList();
         await using (var connection = await Database.DataSource.OpenConnectionAsync(Ct))
         {
             foreach (var (test, model) in names)
@@ -52,21 +77,19 @@ public sealed class NodeTestsThroughSqlTests(PostgresDatabase database) : Databa
         });
 
         var failing = outcomes.Where(o => o.Value is not null).Select(o => $"{o.Key}: {o.Value}").Order(StringComparer.Ordinal).ToList();
-        TestContext.Current.SendDiagnosticMessage($"{outcomes.Count - failing.Count} of {chosen.Count} node tests pass through SQL (of {candidates.Count} that fit array columns).");
-        Assert.True(chosen.Count >= 60, $"Only {chosen.Count} node tests were chosen.");
-        Assert.True(failing.Count == 0, $"{failing.Count} of {chosen.Count} node tests fail through SQL:\n{string.Join("\n", failing)}");
+        return (outcomes.Count - failing.Count, failing);
     }
 
-    /// <summary>Every tensor non-empty, of an element type an array column holds, and no uint64 (tables do not hold it).</summary>
-    private static bool Fits(NodeTest test)
+    /// <summary>The element types of a test whose every tensor is non-empty and of a type an array column holds; null when one is not.</summary>
+    private static HashSet<int>? Fits(NodeTest test)
     {
         if (test.NonTensor is not null || test.InputFiles.Count == 0)
         {
-            return false;
+            return null;
         }
 
         var tensors = test.InputFiles.Concat(test.OutputFiles).Select(NodeTensor.Read).ToList();
-        return tensors.All(t => SqlType(t.DataType) is not null && t.Count > 0 && t.DataType != 13);
+        return tensors.All(t => SqlType(t.DataType) is not null && t.Count > 0) ? tensors.Select(t => t.DataType).ToHashSet() : null;
     }
 
     /// <summary>The array column that holds an ONNX element type without loss.</summary>
@@ -77,6 +100,7 @@ public sealed class NodeTestsThroughSqlTests(PostgresDatabase database) : Databa
         2 or 3 or 5 => "smallint[]",
         4 or 6 => "integer[]",
         7 or 12 => "bigint[]",
+        13 => "numeric[]",
         9 => "boolean[]",
         8 => "text[]",
         _ => null,

@@ -117,6 +117,8 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.welch_test(double precision,double precision,bigint,double precision,double precision,bigint)"] = Callers,
         ["mad.student_t_p(double precision,double precision)"] = Callers,
         ["mad.incomplete_beta(double precision,double precision,double precision)"] = Callers,
+        // 050: outcome_metrics with a lower bound on what is served (mad.compare's current deployment); runs as its caller.
+        ["mad.outcome_metrics(text,interval,timestamp with time zone,timestamp with time zone)"] = Callers,
         ["mad.history_insert(mad.prediction_tables,text)"] = Nobody,
         ["mad.history_rows()"] = Nobody,
         ["mad.attach_history(mad.prediction_tables)"] = Nobody,

@@ -1,4 +1,5 @@
 using ModelAsData.IntegrationTests.Batch;
+using ModelAsData.Postgres.Monitoring;
 
 namespace ModelAsData.IntegrationTests.Outcomes;
 
@@ -11,9 +12,14 @@ public sealed class CompareTests(PostgresDatabase database) : DatabaseTests(data
     private sealed record ArmRow(string Arm, int Version, long N, long NLabeled, string MetricName, double? Value, double? Difference,
         double? Statistic, double? PValue, string? Test, bool? SampleRatioMismatch, bool? Significant, string? Verdict);
 
+    /// <summary>When <see cref="DeployedAsync"/>'s deployment is recorded as made: before its rows were served.</summary>
+    internal static readonly DateTimeOffset DeployedAt = new(2026, 11, 1, 0, 0, 0, TimeSpan.Zero);
+
     /// <summary>
     /// A deployment of a model at 50 % (rolling to 100 when <paramref name="rolling"/>) with a table served through it:
-    /// 200 rows per arm, the champion right on 120, the canary on <paramref name="canaryRight"/>.
+    /// 200 rows per arm, the champion right on 120, the canary on <paramref name="canaryRight"/>. The alias's and the
+    /// deployment's history are dated <see cref="DeployedAt"/>, the day before the rows were served, so mad.compare
+    /// (which counts only what was served under the current deployment) counts them.
     /// </summary>
     internal static async Task<(string Model, string Name, string Outcomes)> DeployedAsync(PostgresDatabase database, int canaryRight = 160, bool rolling = false)
     {
@@ -21,6 +27,10 @@ public sealed class CompareTests(PostgresDatabase database) : DatabaseTests(data
         await database.DataSource.ExecuteAsync(rolling
             ? $"SELECT mad.deploy_canary('{model}', 'production', 2, steps => '{{50,100}}', step_every => '1 hour')"
             : $"SELECT mad.deploy_canary('{model}', 'production', 2, 50)");
+        await database.DataSource.ExecuteAsync($"""
+            UPDATE mad.alias_history SET moved_at = '{DeployedAt:u}' WHERE model = '{model}';
+            UPDATE mad.deployment_history SET changed_at = '{DeployedAt:u}' WHERE model = '{model}';
+            """);
         var (name, _, outcomes, _) = await OutcomeTables.CreateAsync(database.DataSource, served: (model, tables));
         await OutcomeTables.ServeAsync(database.DataSource, name, string.Join(", ", Enumerable.Range(0, 400).Select(i =>
             $"('{i}', {(i < 200 ? 1 : 2)}, '{(i < 200 ? "champion" : "canary")}', '{OutcomeTables.Binary(0.9)}', '2026-11-02 10:00+00')")));
@@ -78,5 +88,47 @@ public sealed class CompareTests(PostgresDatabase database) : DatabaseTests(data
         Assert.StartsWith("sample ratio mismatch", rows[1].Verdict, StringComparison.Ordinal);
         var unknown = await Database.DataSource.FailsAsync($"SELECT * FROM mad.compare('{model}', 'production', 'accurracy')");
         Assert.Equal(Npgsql.PostgresErrorCodes.InvalidParameterValue, unknown.SqlState);
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task A_champions_history_from_before_the_canary_is_not_counted()
+    {
+        var (model, name, outcomes) = await DeployedAsync(Database);
+        // A month of the champion alone before the canary began: 5,000 labelled rows, all wrong. Counted, they would
+        // make 5,200 against 200 at 50 % (a sample ratio mismatch) and the champion's accuracy 0.023.
+        await OutcomeTables.ServeAsync(Database.DataSource, name, string.Join(", ", Enumerable.Range(10_000, 5_000).Select(i =>
+            $"('{i}', 1, 'champion', '{OutcomeTables.Binary(0.9)}', '2026-10-01 10:00+00')")));
+        await Database.DataSource.ExecuteAsync($"INSERT INTO public.{outcomes} SELECT g, '0', '2026-10-01 12:00+00' FROM generate_series(10000, 14999) g");
+        var report = await new PostgresOutcomeReports(Database.DataSource).CompareAsync(model, "production", null, 100, TestContext.Current.CancellationToken);
+
+        var rows = report.Rows;
+        Assert.Equal([("champion", 200L, 200L, 0.6), ("canary", 200L, 200L, 0.8)], rows.Select(r => (r.Arm, r.N!.Value, r.NLabeled, r.Value!.Value)));
+        Assert.Equal((false, "canary significantly better"), (rows[1].SampleRatioMismatch, rows[1].Verdict));
+        Assert.Equal([$"Counted only predictions scored since 2026-11-01T00:00:00Z, when {model}@production began serving version 1 with version 2 on 50 % as the canary: earlier ones were served under another split."],
+            report.Notices);
+        // The report still reads everything: the October window is there, graded.
+        var october = await Database.DataSource.QueryAsync<double>(
+            $"SELECT value FROM mad.performance('{name}') WHERE metric = 'accuracy' AND window_start = '2026-10-01 00:00+00'");
+        Assert.Equal([0.0], october);
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task A_new_split_starts_the_count_again()
+    {
+        var (model, name, outcomes) = await DeployedAsync(Database);
+        // The canary is ended and started again at 80 %: what was served at 50 % no longer counts, and nothing has been
+        // served since. Then 80 rows of the new split: counted against 80 %, not against the old 200 and 200.
+        await Database.DataSource.ExecuteAsync($"SELECT mad.abort_deployment('{model}', 'production'); SELECT mad.deploy_canary('{model}', 'production', 2, 80);");
+
+        var before = await CompareAsync($"'{model}', 'production', horizon => 10");
+        await OutcomeTables.ServeAsync(Database.DataSource, name, string.Join(", ", Enumerable.Range(20_000, 100).Select(i =>
+            $"('{i}', {(i < 20_020 ? 1 : 2)}, '{(i < 20_020 ? "champion" : "canary")}', '{OutcomeTables.Binary(0.9)}', clock_timestamp())")));
+        await Database.DataSource.ExecuteAsync($"INSERT INTO public.{outcomes} SELECT g, '1', clock_timestamp() + interval '1 hour' FROM generate_series(20000, 20099) g");
+        var after = await CompareAsync($"'{model}', 'production', horizon => 10");
+        var report = await Database.DataSource.QueryAsync<long>($"SELECT n_labeled FROM mad.performance('{name}') WHERE metric = 'accuracy'");
+
+        Assert.Empty(before);
+        Assert.Equal([("champion", 20L, false), ("canary", 80L, false)], after.Select(r => (r.Arm, r.N, r.SampleRatioMismatch ?? false)));
+        Assert.Equal(500L, report.Sum());   // the report reads everything served
     }
 }

@@ -166,7 +166,11 @@ public sealed class OutcomeStoresTests(PostgresDatabase database) : DatabaseTest
     public async Task Compare_gives_the_same_rows_on_both_stores(int canaryRight, string? metric)
     {
         var (model, name, outcomes) = await CompareTests.DeployedAsync(Database, canaryRight);
-        await using var twin = await SqliteTwin.CreateAsync(model, canary: (2, 50));
+        // A champion's month alone before the canary (every label wrong): neither store counts it.
+        await OutcomeTables.ServeAsync(Database.DataSource, name, string.Join(", ", Enumerable.Range(10_000, 500).Select(i =>
+            $"('{i}', 1, 'champion', '{OutcomeTables.Binary(0.9)}', '2026-10-01 10:00+00')")));
+        await Database.DataSource.ExecuteAsync($"INSERT INTO public.{outcomes} SELECT g, '0', '2026-10-01 12:00+00' FROM generate_series(10000, 10499) g");
+        await using var twin = await SqliteTwin.CreateAsync(model, canary: (2, 50), deployedAt: CompareTests.DeployedAt);
         await twin.CopyAsync(Database.DataSource, name, outcomes, model);
         IOutcomeReports postgres = new PostgresOutcomeReports(Database.DataSource), sqlite = new SqliteOutcomeReports(twin.Registry);
 
@@ -176,6 +180,8 @@ public sealed class OutcomeStoresTests(PostgresDatabase database) : DatabaseTest
             var actual = await sqlite.CompareAsync(model, "production", metric, horizon, Ct);
 
             Assert.Equal(2, expected.Rows.Count);
+            Assert.Equal((200L, 200L), (expected.Rows[0].N!.Value, expected.Rows[1].N!.Value));
+            Assert.Contains(expected.Notices, n => n.StartsWith("Counted only predictions scored since 2026-11-01T00:00:00Z", StringComparison.Ordinal));
             Assert.Equal(expected.Notices, actual.Notices);
             Assert.Equal(expected.Rows.Select(r => (r.PredictionTable, r.Arm, r.Version, r.N, r.NLabeled, r.Metric, r.Test, r.SampleRatioMismatch, r.Significant, r.Verdict)),
                 actual.Rows.Select(r => (r.PredictionTable, r.Arm, r.Version, r.N, r.NLabeled, r.Metric, r.Test, r.SampleRatioMismatch, r.Significant, r.Verdict)));

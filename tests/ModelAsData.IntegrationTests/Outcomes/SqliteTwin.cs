@@ -24,7 +24,9 @@ internal sealed class SqliteTwin : IAsyncDisposable
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    public static async Task<SqliteTwin> CreateAsync(string model, (int Version, double Percent)? canary = null)
+    /// <param name="deployedAt">When to record the deployment as made (its alias's and deployment's history), as
+    /// <see cref="CompareTests.DeployedAsync"/> records PostgreSQL's.</param>
+    public static async Task<SqliteTwin> CreateAsync(string model, (int Version, double Percent)? canary = null, DateTimeOffset? deployedAt = null)
     {
         var path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"mad-twin-{Guid.NewGuid():N}.db");
         var registry = await SqliteModelRegistry.OpenAsync(path, Ct);
@@ -36,6 +38,13 @@ internal sealed class SqliteTwin : IAsyncDisposable
         if (canary is { } c)
         {
             await deployments.DeployCanaryAsync(model, "production", c.Version, c.Percent, cancellationToken: Ct);
+        }
+
+        if (deployedAt is { } at)
+        {
+            var text = at.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", System.Globalization.CultureInfo.InvariantCulture);
+            await registry.Connection.ExecuteAsync("UPDATE mad_alias_history SET moved_at = @text WHERE model = @model; UPDATE mad_deployment_history SET changed_at = @text WHERE model = @model",
+                new { text, model });
         }
 
         await registry.Connection.ExecuteAsync("CREATE TABLE flowers (id INTEGER PRIMARY KEY, sepal_length REAL, sepal_width REAL, petal_length REAL, petal_width REAL)");

@@ -31,11 +31,11 @@ public sealed class TensorTests
     [MemberData(nameof(Elements))]
     public void Every_element_type_goes_through_onnx_runtime_and_json_unchanged(int onnxType, FeatureType type, string json)
     {
-        // [N, T]: two dynamic dimensions, which rows of a table feed from an array column; a uint64 output no column holds.
+        // [N, T]: two dynamic dimensions, which rows of a table feed from an array column; every output decodes into columns.
         using var model = OnnxModel.Load(BuiltModels.Identity(("x", onnxType, [null, null])));
         Assert.Equal(type, model.Signature.Inputs[0].Type);
         Assert.Equal([-1L, -1L], model.Signature.Inputs[0].Shape);
-        Assert.Equal(type == FeatureType.Uint64, model.Signature.TensorOnly is not null);
+        Assert.Null(model.Signature.TensorOnly);
 
         var values = JsonDocument.Parse(json).RootElement.EnumerateArray().ToList();
         var input = TensorJson.Read("x", type, [1, 5], values);
@@ -70,15 +70,13 @@ public sealed class TensorTests
     }
 
     [Fact]
-    public void A_tensor_only_model_is_refused_by_the_row_scorer_with_the_reason()
+    public void A_uint64_output_decodes_into_a_uint64_column_per_value_as_other_narrow_outputs_do()
     {
         using var model = OnnxModel.Load(BuiltModels.Identity(("big", BuiltModels.Uint64, [null, 3])));
-        Assert.Empty(model.Signature.Columns);
-        Assert.Contains("output 'big_out' holds uint64 values", model.Signature.TensorOnly, StringComparison.Ordinal);
-        var e = Assert.Throws<ModelAsDataException>(() => model.CreateScorer(1));
-        Assert.Equal(ErrorCode.FeatureMismatch, e.Code);
-        Assert.Contains("/v2/models/", e.Message, StringComparison.Ordinal);
-        Assert.Equal(model.Signature.TensorOnly, ModelSignature.FromJson(model.Signature.ToJson()).TensorOnly);
+
+        Assert.Null(model.Signature.TensorOnly);
+        Assert.Equal([("big_out_0", ColumnType.Uint64), ("big_out_1", ColumnType.Uint64), ("big_out_2", ColumnType.Uint64)],
+            model.Signature.Columns.Select(c => (c.Name, c.Type)));
         Assert.Contains("\"type\":\"uint64\"", model.Signature.ToJson(), StringComparison.Ordinal);
     }
 
