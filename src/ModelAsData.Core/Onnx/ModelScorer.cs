@@ -19,7 +19,8 @@ namespace ModelAsData.Core.Onnx;
 /// batch is scored in groups of rows of the same sizes, one ONNX Runtime call per group, never padded (padding
 /// changes what a model computes unless it takes a mask), and each row's outputs keep their own dimensions. A group
 /// ONNX Runtime fails on does not fail the batch: its rows are scored in halves down to the row, and each row that
-/// still fails alone gets its own error (<see cref="ScoredBatch.Error"/>), as a row whose values do not fit does.
+/// still fails alone gets its own error (<see cref="ScoredBatch.Error"/>), as a row whose values do not fit does. A
+/// batch of fixed-size rows is one call; only when that call fails are its rows split so, as one group.
 /// </remarks>
 public sealed partial class ModelScorer : IDisposable
 {
@@ -179,10 +180,10 @@ public sealed partial class ModelScorer : IDisposable
 
     internal OutputBuffer Output(int index) => _outputs[index];
 
-    /// <summary>Rows of the last call that ONNX Runtime failed on (grouped batches only; see <see cref="RowError"/>).</summary>
+    /// <summary>Rows of the last call that ONNX Runtime failed on (see <see cref="RowError"/>).</summary>
     internal int FailedCount { get; private set; }
 
-    /// <summary>Why ONNX Runtime failed on a row of the last grouped call, or null when it was scored.</summary>
+    /// <summary>Why ONNX Runtime failed on a row of the last call, or null when it was scored.</summary>
     internal string? RowError(int row) => FailedCount == 0 ? null : _rowErrors[row];
 
     public void Dispose()

@@ -4,7 +4,7 @@ namespace ModelAsData.Core.Onnx;
 
 /// <summary>
 /// The predictions of one <see cref="ModelScorer.Score"/> call, read by row and decoded column
-/// (<see cref="ModelSignature.Columns"/>). Valid until the scorer scores again. In a grouped batch a row ONNX Runtime
+/// (<see cref="ModelSignature.Columns"/>). Valid until the scorer scores again. A row ONNX Runtime
 /// failed on has an <see cref="Error"/> and no values: reading them throws that error.
 /// </summary>
 public readonly struct ScoredBatch
@@ -21,11 +21,11 @@ public readonly struct ScoredBatch
 
     public IReadOnlyList<OutputColumn> Columns => _scorer.Model.Signature.Columns;
 
-    /// <summary>Rows ONNX Runtime failed on (each has an <see cref="Error"/>); 0 outside grouped batches.</summary>
+    /// <summary>Rows ONNX Runtime failed on (each has an <see cref="Error"/>); 0 when it scored them all.</summary>
     public int Failed => _scorer?.FailedCount ?? 0;
 
     /// <summary>
-    /// Why ONNX Runtime could not score the row (a grouped batch scores the other rows), or null when it was scored.
+    /// Why ONNX Runtime could not score the row (the batch's other rows are scored), or null when it was scored.
     /// A caller records it as the row's error, as it records a row whose values do not fit.
     /// </summary>
     public string? Error(int row) => _scorer?.RowError(row);

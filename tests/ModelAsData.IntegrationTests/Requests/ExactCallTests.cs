@@ -33,4 +33,35 @@ public sealed class ExactCallTests(PostgresDatabase database) : OnlineRequestTes
         Assert.Contains("ONNX Runtime could not score this row: ", past.MessageText, StringComparison.Ordinal);
         Assert.Contains("idx=10", past.MessageText, StringComparison.Ordinal);
     }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Concurrent_calls_scored_in_one_batch_answer_every_good_row_and_raise_only_the_bad_ones_error()
+    {
+        // gather_ids.onnx takes [N, 2]: calls claimed together are one ONNX Runtime call; an id of 10 or more fails it,
+        // and the scorer splits the batch down to that row (with or without batching, each call gets its own answer).
+        var registry = new PostgresModelRegistry(Database.DataSource);
+        var lookup = Sql.UniqueName("lookup");
+        await registry.PushReadyAsync(lookup, Made("gather_ids.onnx"));
+        await using var sidecar = await StartSidecarAsync();
+
+        var calls = Enumerable.Range(0, 12).Select(i => Task.Run(async () =>
+        {
+            var features = i == 7 ? """{"ids": [3, 77]}""" : $$"""{"ids": [{{i % 10}}, {{(i + 1) % 10}}]}""";
+            try
+            {
+                return (i, Score: JsonNode.Parse(await CallAsync(Database.DataSource, lookup, features))!["score"]!.GetValue<float>(), Error: (string?)null);
+            }
+            catch (Npgsql.PostgresException e)
+            {
+                return (i, Score: float.NaN, Error: e.MessageText);
+            }
+        })).ToList();
+        var answers = await Task.WhenAll(calls);
+
+        Assert.Equal([7], answers.Where(a => a.Error is not null).Select(a => a.i));
+        Assert.Contains("ONNX Runtime could not score this row: ", answers[7].Error, StringComparison.Ordinal);
+        Assert.Contains("idx=77", answers[7].Error, StringComparison.Ordinal);
+        // Row r of the 10 x 3 table sums to 0.9 r + 0.3: ids (a, b) score 0.9 (a + b) + 0.6.
+        Assert.All(answers.Where(a => a.Error is null), a => Assert.Equal((0.9f * ((a.i % 10) + ((a.i + 1) % 10))) + 0.6f, a.Score, 1e-4f));
+    }
 }
