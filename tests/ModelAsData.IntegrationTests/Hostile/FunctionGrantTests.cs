@@ -119,6 +119,8 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.incomplete_beta(double precision,double precision,double precision)"] = Callers,
         // 050: outcome_metrics with a lower bound on what is served (mad.compare's current deployment); runs as its caller.
         ["mad.outcome_metrics(text,interval,timestamp with time zone,timestamp with time zone)"] = Callers,
+        // 054: when the current split began, shared by mad.compare and the outcome gate; runs as its caller.
+        ["mad.split_began(text,text)"] = Callers,
         ["mad.history_insert(mad.prediction_tables,text)"] = Nobody,
         ["mad.history_rows()"] = Nobody,
         ["mad.attach_history(mad.prediction_tables)"] = Nobody,

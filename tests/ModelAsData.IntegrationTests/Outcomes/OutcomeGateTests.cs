@@ -50,4 +50,42 @@ public sealed class OutcomeGateTests(PostgresDatabase database) : DatabaseTests(
         var denied = await user.FailsAsync($"SELECT mad.set_outcome_gate('{model}', 'production', 'accuracy', 1)");
         Assert.Equal(Npgsql.PostgresErrorCodes.InsufficientPrivilege, denied.SqlState);
     }
+
+    /// <summary>A month of the champion alone, before the canary: <paramref name="right"/> of its 2,000 rows labelled right.</summary>
+    private async Task ChampionAloneInOctoberAsync(string name, string outcomes, bool right)
+    {
+        await OutcomeTables.ServeAsync(Database.DataSource, name, string.Join(", ", Enumerable.Range(10_000, 2_000).Select(i =>
+            $"('{i}', 1, 'champion', '{OutcomeTables.Binary(0.9)}', '2026-10-01 10:00+00')")));
+        await Database.DataSource.ExecuteAsync($"INSERT INTO public.{outcomes} SELECT g, '{(right ? 1 : 0)}', '2026-10-01 12:00+00' FROM generate_series(10000, 11999) g");
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task A_long_good_champion_history_does_not_roll_back_a_canary_as_good_since_the_split()
+    {
+        // Since the split both are right on 120 of 200 (0.6); over everything served the champion would be right on
+        // 2,120 of 2,200 (0.96) and the canary 0.36 below it.
+        var (model, name, outcomes) = await CompareTests.DeployedAsync(Database, canaryRight: 120, rolling: true);
+        await ChampionAloneInOctoberAsync(name, outcomes, right: true);
+
+        var last = await StepAsync(model);
+
+        Assert.StartsWith("step: step to 100", last, StringComparison.Ordinal);
+        Assert.Equal(100.0, await Database.DataSource.ScalarAsync<double>($"SELECT canary_percent FROM mad.deployments WHERE model = '{model}'"));
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task A_long_bad_champion_history_does_not_pass_a_canary_worse_since_the_split()
+    {
+        // Since the split the canary is right on 80 of 200 (0.4) against 0.6; over everything served the champion
+        // would be right on 120 of 2,200 (0.05) and the canary far ahead.
+        var (model, name, outcomes) = await CompareTests.DeployedAsync(Database, canaryRight: 80, rolling: true);
+        await ChampionAloneInOctoberAsync(name, outcomes, right: false);
+
+        var last = await StepAsync(model);
+
+        Assert.Null(await Database.DataSource.ScalarAsync<int?>($"SELECT canary_version FROM mad.deployments WHERE model = '{model}'"));
+        Assert.Contains($"on {name} the canary's accuracy is 0.4000 against the champion's 0.6000", last, StringComparison.Ordinal);
+        // The rollback is a new split: from now on, only what is served after it counts.
+        Assert.True(await Database.DataSource.ScalarAsync<bool>($"SELECT mad.split_began('{model}', 'production') > '{CompareTests.DeployedAt:u}'"));
+    }
 }
