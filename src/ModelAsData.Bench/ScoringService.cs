@@ -82,7 +82,7 @@ internal sealed class ScoringService : IAsyncDisposable
             var scored = scorer.Score();
             for (var r = 0; r < n; r++)
             {
-                labels[start + r] = (long)scored.GetDouble(r, 0);
+                labels[start + r] = scored.GetLong(r, 0);
                 probabilities[start + r] = [(float)scored.GetDouble(r, 1), (float)scored.GetDouble(r, 2), (float)scored.GetDouble(r, 3)];
             }
         }

@@ -346,7 +346,7 @@ public sealed class SqliteDeployments(SqliteModelRegistry registry) : IDeploymen
 
         public async Task AddAsync(Microsoft.Data.Sqlite.SqliteConnection connection, PredictionTable table, CancellationToken cancellationToken)
         {
-            var labels = table.Columns.Where(c => c.Type is Core.Onnx.ColumnType.Text or Core.Onnx.ColumnType.Integer)
+            var labels = table.Columns.Where(c => c.Type is Core.Onnx.ColumnType.Text or Core.Onnx.ColumnType.Integer or Core.Onnx.ColumnType.Uint64)
                 .Select(c => $"s.{SqliteDatabase.Quote(c.Name)} IS o.{SqliteDatabase.Quote(c.Name)}").ToList();
             var values = table.Columns.Where(c => c.Type == Core.Onnx.ColumnType.Real)
                 .Select(c => $"abs(s.{SqliteDatabase.Quote(c.Name)} - o.{SqliteDatabase.Quote(c.Name)})").ToList();

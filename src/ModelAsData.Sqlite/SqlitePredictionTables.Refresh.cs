@@ -579,7 +579,7 @@ public sealed partial class SqlitePredictionTables
                     {
                         case null: _insert.Bind(index, (object?)null); break;
                         case ColumnType.Real: _insert.Bind(index, scored.GetDouble(scorerRow, c)); break;
-                        case ColumnType.Integer: _insert.Bind(index, (long)scored.GetDouble(scorerRow, c)); break;
+                        case ColumnType.Integer: _insert.Bind(index, scored.GetLong(scorerRow, c)); break;
                         case ColumnType.Text: _insert.Bind(index, scored.GetValue(scorerRow, c)); break;
                         // TEXT of its digits: exact past 2^63, where INTEGER would wrap and NUMERIC affinity would round to a REAL.
                         case ColumnType.Uint64: _insert.Bind(index, ((ulong)scored.GetValue(scorerRow, c)).ToString(CultureInfo.InvariantCulture)); break;

@@ -24,7 +24,7 @@ public static class CanaryAgreement
 
 /// <summary>
 /// The sums one refresh (or task) keeps of its sampled canary keys, each scored by both versions without error: rows
-/// compared, rows whose label outputs (integer, text) all equal (null without a label output), and per value output
+/// compared, rows whose label outputs (integer, uint64, text) all equal (null without a label output), and per value output
 /// (real) the sum of absolute differences. The report divides them: share equal, and the mean over rows of the mean
 /// over value outputs, as the shadow's agreement is computed. Tensor outputs are not compared. Not thread-safe.
 /// </summary>
@@ -39,7 +39,7 @@ public sealed class CanaryAgreementSums
     {
         _columns = columns;
         _asReal = asReal;
-        _hasLabels = columns.Any(c => c.Type is ColumnType.Integer or ColumnType.Text);
+        _hasLabels = columns.Any(c => c.Type is ColumnType.Integer or ColumnType.Text or ColumnType.Uint64);
         Differences = columns.Where(c => c.Type == ColumnType.Real).ToDictionary(c => c.Name, _ => 0.0, StringComparer.Ordinal);
     }
 
@@ -64,10 +64,13 @@ public sealed class CanaryAgreementSums
             switch (column.Type)
             {
                 case ColumnType.Integer:
-                    equal &= (long)champion.GetDouble(championRow, c) == (long)canary.GetDouble(canaryRow, c);
+                    equal &= champion.GetLong(championRow, c) == canary.GetLong(canaryRow, c);
                     break;
                 case ColumnType.Text:
                     equal &= string.Equals((string)champion.GetValue(championRow, c), (string)canary.GetValue(canaryRow, c), StringComparison.Ordinal);
+                    break;
+                case ColumnType.Uint64:
+                    equal &= (ulong)champion.GetValue(championRow, c) == (ulong)canary.GetValue(canaryRow, c);
                     break;
                 case ColumnType.Real:
                     AddDifference(column.Name, champion.GetDouble(championRow, c), canary.GetDouble(canaryRow, c));
@@ -80,7 +83,7 @@ public sealed class CanaryAgreementSums
     }
 
     /// <summary>
-    /// A scored row's compared outputs, kept past its batch: integer as long, text as string, real as double, other
+    /// A scored row's compared outputs, kept past its batch: integer as long, uint64 as ulong, text as string, real as double, other
     /// outputs null (SQLite's refresh keeps the champion's until the canary's pass scores the key).
     /// </summary>
     public object?[] Outputs(ScoredBatch scored, int row)
@@ -90,8 +93,8 @@ public sealed class CanaryAgreementSums
         {
             outputs[c] = _columns[c].Type switch
             {
-                ColumnType.Integer => (long)scored.GetDouble(row, c),
-                ColumnType.Text => (string)scored.GetValue(row, c),
+                ColumnType.Integer => scored.GetLong(row, c),
+                ColumnType.Text or ColumnType.Uint64 => scored.GetValue(row, c),
                 ColumnType.Real => scored.GetDouble(row, c),
                 _ => null,
             };
@@ -110,10 +113,13 @@ public sealed class CanaryAgreementSums
             switch (column.Type)
             {
                 case ColumnType.Integer:
-                    equal &= (long)champion[c]! == (long)canary.GetDouble(canaryRow, c);
+                    equal &= (long)champion[c]! == canary.GetLong(canaryRow, c);
                     break;
                 case ColumnType.Text:
                     equal &= string.Equals((string)champion[c]!, (string)canary.GetValue(canaryRow, c), StringComparison.Ordinal);
+                    break;
+                case ColumnType.Uint64:
+                    equal &= (ulong)champion[c]! == (ulong)canary.GetValue(canaryRow, c);
                     break;
                 case ColumnType.Real:
                     AddDifference(column.Name, (double)champion[c]!, canary.GetDouble(canaryRow, c));

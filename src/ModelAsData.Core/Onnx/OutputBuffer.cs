@@ -83,6 +83,17 @@ internal sealed class OutputBuffer : IDisposable
         _ => throw new InvalidOperationException($"Output '{Spec.Name}' holds strings, not numbers."),
     };
 
+    /// <summary>
+    /// An integer output's value exactly: an int64 past 2^53 would round through <see cref="GetDouble"/>.
+    /// </summary>
+    public long GetLong(int index) => _storage switch
+    {
+        FeatureType.Int64 => Longs[index],
+        FeatureType.Int32 => Ints[index],
+        FeatureType.Bool => Bools[index] ? 1 : 0,
+        _ => (long)GetDouble(index),
+    };
+
     /// <summary>An ONNX Runtime value over this buffer's memory for <paramref name="rows"/> rows.</summary>
     public OrtValue ToOrtValue(int rows)
     {

@@ -42,7 +42,7 @@ public readonly struct ScoredBatch
         return spec.Type switch
         {
             ColumnType.Text => output.Strings[output.RowStart(row) + spec.Offset],
-            ColumnType.Integer => (long)output.GetDouble(output.RowStart(row) + spec.Offset),
+            ColumnType.Integer => output.GetLong(output.RowStart(row) + spec.Offset),
             ColumnType.Real => output.GetDouble(output.RowStart(row) + spec.Offset),
             ColumnType.Uint64 => output.Ulongs[output.RowStart(row) + spec.Offset],
             _ => GetTensor(row, column),
@@ -56,6 +56,15 @@ public readonly struct ScoredBatch
         var spec = Columns[column];
         var output = _scorer.Output(spec.Output);
         return output.GetDouble(output.RowStart(row) + spec.Offset);
+    }
+
+    /// <summary>An integer column's value, exact past 2^53 (<see cref="GetDouble"/> rounds there).</summary>
+    public long GetLong(int row, int column)
+    {
+        ThrowIfFailed(row);
+        var spec = Columns[column];
+        var output = _scorer.Output(spec.Output);
+        return output.GetLong(output.RowStart(row) + spec.Offset);
     }
 
     /// <summary>All of the row's values of a numeric array column, flat.</summary>

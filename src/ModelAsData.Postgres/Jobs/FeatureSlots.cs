@@ -97,6 +97,14 @@ internal sealed class FeatureSlots
         return null;
     }
 
+    /// <summary>
+    /// Whether a bigint survives the trip through a double (|v| ≤ 2^53). One past it is read as its digits instead,
+    /// which an int64 input parses exactly and a float input as the nearest number.
+    /// </summary>
+    public static bool IsExactDouble(long value) => value is >= -(1L << 53) and <= 1L << 53;
+
+    public static string Digits(long value) => value.ToString(CultureInfo.InvariantCulture);
+
     /// <summary>Text feeds a string input as it is; a numeric input when it parses as a number.</summary>
     private static string? SetText(ModelScorer scorer, int slot, string text)
     {

@@ -213,7 +213,11 @@ public sealed partial class RefreshTaskRunner
                 case "double precision": batch.Number[index] = exporter.Read<double>(NpgsqlDbType.Double); break;
                 case "smallint": batch.Number[index] = exporter.Read<short>(NpgsqlDbType.Smallint); break;
                 case "integer": batch.Number[index] = exporter.Read<int>(NpgsqlDbType.Integer); break;
-                case "bigint": batch.Number[index] = exporter.Read<long>(NpgsqlDbType.Bigint); break;
+                case "bigint":
+                    var whole = exporter.Read<long>(NpgsqlDbType.Bigint);
+                    if (FeatureSlots.IsExactDouble(whole)) batch.Number[index] = whole;
+                    else batch.Text[index] = FeatureSlots.Digits(whole);
+                    break;
                 case "boolean": batch.Number[index] = exporter.Read<bool>(NpgsqlDbType.Boolean) ? 1 : 0; break;
                 default: batch.Text[index] = exporter.Read<string>(NpgsqlDbType.Text); break;
             }

@@ -391,7 +391,7 @@ public sealed partial class RefreshTaskRunner
                 switch (columns[c].Type)
                 {
                     case ColumnType.Real: importer.Write((float)scored.GetDouble(scorerRow, c), NpgsqlDbType.Real); break;
-                    case ColumnType.Integer: importer.Write((long)scored.GetDouble(scorerRow, c), NpgsqlDbType.Bigint); break;
+                    case ColumnType.Integer: importer.Write(scored.GetLong(scorerRow, c), NpgsqlDbType.Bigint); break;
                     case ColumnType.Text: importer.Write((string)scored.GetValue(scorerRow, c), NpgsqlDbType.Text); break;
                     // numeric(20,0): a decimal holds every uint64 exactly.
                     case ColumnType.Uint64: importer.Write((decimal)(ulong)scored.GetValue(scorerRow, c), NpgsqlDbType.Numeric); break;

@@ -88,7 +88,7 @@ public sealed partial class RefreshTaskRunner
                     switch (_columns[c].Type)
                     {
                         case ColumnType.Real: _reals[c][at] = (float)scored.GetDouble(shadowRow, c); break;
-                        case ColumnType.Integer: _integers[c][at] = (long)scored.GetDouble(shadowRow, c); break;
+                        case ColumnType.Integer: _integers[c][at] = scored.GetLong(shadowRow, c); break;
                         case ColumnType.Text: _texts[c][at] = (string)scored.GetValue(shadowRow, c); break;
                         case ColumnType.Uint64: _uint64s[c][at] = (ulong)scored.GetValue(shadowRow, c); break; // numeric(20,0), exact
                         default: _arrays[c][at] = PostgresArrays.Write(scored.GetTensor(shadowRow, c)); break;

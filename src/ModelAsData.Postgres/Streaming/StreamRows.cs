@@ -77,7 +77,11 @@ internal sealed class StreamRows
                     case "double precision": _numbers[at + f] = reader.GetDouble(ordinal); break;
                     case "smallint": _numbers[at + f] = reader.GetInt16(ordinal); break;
                     case "integer": _numbers[at + f] = reader.GetInt32(ordinal); break;
-                    case "bigint": _numbers[at + f] = reader.GetInt64(ordinal); break;
+                    case "bigint":
+                        var whole = reader.GetInt64(ordinal);
+                        if (FeatureSlots.IsExactDouble(whole)) _numbers[at + f] = whole;
+                        else _texts[at + f] = FeatureSlots.Digits(whole);
+                        break;
                     case "boolean": _numbers[at + f] = reader.GetBoolean(ordinal) ? 1 : 0; break;
                     default: _texts[at + f] = reader.GetString(ordinal); break;
                 }
@@ -227,7 +231,7 @@ internal sealed class StreamRows
                 switch (outputs[c])
                 {
                     case float?[] reals: reals[row] = (float)scored.GetDouble(s, c); break;
-                    case long?[] integers: integers[row] = (long)scored.GetDouble(s, c); break;
+                    case long?[] integers: integers[row] = scored.GetLong(s, c); break;
                     case string?[] texts:
                         texts[row] = columns[c].Type switch
                         {
