@@ -1,7 +1,6 @@
--- Online requests: a CALL mad.predict submits in one function, and liveness is asked without switching search_path
--- (issue 13, under load). pg_stat_statements at 16 clients (docs/ONLINE.md, "Where the time goes") gave the caller's
--- submit three costs besides its INSERT: choosing a live sidecar (mad.ticket_held, a function with SET search_path,
--- so every call saved, set and restored the setting: 0.30 ms mean with the try-lock and its join), and
+-- Online requests: a CALL mad.predict submits in one function, and mad.ticket_held asks about the ticket it is given
+-- (issue 13, under load), quickly. pg_stat_statements at 16 clients (docs/ONLINE.md, "Where the time goes") gave the caller's
+-- submit three costs besides its INSERT: choosing a live sidecar (mad.ticket_held: 0.30 ms mean, see below), and
 -- mad.route_request (0.15 ms: a second definer call that read the request just inserted back, looked up its
 -- deployment and updated the row for a key, a canary or a shadow).
 --
@@ -10,19 +9,30 @@
 -- so a request is one row version written once. mad.predict and mad.predict_async call it; 011's three-argument
 -- submit_request and mad.route_request stay as they were for whoever calls them.
 --
--- mad.ticket_held is 031's without its SET clause, as 032 did for the other helpers: it is granted to nobody, so it
+-- mad.ticket_held answered for the wrong ticket. 031's SQL body said `WHERE ticket IN (w.life, w.ticket)`, and in a
+-- SQL function a column name wins over a parameter of the same name: `ticket` was request_workers.ticket, the test
+-- always true, so a sidecar counted as dead as soon as ANY worker row belonged to a stopped sidecar or one whose
+-- heartbeat was over sidecar_presumed_dead_seconds old (a killed sidecar's row stays until the next arm). Every
+-- CALL mad.predict then failed with 55M03 "No sidecar is running" while a live sidecar answered: the once-seen
+-- 55M03 under load. Now the parameter is named where it is meant (Requests/SidecarFaultTests). It is also
+-- PL/pgSQL without a SET clause: a SQL function that is not inlined (a subquery keeps it from that) is planned again
+-- each time the query calling it runs, 0.15 ms per submit here against ~5 µs cached; it is granted to nobody, so it
 -- runs only inside the definer functions (whose search_path is pinned), and every name and operator in it is
--- schema-qualified.
+-- schema-qualified, as 032 did for the other helpers.
 
 CREATE OR REPLACE FUNCTION mad.ticket_held(ticket bigint) RETURNS boolean
-LANGUAGE sql VOLATILE AS $$
-  SELECT NOT pg_catalog.pg_try_advisory_xact_lock_shared(mad.lock_key('request_ticket'), mad.ticket_key(ticket))
-     AND NOT EXISTS (
-       SELECT FROM mad.request_workers w JOIN mad.sidecars s ON s.id OPERATOR(pg_catalog.=) w.sidecar
-       WHERE (ticket OPERATOR(pg_catalog.=) w.life OR ticket OPERATOR(pg_catalog.=) w.ticket)
-         AND (s.stopped_at IS NOT NULL
-              OR s.heartbeat_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-)
-                 (mad.setting_int('sidecar_presumed_dead_seconds', 60) OPERATOR(pg_catalog.*) pg_catalog.interval '1 second'))));
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+  IF pg_catalog.pg_try_advisory_xact_lock_shared(mad.lock_key('request_ticket'), mad.ticket_key(ticket_held.ticket)) THEN
+    RETURN false;
+  END IF;
+  RETURN NOT EXISTS (
+    SELECT FROM mad.request_workers w JOIN mad.sidecars s ON s.id OPERATOR(pg_catalog.=) w.sidecar
+    WHERE (w.life OPERATOR(pg_catalog.=) ticket_held.ticket OR w.ticket OPERATOR(pg_catalog.=) ticket_held.ticket)
+      AND (s.stopped_at IS NOT NULL
+           OR s.heartbeat_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-)
+              (mad.setting_int('sidecar_presumed_dead_seconds', 60) OPERATOR(pg_catalog.*) pg_catalog.interval '1 second'))));
+END
 $$;
 
 -- As in 011, plus the key and 051's routing (marked 057_2).
