@@ -100,6 +100,7 @@ public static class Protocol
 
         public const int SidecarRegistered = 2201;
         public const int HeartbeatFailed = 2202;
+        public const int DeploymentStepFailed = 2203;
         public const int LoginHasTooMuch = 2220;
         public const int LoginCheckFailed = 2221;
 

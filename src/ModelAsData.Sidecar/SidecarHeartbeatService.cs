@@ -10,7 +10,9 @@ namespace ModelAsData.Sidecar;
 
 /// <summary>
 /// Registers the sidecar in <c>mad.sidecars</c> and stamps its heartbeat on its own timer, so slow validation can
-/// never make a live sidecar look dead; marks it stopped on a clean shutdown.
+/// never make a live sidecar look dead; marks it stopped on a clean shutdown. Deployments step on a timer of their
+/// own (<see cref="DeploymentStepService"/>): their gates can be slow, and a late heartbeat is a sidecar callers
+/// stop seeing (mad.ticket_held, sidecar_presumed_dead_seconds).
 /// </summary>
 internal sealed partial class SidecarHeartbeatService : BackgroundService
 {
@@ -51,7 +53,6 @@ internal sealed partial class SidecarHeartbeatService : BackgroundService
                 if (registered)
                 {
                     await connection.ExecuteAsync(new CommandDefinition(SidecarSql.Heartbeat, new { id = _options.SidecarId }, cancellationToken: stoppingToken));
-                    await connection.ExecuteAsync(new CommandDefinition(SidecarSql.AdvanceDeployments, new { id = _options.SidecarId }, cancellationToken: stoppingToken));
                 }
                 else
                 {

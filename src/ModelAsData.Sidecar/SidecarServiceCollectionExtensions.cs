@@ -33,6 +33,7 @@ public static class SidecarServiceCollectionExtensions
         services.AddSingleton<PendingVersionValidator>();
         services.AddHostedService<SidecarLoginCheckService>();
         services.AddHostedService<SidecarHeartbeatService>();
+        services.AddHostedService<DeploymentStepService>();
         services.AddHostedService<ListenerService>();
         services.AddHostedService<ModelValidationService>();
         services.AddModelAsDataRequests(options);

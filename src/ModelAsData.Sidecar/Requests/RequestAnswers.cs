@@ -37,18 +37,17 @@ internal sealed class RequestAnswers
     {
         var answers = await _scorer.ScoreAsync(requests, cancellationToken);
 
-        // One round trip, three transactions: the answers and the new ticket commit, then the old ticket is released
-        // (releasing it before the commit would wake waiters who cannot see their answer yet), then the next claim.
+        // One round trip, two transactions: the answers and the new ticket commit, then the old ticket is released
+        // (releasing it before the commit would wake waiters who cannot see their answer yet) and the next claim
+        // taken, in one statement (057_1).
         await using var batch = new NpgsqlBatch(_connection) { EnableErrorBarriers = true };
         batch.BatchCommands.Add(new NpgsqlBatchCommand(RequestSql.Answer) { Parameters = { new() { Value = _sidecarId }, new() { Value = answers.ToJsonString() } } });
-        batch.BatchCommands.Add(new NpgsqlBatchCommand(RequestSql.Release) { Parameters = { new() { Value = _ticket } } });
-        _claim.Add(batch);
+        _claim.AddReleasing(batch, _ticket);
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
         await reader.ReadAsync(cancellationToken);
         _ticket = reader.GetInt64(0);
         // 025: the answers are committed and their waiters woken; the shadow scores them after, off their path.
         _scorer.QueueShadows(requests);
-        await reader.NextResultAsync(cancellationToken);
         await reader.NextResultAsync(cancellationToken);
         return await RequestClaim.ReadAsync(reader, cancellationToken);
     }

@@ -49,9 +49,9 @@ internal sealed class RequestClaim : IAsyncDisposable
         return requests;
     }
 
-    /// <summary>Adds a claim (no scan) of this sidecar's requests to a batch.</summary>
-    public void Add(NpgsqlBatch batch) =>
-        batch.BatchCommands.Add(new NpgsqlBatchCommand(RequestSql.Claim) { Parameters = { new() { Value = _sidecarId }, new() { Value = MaxClaim }, new() { Value = false } } });
+    /// <summary>Adds to a batch the release of <paramref name="ticket"/> and a claim (no scan) of this sidecar's requests.</summary>
+    public void AddReleasing(NpgsqlBatch batch, long ticket) =>
+        batch.BatchCommands.Add(new NpgsqlBatchCommand(RequestSql.ReleaseAndClaim) { Parameters = { new() { Value = ticket }, new() { Value = _sidecarId }, new() { Value = MaxClaim } } });
 
     /// <summary>The claimed requests of the reader's current result.</summary>
     public static async Task<List<ClaimedRequest>> ReadAsync(NpgsqlDataReader reader, CancellationToken cancellationToken)

@@ -36,6 +36,10 @@ internal sealed partial class RequestSession : IAsyncDisposable
         builder.KeepAlive = (int)Math.Ceiling(options.Listener.KeepAliveInterval.TotalSeconds);
         builder.TcpKeepAlive = true;
         builder.ApplicationName = "mad serve (requests)";
+        // Its own session, never a pooler's (mad serve refuses one): the claim and the answers, run thousands of times
+        // a second under load, are parsed and planned once.
+        builder.MaxAutoPrepare = 8;
+        builder.AutoPrepareMinUsages = 2;
         var connection = new NpgsqlConnection(builder.ConnectionString);
         RequestClaim? claim = null;
         try

@@ -25,7 +25,8 @@ internal static class RequestSql
 
     public const string Purge = "SELECT mad.purge_requests()";
 
-    public const string Release = "SELECT mad.release_ticket($1)";
+    /// <summary>After a batch's answers: releases the old ticket (wakes their waiters) and claims what came meanwhile (057_1).</summary>
+    public const string ReleaseAndClaim = "SELECT id, kind, reference, model, version, features, shadow_version FROM mad.release_and_claim($1, $2, $3)";
 
     public const string LogCopy = "COPY mad.prediction_log (predicted_at, door, model, version, inputs_sha256, outputs, error, request_id, sidecar, arm, key, features) FROM STDIN (FORMAT BINARY)";
 }

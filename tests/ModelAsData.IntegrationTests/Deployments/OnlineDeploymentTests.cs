@@ -64,7 +64,7 @@ public sealed class OnlineDeploymentTests(PostgresDatabase database) : Requests.
     [Fact(Timeout = 120_000)]
     public async Task Without_a_key_the_draw_is_at_the_canary_and_shadow_percent_and_with_one_always_the_same()
     {
-        // mad.route_request routes a request in the caller's transaction, so no sidecar is needed to see the draws.
+        // mad.submit_request routes a request in the caller's transaction (057_2), so no sidecar is needed to see the draws.
         var model = await PostgresDeploymentTests.ThreeReadyVersionsAsync(new PostgresModelRegistry(Database.DataSource));
         await Database.DataSource.ExecuteAsync("""
             SELECT mad.deploy(@model, 'production', 1);

@@ -53,6 +53,7 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         // Routes only the caller's own request, before it commits (017).
         ["mad.route_request(bigint,text)"] = Callers,
         ["mad.submit_request(text,jsonb,text)"] = Callers,
+        ["mad.submit_request(text,jsonb,text,text)"] = Callers,  // 057_2: routed as it is inserted
         ["mad.await_request(bigint)"] = Callers,
         ["mad.deployment_at(text,text,timestamp with time zone)"] = Callers,
         // The published sticky hash: anyone in the mad roles may recompute an assignment.
@@ -73,6 +74,7 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.fail_task(bigint,uuid,text,boolean)"] = Sidecar,
         ["mad.arm_request_worker(text)"] = Sidecar,
         ["mad.release_ticket(bigint)"] = Sidecar,
+        ["mad.release_and_claim(bigint,text,integer)"] = Sidecar,
         ["mad.claim_requests(text,integer,boolean)"] = Sidecar,
         ["mad.answer_requests(text,jsonb)"] = Sidecar,
         ["mad.purge_requests(integer)"] = Sidecar,

@@ -21,6 +21,31 @@ public sealed class SidecarFaultTests(PostgresDatabase database) : OnlineRequest
     }
 
     [Fact(Timeout = 60_000)]
+    public async Task The_rows_of_a_stopped_sidecar_and_of_a_long_dead_one_do_not_hide_a_live_one()
+    {
+        // Before 057_2 mad.ticket_held's `ticket` was the column, not its parameter: any worker row of a stopped or
+        // stale sidecar made every sidecar look dead, and CALL failed with 55M03 while one answered.
+        var model = await PushIrisAsync();
+        await using var sidecar = await StartSidecarAsync();
+        var (stopped, dead) = (Sql.UniqueName("stopped"), Sql.UniqueName("dead"));
+        await Database.DataSource.ExecuteAsync("""
+            INSERT INTO mad.sidecars (id, host, pid, heartbeat_at, stopped_at) VALUES
+              (@stopped, 'elsewhere', 1, now(), now()), (@dead, 'elsewhere', 2, now() - interval '1 hour', NULL);
+            INSERT INTO mad.request_workers (sidecar, ticket, backend_pid, life) VALUES (@stopped, 11, 1, 12), (@dead, 21, 2, 22);
+            """, new { stopped, dead });
+        try
+        {
+            var answer = await new PostgresRequestClient(Database.DataSource).CallAsync(model, Setosa, Ct);
+            Assert.Equal(0, answer["label"]!.GetValue<long>());
+        }
+        finally
+        {
+            await Database.DataSource.ExecuteAsync("DELETE FROM mad.request_workers WHERE sidecar IN (@stopped, @dead); DELETE FROM mad.sidecars WHERE id IN (@stopped, @dead)",
+                new { stopped, dead });
+        }
+    }
+
+    [Fact(Timeout = 60_000)]
     public async Task A_request_made_with_no_sidecar_is_answered_when_one_starts()
     {
         var model = await PushIrisAsync();
