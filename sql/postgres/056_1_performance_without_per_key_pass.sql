@@ -15,6 +15,12 @@
 --     index-only scan, grouped in key order, about a fifth of the plain join), and nothing is served from devices or
 --     online (those come through other tables: the general path). A definer, because mad_history is nobody's to read;
 --     it gives an answer only to whom mad.served_predictions would give the rows (it calls it first).
+-- roc_auc without sorting every labelled row: per (window, version, arm, class) the negatives' scores are sorted once
+-- into an array (ascending, and negated for descending), and each positive counts the negatives at or below and at or
+-- above its score by binary search (width_bucket): 2U = Σ over positives of (≤ s) + (N − (≥ s)), the same whole
+-- numbers as 050_1's running count over distinct scores, so the same AUC to the last bit. The per-positive step sits
+-- under an OFFSET 0 so that no sort or hash above it carries the arrays, and enable_sort is off for the function so
+-- that the positives are summed by hashing, not sorted (every sort the statement needs still happens).
 -- Otherwise the statement is 050_1's, unchanged. Either way the rights are 050_1's: the source read with the caller's,
 -- the history through mad.served_predictions. The checks, the messages and every other definition are 050_1's
 -- (marked 056 where changed: a label-only row of the FULL JOIN has no window and is left out of the totals).
@@ -61,7 +67,7 @@ CREATE OR REPLACE FUNCTION mad.outcome_metrics(table_name text, "window" interva
 RETURNS TABLE (window_start timestamptz, window_end timestamptz, version int, arm text, metric text, value double precision,
                n_labeled bigint, coverage double precision, successes bigint, trials bigint, variance double precision)
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER
-SET search_path = mad, pg_temp SET work_mem = '256MB' SET enable_mergejoin = off SET enable_nestloop = off SET jit = off AS $$
+SET search_path = mad, pg_temp SET work_mem = '256MB' SET enable_mergejoin = off SET enable_nestloop = off SET enable_sort = off SET jit = off AS $$
 DECLARE
   outcome mad.outcomes;
   query text;
@@ -189,18 +195,15 @@ $g$, labels) END;
              sum(s.abs_err) AS abs_err, sum(s.sq_err) AS sq_err, sum(s.err) AS err, sum(s.ape) AS ape, sum(s.ape2) AS ape2
       FROM sums s WHERE s.w IS NOT NULL GROUP BY 1, 2, 3  -- (a label with no served row of its key has no window)
     ),
-    groups AS (  -- a number per window, version and arm with labels, so that roc_auc's sort compares numbers
-      SELECT t.w, t.version, t.arm, (row_number() OVER ())::int AS g FROM totals t WHERE t.nl > 0
-    ),
-    ranked AS (  -- labelled classifier rows with their group, the class roc_auc is taken over (its place among the
-                 -- model's classes; binary: 0, the positive class) and their score of it. Each branch runs only for its
-                 -- kind of model (the gates are one-time filters)
-      SELECT g.g, 0 AS class, s.conf AS score, s.hit AS positive
-      FROM scored s JOIN groups g ON (g.w, g.version, g.arm) = (s.w, s.version, s.arm)
+    ranked AS (  -- labelled classifier rows with the class roc_auc is taken over (its place among the model's classes;
+                 -- binary: 0, the positive class) and their score of it. Each branch runs only for its kind of model
+                 -- (the gates are one-time filters). 056: no group number (only the negatives are sorted, by score)
+      SELECT s.w, s.version, s.arm, 0 AS class, s.conf AS score, s.hit AS positive
+      FROM scored s
       WHERE s.y IS NOT NULL AND (SELECT m.binary FROM model m)
       UNION ALL
-      SELECT g.g, c.n::int, coalesce((s.outputs ->> ('probability_' || c.class))::double precision, 0), s.y = c.class
-      FROM scored s JOIN groups g ON (g.w, g.version, g.arm) = (s.w, s.version, s.arm)
+      SELECT s.w, s.version, s.arm, c.n::int, coalesce((s.outputs ->> ('probability_' || c.class))::double precision, 0), s.y = c.class
+      FROM scored s
       CROSS JOIN LATERAL unnest((SELECT m.classes FROM model m)) WITH ORDINALITY c(class, n)
       WHERE s.y IS NOT NULL AND (SELECT m.classifier AND NOT m.binary FROM model m)
     ),
@@ -224,18 +227,24 @@ $g$, labels) END;
                  WHEN m.classes IS NULL THEN c.k > 2 OR c.greatest ELSE true END
       GROUP BY 1, 2, 3
     ),
+    negatives AS (  -- 056: per group and class, its negatives' scores in order, ascending and (negated) descending
+      SELECT r.w, r.version, r.arm, r.class, count(*)::double precision AS n, array_agg(r.score ORDER BY r.score) AS up,
+             array_agg(-r.score ORDER BY -r.score) AS down
+      FROM ranked r WHERE NOT r.positive GROUP BY r.w, r.version, r.arm, r.class
+    ),
     auc AS (  -- per class, Mann–Whitney: U = Σ over positives of (negatives scored lower + half the negatives tied),
-              -- AUC = U / (P · N), the same number as mean ranks give (scikit-learn's ties). The rows are counted per
-              -- distinct score and the running count of negatives is taken over those counts: one sort. The counts
-              -- and 2U are whole numbers below 2^53, so double precision holds them exactly (no numeric per row)
-      SELECT g.w, g.version, g.arm, avg(a.auc) AS roc_auc FROM (
-        SELECT c.g, c.class, sum(c.pos * (2 * c.neg_below + c.neg)) / 2 / nullif(sum(c.pos) * sum(c.neg), 0) AS auc
-        FROM (SELECT x.g, x.class, x.pos, x.neg, coalesce(sum(x.neg) OVER (PARTITION BY x.g, x.class ORDER BY x.score
-                                                                           ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS neg_below
-              FROM (SELECT r.g, r.class, r.score, (count(*) FILTER (WHERE r.positive))::double precision AS pos,
-                           (count(*) FILTER (WHERE NOT r.positive))::double precision AS neg
-                    FROM ranked r GROUP BY r.g, r.class, r.score) x) c
-        GROUP BY c.g, c.class) a JOIN groups g ON g.g = a.g
+              -- AUC = U / (P · N), the same number as mean ranks give (scikit-learn's ties). 056: a positive scored s
+              -- finds by binary search (width_bucket, over the negatives in order) how many negatives are ≤ s and how
+              -- many ≥ s: 2U = Σ (≤ s) + (N − (≥ s)). Only the negatives are sorted, by score alone. The counts and 2U
+              -- are whole numbers below 2^53, so double precision holds them exactly, and 050_1's number comes out
+      SELECT a.w, a.version, a.arm, avg(a.auc) AS roc_auc FROM (
+        SELECT u.w, u.version, u.arm, u.class, sum(u.twice_u) / 2 / nullif(count(*) * u.n, 0) AS auc
+        FROM (SELECT p.w, p.version, p.arm, p.class, n.n,
+                     (pg_catalog.width_bucket(p.score, n.up) + n.n - pg_catalog.width_bucket(-p.score, n.down))::double precision AS twice_u
+              FROM ranked p JOIN negatives n ON (n.w, n.version, n.arm, n.class) = (p.w, p.version, p.arm, p.class)
+              WHERE p.positive
+              OFFSET 0) u  -- (so that no sort or hash above carries the arrays)
+        GROUP BY u.w, u.version, u.arm, u.class, u.n) a
       GROUP BY 1, 2, 3
     ),
     calibration AS (  -- Σ over bins of |Σ scores − Σ hits|, over the labelled rows
