@@ -183,6 +183,9 @@ public sealed class OutcomeStoresTests(PostgresDatabase database) : DatabaseTest
             Assert.Equal((200L, 200L), (expected.Rows[0].N!.Value, expected.Rows[1].N!.Value));
             Assert.Contains(expected.Notices, n => n.StartsWith("Counted only predictions scored since 2026-11-01T00:00:00Z", StringComparison.Ordinal));
             Assert.Equal(expected.Notices, actual.Notices);
+            // When the split began, which the compare report's plot counts from: the same on both stores.
+            Assert.Equal((DateTimeOffset?)new DateTimeOffset(2026, 11, 1, 0, 0, 0, TimeSpan.Zero), expected.Since);
+            Assert.Equal(expected.Since, actual.Since);
             Assert.Equal(expected.Rows.Select(r => (r.PredictionTable, r.Arm, r.Version, r.N, r.NLabeled, r.Metric, r.Test, r.SampleRatioMismatch, r.Significant, r.Verdict)),
                 actual.Rows.Select(r => (r.PredictionTable, r.Arm, r.Version, r.N, r.NLabeled, r.Metric, r.Test, r.SampleRatioMismatch, r.Significant, r.Verdict)));
             foreach (var (e, a) in expected.Rows.Zip(actual.Rows))
