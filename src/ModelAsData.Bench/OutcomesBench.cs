@@ -65,7 +65,8 @@ internal sealed class OutcomesBench(string db, int rows, int rounds, IAnsiConsol
 
     /// <summary>
     /// A prediction table bound to outcomes, its history written directly (as refreshes leave it): probabilities
-    /// uniform, labels drawn from them, each label observed five hours after its prediction.
+    /// uniform, labels drawn from them, each label observed five hours after its prediction. The outcomes are keyed
+    /// (a primary key on id), so mad.performance grades them by one join (056_1); without it, by its per-key pass.
     /// </summary>
     private async Task LoadAsync(NpgsqlConnection connection, string name)
     {
@@ -78,7 +79,7 @@ internal sealed class OutcomesBench(string db, int rows, int rounds, IAnsiConsol
             VALUES ('{name}', 'public.{name}_source', '{"{id}"}', '{"{bigint}"}', '{name}', '{"{}"}', '{"{}"}', '[]');
             CREATE TABLE mad_out.{name} (id bigint PRIMARY KEY, label text, probability_0 real, probability_1 real,
                                          model_version int NOT NULL, arm text NOT NULL, scored_at timestamptz NOT NULL, error text);
-            CREATE TABLE public.{name}_events (id bigint, label text, observed_at timestamptz);
+            CREATE TABLE public.{name}_events (id bigint PRIMARY KEY, label text, observed_at timestamptz);
             SELECT mad.set_outcomes('{name}', source => 'public.{name}_events', key => '{"{id}"}', label => 'label', observed_at => 'observed_at');
             SELECT setseed(0.17);
             INSERT INTO mad_history.{name} (key, version, arm, outputs, scored_at)

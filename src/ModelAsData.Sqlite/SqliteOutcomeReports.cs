@@ -20,9 +20,9 @@ public sealed class SqliteOutcomeReports(SqliteModelRegistry registry) : IOutcom
 
     private sealed record Binding(string Source, string KeyColumns, string LabelColumn, string ObservedAtColumn);
 
-    public async Task<PerformanceReport> PerformanceAsync(string table, TimeSpan window, DateTimeOffset? asOf, CancellationToken cancellationToken = default)
+    public async Task<PerformanceReport> PerformanceAsync(string table, TimeSpan window, DateTimeOffset? asOf, DateTimeOffset? since = null, CancellationToken cancellationToken = default)
     {
-        var (metrics, notices) = await MetricsAsync(table, window, asOf, cancellationToken);
+        var (metrics, notices) = await MetricsAsync(table, window, asOf, cancellationToken, since);
         return new PerformanceReport(metrics.Select(m => m.ToRow()).ToList(), notices);
     }
 
@@ -57,7 +57,7 @@ public sealed class SqliteOutcomeReports(SqliteModelRegistry registry) : IOutcom
             notices.Add($"No prediction table served through {model}@{alias} has outcomes bound: nothing to compare.");
         }
 
-        return new ComparisonReport(rows, notices);
+        return new ComparisonReport(rows, notices, since);
     }
 
     /// <summary>

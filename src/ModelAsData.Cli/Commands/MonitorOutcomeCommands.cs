@@ -32,7 +32,7 @@ internal static class MonitorOutcomeCommands
             var at = ExportCommand.ParseTime(parse.GetValue(asOf), "--as-of");
             var name = parse.GetValue(table)!;
             await using var store = await MadStore.OpenAsync(DeviceScope.Apply(cli.RequireDb(parse), parse.GetValue(device)), ct);
-            var report = await store.Outcomes.PerformanceAsync(name, length, at, ct);
+            var report = await store.Outcomes.PerformanceAsync(name, length, at, cancellationToken: ct);
             PrintNotices(cli.Console, report.Notices);
             if (report.Rows.Count == 0)
             {
@@ -60,7 +60,7 @@ internal static class MonitorOutcomeCommands
         var alias = new Argument<string>("alias") { Description = "The alias whose deployment splits champion and canary, e.g. production." };
         var metric = new Option<string?>("--metric") { Description = "The metric to compare: accuracy, precision, recall (z-test), log_loss, mae, mape, mean_error (Welch's t), or any other of mad monitor performance's (no test). Default: accuracy, or mae for a regressor." };
         var horizon = new Option<long>("--horizon") { Description = "Labelled rows each arm needs before a verdict other than 'interim' (fix it before the experiment: looking early and often inflates false alarms).", DefaultValueFactory = _ => 1000 };
-        var window = new Option<string>("--window") { Description = "The window of the HTML report's per-window plot, e.g. 1d; the comparison itself is over everything served.", DefaultValueFactory = _ => "1d" };
+        var window = new Option<string>("--window") { Description = "The window of the HTML report's per-window plot, e.g. 1d, over the rows the comparison counts (scored since the current split began).", DefaultValueFactory = _ => "1d" };
         var html = new Option<FileInfo?>("--html") { Description = "Also write a self-contained HTML report with the comparison and the arms' metric per window to this file." };
         var device = DeviceScope.Option();
         var command = new Command("compare",
@@ -90,7 +90,8 @@ internal static class MonitorOutcomeCommands
                 var windows = new Dictionary<string, PerformanceReport>(StringComparer.Ordinal);
                 foreach (var arms in report.Rows.GroupBy(r => r.PredictionTable))
                 {
-                    var performance = await store.Outcomes.PerformanceAsync(arms.Key, length, null, ct);
+                    // The rows the table above counts: those scored since the current split began.
+                    var performance = await store.Outcomes.PerformanceAsync(arms.Key, length, null, report.Since, ct);
                     windows[arms.Key] = performance with { Rows = performance.Rows.Where(p => arms.Any(a => a.Arm == p.Arm && a.Version == p.Version)).ToList() };
                 }
 

@@ -30,7 +30,7 @@ public static class OutcomeReport
         return End(html);
     }
 
-    /// <param name="windows">The arms' metrics per window (mad.performance), for the plots; the comparison itself is over everything served.</param>
+    /// <param name="windows">The arms' metrics per window (mad.performance), for the plots; the same rows as the comparison (scored since the split began).</param>
     public static string RenderComparison(string model, string alias, ComparisonReport report, IReadOnlyDictionary<string, PerformanceReport> windows)
     {
         var html = Begin($"Champion against canary: {model}@{alias}", "Tests, horizon and the sample-ratio check: docs/OUTCOMES.md.", Css);

@@ -7,8 +7,12 @@ namespace ModelAsData.Core.Monitoring;
 /// </summary>
 public interface IOutcomeReports
 {
-    /// <summary>mad.performance(table, window, as_of): one row per metric, with the notices the store raised (duplicates, labels that grade nothing).</summary>
-    Task<PerformanceReport> PerformanceAsync(string table, TimeSpan window, DateTimeOffset? asOf, CancellationToken cancellationToken = default);
+    /// <summary>
+    /// mad.performance(table, window, as_of): one row per metric, with the notices the store raised (duplicates, labels
+    /// that grade nothing). With <paramref name="since"/>, only predictions scored at or after it count, as in
+    /// mad.compare (<see cref="ComparisonReport.Since"/>).
+    /// </summary>
+    Task<PerformanceReport> PerformanceAsync(string table, TimeSpan window, DateTimeOffset? asOf, DateTimeOffset? since = null, CancellationToken cancellationToken = default);
 
     /// <summary>mad.compare(model, alias, metric, horizon): one row per arm of each prediction table served through the alias.</summary>
     Task<ComparisonReport> CompareAsync(string model, string alias, string? metric, long horizon, CancellationToken cancellationToken = default);
@@ -29,8 +33,11 @@ public sealed record ComparisonRow(string PredictionTable, string Arm, int Versi
     double? Difference, double? CiLow, double? CiHigh, double? Statistic, double? PValue, string? Test,
     double? SampleRatioChiSquare, double? SampleRatioPValue, bool? SampleRatioMismatch, bool? Significant, string? Verdict);
 
-/// <summary>mad.compare's rows and the notices raised while computing them.</summary>
-public sealed record ComparisonReport(IReadOnlyList<ComparisonRow> Rows, IReadOnlyList<string> Notices);
+/// <summary>
+/// mad.compare's rows and the notices raised while computing them; <paramref name="Since"/>: when the current split
+/// began (mad.split_began), the predictions scored before it are not counted (NULL: all are).
+/// </summary>
+public sealed record ComparisonReport(IReadOnlyList<ComparisonRow> Rows, IReadOnlyList<string> Notices, DateTimeOffset? Since = null);
 
 /// <summary>The metrics of mad.performance, in its order, and what each is for.</summary>
 public static class OutcomeMetricNames

@@ -123,6 +123,10 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         ["mad.outcome_metrics(text,interval,timestamp with time zone,timestamp with time zone)"] = Callers,
         // 054: when the current split began, shared by mad.compare and the outcome gate; runs as its caller.
         ["mad.split_began(text,text)"] = Callers,
+        // 056: whether the source is unique on the key (the catalog only) and whether a history served a key twice (a
+        // definer that answers only whom mad.served_predictions answers); mad.outcome_metrics calls both as its caller.
+        ["mad.source_unique_on(regclass,text[])"] = Callers,
+        ["mad.served_once(text)"] = Callers,
         ["mad.history_insert(mad.prediction_tables,text)"] = Nobody,
         ["mad.history_rows()"] = Nobody,
         ["mad.attach_history(mad.prediction_tables)"] = Nobody,

@@ -153,7 +153,11 @@ public sealed class OutcomeCliTests(PostgresDatabase database) : MadCliTests(dat
                 INSERT INTO public.{outcomes} SELECT id, CASE WHEN id % 5 = 0 THEN ((label::int + 1) % 3)::text ELSE label::text END, scored_at FROM mad_out.{name}
                 """);
             var performance = await RunAsync("monitor", "performance", name, "--window", "1w", "--html", perf);
-            var (model, _, _) = await CompareTests.DeployedAsync(Database, canaryRight: 160);
+            var (model, split, splitOutcomes) = await CompareTests.DeployedAsync(Database, canaryRight: 160);
+            // The champion's October, before the canary began: not counted by the table, so not plotted either.
+            await OutcomeTables.ServeAsync(Database.DataSource, split, string.Join(", ", Enumerable.Range(10_000, 50).Select(i =>
+                $"('{i}', 1, 'champion', '{OutcomeTables.Binary(0.9)}', '2026-10-01 10:00+00')")));
+            await Database.DataSource.ExecuteAsync($"INSERT INTO public.{splitOutcomes} SELECT g, '0', '2026-10-01 12:00+00' FROM generate_series(10000, 10049) g");
             var better = await RunAsync("monitor", "compare", model, "production", "--horizon", "100", "--html", cmp);
             var (worseModel, _, _) = await CompareTests.DeployedAsync(Database, canaryRight: 60);
             var worse = await RunAsync("monitor", "compare", worseModel, "production", "--horizon", "100", "--metric", "log_loss");
@@ -171,6 +175,9 @@ public sealed class OutcomeCliTests(PostgresDatabase database) : MadCliTests(dat
             var compared = await OutcomeReportBrowser.OpenAsync(cmp);
             Assert.Equal((2, 2), (compared.Plots, compared.Drawn));
             Assert.Equal(["version 1 champion", "version 2 canary"], compared.Legends);
+            // One point per arm, 2 November, the one window served since the split, and the legend's two markers
+            // (October's champion point, which the table does not count, made five).
+            Assert.Equal(new Dictionary<string, int> { ["accuracy"] = 4, ["coverage"] = 4 }, compared.Marks);
             Assert.Equal(3, worse.ExitCode);
             Assert.Contains("welch t", worse.Output, StringComparison.Ordinal);
             Assert.Contains("canary significantly worse", worse.Output, StringComparison.Ordinal);

@@ -13,25 +13,30 @@ internal static partial class OutcomeReportBrowser
     private const string Check = """
         <script>
         const sections = [...document.querySelectorAll('section.plot')];
+        const marks = s => {
+          const inArea = new Set([...s.querySelectorAll('svg g[clip-path] ellipse')]);
+          return [...inArea].filter(e => { const b = e.getBBox(); return b.width > 0 && b.height > 0; }).length;
+        };
         const drawn = sections.filter(s => {
           const svg = s.querySelector('svg');
           if (!svg) return false;
           const box = svg.getBoundingClientRect();
-          const area = svg.querySelector('g[clip-path]');
-          const marks = area ? [...area.querySelectorAll('ellipse')].filter(e => { const b = e.getBBox(); return b.width > 0 && b.height > 0; }) : [];
-          return box.width > 100 && box.height > 100 && marks.length > 0;
+          return box.width > 100 && box.height > 100 && marks(s) > 0;
         });
         const out = document.createElement('pre');
         out.id = 'seen';
         out.textContent = 'plots=' + sections.length + '/' + drawn.length + '\n'
           + 'drawn=' + drawn.map(s => s.dataset.metric).join(',') + '\n'
+          + 'marks=' + sections.map(s => s.dataset.metric + ':' + marks(s)).join(',') + '\n'
           + 'legends=' + [...new Set(sections.flatMap(s => [...s.querySelectorAll('svg text')].map(t => t.textContent.trim()).filter(t => t.startsWith('version '))))].sort().join(',') + '\n'
           + 'table=' + [...document.querySelector('table').rows].map(r => [...r.cells].map(c => c.innerText.trim()).join('|')).join(';;') + '\n';
         document.body.appendChild(out);
         </script>
         """;
 
-    public sealed record Seen(int Plots, int Drawn, IReadOnlyList<string> DrawnMetrics, IReadOnlyList<string> Legends, IReadOnlyList<IReadOnlyList<string>> Table);
+    /// <param name="Marks">Per plot (its metric), the markers drawn in its clipped areas: one per point of every line, and the legend's one per line.</param>
+    public sealed record Seen(int Plots, int Drawn, IReadOnlyList<string> DrawnMetrics, IReadOnlyDictionary<string, int> Marks, IReadOnlyList<string> Legends,
+        IReadOnlyList<IReadOnlyList<string>> Table);
 
     public static async Task<Seen> OpenAsync(string report)
     {
@@ -42,7 +47,9 @@ internal static partial class OutcomeReportBrowser
             .ToDictionary(l => l[..l.IndexOf('=', StringComparison.Ordinal)], l => l[(l.IndexOf('=', StringComparison.Ordinal) + 1)..]);
         var plots = lines["plots"].Split('/');
         return new Seen(int.Parse(plots[0], System.Globalization.CultureInfo.InvariantCulture), int.Parse(plots[1], System.Globalization.CultureInfo.InvariantCulture),
-            lines["drawn"].Split(',', StringSplitOptions.RemoveEmptyEntries), lines["legends"].Split(',', StringSplitOptions.RemoveEmptyEntries),
+            lines["drawn"].Split(',', StringSplitOptions.RemoveEmptyEntries),
+            lines["marks"].Split(',', StringSplitOptions.RemoveEmptyEntries).ToDictionary(m => m[..m.LastIndexOf(':')], m => int.Parse(m[(m.LastIndexOf(':') + 1)..], System.Globalization.CultureInfo.InvariantCulture)),
+            lines["legends"].Split(',', StringSplitOptions.RemoveEmptyEntries),
             lines["table"].Split(";;").Select(r => (IReadOnlyList<string>)r.Split('|')).ToList());
     }
 

@@ -106,8 +106,8 @@ public sealed class OutcomeStoresTests(PostgresDatabase database) : DatabaseTest
                      (TimeSpan.FromDays(1), new DateTimeOffset(2026, 11, 3, 12, 0, 0, TimeSpan.Zero)),
                  })
         {
-            var expected = await postgres.PerformanceAsync(name, window, asOf, Ct);
-            var actual = await sqlite.PerformanceAsync(name, window, asOf, Ct);
+            var expected = await postgres.PerformanceAsync(name, window, asOf, cancellationToken: Ct);
+            var actual = await sqlite.PerformanceAsync(name, window, asOf, cancellationToken: Ct);
 
             Assert.NotEmpty(expected.Rows);
             Assert.Contains(expected.Rows, r => r.Value is not null && r.NLabeled > 0);
@@ -127,7 +127,7 @@ public sealed class OutcomeStoresTests(PostgresDatabase database) : DatabaseTest
             }
         }
 
-        Assert.Contains(await postgres.PerformanceAsync(name, TimeSpan.FromDays(1), null, Ct) is var all ? all.Notices : [],
+        Assert.Contains(await postgres.PerformanceAsync(name, TimeSpan.FromDays(1), null, cancellationToken: Ct) is var all ? all.Notices : [],
             n => n.Contains("repeat a key", StringComparison.Ordinal));
     }
 
@@ -149,7 +149,7 @@ public sealed class OutcomeStoresTests(PostgresDatabase database) : DatabaseTest
         await using var twin = await SqliteTwin.CreateAsync(model);
         await twin.CopyAsync(Database.DataSource, name, outcomes, model);
 
-        var rows = (await new SqliteOutcomeReports(twin.Registry).PerformanceAsync(name, TimeSpan.FromDays(1), null, Ct)).Rows;
+        var rows = (await new SqliteOutcomeReports(twin.Registry).PerformanceAsync(name, TimeSpan.FromDays(1), null, cancellationToken: Ct)).Rows;
 
         double Metric(int day, string metric) => rows.Single(r => r.WindowStart.Day == day && r.Metric == metric).Value!.Value;
         Assert.Equal(0.4149, Metric(2, "log_loss"), 4);
@@ -183,6 +183,9 @@ public sealed class OutcomeStoresTests(PostgresDatabase database) : DatabaseTest
             Assert.Equal((200L, 200L), (expected.Rows[0].N!.Value, expected.Rows[1].N!.Value));
             Assert.Contains(expected.Notices, n => n.StartsWith("Counted only predictions scored since 2026-11-01T00:00:00Z", StringComparison.Ordinal));
             Assert.Equal(expected.Notices, actual.Notices);
+            // When the split began, which the compare report's plot counts from: the same on both stores.
+            Assert.Equal((DateTimeOffset?)new DateTimeOffset(2026, 11, 1, 0, 0, 0, TimeSpan.Zero), expected.Since);
+            Assert.Equal(expected.Since, actual.Since);
             Assert.Equal(expected.Rows.Select(r => (r.PredictionTable, r.Arm, r.Version, r.N, r.NLabeled, r.Metric, r.Test, r.SampleRatioMismatch, r.Significant, r.Verdict)),
                 actual.Rows.Select(r => (r.PredictionTable, r.Arm, r.Version, r.N, r.NLabeled, r.Metric, r.Test, r.SampleRatioMismatch, r.Significant, r.Verdict)));
             foreach (var (e, a) in expected.Rows.Zip(actual.Rows))

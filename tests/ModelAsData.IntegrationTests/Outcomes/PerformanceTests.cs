@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Dapper;
 using ModelAsData.IntegrationTests.Batch;
 using Npgsql;
 
@@ -89,6 +90,58 @@ public sealed class PerformanceTests(PostgresDatabase database) : DatabaseTests(
         Assert.Equal((0L, 0.0), before.Where(r => r.WindowStart.Day == 3).Select(r => (r.NLabeled, r.Coverage)).Distinct().Single());
         Assert.Equal((1L, 1.0, 0.0), after.Where(r => r.WindowStart.Day == 3 && r.Metric == "accuracy").Select(r => (r.NLabeled, r.Coverage, r.Value!.Value)).Single());
         Assert.Equal(before, then);
+    }
+
+    private async Task<(IReadOnlyList<Row> Rows, IReadOnlyList<string> Notices)> PerformanceWithNoticesAsync(string name)
+    {
+        var notices = new List<string>();
+        await using var connection = await Database.DataSource.OpenConnectionAsync(Ct);
+        connection.Notice += (_, e) => notices.Add(e.Notice.MessageText);
+        var rows = await connection.QueryAsync<Row>(
+            $"SELECT window_start AS WindowStart, version AS Version, arm AS Arm, metric AS Metric, value AS Value, n_labeled AS NLabeled, coverage AS Coverage FROM mad.performance('{name}')");
+        return (rows.ToList(), notices);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task A_source_unique_on_the_key_is_graded_by_one_join_with_the_same_metrics_and_notices()
+    {
+        var (name, _, outcomes, _) = await OutcomeTables.CreateAsync(Database.DataSource);
+        // The ECE and CBPE goldens' windows, a label observed before its key was scored and one of a key never served
+        // (both grade nothing), and an unlabelled key.
+        await OutcomeTables.ServeAsync(Database.DataSource, name, Values(Enumerable.Range(0, 200).Select(i =>
+            $"('{1000 + i}', 1, 'champion', '{OutcomeTables.Binary(i < 100 ? 0.2 : 0.8)}', '2026-11-03 10:00+00')")
+            .Concat(new[] { 0.9, 0.8, 0.3, 0.1 }.Select((p, i) => $"('{2000 + i}', 2, 'canary', '{OutcomeTables.Binary(p)}', '2026-11-03 11:00+00')"))
+            .Append($"('3000', 1, 'champion', '{OutcomeTables.Binary(0.7)}', '2026-11-04 10:00+00')")));
+        await Database.DataSource.ExecuteAsync($"""
+            INSERT INTO public.{outcomes} SELECT 1000 + g, CASE WHEN g < 30 OR (g >= 100 AND g < 170) THEN '1' ELSE '0' END, '2026-11-03 12:00+00'
+            FROM generate_series(0, 199) g;
+            INSERT INTO public.{outcomes} VALUES (2000, '1', '2026-11-03 12:00+00'), (2001, '0', '2026-11-03 12:00+00'),
+                                                 (3000, '1', '2026-11-04 09:00+00'), (4000, '0', '2026-11-04 12:00+00');
+            """);
+        var general = await PerformanceWithNoticesAsync(name);
+
+        await Database.DataSource.ExecuteAsync($"ALTER TABLE public.{outcomes} ADD PRIMARY KEY (id)");
+        var once = await Database.DataSource.ScalarAsync<bool>($"SELECT mad.source_unique_on('public.{outcomes}', '{{id}}') AND mad.served_once('{name}')");
+        var unique = await PerformanceWithNoticesAsync(name);
+        // Served again after its label: the general path, which grades the first prediction only.
+        await OutcomeTables.ServeAsync(Database.DataSource, name, $"('1000', 1, 'champion', '{OutcomeTables.Binary(0.9)}', '2026-11-03 13:00+00')");
+        var twice = await Database.DataSource.ScalarAsync<bool>($"SELECT mad.served_once('{name}')");
+        var again = await PerformanceWithNoticesAsync(name);
+
+        Assert.True(once);
+        Assert.Equal(general.Notices, unique.Notices);
+        Assert.Contains(unique.Notices, n => n.StartsWith("2 outcome(s)", StringComparison.Ordinal) && n.Contains("match no prediction", StringComparison.Ordinal));
+        Assert.Equal(general.Rows.Select(r => r with { Value = null }), unique.Rows.Select(r => r with { Value = null }));
+        Assert.All(general.Rows.Zip(unique.Rows), p => Assert.Equal(p.First.Value ?? double.NaN, p.Second.Value ?? double.NaN, 1e-12));
+        var champion = unique.Rows.Where(r => r.WindowStart.Day == 3 && r.Arm == "champion").ToList();
+        Assert.Equal(0.10, Metric(champion, "ece")!.Value, 9);
+        Assert.Equal(0.70, Metric(champion, "roc_auc")!.Value, 9);
+        Assert.Equal((2L, 0.5), unique.Rows.Where(r => r.Arm == "canary").Select(r => (r.NLabeled, r.Coverage)).Distinct().Single());
+        Assert.Equal((0L, 0.0), unique.Rows.Where(r => r.WindowStart.Day == 4).Select(r => (r.NLabeled, r.Coverage)).Distinct().Single());
+        Assert.False(twice);
+        var served = again.Rows.Where(r => r.WindowStart.Day == 3 && r.Arm == "champion").ToList();
+        Assert.Equal((200L, 200.0 / 201), served.Select(r => (r.NLabeled, r.Coverage)).Distinct().Single());
+        Assert.Equal(0.70, Metric(served, "roc_auc")!.Value, 9);
     }
 
     [Fact(Timeout = 60_000)]
