@@ -162,40 +162,106 @@ public sealed class ProfileCounter
     /// <summary>One input value as the embedded store reads it (a long, double, string, or null).</summary>
     public void CountInput(int column, object? value)
     {
-        if (column >= _inputs.Profiles.Length || value is byte[])
+        switch (value)
         {
-            return; // a tensor column (not profiled)
+            case byte[]: return; // a tensor column (not profiled)
+            case null or DBNull: CountNullInput(column); return;
+            case string s: CountInput(column, s); return;
+            case long l: CountInput(column, l); return;
+            case double d: CountInput(column, d); return;
+            case bool b: CountInput(column, b ? 1L : 0L); return;
+        }
+
+        if (column >= _inputs.Profiles.Length)
+        {
+            return;
         }
 
         if (_inputs.Learners is { } learners)
         {
-            var learner = learners[column]!;
-            switch (value)
-            {
-                case null or DBNull: learner.AddNull(); break;
-                case string s: learner.Add(s); break;
-                case long l: learner.Add(l, true); break;
-                case bool b: learner.Add(b ? 1 : 0, true); break;
-                case double d: learner.Add(d, false); break;
-                case IConvertible c: learner.Add(c.ToDouble(System.Globalization.CultureInfo.InvariantCulture), false); break;
-                default: learner.AddNull(); break;
-            }
-
+            if (value is IConvertible c) learners[column]!.Add(c.ToDouble(System.Globalization.CultureInfo.InvariantCulture), false);
+            else learners[column]!.AddNull();
             return;
         }
 
         if (_inputs.Profiles[column] is { } profile)
         {
-            _inputs.Add(column, value switch
-            {
-                null or DBNull => -1,
-                string s => profile.BinOf(s),
-                long l => profile.BinOf(l),
-                double d => double.IsNaN(d) ? -1 : profile.BinOf(d),
-                bool b => profile.BinOf(b ? 1 : 0),
-                IConvertible c => profile.BinOf(c.ToDouble(System.Globalization.CultureInfo.InvariantCulture)),
-                _ => -1,
-            });
+            _inputs.Add(column, value is IConvertible c ? profile.BinOf(c.ToDouble(System.Globalization.CultureInfo.InvariantCulture)) : -1);
+        }
+    }
+
+    // The typed inputs below are the embedded refresh's hot path: it reads each source value once, typed, for the model
+    // and counts that same value here (no box, no second read of the column). Each counts as CountInput(object) would.
+
+    /// <summary>A REAL input value (see <see cref="CountInput(int, object?)"/>).</summary>
+    public void CountInput(int column, double value)
+    {
+        if (column >= _inputs.Profiles.Length)
+        {
+            return;
+        }
+
+        if (_inputs.Learners is { } learners)
+        {
+            learners[column]!.Add(value, false);
+        }
+        else if (_inputs.Profiles[column] is { } profile)
+        {
+            _inputs.Add(column, double.IsNaN(value) ? -1 : _inputs.Edges[column] is { } edges ? NumericBin(edges, value) : profile.BinOf(value));
+        }
+    }
+
+    /// <summary>An INTEGER input value (see <see cref="CountInput(int, object?)"/>).</summary>
+    public void CountInput(int column, long value)
+    {
+        if (column >= _inputs.Profiles.Length)
+        {
+            return;
+        }
+
+        if (_inputs.Learners is { } learners)
+        {
+            learners[column]!.Add(value, true);
+        }
+        else if (_inputs.Profiles[column] is { } profile)
+        {
+            _inputs.Add(column, _inputs.Edges[column] is { } edges ? NumericBin(edges, value) : profile.BinOf(value));
+        }
+    }
+
+    /// <summary>A TEXT input value (see <see cref="CountInput(int, object?)"/>).</summary>
+    public void CountInput(int column, string value)
+    {
+        if (column >= _inputs.Profiles.Length)
+        {
+            return;
+        }
+
+        if (_inputs.Learners is { } learners)
+        {
+            learners[column]!.Add(value);
+        }
+        else if (_inputs.Profiles[column] is { } profile)
+        {
+            _inputs.Add(column, profile.BinOf(value));
+        }
+    }
+
+    /// <summary>A NULL input value (see <see cref="CountInput(int, object?)"/>).</summary>
+    public void CountNullInput(int column)
+    {
+        if (column >= _inputs.Profiles.Length)
+        {
+            return;
+        }
+
+        if (_inputs.Learners is { } learners)
+        {
+            learners[column]!.AddNull();
+        }
+        else if (_inputs.Profiles[column] is not null)
+        {
+            _inputs.Add(column, -1);
         }
     }
 
