@@ -105,10 +105,10 @@ public sealed class ProfileCounter
             return;
         }
 
-        // The hot path (every scored row): numeric edges searched inline, counts in one flat array, no allocation.
+        // The hot path (every scored row): numeric bins counted without branches (NumericBins), counts in one flat array, no allocation.
         var side = _inputs;
         var profiles = side.Profiles;
-        var edges = side.Edges;
+        var bins = side.Bins;
         var counts = side.Flat;
         var offsets = side.Offsets;
         var nullSlots = side.NullSlots;
@@ -132,31 +132,11 @@ public sealed class ProfileCounter
             }
             else
             {
-                slot = offsets[i] + (edges[i] is { } e ? NumericBin(e, numbers[i]) : profile.BinOf(numbers[i]));
+                slot = offsets[i] + (bins[i] is { } b ? b.Of(numbers[i]) : profile.BinOf(numbers[i]));
             }
 
             counts[slot]++;
         }
-    }
-
-    /// <summary>As <see cref="ColumnProfile.BinOf(double)"/> for a numeric column: the edges ≤ value, the top edge in the last inner bin.</summary>
-    private static int NumericBin(double[] edges, double value)
-    {
-        int lo = 0, hi = edges.Length;
-        while (lo < hi)
-        {
-            var mid = (lo + hi) >>> 1;
-            if (edges[mid] <= value)
-            {
-                lo = mid + 1;
-            }
-            else
-            {
-                hi = mid;
-            }
-        }
-
-        return lo == edges.Length && edges.Length > 1 && value == edges[^1] ? lo - 1 : lo;
     }
 
     /// <summary>One input value as the embedded store reads it (a long, double, string, or null).</summary>
@@ -207,7 +187,7 @@ public sealed class ProfileCounter
         }
         else if (_inputs.Profiles[column] is { } profile)
         {
-            _inputs.Add(column, double.IsNaN(value) ? -1 : _inputs.Edges[column] is { } edges ? NumericBin(edges, value) : profile.BinOf(value));
+            _inputs.Add(column, double.IsNaN(value) ? -1 : _inputs.Bins[column] is { } bins ? bins.Of(value) : profile.BinOf(value));
         }
     }
 
@@ -225,7 +205,7 @@ public sealed class ProfileCounter
         }
         else if (_inputs.Profiles[column] is { } profile)
         {
-            _inputs.Add(column, _inputs.Edges[column] is { } edges ? NumericBin(edges, value) : profile.BinOf(value));
+            _inputs.Add(column, _inputs.Bins[column] is { } bins ? bins.Of(value) : profile.BinOf(value));
         }
     }
 
@@ -283,7 +263,7 @@ public sealed class ProfileCounter
 
         var side = _outputs;
         var profiles = side.Profiles;
-        var edges = side.Edges;
+        var bins = side.Bins;
         var types = side.Types!;
         var counts = side.Flat;
         var offsets = side.Offsets;
@@ -309,7 +289,7 @@ public sealed class ProfileCounter
             else
             {
                 var value = scored.GetDouble(scorerRow, c);
-                slot = offsets[c] + (edges[c] is { } e ? NumericBin(e, value) : profile.BinOf(value));
+                slot = offsets[c] + (bins[c] is { } b ? b.Of(value) : profile.BinOf(value));
             }
 
             counts[slot]++;
@@ -378,7 +358,7 @@ public sealed class ProfileCounter
             _kind = kind;
             Profiles = profiles;
             Types = types;
-            Edges = new double[]?[profiles.Length];
+            Bins = new NumericBins?[profiles.Length];
             Offsets = new int[profiles.Length];
             NullSlots = new int[profiles.Length];
             Flat = [];
@@ -389,8 +369,8 @@ public sealed class ProfileCounter
 
         public ColumnType[]? Types { get; }
 
-        /// <summary>Per column, a numeric profile's edges (null: a category, or not counted), for the inline search.</summary>
-        public double[]?[] Edges { get; }
+        /// <summary>Per column, a numeric profile's bins (null: a category, or not counted).</summary>
+        public NumericBins?[] Bins { get; }
 
         /// <summary>All columns' counts in one array: column c's bin b at Offsets[c] + b, its nulls at NullSlots[c].</summary>
         public long[] Flat { get; private set; }
@@ -406,7 +386,7 @@ public sealed class ProfileCounter
             for (var c = 0; c < Profiles.Length; c++)
             {
                 var profile = Profiles[c];
-                Edges[c] = profile is { Type: ProfileType.Numeric } ? profile.Edges : null;
+                Bins[c] = profile is { Type: ProfileType.Numeric } ? new NumericBins(profile.Edges) : null;
                 Offsets[c] = at;
                 at += profile?.BinCount ?? 0;
                 NullSlots[c] = at++;
