@@ -141,7 +141,9 @@ public sealed partial class SqlitePredictionTables
     {
         var keeps = arm == Arms.Champion ? comparison?.Samples : null;
         var featureColumns = mapping.SlotColumns.Concat(mapping.TensorColumns.Select(t => t.Column)).Distinct(StringComparer.Ordinal).ToList();
-        var slotOrdinal = mapping.SlotColumns.Select(c => table.Key.Count + featureColumns.IndexOf(c)).ToArray();
+        // The slot columns come first in featureColumns (and are the counter's input columns): a slot's index into them.
+        var slotColumn = mapping.SlotColumns.Select(c => featureColumns.IndexOf(c)).ToArray();
+        var source = new SqliteSourceRow(mapping.SlotColumns.Distinct(StringComparer.Ordinal).Count());
         var tensorOrdinal = mapping.TensorColumns.Select(t => table.Key.Count + featureColumns.IndexOf(t.Column)).ToArray();
         using var reader = new SqliteRawStatement(Connection, $"SELECT {string.Join(", ", table.Key.Concat(featureColumns).Select(SqliteDatabase.Quote))} FROM {SqliteDatabase.Quote(table.Source)}");
         using var writer = new OutputWriter(Connection, table, version, arm, counter, shadowOf, comparison);
@@ -157,7 +159,7 @@ public sealed partial class SqlitePredictionTables
                 var (scorer, batch) = turns[turn];
                 scorer.Clear();
                 batch.Clear();
-                var more = ReadBatch(reader, scorer, batch, slotOrdinal, tensorOrdinal, mapping, takes, keeps, counter, table.Key.Count, featureColumns.Count);
+                var more = ReadBatch(reader, source, scorer, batch, slotColumn, tensorOrdinal, mapping, takes, keeps, counter, table.Key.Count);
                 if (batch.Count > 0)
                 {
                     inFlight.Enqueue((Task.Run(() => scorer.Score(cancellationToken), cancellationToken), batch));
@@ -189,8 +191,8 @@ public sealed partial class SqlitePredictionTables
     }
 
     /// <summary>Reads rows until the scorer or the batch is full; returns whether the source may have more.</summary>
-    private static bool ReadBatch(SqliteRawStatement reader, ModelScorer scorer, PendingRows batch, int[] slotOrdinal, int[] tensorOrdinal, FeatureMapping mapping,
-        Func<object[], bool>? takes, Func<object[], bool>? keeps, ProfileCounter? counter, int keyCount, int featureCount)
+    private static bool ReadBatch(SqliteRawStatement reader, SqliteSourceRow source, ModelScorer scorer, PendingRows batch, int[] slotColumn, int[] tensorOrdinal,
+        FeatureMapping mapping, Func<object[], bool>? takes, Func<object[], bool>? keeps, ProfileCounter? counter, int keyCount)
     {
         while (!scorer.IsFull && !batch.IsFull)
         {
@@ -211,12 +213,13 @@ public sealed partial class SqlitePredictionTables
                 batch.Keep(row); // a sampled canary key: scored for the comparison only, neither written nor counted
             }
 
-            for (var f = 0; counter is not null && !batch.IsKept(row) && f < featureCount; f++)
+            source.Read(reader, keyCount);
+            if (counter is not null && !batch.IsKept(row))
             {
-                counter.CountInput(f, reader.GetValue(keyCount + f)); // drift monitoring
+                source.Count(counter); // drift monitoring, from the values the model gets
             }
 
-            if (FillRow(scorer, reader, slotOrdinal, tensorOrdinal, mapping) is { } error)
+            if (FillRow(scorer, reader, source, slotColumn, tensorOrdinal, mapping) is { } error)
             {
                 batch.Fail(row, error);
             }
@@ -231,21 +234,12 @@ public sealed partial class SqlitePredictionTables
     }
 
     /// <summary>Puts one source row's features into the scorer; returns the error that stops it, naming the column.</summary>
-    private static string? FillRow(ModelScorer scorer, SqliteRawStatement reader, int[] slotOrdinal, int[] tensorOrdinal, FeatureMapping mapping)
+    private static string? FillRow(ModelScorer scorer, SqliteRawStatement reader, SqliteSourceRow source, int[] slotColumn, int[] tensorOrdinal, FeatureMapping mapping)
     {
         scorer.BeginRow();
-        for (var s = 0; s < slotOrdinal.Length; s++)
+        for (var s = 0; s < slotColumn.Length; s++)
         {
-            var ordinal = slotOrdinal[s];
-            var slot = mapping.SlotNumbers[s];
-            var error = reader.ColumnType(ordinal) switch
-            {
-                raw.SQLITE_FLOAT => scorer.Set(slot, reader.GetDouble(ordinal)),
-                raw.SQLITE_INTEGER => scorer.Set(slot, reader.GetInt64(ordinal)),
-                raw.SQLITE_TEXT => scorer.Set(slot, reader.GetString(ordinal)),
-                _ => scorer.Set(slot, reader.GetValue(ordinal)),
-            };
-            if (error is not null)
+            if (source.Set(scorer, mapping.SlotNumbers[s], slotColumn[s]) is { } error)
             {
                 scorer.CancelRow();
                 return $"column {mapping.SlotColumns[s]}: {error}";

@@ -105,10 +105,10 @@ public sealed class ProfileCounter
             return;
         }
 
-        // The hot path (every scored row): numeric edges searched inline, counts in one flat array, no allocation.
+        // The hot path (every scored row): numeric bins counted without branches (NumericBins), counts in one flat array, no allocation.
         var side = _inputs;
         var profiles = side.Profiles;
-        var edges = side.Edges;
+        var bins = side.Bins;
         var counts = side.Flat;
         var offsets = side.Offsets;
         var nullSlots = side.NullSlots;
@@ -132,70 +132,116 @@ public sealed class ProfileCounter
             }
             else
             {
-                slot = offsets[i] + (edges[i] is { } e ? NumericBin(e, numbers[i]) : profile.BinOf(numbers[i]));
+                slot = offsets[i] + (bins[i] is { } b ? b.Of(numbers[i]) : profile.BinOf(numbers[i]));
             }
 
             counts[slot]++;
         }
     }
 
-    /// <summary>As <see cref="ColumnProfile.BinOf(double)"/> for a numeric column: the edges ≤ value, the top edge in the last inner bin.</summary>
-    private static int NumericBin(double[] edges, double value)
-    {
-        int lo = 0, hi = edges.Length;
-        while (lo < hi)
-        {
-            var mid = (lo + hi) >>> 1;
-            if (edges[mid] <= value)
-            {
-                lo = mid + 1;
-            }
-            else
-            {
-                hi = mid;
-            }
-        }
-
-        return lo == edges.Length && edges.Length > 1 && value == edges[^1] ? lo - 1 : lo;
-    }
-
     /// <summary>One input value as the embedded store reads it (a long, double, string, or null).</summary>
     public void CountInput(int column, object? value)
     {
-        if (column >= _inputs.Profiles.Length || value is byte[])
+        switch (value)
         {
-            return; // a tensor column (not profiled)
+            case byte[]: return; // a tensor column (not profiled)
+            case null or DBNull: CountNullInput(column); return;
+            case string s: CountInput(column, s); return;
+            case long l: CountInput(column, l); return;
+            case double d: CountInput(column, d); return;
+            case bool b: CountInput(column, b ? 1L : 0L); return;
+        }
+
+        if (column >= _inputs.Profiles.Length)
+        {
+            return;
         }
 
         if (_inputs.Learners is { } learners)
         {
-            var learner = learners[column]!;
-            switch (value)
-            {
-                case null or DBNull: learner.AddNull(); break;
-                case string s: learner.Add(s); break;
-                case long l: learner.Add(l, true); break;
-                case bool b: learner.Add(b ? 1 : 0, true); break;
-                case double d: learner.Add(d, false); break;
-                case IConvertible c: learner.Add(c.ToDouble(System.Globalization.CultureInfo.InvariantCulture), false); break;
-                default: learner.AddNull(); break;
-            }
-
+            if (value is IConvertible c) learners[column]!.Add(c.ToDouble(System.Globalization.CultureInfo.InvariantCulture), false);
+            else learners[column]!.AddNull();
             return;
         }
 
         if (_inputs.Profiles[column] is { } profile)
         {
-            _inputs.Add(column, value switch
-            {
-                null or DBNull => -1,
-                string s => profile.BinOf(s),
-                long l => profile.BinOf(l),
-                double d => double.IsNaN(d) ? -1 : profile.BinOf(d),
-                bool b => profile.BinOf(b ? 1 : 0),
-                IConvertible c => profile.BinOf(c.ToDouble(System.Globalization.CultureInfo.InvariantCulture)),
-                _ => -1,
-            });
+            _inputs.Add(column, value is IConvertible c ? profile.BinOf(c.ToDouble(System.Globalization.CultureInfo.InvariantCulture)) : -1);
+        }
+    }
+
+    // The typed inputs below are the embedded refresh's hot path: it reads each source value once, typed, for the model
+    // and counts that same value here (no box, no second read of the column). Each counts as CountInput(object) would.
+
+    /// <summary>A REAL input value (see <see cref="CountInput(int, object?)"/>).</summary>
+    public void CountInput(int column, double value)
+    {
+        if (column >= _inputs.Profiles.Length)
+        {
+            return;
+        }
+
+        if (_inputs.Learners is { } learners)
+        {
+            learners[column]!.Add(value, false);
+        }
+        else if (_inputs.Profiles[column] is { } profile)
+        {
+            _inputs.Add(column, double.IsNaN(value) ? -1 : _inputs.Bins[column] is { } bins ? bins.Of(value) : profile.BinOf(value));
+        }
+    }
+
+    /// <summary>An INTEGER input value (see <see cref="CountInput(int, object?)"/>).</summary>
+    public void CountInput(int column, long value)
+    {
+        if (column >= _inputs.Profiles.Length)
+        {
+            return;
+        }
+
+        if (_inputs.Learners is { } learners)
+        {
+            learners[column]!.Add(value, true);
+        }
+        else if (_inputs.Profiles[column] is { } profile)
+        {
+            _inputs.Add(column, _inputs.Bins[column] is { } bins ? bins.Of(value) : profile.BinOf(value));
+        }
+    }
+
+    /// <summary>A TEXT input value (see <see cref="CountInput(int, object?)"/>).</summary>
+    public void CountInput(int column, string value)
+    {
+        if (column >= _inputs.Profiles.Length)
+        {
+            return;
+        }
+
+        if (_inputs.Learners is { } learners)
+        {
+            learners[column]!.Add(value);
+        }
+        else if (_inputs.Profiles[column] is { } profile)
+        {
+            _inputs.Add(column, profile.BinOf(value));
+        }
+    }
+
+    /// <summary>A NULL input value (see <see cref="CountInput(int, object?)"/>).</summary>
+    public void CountNullInput(int column)
+    {
+        if (column >= _inputs.Profiles.Length)
+        {
+            return;
+        }
+
+        if (_inputs.Learners is { } learners)
+        {
+            learners[column]!.AddNull();
+        }
+        else if (_inputs.Profiles[column] is not null)
+        {
+            _inputs.Add(column, -1);
         }
     }
 
@@ -217,7 +263,7 @@ public sealed class ProfileCounter
 
         var side = _outputs;
         var profiles = side.Profiles;
-        var edges = side.Edges;
+        var bins = side.Bins;
         var types = side.Types!;
         var counts = side.Flat;
         var offsets = side.Offsets;
@@ -243,7 +289,7 @@ public sealed class ProfileCounter
             else
             {
                 var value = scored.GetDouble(scorerRow, c);
-                slot = offsets[c] + (edges[c] is { } e ? NumericBin(e, value) : profile.BinOf(value));
+                slot = offsets[c] + (bins[c] is { } b ? b.Of(value) : profile.BinOf(value));
             }
 
             counts[slot]++;
@@ -312,7 +358,7 @@ public sealed class ProfileCounter
             _kind = kind;
             Profiles = profiles;
             Types = types;
-            Edges = new double[]?[profiles.Length];
+            Bins = new NumericBins?[profiles.Length];
             Offsets = new int[profiles.Length];
             NullSlots = new int[profiles.Length];
             Flat = [];
@@ -323,8 +369,8 @@ public sealed class ProfileCounter
 
         public ColumnType[]? Types { get; }
 
-        /// <summary>Per column, a numeric profile's edges (null: a category, or not counted), for the inline search.</summary>
-        public double[]?[] Edges { get; }
+        /// <summary>Per column, a numeric profile's bins (null: a category, or not counted).</summary>
+        public NumericBins?[] Bins { get; }
 
         /// <summary>All columns' counts in one array: column c's bin b at Offsets[c] + b, its nulls at NullSlots[c].</summary>
         public long[] Flat { get; private set; }
@@ -340,7 +386,7 @@ public sealed class ProfileCounter
             for (var c = 0; c < Profiles.Length; c++)
             {
                 var profile = Profiles[c];
-                Edges[c] = profile is { Type: ProfileType.Numeric } ? profile.Edges : null;
+                Bins[c] = profile is { Type: ProfileType.Numeric } ? new NumericBins(profile.Edges) : null;
                 Offsets[c] = at;
                 at += profile?.BinCount ?? 0;
                 NullSlots[c] = at++;

@@ -11,8 +11,8 @@ namespace ModelAsData.Sidecar.Requests;
 /// <summary>
 /// Scores a claimed batch of requests into their answers (the result, or the error with the SQLSTATE its caller
 /// raises), in one ONNX Runtime call per model version; counts each in the metrics and the prediction log. Features
-/// that do not fit fail their own request only; a batch that ONNX Runtime refuses is scored again row by row, so that
-/// only the rows it refuses fail.
+/// that do not fit fail their own request only; so do rows ONNX Runtime fails on, as <see cref="ModelScorer.Score"/>
+/// gives each its own error (it scores a failed batch again in halves down to the row) and the other rows their scores.
 /// </summary>
 internal sealed class RequestScorer(RequestModels models, PredictionLog log, RequestMetrics metrics, ShadowQueue? shadows = null)
 {
@@ -98,18 +98,14 @@ internal sealed class RequestScorer(RequestModels models, PredictionLog log, Req
             {
                 scored = scorer.Score(cancellationToken);
             }
-            catch (ModelAsDataException) when (rows.Count > 1)
-            {
-                foreach (var i in rows)
-                {
-                    ScoreVersion(version, requests, [i], answers, cancellationToken);
-                }
-
-                return;
-            }
             catch (ModelAsDataException e)
             {
-                answers[rows[0]] = Failed(requests[rows[0]], e);
+                // Not a row's failure (those come back in scored.Error): every request of the call gets it.
+                foreach (var i in rows)
+                {
+                    answers[i] = Failed(requests[i], e);
+                }
+
                 return;
             }
 
