@@ -10,9 +10,10 @@ namespace ModelAsData.Postgres.Export;
 
 /// <summary>
 /// <c>mad export training-set</c> on PostgreSQL (docs/EXPORT.md). Everything runs on one connection of the caller's
-/// data source, in one REPEATABLE READ transaction: the candidates are collected once into a temporary table (read
-/// with the caller's own rights), the plan is chosen from their counts, and each file is streamed out of a COPY —
-/// CSV as PostgreSQL writes it, Parquet from a binary COPY in row groups — hashed as it is written. Nothing holds
+/// data source, in one REPEATABLE READ transaction, read with the caller's own rights. An export of every row into
+/// one file is one COPY in file order (<see cref="EverythingExport"/>); with a mix, holdout or cap the candidates are
+/// collected once into a temporary table, the plan is chosen from their counts, and each file is streamed out of a
+/// COPY of it. CSV as PostgreSQL writes it, Parquet from a binary COPY in row groups, hashed as written. Nothing holds
 /// all rows in memory. Files are written under a .partial name and renamed when complete; on any failure they are
 /// removed and no manifest is written.
 /// </summary>

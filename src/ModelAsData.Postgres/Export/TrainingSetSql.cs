@@ -6,7 +6,7 @@ namespace ModelAsData.Postgres.Export;
 /// <summary>
 /// The statements of a training-set export, all run on the caller's own connection (docs/EXPORT.md): the outcome
 /// source and the features are read with the caller's grants, column privileges and row security; the served
-/// predictions come through mad.served_predictions, which checks the caller may read mad_out.&lt;name&gt;. COPY and
+/// predictions come through mad.export_served (055_1: mad.served_predictions' rows and checks), which checks the caller may read mad_out.&lt;name&gt;. COPY and
 /// CREATE TABLE AS take no parameters, so values enter as literals built here from typed values (timestamps in ISO
 /// form, invariant numbers, the table name checked against mad.prediction_tables); identifiers are quoted.
 /// </summary>
@@ -40,13 +40,13 @@ internal static class TrainingSetSql
 
     /// <summary>
     /// Session settings that fix how values are written (UTC, ISO dates, shortest exact floats), so the same rows give
-    /// the same bytes. For speed: no JIT (mad.served_predictions is estimated at 1,000 rows, so the planner's huge row
-    /// guesses switch JIT on, which then costs seconds of compiling), sorts of a million keys in memory, and room for the
-    /// candidates in local buffers where the session has not used temp tables yet.
+    /// the same bytes. For speed: no JIT (the planner's row guesses for the joins switch JIT on, which then costs seconds
+    /// of compiling), the final sort of a million rows in file order (~260 MB) in memory, and room for the candidates in
+    /// local buffers where the session has not used temp tables yet.
     /// </summary>
     public const string Settings = """
         SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL IntervalStyle = 'iso_8601'; SET LOCAL extra_float_digits = 1;
-        SET LOCAL jit = off; SET LOCAL work_mem = '128MB';
+        SET LOCAL jit = off; SET LOCAL work_mem = '512MB';
         DO $$ BEGIN PERFORM pg_catalog.set_config('temp_buffers', '256MB', true); EXCEPTION WHEN OTHERS THEN NULL; END $$;
         """;
 
