@@ -41,12 +41,13 @@ internal static class TrainingSetSql
     /// <summary>
     /// Session settings that fix how values are written (UTC, ISO dates, shortest exact floats), so the same rows give
     /// the same bytes. For speed: no JIT (the planner's row guesses for the joins switch JIT on, which then costs seconds
-    /// of compiling), the final sort of a million rows in file order (~260 MB) in memory, and room for the candidates in
-    /// local buffers where the session has not used temp tables yet.
+    /// of compiling), the final sort of a million rows in file order (~260 MB) in memory, hash joins on the key text
+    /// (a merge join sorts both sides, the wide one included, only to sort the result again in file order), and room for
+    /// the candidates in local buffers where the session has not used temp tables yet.
     /// </summary>
     public const string Settings = """
         SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL IntervalStyle = 'iso_8601'; SET LOCAL extra_float_digits = 1;
-        SET LOCAL jit = off; SET LOCAL work_mem = '512MB';
+        SET LOCAL jit = off; SET LOCAL work_mem = '512MB'; SET LOCAL enable_mergejoin = off;
         DO $$ BEGIN PERFORM pg_catalog.set_config('temp_buffers', '256MB', true); EXCEPTION WHEN OTHERS THEN NULL; END $$;
         """;
 
@@ -92,7 +93,8 @@ internal static class TrainingSetSql
         var features = string.Concat(b.KeyColumns.Concat(b.FeatureColumns).Select(c => $"f.{Quote(c)}, "));
         var hashed = bucket
             ? $"""
-              SELECT l.*, ((get_byte(l.h, 0)::bigint << 24) | (get_byte(l.h, 1) << 16) | (get_byte(l.h, 2) << 8) | get_byte(l.h, 3))::double precision / 4294967296.0 AS mad_b
+              SELECT l.mad_k, l.mad_label, l.mad_observed_at, l.mad_source_k, l.mad_device,
+                     ((get_byte(l.h, 0)::bigint << 24) | (get_byte(l.h, 1) << 16) | (get_byte(l.h, 2) << 8) | get_byte(l.h, 3))::double precision / 4294967296.0 AS mad_b
               FROM (SELECT l.*, pg_catalog.sha256(pg_catalog.convert_to({Number(seed)}::text || ':' || l.mad_source_k, 'UTF8')) AS h FROM fleet l OFFSET 0) l
               """
             : "SELECT l.*, 0::double precision AS mad_b FROM fleet l";
