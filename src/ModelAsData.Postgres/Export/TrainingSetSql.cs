@@ -41,13 +41,13 @@ internal static class TrainingSetSql
     /// <summary>
     /// Session settings that fix how values are written (UTC, ISO dates, shortest exact floats), so the same rows give
     /// the same bytes. For speed: no JIT (the planner's row guesses for the joins switch JIT on, which then costs seconds
-    /// of compiling), the final sort of a million rows in file order (~260 MB) in memory, hash joins on the key text
-    /// (a merge join sorts both sides, the wide one included, only to sort the result again in file order), and room for
-    /// the candidates in local buffers where the session has not used temp tables yet.
+    /// of compiling), the final sort of a million rows in file order (~260 MB) in memory, and room for the candidates in
+    /// local buffers where the session has not used temp tables yet. (Merge joins left on: forcing hash joins on the key
+    /// cost 5-10 % more backend CPU at 1 M keys.)
     /// </summary>
     public const string Settings = """
         SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL IntervalStyle = 'iso_8601'; SET LOCAL extra_float_digits = 1;
-        SET LOCAL jit = off; SET LOCAL work_mem = '512MB'; SET LOCAL enable_mergejoin = off;
+        SET LOCAL jit = off; SET LOCAL work_mem = '512MB';
         DO $$ BEGIN PERFORM pg_catalog.set_config('temp_buffers', '256MB', true); EXCEPTION WHEN OTHERS THEN NULL; END $$;
         """;
 
