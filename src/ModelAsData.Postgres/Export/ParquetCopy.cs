@@ -66,7 +66,7 @@ internal static class ParquetCopy
                 }
             }
 
-            progress?.Report(rows);
+            progress?.Finish();
         }
 
         await using var hashed = File.OpenRead(path);

@@ -10,9 +10,10 @@ namespace ModelAsData.Postgres.Export;
 
 /// <summary>
 /// <c>mad export training-set</c> on PostgreSQL (docs/EXPORT.md). Everything runs on one connection of the caller's
-/// data source, in one REPEATABLE READ transaction: the candidates are collected once into a temporary table (read
-/// with the caller's own rights), the plan is chosen from their counts, and each file is streamed out of a COPY —
-/// CSV as PostgreSQL writes it, Parquet from a binary COPY in row groups — hashed as it is written. Nothing holds
+/// data source, in one REPEATABLE READ transaction, read with the caller's own rights. An export of every row into
+/// one file is one COPY in file order (<see cref="EverythingExport"/>); with a mix, holdout or cap the candidates are
+/// collected once into a temporary table, the plan is chosen from their counts, and each file is streamed out of a
+/// COPY of it. CSV as PostgreSQL writes it, Parquet from a binary COPY in row groups, hashed as written. Nothing holds
 /// all rows in memory. Files are written under a .partial name and renamed when complete; on any failure they are
 /// removed and no manifest is written.
 /// </summary>
@@ -38,11 +39,48 @@ public sealed class PostgresTrainingSets(NpgsqlDataSource dataSource)
                 $"The cutoff {cutoff.UtcDateTime:O} (now, as no --cutoff was given) is before --new-since {since.UtcDateTime:O}: no label could be new.");
         }
 
+        var training = Path.GetFullPath(request.Out);
+        var written = request.Mix is null && request.Rows is null && request.Holdout == 0
+            ? await EverythingExport.WriteAsync(dataSource, connection, transaction, binding, request, cutoff, training, progress, cancellationToken)
+            : await WritePlannedAsync(connection, transaction, binding, request, cutoff, training, progress, cancellationToken);
+        var (eligible, files, versions, unserved) = written;
+
+        var manifest = new TrainingSetManifest
+        {
+            PredictionTable = binding.Name,
+            Source = binding.Source,
+            KeyColumns = binding.KeyColumns,
+            FeatureColumns = binding.FeatureColumns,
+            Outcomes = new TrainingSetOutcomes(binding.OutcomeSource, binding.OutcomeKeyColumns, binding.LabelColumn, binding.ObservedAtColumn),
+            Versions = [.. versions.Select(v => new TrainingSetVersion(v.Key, v.Value)), .. unserved > 0 ? [new TrainingSetVersion(null, unserved)] : Array.Empty<TrainingSetVersion>()],
+            Cutoff = cutoff,
+            NewSince = request.NewSince,
+            Mix = request.Mix,
+            Rows = request.Rows,
+            Holdout = request.Holdout,
+            Seed = request.Seed,
+            Split = FormattableString.Invariant(
+                $"a row is in the holdout when mad.bucket({request.Seed}, key) < {request.Holdout}; each file's rows are taken and written in order of that bucket, then of the key text (byte order)"),
+            Eligible = eligible,
+            Files = files,
+            Command = request.Command(cutoff),
+            ExportedAt = DateTimeOffset.UtcNow,
+        };
+        await File.WriteAllTextAsync(TrainingSetFiles.Manifest(training), manifest.ToJson(), cancellationToken);
+        return manifest;
+    }
+
+    /// <summary>
+    /// An export with a mix, a holdout or a cap: the candidates into a temporary table, the plan from its counts, then
+    /// each file's rows out of it in hash order.
+    /// </summary>
+    private static async Task<Written> WritePlannedAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, TrainingSetBinding binding,
+        TrainingSetRequest request, DateTimeOffset cutoff, string training, IProgress<TrainingSetProgress>? progress, CancellationToken cancellationToken)
+    {
         await ExecuteAsync(connection, TrainingSetSql.Candidates(binding, cutoff, request.NewSince, request.Seed, request.Holdout), cancellationToken);
         var eligible = await CountAsync(connection, binding, cutoff, cancellationToken);
         var plan = TrainingSetPlan.Choose(request, eligible.TrainingNew, eligible.TrainingOld, eligible.HoldoutNew, eligible.HoldoutOld);
 
-        var training = Path.GetFullPath(request.Out);
         var parts = new List<(string Part, string Path, bool Holdout, PartCounts Counts)> { ("training", training, false, plan.Training) };
         if (request.Holdout > 0)
         {
@@ -84,7 +122,7 @@ public sealed class PostgresTrainingSets(NpgsqlDataSource dataSource)
                 var report = progress is null ? null : new Progress(progress, part, rows);
                 var sha = request.Format == TrainingSetFormat.Parquet
                     ? await ParquetCopy.WriteAsync(connection, binding, TrainingSetSql.Selection(holdout, plan.ByKind, take.Item1, take.Item2, "r.*"), partial, report, cancellationToken)
-                    : await WriteCsvAsync(connection, TrainingSetSql.Selection(holdout, plan.ByKind, take.Item1, take.Item2, TrainingSetSql.Columns(binding)), partial, rows, report, cancellationToken);
+                    : await WriteCsvAsync(connection, TrainingSetSql.Selection(holdout, plan.ByKind, take.Item1, take.Item2, TrainingSetSql.Columns(binding)), partial, report, cancellationToken);
                 files.Add(new TrainingSetFile(part, Path.GetFileName(path), request.Format.ToString().ToLowerInvariant(), rows, newRows, rows - newRows, sha));
             }
 
@@ -104,29 +142,7 @@ public sealed class PostgresTrainingSets(NpgsqlDataSource dataSource)
             throw;
         }
 
-        var manifest = new TrainingSetManifest
-        {
-            PredictionTable = binding.Name,
-            Source = binding.Source,
-            KeyColumns = binding.KeyColumns,
-            FeatureColumns = binding.FeatureColumns,
-            Outcomes = new TrainingSetOutcomes(binding.OutcomeSource, binding.OutcomeKeyColumns, binding.LabelColumn, binding.ObservedAtColumn),
-            Versions = [.. versions.Select(v => new TrainingSetVersion(v.Key, v.Value)), .. unserved > 0 ? [new TrainingSetVersion(null, unserved)] : Array.Empty<TrainingSetVersion>()],
-            Cutoff = cutoff,
-            NewSince = request.NewSince,
-            Mix = request.Mix,
-            Rows = request.Rows,
-            Holdout = request.Holdout,
-            Seed = request.Seed,
-            Split = FormattableString.Invariant(
-                $"a row is in the holdout when mad.bucket({request.Seed}, key) < {request.Holdout}; each file's rows are taken and written in order of that bucket, then of the key text (byte order)"),
-            Eligible = eligible,
-            Files = files,
-            Command = request.Command(cutoff),
-            ExportedAt = DateTimeOffset.UtcNow,
-        };
-        await File.WriteAllTextAsync(TrainingSetFiles.Manifest(training), manifest.ToJson(), cancellationToken);
-        return manifest;
+        return new Written(eligible, files, versions, unserved);
     }
 
     private static async Task<TrainingSetBinding> ReadBindingAsync(NpgsqlConnection connection, string name, CancellationToken cancellationToken)
@@ -177,7 +193,14 @@ public sealed class PostgresTrainingSets(NpgsqlDataSource dataSource)
             }
         }
 
-        if (trainingNew + trainingOld + holdoutNew + holdoutOld == 0)
+        return Eligible(binding, cutoff, new TrainingSetEligible(trainingNew, trainingOld, holdoutNew, holdoutOld, withoutRow, withoutPrediction));
+    }
+
+    /// <summary>The counts, or the error that says why there is nothing to export.</summary>
+    internal static TrainingSetEligible Eligible(TrainingSetBinding binding, DateTimeOffset cutoff, TrainingSetEligible eligible)
+    {
+        var withoutRow = eligible.LabelsWithoutSourceRow;
+        if (eligible.TrainingNew + eligible.TrainingOld + eligible.HoldoutNew + eligible.HoldoutOld == 0)
         {
             var c = CultureInfo.InvariantCulture;
             throw new ModelAsDataException(ErrorCode.NotFound, withoutRow == 0
@@ -185,14 +208,14 @@ public sealed class PostgresTrainingSets(NpgsqlDataSource dataSource)
                 : string.Create(c, $"None of the {withoutRow:N0} label(s) in {binding.OutcomeSource} observed by {cutoff.UtcDateTime:O} has a row in {binding.Source}: no features to export. Check that outcome key ({string.Join(", ", binding.OutcomeKeyColumns)}) holds the same values as the table's key ({string.Join(", ", binding.KeyColumns)})."));
         }
 
-        return new TrainingSetEligible(trainingNew, trainingOld, holdoutNew, holdoutOld, withoutRow, withoutPrediction);
+        return eligible;
     }
 
     /// <summary>
     /// COPY … (FORMAT csv, HEADER) into the file: PostgreSQL writes the CSV; Npgsql hands text COPY out as characters
     /// (it refuses a raw byte stream for text formats), so they are encoded back to UTF-8 here, hashed and written.
     /// </summary>
-    private static async Task<string> WriteCsvAsync(NpgsqlConnection connection, string selection, string path, long rows, Progress? progress, CancellationToken cancellationToken)
+    internal static async Task<string> WriteCsvAsync(NpgsqlConnection connection, string selection, string path, Progress? progress, CancellationToken cancellationToken)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var utf8 = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
@@ -212,7 +235,7 @@ public sealed class PostgresTrainingSets(NpgsqlDataSource dataSource)
                 if (progress is not null)
                 {
                     lines += chars.AsSpan(0, read).Count('\n');
-                    progress.Report(Math.Min(Math.Max(lines - 1, 0), rows));
+                    progress.Report(Math.Max(lines - 1, 0));
                 }
             }
 
@@ -221,11 +244,11 @@ public sealed class PostgresTrainingSets(NpgsqlDataSource dataSource)
             await file.WriteAsync(bytes.AsMemory(0, last), cancellationToken);
         }
 
-        progress?.Report(rows);
+        progress?.Finish();
         return Convert.ToHexStringLower(hash.GetHashAndReset());
     }
 
-    private static async Task ExecuteAsync(NpgsqlConnection connection, string sql, CancellationToken cancellationToken)
+    internal static async Task ExecuteAsync(NpgsqlConnection connection, string sql, CancellationToken cancellationToken)
     {
         await using var command = new NpgsqlCommand(sql, connection) { CommandTimeout = 0 };
         await command.ExecuteNonQueryAsync(cancellationToken);
@@ -237,17 +260,34 @@ public sealed class PostgresTrainingSets(NpgsqlDataSource dataSource)
         return (T)(await command.ExecuteScalarAsync(cancellationToken))!;
     }
 
-    /// <summary>One file's progress, reported at most every 10,000 rows.</summary>
-    internal sealed class Progress(IProgress<TrainingSetProgress> sink, string part, long total)
+    /// <summary>What an export wrote: the pools' counts, the files, and the exported rows by the version that served them (unserved: none).</summary>
+    internal sealed record Written(TrainingSetEligible Eligible, List<TrainingSetFile> Files, SortedDictionary<int, long> Versions, long Unserved);
+
+    /// <summary>
+    /// One file's progress, reported at most every 10,000 rows, and only once its total is known (an export that counts
+    /// beside its COPY learns it while writing).
+    /// </summary>
+    internal sealed class Progress(IProgress<TrainingSetProgress> sink, string part, long? total)
     {
         private long _last = -1;
 
+        public long? Total { get; set; } = total;
+
         public void Report(long rows)
         {
-            if (rows == total || rows - _last >= 10_000)
+            if (Total is { } all && (rows >= all || rows - _last >= 10_000))
             {
-                _last = rows;
-                sink.Report(new TrainingSetProgress(part, rows, total));
+                _last = Math.Min(rows, all);
+                sink.Report(new TrainingSetProgress(part, _last, all));
+            }
+        }
+
+        /// <summary>The file is complete: its total, once known.</summary>
+        public void Finish()
+        {
+            if (Total is { } all)
+            {
+                Report(all);
             }
         }
     }
