@@ -127,6 +127,10 @@ public sealed class FunctionGrantTests(PostgresDatabase database) : DatabaseTest
         // definer that answers only whom mad.served_predictions answers); mad.outcome_metrics calls both as its caller.
         ["mad.source_unique_on(regclass,text[])"] = Callers,
         ["mad.served_once(text)"] = Callers,
+        // 055: the export's served rows with the time each stopped being in force (answers whom served_predictions
+        // answers); 060: that rule, once, called by both as mad's owner.
+        ["mad.export_served(text,timestamp with time zone)"] = Callers,
+        ["mad.require_served_history(text)"] = Nobody,
         ["mad.history_insert(mad.prediction_tables,text)"] = Nobody,
         ["mad.history_rows()"] = Nobody,
         ["mad.attach_history(mad.prediction_tables)"] = Nobody,
