@@ -183,27 +183,8 @@ public sealed class SqliteTrainingSets(SqliteModelRegistry registry)
             throw;
         }
 
-        var manifest = new TrainingSetManifest
-        {
-            PredictionTable = table.Name,
-            Source = table.Source,
-            KeyColumns = table.Key,
-            FeatureColumns = features,
-            Outcomes = new TrainingSetOutcomes(binding.Source, outcomeKey, binding.LabelColumn, binding.ObservedAtColumn),
-            Versions = [.. versions.Select(v => new TrainingSetVersion(v.Key, v.Value)), .. unserved > 0 ? [new TrainingSetVersion(null, unserved)] : Array.Empty<TrainingSetVersion>()],
-            Cutoff = cutoff,
-            NewSince = request.NewSince,
-            Mix = request.Mix,
-            Rows = request.Rows,
-            Holdout = request.Holdout,
-            Seed = request.Seed,
-            Split = FormattableString.Invariant(
-                $"a row is in the holdout when mad.bucket({request.Seed}, key) < {request.Holdout}; each file's rows are taken and written in order of that bucket, then of the key text (byte order)"),
-            Eligible = eligible,
-            Files = files,
-            Command = request.Command(cutoff),
-            ExportedAt = DateTimeOffset.UtcNow,
-        };
+        var manifest = TrainingSetManifest.Of(request, table.Name, table.Source, table.Key, features,
+            new TrainingSetOutcomes(binding.Source, outcomeKey, binding.LabelColumn, binding.ObservedAtColumn), versions, unserved, cutoff, eligible, files);
         await File.WriteAllTextAsync(TrainingSetFiles.Manifest(training), manifest.ToJson(), cancellationToken);
         return manifest;
     }

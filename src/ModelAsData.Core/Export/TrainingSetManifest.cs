@@ -52,6 +52,34 @@ public sealed record TrainingSetManifest
 
     public DateTimeOffset ExportedAt { get; init; }
 
+    /// <summary>
+    /// The manifest of an export on either store: what the request asked for, and what was found and written. The
+    /// versions' rows, with the rows no prediction was served for as a version of their own (null).
+    /// </summary>
+    public static TrainingSetManifest Of(TrainingSetRequest request, string predictionTable, string source, IReadOnlyList<string> keyColumns,
+        IReadOnlyList<string> featureColumns, TrainingSetOutcomes outcomes, IReadOnlyDictionary<int, long> versions, long unserved, DateTimeOffset cutoff,
+        TrainingSetEligible eligible, IReadOnlyList<TrainingSetFile> files) => new()
+    {
+        PredictionTable = predictionTable,
+        Source = source,
+        KeyColumns = keyColumns,
+        FeatureColumns = featureColumns,
+        Outcomes = outcomes,
+        Versions = [.. versions.Select(v => new TrainingSetVersion(v.Key, v.Value)), .. unserved > 0 ? [new TrainingSetVersion(null, unserved)] : Array.Empty<TrainingSetVersion>()],
+        Cutoff = cutoff,
+        NewSince = request.NewSince,
+        Mix = request.Mix,
+        Rows = request.Rows,
+        Holdout = request.Holdout,
+        Seed = request.Seed,
+        Split = FormattableString.Invariant(
+            $"a row is in the holdout when mad.bucket({request.Seed}, key) < {request.Holdout}; each file's rows are taken and written in order of that bucket, then of the key text (byte order)"),
+        Eligible = eligible,
+        Files = files,
+        Command = request.Command(cutoff),
+        ExportedAt = DateTimeOffset.UtcNow,
+    };
+
     private static readonly JsonSerializerOptions s_json = new()
     {
         WriteIndented = true,

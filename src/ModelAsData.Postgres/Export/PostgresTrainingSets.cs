@@ -45,27 +45,8 @@ public sealed class PostgresTrainingSets(NpgsqlDataSource dataSource)
             : await WritePlannedAsync(connection, transaction, binding, request, cutoff, training, progress, cancellationToken);
         var (eligible, files, versions, unserved) = written;
 
-        var manifest = new TrainingSetManifest
-        {
-            PredictionTable = binding.Name,
-            Source = binding.Source,
-            KeyColumns = binding.KeyColumns,
-            FeatureColumns = binding.FeatureColumns,
-            Outcomes = new TrainingSetOutcomes(binding.OutcomeSource, binding.OutcomeKeyColumns, binding.LabelColumn, binding.ObservedAtColumn),
-            Versions = [.. versions.Select(v => new TrainingSetVersion(v.Key, v.Value)), .. unserved > 0 ? [new TrainingSetVersion(null, unserved)] : Array.Empty<TrainingSetVersion>()],
-            Cutoff = cutoff,
-            NewSince = request.NewSince,
-            Mix = request.Mix,
-            Rows = request.Rows,
-            Holdout = request.Holdout,
-            Seed = request.Seed,
-            Split = FormattableString.Invariant(
-                $"a row is in the holdout when mad.bucket({request.Seed}, key) < {request.Holdout}; each file's rows are taken and written in order of that bucket, then of the key text (byte order)"),
-            Eligible = eligible,
-            Files = files,
-            Command = request.Command(cutoff),
-            ExportedAt = DateTimeOffset.UtcNow,
-        };
+        var manifest = TrainingSetManifest.Of(request, binding.Name, binding.Source, binding.KeyColumns, binding.FeatureColumns,
+            new TrainingSetOutcomes(binding.OutcomeSource, binding.OutcomeKeyColumns, binding.LabelColumn, binding.ObservedAtColumn), versions, unserved, cutoff, eligible, files);
         await File.WriteAllTextAsync(TrainingSetFiles.Manifest(training), manifest.ToJson(), cancellationToken);
         return manifest;
     }
