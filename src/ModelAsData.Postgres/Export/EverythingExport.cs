@@ -32,13 +32,15 @@ internal static class EverythingExport
                 report, stop.Token);
         try
         {
-            // The first to fail stops the other, and its error is the one reported.
+            // The first to fail stops the other. The COPY's own error is the one reported when it has one: a COPY that
+            // fails aborts the transaction that exported the snapshot, so the count may fail first only because the
+            // snapshot is gone (22023, invalid snapshot identifier), while the COPY says why (say, 42501).
             var first = await Task.WhenAny(tally, copy);
             if (first.IsFaulted)
             {
                 await stop.CancelAsync();
                 await Task.WhenAll(Quietly(tally), Quietly(copy));
-                await first;
+                await (copy.IsFaulted ? copy : first);
             }
 
             var counted = await tally;
