@@ -34,7 +34,7 @@ internal static class EverythingExport
         {
             // The first to fail stops the other. The COPY's own error is the one reported when it has one: a COPY that
             // fails aborts the transaction that exported the snapshot, so the count may fail first only because the
-            // snapshot is gone (22023, invalid snapshot identifier), while the COPY says why (say, 42501).
+            // snapshot is gone ("could not import the requested snapshot"), while the COPY says why (say, 42501).
             var first = await Task.WhenAny(tally, copy);
             if (first.IsFaulted)
             {
