@@ -55,6 +55,7 @@ public sealed class OnlineOutcomeRightsTests(PostgresDatabase database) : Online
         await AssertDeniedAsync(intruder, $"SELECT * FROM mad.performance('online:{model}')");
         await AssertDeniedAsync(intruder, $"SELECT * FROM mad.served_predictions('online:{model}')");
         await AssertDeniedAsync(intruder, $"SELECT * FROM mad.online_served_predictions('online:{model}')");
+        await AssertDeniedAsync(intruder, $"SELECT * FROM mad.export_served('online:{model}')"); // 055_1: the export's door to the same rows
         await AssertDeniedAsync(intruder, $"SELECT * FROM mad.online_key_features('{model}')");
         await AssertDeniedAsync(intruder, $"SELECT * FROM mad.outcome_metrics('online:{model}')");
         var out_ = Path.Combine(_directory, "stolen.csv");

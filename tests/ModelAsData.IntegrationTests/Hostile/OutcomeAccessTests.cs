@@ -23,13 +23,16 @@ public sealed class OutcomeAccessTests(PostgresDatabase database) : DatabaseTest
         var snooped = await snoop.FailsAsync($"SELECT * FROM mad.performance('{name}')");
         var served = await snoop.FailsAsync($"SELECT * FROM mad.served_predictions('{name}')");
         var once = await snoop.FailsAsync($"SELECT mad.served_once('{name}')"); // 056: not even whether a key was served twice
+        var exported = await snoop.FailsAsync($"SELECT * FROM mad.export_served('{name}')"); // 055_1: the export's door to the same rows
+        var rule = await snoop.FailsAsync($"SELECT mad.require_served_history('{name}')"); // 060: granted to nobody
         var history = await session.FailsAsync($"SELECT * FROM mad_history.{name}");
         var rebind = await session.FailsAsync($"SELECT mad.set_outcomes('{name}', 'mad.outcomes', '{{prediction_table}}', 'source', 'created_at')");
 
         Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, denied.SqlState);
         Assert.Contains(outcomes, denied.MessageText, StringComparison.Ordinal);
-        Assert.All(new[] { snooped, served, once, history, rebind }, e => Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, e.SqlState));
+        Assert.All(new[] { snooped, served, once, exported, rule, history, rebind }, e => Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, e.SqlState));
         Assert.Contains($"mad_out.{name}", snooped.MessageText, StringComparison.Ordinal);
+        Assert.Contains($"mad_out.{name}", exported.MessageText, StringComparison.Ordinal);
 
         // Granted the source, the same reader gets the metrics; row security on the source applies to it.
         await Database.DataSource.ExecuteAsync($"""

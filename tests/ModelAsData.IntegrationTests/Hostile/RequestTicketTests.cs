@@ -105,6 +105,36 @@ public sealed class RequestTicketTests(PostgresDatabase database) : OnlineReques
         }
     }
 
+    [Fact(Timeout = 120_000)]
+    public async Task Neither_a_caller_nor_another_engine_can_release_the_workers_ticket_or_take_its_requests()
+    {
+        var model = await PushIrisAsync();
+        await using var sidecar = await StartSidecarAsync();
+        await using var roles = new HostileRoles(Database);
+        var (_, caller) = await roles.LoginAsync("mallory", "IN ROLE mad_user");
+        var (_, engine) = await roles.LoginAsync("rogue_engine", "IN ROLE mad_sidecar");
+        Assert.Contains("\"label\"", await CallAsync(Database.DataSource, model, Setosa), StringComparison.Ordinal);
+        var worker = await Database.DataSource.ScalarAsync<string>("SELECT sidecar FROM mad.request_workers LIMIT 1");
+        var held = (await Database.DataSource.QueryAsync<long>(HeldTickets)).ToList();
+
+        // 057_1's release and claim, typed by a caller: refused outright.
+        foreach (var ticket in held)
+        {
+            var refused = await caller.FailsAsync("SELECT * FROM mad.release_and_claim(@ticket, @worker, 256)", new { ticket, worker });
+            Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, refused.SqlState);
+        }
+
+        // Another engine may call it, but an advisory unlock releases only its own session's locks: the worker's
+        // tickets stay held, and its callers are still answered.
+        foreach (var ticket in held)
+        {
+            await engine.QueryAsync<long>("SELECT id FROM mad.release_and_claim(@ticket, 'rogue', 256)", new { ticket });
+        }
+
+        Assert.Subset((await Database.DataSource.QueryAsync<long>(HeldTickets)).ToHashSet(), held.ToHashSet());
+        Assert.Contains("\"label\"", await CallAsync(Database.DataSource, model, Setosa), StringComparison.Ordinal);
+    }
+
     /// <summary>One session per lock, each waiting for it (a blocked pg_advisory_lock) until it is granted.</summary>
     private static async Task<List<(NpgsqlConnection Connection, Task Lock)>> QueueForAsync(NpgsqlDataSource attackerSource, IEnumerable<long> tickets)
     {
