@@ -6,9 +6,10 @@ namespace ModelAsData.Postgres.Export;
 /// <summary>
 /// The statements of a training-set export, all run on the caller's own connection (docs/EXPORT.md): the outcome
 /// source and the features are read with the caller's grants, column privileges and row security; the served
-/// predictions come through mad.export_served (055_1: mad.served_predictions' rows and checks), which checks the caller may read mad_out.&lt;name&gt;. COPY and
-/// CREATE TABLE AS take no parameters, so values enter as literals built here from typed values (timestamps in ISO
-/// form, invariant numbers, the table name checked against mad.prediction_tables); identifiers are quoted.
+/// predictions come through mad.export_served (055_1: mad.served_predictions' rows; 060: the same rule,
+/// mad.require_served_history), which checks the caller may read mad_out.&lt;name&gt;. COPY and CREATE TABLE AS take
+/// no parameters, so values enter as literals built here from typed values (timestamps in ISO form, invariant numbers,
+/// the table name checked against mad.prediction_tables); identifiers are quoted.
 /// </summary>
 internal static class TrainingSetSql
 {
